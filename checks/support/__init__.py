@@ -1,0 +1,1 @@
+"""Parsers and helpers shared by the Lab 6 checks."""

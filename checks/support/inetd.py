@@ -1,0 +1,82 @@
+"""/etc/inetd.conf and /etc/services, read as openbsd-inetd reads them.
+
+An entry is ``service socket-type protocol wait[.max] user[.group] server [args]``; the service
+may carry a listen address (``127.0.0.1:pop3``) and is a name or alias from /etc/services, or a
+port number. A line whose first non-blank character is ``#`` is a comment: it can hold a
+commented-out entry (``#pop3 stream tcp ...``, Debian's ``#<off># telnet ...``), which is how a
+service is disabled. Malformed lines are ignored, as inetd ignores them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+SOCKET_TYPES = frozenset({"stream", "dgram", "raw", "rdm", "seqpacket"})
+_DISABLED_MARK = re.compile(r"^#+\s*(?:<off>#\s*)?")
+
+
+@dataclass(frozen=True)
+class Entry:
+    line: int  # 1-based line number in the file
+    text: str  # the line as written, without surrounding blanks
+    active: bool  # False for a commented-out entry
+    service: str  # name, alias or port, without a listen address
+    socket_type: str
+    protocol: str  # tcp, tcp4, tcp6, udp, udp6, rpc/tcp ...
+
+    @property
+    def family(self) -> str:
+        """tcp or udp, whatever the IP version; '' for rpc and unix entries."""
+        base = self.protocol.rstrip("46")
+        return base if base in ("tcp", "udp") else ""
+
+    def where(self) -> str:
+        return f"line {self.line}: {self.text}"
+
+
+def parse_inetd_conf(text: str) -> list[Entry]:
+    entries = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        active = not stripped.startswith("#")
+        body = stripped if active else _DISABLED_MARK.sub("", stripped)
+        fields = body.split()
+        if len(fields) < 6 or fields[1] not in SOCKET_TYPES:
+            continue  # a plain comment, or a line inetd would reject
+        service = fields[0].rsplit(":", 1)[-1] if ":" in fields[0] else fields[0]
+        entries.append(Entry(number, stripped[:200], active, service, fields[1], fields[2]))
+    return entries
+
+
+def parse_services(text: str) -> dict[str, set[tuple[int, str]]]:
+    """/etc/services: every name and alias -> {(port, 'tcp' | 'udp' ...)}."""
+    names: dict[str, set[tuple[int, str]]] = {}
+    for raw in text.splitlines():
+        fields = raw.split("#", 1)[0].split()
+        if len(fields) < 2 or "/" not in fields[1]:
+            continue
+        port, _, protocol = fields[1].partition("/")
+        if not port.isdigit():
+            continue
+        for name in [fields[0], *fields[2:]]:
+            names.setdefault(name, set()).add((int(port), protocol))
+    return names
+
+
+def entry_port(entry: Entry, services: Mapping[str, set[tuple[int, str]]]) -> int | None:
+    """The port an entry serves, or None when inetd could not resolve its service."""
+    if entry.service.isdigit():
+        return int(entry.service)
+    ports = {port for port, proto in services.get(entry.service, ()) if proto == entry.family}
+    return min(ports) if ports else None
+
+
+def entries_for_port(entries: Iterable[Entry], services: Mapping[str, set[tuple[int, str]]],
+                     port: int, *, active: bool | None = None) -> list[Entry]:
+    """Entries (of any protocol) serving ``port``; only active ones with ``active=True``."""
+    return [e for e in entries
+            if entry_port(e, services) == port and (active is None or e.active == active)]

@@ -1,0 +1,127 @@
+"""Questions the Lab 6 checks ask the VM, through testinfra's ``host``.
+
+Everything a check learns about the VM comes through ``host`` (commands on the VM) or
+``outside`` (probes from the grading machine); the paths come from the rubric via ``lab``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .inetd import Entry, parse_inetd_conf, parse_services
+from .mbox import Message, parse_mbox
+
+#: Bytes of a mailbox or config file read at most; a bigger file is read in part, and says so.
+READ_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Listener:
+    protocol: str  # tcp or udp
+    address: str  # 0.0.0.0, ::, 127.0.0.1 ...
+
+    def __str__(self) -> str:
+        return f"{self.protocol} {self.address}"
+
+
+def listeners(host, port: int, protocols: tuple[str, ...] = ("tcp",)) -> list[Listener]:
+    """What listens on ``port`` on the VM, on any address, IPv4 or IPv6 (``ss -l``)."""
+    found = []
+    for spec in host.socket.get_listening_sockets():
+        protocol, _, rest = spec.partition("://")
+        if protocol not in protocols:
+            continue
+        address, _, number = rest.rpartition(":")
+        if number.isdigit() and int(number) == port:
+            found.append(Listener(protocol, address))
+    return found
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    ppid: int
+    comm: str
+    args: str
+
+
+def output(host, command: str, *args: str) -> str:
+    """stdout of a command that must succeed; if it fails the check cannot judge (an error,
+    not a failure of the student's VM)."""
+    result = host.run(command, *args)
+    if result.rc != 0:
+        raise RuntimeError(f"`{result.command.decode(errors='replace')}` failed with exit "
+                           f"status {result.rc}: {result.stderr.strip()[:300]}")
+    return result.stdout
+
+
+def processes(host) -> dict[int, Process]:
+    out = output(host, "ps -e -ww -o pid=,ppid=,comm=,args=")
+    table = {}
+    for line in out.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) >= 3 and fields[0].isdigit() and fields[1].isdigit():
+            pid, ppid = int(fields[0]), int(fields[1])
+            table[pid] = Process(pid, ppid, fields[2], fields[3] if len(fields) > 3 else "")
+    return table
+
+
+@dataclass(frozen=True)
+class FileContent:
+    data: bytes
+    size: int
+    truncated: bool
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def read_file(host, path: str, limit: int = READ_LIMIT) -> FileContent | None:
+    """A regular file's first ``limit`` bytes; None when it does not exist.
+
+    A symlink or anything but a regular file is refused (AssertionError): a student's
+    mailbox that points at /etc/shadow must never be read into a report.
+    """
+    f = host.file(path)
+    if f.is_symlink:
+        raise AssertionError(f"{path} is a symbolic link (to {f.linked_to}); it was not read")
+    if not f.exists:
+        return None
+    if not f.is_file:
+        raise AssertionError(f"{path} is not a regular file; it was not read")
+    size = f.size
+    data = host.run("head -c %s -- %s", str(limit), path).stdout_bytes
+    return FileContent(data, size, size > limit)
+
+
+def inetd_entries(host, lab) -> list[Entry]:
+    content = read_file(host, lab.paths.inetd_conf)
+    assert content is not None, f"{lab.paths.inetd_conf} does not exist"
+    return parse_inetd_conf(content.text)
+
+
+def services(host, lab) -> dict[str, set[tuple[int, str]]]:
+    content = read_file(host, lab.paths.services)
+    return parse_services(content.text if content else "")
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    path: str
+    messages: list[Message]
+    note: str  # said when the mailbox was only partly read
+
+    def describe(self) -> str:
+        listing = "; ".join(m.describe() for m in self.messages[:10]) or "no messages"
+        return f"{self.path} holds {len(self.messages)} message(s): {listing}{self.note}"
+
+
+def mailbox(host, lab, user: str) -> Mailbox:
+    path = f"{lab.paths.mail_spool.rstrip('/')}/{user}"
+    content = read_file(host, path)
+    if content is None:
+        return Mailbox(path, [], f" ({path} does not exist)")
+    note = f" (only the first {READ_LIMIT} of {content.size} bytes were read)" \
+        if content.truncated else ""
+    return Mailbox(path, parse_mbox(content.data), note)

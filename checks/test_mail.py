@@ -1,0 +1,65 @@
+"""Exercises 1-3: sending mail with mail(1), reading it, and talking SMTP by hand."""
+
+from .support.mbox import Message, normalise
+from .support.remote import mailbox, output
+
+HELLO_SUBJECT = "hello world"
+HELLO_BODY = "welcome to computer systems"
+
+
+def _is_hello(message: Message) -> bool:
+    return normalise(message.subject) == HELLO_SUBJECT and HELLO_BODY in normalise(message.body)
+
+
+def test_mail_hello_world(host, lab):
+    """bob received the "Hello world" message of Exercise 1.2."""
+    box = mailbox(host, lab, lab.var("mail_user"))
+    if any(_is_hello(m) for m in box.messages):
+        return
+    titled = [m for m in box.messages if normalise(m.subject) == HELLO_SUBJECT]
+    assert not titled, (f"{titled[0].describe()} arrived, but its body does not contain "
+                        f"'Welcome to Computer Systems'")
+    raise AssertionError(f"no 'Hello world' message for bob: {box.describe()}")
+
+
+def test_mail_from_file(host, lab):
+    """bob received another message sent on the VM with mail -s (Exercise 1.1)."""
+    box = mailbox(host, lab, lab.var("mail_user"))
+    sent = [m for m in box.messages if m.locally_submitted and m.subject and not _is_hello(m)]
+    assert sent, ("no message sent on the VM with `mail -s subject bob < file` besides "
+                  f"'Hello world': {box.describe()}")
+
+
+def test_mail_bcc_root(host, lab):
+    """root received the blind copy (-b root) of the "Hello world" message."""
+    box = mailbox(host, lab, "root")
+    assert any(_is_hello(m) for m in box.messages), (
+        f"root has no copy of 'Hello world' (sent with -b root@...): {box.describe()}")
+
+
+def test_mail_smtp_by_hand(host, lab):
+    """bob received a message from root typed in an SMTP conversation (Exercise 3.3)."""
+    box = mailbox(host, lab, lab.var("mail_user"))
+    by_smtp = [m for m in box.messages if m.arrived_by_smtp and not m.locally_submitted]
+    from_root = [m for m in by_smtp if m.sender_user == "root"]
+    if from_root:
+        return
+    assert not by_smtp, (f"{by_smtp[0].describe()} arrived over SMTP, but its sender is "
+                         f"{by_smtp[0].sender_user!r}, not root")
+    raise AssertionError("no message for bob arrived in an SMTP conversation (MAIL FROM root, "
+                         f"RCPT TO bob, DATA); messages sent with mail(1) do not count: "
+                         f"{box.describe()}")
+
+
+def test_mailbox_permissions(host, lab):
+    """No mailbox in the mail spool can be read or written by other users."""
+    spool = lab.paths.mail_spool
+    if not host.file(spool).is_directory:
+        return
+    exposed = output(host, "find -H %s -maxdepth 1 -type f -perm /o=rw -printf '%%m %%u %%f\\n'",
+                     spool).split("\n")
+    exposed = [line for line in exposed if line.strip()]
+    assert not exposed, "mailboxes other users can open: " + "; ".join(
+        f"{name} (owner {owner}, mode {mode})"
+        for mode, owner, name in (line.split(" ", 2) for line in exposed[:10])
+    ) + f" in {spool} (chmod o-rw)"

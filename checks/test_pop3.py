@@ -1,0 +1,38 @@
+"""Exercises 3.4-3.7: POP3 served through inetd."""
+
+from .support.inetd import entries_for_port
+from .support.remote import inetd_entries, listeners, services
+
+
+def test_pop3_in_inetd(host, lab):
+    """/etc/inetd.conf has an active pop3 entry."""
+    entries = entries_for_port(inetd_entries(host, lab), services(host, lab), 110)
+    if any(e.active for e in entries):
+        return
+    assert not entries, (f"the pop3 entry in {lab.paths.inetd_conf} is still commented out: "
+                         + "; ".join(e.where() for e in entries))
+    raise AssertionError(f"{lab.paths.inetd_conf} has no pop3 entry (port 110)")
+
+
+def test_pop3_listening(host, lab):
+    """TCP port 110 is in LISTEN state on the VM."""
+    if listeners(host, 110):
+        return
+    enabled = entries_for_port(inetd_entries(host, lab), services(host, lab), 110, active=True)
+    assert not enabled, (f"{lab.paths.inetd_conf} enables pop3 but nothing listens on 110: "
+                         "did you restart inetd?")
+    raise AssertionError("nothing listens on TCP port 110 on the VM")
+
+
+def test_pop3_greets(outside):
+    """From outside the VM, port 110 answers +OK."""
+    greeting = outside.pop3_greeting(110)
+    assert greeting.ok, f"port 110 did not answer +OK: {greeting.text}"
+
+
+def test_pop3_login(lab, outside):
+    """From outside, bob logs in over POP3 and finds mail (USER, PASS, STAT; nothing deleted)."""
+    user, password = lab.var("mail_user"), lab.var("bob_password")
+    login = outside.pop3_login(user, password, 110)
+    assert login.ok, f"POP3 login as {user} did not work: {login.text}"
+    assert login.messages, f"{user} logged in over POP3, but the mailbox is empty"

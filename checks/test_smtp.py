@@ -1,0 +1,67 @@
+"""Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
+
+from .support.inetd import entries_for_port
+from .support.remote import Process, inetd_entries, listeners, processes, services
+
+SUPER_SERVERS = ("inetd", "xinetd")
+QUEUE_FILE_PREFIXES = ("qf", "Qf", "hf")  # sendmail's control files: one per waiting message
+
+
+def _is_mta(process: Process) -> bool:
+    if process.comm.startswith("sendmail"):
+        return "MSP:" not in process.args  # the submission queue runner is not the MTA
+    if process.comm in ("exim4", "exim"):
+        return True
+    return process.comm == "master" and "postfix" in process.args
+
+
+def test_smtp_daemon(host):
+    """A mail transfer agent (sendmail; postfix or exim also accepted) runs as its own daemon."""
+    table = processes(host)
+    mtas = [p for p in table.values() if _is_mta(p)]
+    assert mtas, "no sendmail (or postfix, exim) daemon is running"
+    own = [p for p in mtas if table.get(p.ppid, p).comm not in SUPER_SERVERS]
+    assert own, ("sendmail runs only when inetd starts it for a connection ("
+                 + "; ".join(f"pid {p.pid}, parent {table[p.ppid].comm}" for p in mtas)
+                 + "): SMTP should be served by sendmail's own daemon")
+
+
+def test_smtp_listening(host):
+    """TCP port 25 is in LISTEN state on the VM."""
+    assert listeners(host, 25), "nothing listens on TCP port 25 on the VM"
+
+
+def test_smtp_greets(host, outside):
+    """From outside the VM, port 25 answers with an SMTP 220 greeting."""
+    greeting = outside.smtp_greeting(25)
+    if greeting.ok:
+        return
+    found = listeners(host, 25)
+    if found and all(x.address.startswith("127.") or x.address == "::1" for x in found):
+        raise AssertionError(
+            f"port 25 cannot be reached from outside ({greeting.text}): sendmail listens only on "
+            f"{', '.join(x.address for x in found)} (the Addr= in sendmail.mc's DAEMON_OPTIONS)")
+    raise AssertionError(f"port 25 did not greet with 220: {greeting.text}")
+
+
+def test_smtp_not_in_inetd(host, lab):
+    """/etc/inetd.conf has no active smtp entry."""
+    active = entries_for_port(inetd_entries(host, lab), services(host, lab), 25, active=True)
+    assert not active, (
+        f"{lab.paths.inetd_conf} still starts SMTP: "
+        + "; ".join(e.where() for e in active)
+        + " (comment it out: sendmail serves SMTP with its own daemon)")
+
+
+def test_queue_empty(host, lab):
+    """No message waits in the mail queues."""
+    waiting = {}
+    for folder in lab.paths.mail_queues:
+        directory = host.file(folder)
+        if directory.is_directory:
+            queued = [n for n in directory.listdir() if n.startswith(QUEUE_FILE_PREFIXES)]
+            if queued:
+                waiting[folder] = queued
+    assert not waiting, "messages wait in the queue: " + "; ".join(
+        f"{len(names)} in {folder}" for folder, names in waiting.items()
+    ) + " (is sendmail running? mail waits here while it is not)"

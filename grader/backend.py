@@ -1,0 +1,69 @@
+"""A testinfra backend over the grader's SSH session: memoized, bounded, and recorded.
+
+testinfra modules (``host.file``, ``host.socket``, ``host.process`` ...) each run their own
+remote command. Here a command runs at most once per host per grading: a second ask is served
+from the memo (a timeout is remembered too, so it is not waited for twice). Every ask, served or
+run, is recorded as evidence of the check that made it.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import testinfra.host
+from testinfra.backend.base import BaseBackend, CommandResult
+
+from grader import evidence
+from grader.errors import CommandTimeout
+from grader.ssh import Completed, Session
+
+
+class GraderBackend(BaseBackend):
+    NAME = "grader"
+
+    def __init__(self, session: Session, command_timeout: float) -> None:
+        super().__init__(session.address)
+        self.session = session
+        self.command_timeout = command_timeout
+        self._encoding = "utf-8"  # testinfra would otherwise ask the VM's python for it
+        self._memo: dict[bytes, Future[Completed]] = {}
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes) -> str:
+        # Student VMs hold binary junk and invalid UTF-8; never let a check die of it.
+        return data.decode("utf-8", errors="replace")
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        cmd = self.encode(self.get_command(command, *args))
+        shown = self.decode(cmd)
+        try:
+            done = self._once(cmd)
+        except CommandTimeout as e:
+            evidence.record(shown, f"(timed out: {e})")
+            raise CommandTimeout(f"`{shown}` timed out: {e}") from None
+        output = self.decode(done.stdout)
+        if done.stderr:
+            output += ("\n" if output else "") + "[stderr] " + self.decode(done.stderr)
+        if done.truncated:
+            output += "\n(output cut off by the grader's size limit)"
+        evidence.record(shown, f"[exit {done.exit_status}]\n{output}")
+        return self.result(done.exit_status, cmd, done.stdout, done.stderr)
+
+    def _once(self, cmd: bytes) -> Completed:
+        with self._lock:
+            future = self._memo.get(cmd)
+            owner = future is None
+            if future is None:
+                future = self._memo[cmd] = Future()
+        if owner:
+            try:
+                future.set_result(self.session.exec(cmd, self.command_timeout))
+            except BaseException as e:
+                future.set_exception(e)
+        return future.result()
+
+
+def make_host(session: Session, command_timeout: float) -> testinfra.host.Host:
+    return testinfra.host.Host(GraderBackend(session, command_timeout))

@@ -1,0 +1,93 @@
+"""Discover the checks of a lab: plain pytest-testinfra test functions in a folder.
+
+Like check50, the function name is the check's id (without ``test_``) and its docstring is what
+a student reads. A check asks for what it needs by parameter name, as pytest fixtures do; the
+grader provides ``host`` (testinfra), ``lab`` (paths and variables) and ``outside`` (probes
+from the grading machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import InputError
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    function: Callable[..., object]
+    params: tuple[str, ...]
+    doc: str
+    source: str  # "file:line", for messages about the check itself
+
+
+def load_checks(directory: Path, fixtures: Collection[str]) -> dict[str, Check]:
+    """Import every ``test_*.py`` in ``directory`` and return its ``test_*`` functions by id."""
+    package = _import_package(directory)
+    checks: dict[str, Check] = {}
+    for path in sorted(directory.glob("test_*.py")):
+        module = _import(f"{package}.{path.stem}", path)
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if not name.startswith("test_") or function.__module__ != module.__name__:
+                continue
+            check_id = name.removeprefix("test_")
+            line = inspect.getsourcelines(function)[1]
+            source = f"{path}:{line}"
+            if check_id in checks:
+                raise InputError(f"{source}: check {check_id!r} is also defined at "
+                                 f"{checks[check_id].source}")
+            params = tuple(inspect.signature(function).parameters)
+            unknown = [p for p in params if p not in fixtures]
+            if unknown:
+                raise InputError(
+                    f"{source}: check {check_id!r} asks for {unknown[0]!r}, which the grader "
+                    f"does not provide (it provides {', '.join(sorted(fixtures))})"
+                )
+            checks[check_id] = Check(
+                id=check_id,
+                function=function,
+                params=params,
+                doc=inspect.getdoc(function) or "",
+                source=source,
+            )
+    if not checks:
+        raise InputError(f"{directory}: no checks found (test_*.py files with test_* functions)")
+    return checks
+
+
+def _import_package(directory: Path) -> str:
+    """Import the folder as a package of its own, so its modules' relative imports work."""
+    name = "_grader_checks_" + hashlib.sha1(str(directory).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        init = directory / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            name, init if init.exists() else None, submodule_search_locations=[str(directory)]
+        )
+        if spec is None:
+            raise InputError(f"{directory}: cannot import the checks folder")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        if spec.loader is not None:
+            _run_import(lambda: spec.loader.exec_module(module), init)  # type: ignore[union-attr]
+    return name
+
+
+def _import(name: str, path: Path) -> object:
+    return _run_import(lambda: importlib.import_module(name), path)
+
+
+def _run_import(action: Callable[[], object], path: Path) -> object:
+    try:
+        return action()
+    except SyntaxError as e:
+        raise InputError(f"{e.filename or path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # an import-time crash in a check module is the rubric author's input
+        raise InputError(f"{path}: importing the checks failed: {type(e).__name__}: {e}") from None

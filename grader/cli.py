@@ -1,0 +1,173 @@
+"""The ``grade`` command. Every exception is mapped to an exit status in ``main``, in one place.
+
+Exit status: 0 every check passed; 1 graded, some checks did not pass; 2 bad usage, rubric or
+other input; 3 the host could not be graded; 4 a bug in the grader (``--traceback`` shows it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import platformdirs
+
+from grader import __version__
+from grader.errors import ExitStatus, InputError
+from grader.files import safe_name, write_atomic
+from grader.render import render
+from grader.results import Report
+from grader.rubric import default_rubric_path, load_rubric
+from grader.runner import Options, grade_host, load_lab_checks
+from grader.ssh import KnownHosts, Target, load_identity
+
+DEFAULT_KNOWN_HOSTS = platformdirs.user_config_path("lab-grader") / "known_hosts"
+
+HELP = """Grade a student's lab VM over SSH and report the marks, check by check.
+
+\b
+  grade --host student-vm                      grade one VM as root, with the Lab 6 rubric
+  grade --host 10.0.0.7 --var bob_password=... also check bob's POP3 login
+  grade --host vm --format json --out reports  a JSON report on stdout and in reports/
+
+The grader logs in over SSH (your keys or ssh-agent, --identity, or a password from
+--password-env), inspects the VM from the inside with testinfra, probes it from the outside
+(SMTP, POP3, an nmap port scan), and scores the results with the rubric.
+
+Host keys are trusted on first use and kept in the grader's own known-hosts file; a changed
+key refuses to grade until you pass --accept-changed-host-key.
+
+\b
+Exit status: 0 every check passed, 1 graded with lost marks, 2 bad usage or input,
+3 the host could not be graded (unreachable, login refused, host key changed),
+4 a bug in the grader.
+"""
+
+
+def _parse_vars(values: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for value in values:
+        name, sep, content = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}", param_hint="--var")
+        parsed[name] = content
+    return parsed
+
+
+@click.group(
+    invoke_without_command=True,
+    help=HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--host", metavar="HOST", help="The VM to grade: a host name or address.")
+@click.option("--port", type=click.IntRange(1, 65535), default=22, show_default=True,
+              help="SSH port.")
+@click.option("--user", default="root", show_default=True,
+              help="SSH user; the checks read the mail spool, so they need root.")
+@click.option("--identity", type=click.Path(path_type=Path), metavar="KEYFILE",
+              help="Private key to log in with (default: your SSH keys and ssh-agent).")
+@click.option("--password-env", metavar="VAR",
+              help="Name of an environment variable holding the SSH password "
+                   "(so the password never appears on a command line).")
+@click.option("--rubric", "rubric_path", type=click.Path(path_type=Path), metavar="PATH",
+              help="Rubric to grade with (default: the built-in Lab 6 rubric.toml).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="Set a rubric variable, e.g. --var bob_password=secret. Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: a table for people; json: one JSON report.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also write the JSON report to DIR/<host>.json.")
+@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="GRADER_KNOWN_HOSTS", default=DEFAULT_KNOWN_HOSTS, show_default=True,
+              help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS).")
+@click.option("--accept-changed-host-key", is_flag=True,
+              help="Accept and store a host key that differs from the stored one.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, help="Seconds for each of TCP connect, SSH greeting, login.")
+@click.option("--command-timeout", type=click.FloatRange(min=0.1), default=30.0,
+              show_default=True, help="Seconds one command on the VM may take.")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback of a grader bug.")
+@click.version_option(__version__, prog_name="grade")
+@click.pass_context
+def cli(ctx: click.Context, host: str | None, port: int, user: str, identity: Path | None,
+        password_env: str | None, rubric_path: Path | None, variables: tuple[str, ...],
+        fmt: str, out: Path | None, known_hosts: Path, accept_changed_host_key: bool,
+        connect_timeout: float, command_timeout: float, traceback: bool) -> int:
+    if ctx.invoked_subcommand is not None:
+        return ExitStatus.OK
+    if host is None:
+        raise click.UsageError("give --host HOST (see grade --help)")
+
+    given = _parse_vars(variables)
+    rubric = load_rubric(rubric_path or default_rubric_path())
+    resolved = rubric.resolve_vars(given)
+    checks = load_lab_checks(rubric)
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise InputError(f"--password-env {password_env}: the environment variable "
+                             f"{password_env} is not set")
+    if identity is not None:
+        load_identity(identity)  # refuse an unusable key file as bad input, before connecting
+    options = Options(known_hosts=KnownHosts(known_hosts, accept_changed_host_key),
+                      connect_timeout=connect_timeout, command_timeout=command_timeout,
+                      probe_timeout=connect_timeout)
+    target = Target(host=host, port=port, user=user, identity=identity, password=password)
+    report = grade_host(target, rubric, checks, resolved, options)
+
+    if out is not None:
+        write_atomic(out / f"{safe_name(host)}.json", render("json", report))
+    _emit(report, fmt)
+    return _exit_status(report)
+
+
+def _emit(report: Report, fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(render("json", report))
+    else:
+        width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+        sys.stdout.write(render("text", report, color=sys.stdout.isatty(), width=width))
+    sys.stdout.flush()
+
+
+def _exit_status(report: Report) -> int:
+    if report.status != "graded":
+        return ExitStatus.NOT_GRADED
+    return ExitStatus.OK if report.all_passed else ExitStatus.NOT_ALL_PASSED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``grade`` with ``argv`` and return its exit status (tests call this in-process)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = cli.main(args=args, prog_name="grade", standalone_mode=False)
+    except click.exceptions.Exit as e:  # --help, --version
+        return int(e.exit_code)
+    except click.UsageError as e:
+        e.show()
+        return ExitStatus.BAD_INPUT
+    except click.ClickException as e:
+        e.show()
+        return ExitStatus.BAD_INPUT
+    except click.Abort:
+        click.echo("grade: interrupted", err=True)
+        return 130
+    except InputError as e:
+        click.echo(f"grade: error: {e}", err=True)
+        return ExitStatus.BAD_INPUT
+    except Exception as e:
+        if "--traceback" in args:
+            raise
+        click.echo(f"grade: internal error: {type(e).__name__}: {e} "
+                   "(this is a bug in the grader; run again with --traceback to see where)",
+                   err=True)
+        return ExitStatus.INTERNAL_ERROR
+    return int(result or 0)
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Evidence: every remote command and outside probe a check relied on, kept with its result.
+
+Checks never handle evidence themselves. The SSH backend and the outside probes call
+``record()``; the runner wraps each check in ``collect()``, so whatever the check caused to run
+(including answers served from the per-host memo) lands in that check's evidence list. A
+``ContextVar`` keeps checks running in different threads apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+#: Evidence is for people: a bounded excerpt of each output, never a whole mailbox.
+OUTPUT_LIMIT = 2000
+
+_current: ContextVar[list[Evidence] | None] = ContextVar("grader_evidence", default=None)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    source: str  # the command run on the VM, or the probe made from outside
+    output: str  # what came back, clipped to OUTPUT_LIMIT characters
+
+
+def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """Shorten ``text`` to about ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n... (truncated: {len(text) - limit} more characters)"
+
+
+def record(source: str, output: str) -> None:
+    """Add one piece of evidence to the check being run, if any."""
+    sink = _current.get()
+    if sink is not None:
+        sink.append(Evidence(source=source, output=clip(output)))
+
+
+@contextlib.contextmanager
+def collect() -> Iterator[list[Evidence]]:
+    """Collect the evidence recorded while the body runs (in this thread or context)."""
+    sink: list[Evidence] = []
+    token = _current.set(sink)
+    try:
+        yield sink
+    finally:
+        _current.reset(token)

@@ -1,0 +1,157 @@
+"""The outside view: what the grading machine sees of a VM over the network.
+
+Probes answer about the student's VM, so a refused or silent port is a normal answer
+(``ok=False`` with the reason), not an error. Only a problem of the grader itself (nmap missing)
+raises. Each probe runs once per host; a second ask is served from memory. Every ask is
+recorded as evidence of the check that made it, with passwords masked.
+"""
+
+from __future__ import annotations
+
+import poplib
+import smtplib
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import nmap
+
+from grader import evidence
+from grader.errors import CheckError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Greeting:
+    ok: bool
+    code: int | None  # SMTP reply code; None for POP3 or when nothing answered
+    text: str  # the greeting line(s), or why there was none
+
+
+@dataclass(frozen=True)
+class Pop3Login:
+    ok: bool
+    messages: int | None  # messages in the mailbox, from STAT
+    text: str  # the server's answer, or why the login did not work
+
+
+def _why(error: BaseException, port: int, timeout: float) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection to port {port} refused (nothing listens there)"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return f"no answer on port {port} within {timeout:g} s"
+    if isinstance(error, smtplib.SMTPServerDisconnected | EOFError):
+        return f"port {port} closed the connection without a greeting"
+    return f"port {port}: {error}"
+
+
+def scan_ports(address: str, ports: Iterable[int], timeout: float) -> dict[int, str]:
+    """TCP connect scan of ``ports`` with nmap: {port: 'open' | 'closed' | 'filtered' ...}."""
+    wanted = sorted(set(ports))
+    try:
+        scanner = nmap.PortScanner()
+        scanner.scan(
+            hosts=address,
+            ports=",".join(map(str, wanted)),
+            arguments=f"-sT -Pn -n --max-retries 1 --host-timeout {max(int(timeout * 4), 10)}s",
+        )
+    except nmap.PortScannerError as e:
+        raise CheckError(f"the port scan could not run: {str(e).strip()}") from None
+    tcp = scanner[address].get("tcp", {}) if address in scanner.all_hosts() else {}
+    return {port: tcp.get(port, {}).get("state", "unknown") for port in wanted}
+
+
+class Outside:
+    """Probes from the grading machine to one VM, at most once each."""
+
+    def __init__(self, address: str, ports: Iterable[int] = (), timeout: float = 5.0) -> None:
+        self.address = address
+        self.ports = tuple(ports)  # the ports one scan covers (the rubric's [outside] ports)
+        self.timeout = timeout
+        self._memo: dict[tuple[object, ...], object] = {}
+        self._lock = threading.Lock()
+
+    def _once(self, key: tuple[object, ...], probe: Callable[[], T]) -> T:
+        with self._lock:  # probes of one host are few; doing them one at a time keeps it simple
+            if key not in self._memo:
+                self._memo[key] = probe()
+            return self._memo[key]  # type: ignore[return-value]
+
+    def smtp_greeting(self, port: int = 25) -> Greeting:
+        """Connect to the SMTP port and read the greeting (then QUIT)."""
+
+        def probe() -> Greeting:
+            client = smtplib.SMTP(local_hostname="lab-grader", timeout=self.timeout)
+            try:
+                code, text = client.connect(self.address, port)
+            except (OSError, smtplib.SMTPException) as e:
+                return Greeting(False, None, _why(e, port, self.timeout))
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            greeting = text.decode(errors="replace")
+            return Greeting(code == 220, code, greeting)
+
+        result = self._once(("smtp", port), probe)
+        evidence.record(f"SMTP connection to {self.address}:{port}",
+                        f"{result.code or ''} {result.text}".strip())
+        return result
+
+    def pop3_greeting(self, port: int = 110) -> Greeting:
+        """Connect to the POP3 port and read the greeting (then QUIT)."""
+
+        def probe() -> Greeting:
+            try:
+                client = poplib.POP3(self.address, port, timeout=self.timeout)
+            except (OSError, poplib.error_proto) as e:
+                return Greeting(False, None, _why(e, port, self.timeout))
+            text = client.getwelcome().decode(errors="replace")
+            try:
+                client.quit()
+            except (OSError, poplib.error_proto):
+                pass
+            return Greeting(text.startswith("+OK"), None, text)
+
+        result = self._once(("pop3", port), probe)
+        evidence.record(f"POP3 connection to {self.address}:{port}", result.text)
+        return result
+
+    def pop3_login(self, user: str, password: str, port: int = 110) -> Pop3Login:
+        """USER/PASS, then STAT and QUIT. Read-only: no message is retrieved or deleted."""
+
+        def probe() -> Pop3Login:
+            try:
+                client = poplib.POP3(self.address, port, timeout=self.timeout)
+            except (OSError, poplib.error_proto) as e:
+                return Pop3Login(False, None, _why(e, port, self.timeout))
+            try:
+                client.user(user)
+                client.pass_(password)
+                count, size = client.stat()
+            except poplib.error_proto as e:
+                return Pop3Login(False, None, f"login refused: {e.args[0].decode(errors='replace')}")
+            except OSError as e:
+                return Pop3Login(False, None, _why(e, port, self.timeout))
+            finally:
+                try:
+                    client.quit()
+                except (OSError, poplib.error_proto):
+                    pass
+            return Pop3Login(True, count, f"+OK {count} messages ({size} octets)")
+
+        result = self._once(("pop3-login", port, user, password), probe)
+        evidence.record(f"POP3 login to {self.address}:{port} as {user} (USER {user}, PASS ****, "
+                        f"STAT, QUIT)", result.text)
+        return result
+
+    def port_state(self, port: int) -> str:
+        """nmap's state of a TCP port seen from here: open, closed, filtered ..."""
+        ports = self.ports if port in self.ports else (port,)
+        states = self._once(("scan", ports), lambda: scan_ports(self.address, ports, self.timeout))
+        evidence.record(f"nmap -sT -Pn -p {','.join(map(str, ports))} {self.address}",
+                        ", ".join(f"{p}/tcp {s}" for p, s in states.items()))
+        return states[port]

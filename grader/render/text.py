@@ -1,0 +1,83 @@
+"""A readable table for the terminal: grouped by section, score at the bottom, then the hint
+of every lost mark. Colour only when writing to a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from grader.results import CheckResult, Report
+
+_STATUS = {
+    "pass": ("PASS", "green"),
+    "fail": ("FAIL", "red"),
+    "error": ("ERROR", "yellow"),  # the grader's problem, not the student's
+    "skipped": ("SKIP", "dim"),
+}
+
+
+def points(value: float) -> str:
+    return f"{value:g}"
+
+
+def render(report: Report, color: bool = False, width: int = 100, **_: object) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
+                      highlight=False, emoji=False)
+    who = report.student or report.host
+    where = f"{report.host} ({report.address})" if report.address else report.host
+    console.print(Text(report.rubric.title, style="bold"))
+    console.print(f"{'Student ' + who + ', host ' if report.student else 'Host '}{where}, "
+                  f"graded {report.graded_at} in {report.duration_s:g} s")
+    if report.host_key:
+        console.print(f"Host key {report.host_key}")
+    if report.status != "graded":
+        console.print(Text(f"NOT GRADED ({report.error_kind}): {report.error}", style="bold red"))
+        return buffer.getvalue()
+
+    table = Table(show_header=True, header_style="bold", expand=True, pad_edge=False)
+    table.add_column("", width=5, no_wrap=True)
+    table.add_column("Check", ratio=2)
+    table.add_column("Points", justify="right", no_wrap=True, width=7)
+    table.add_column("Details", ratio=3)
+    for section in dict.fromkeys(c.section for c in report.checks):
+        table.add_row("", Text(section, style="bold underline"), "", "")
+        for check in (c for c in report.checks if c.section == section):
+            label, style = _STATUS[check.status]
+            table.add_row(Text(label, style=style),
+                          Text.assemble(check.title, "\n", (check.id, "dim")),
+                          f"{points(check.points)}/{points(check.max_points)}",
+                          Text(check.message))
+        table.add_section()
+    console.print(table)
+
+    counts = {s: sum(c.status == s for c in report.checks) for s in _STATUS}
+    summary = ", ".join(f"{n} {_word(s)}" for s, n in counts.items() if n)
+    console.print(Text(f"Score {points(report.score or 0)} / {points(report.max_score)}  "
+                       f"({summary})", style="bold"))
+    lost = [c for c in report.checks if c.status != "pass"]
+    if lost:
+        console.print()
+        console.print(Text("Where the marks were lost", style="bold"))
+        for check in lost:
+            console.print(_lost_line(check))
+    return buffer.getvalue()
+
+
+def _word(status: str) -> str:
+    return {"pass": "passed", "fail": "failed", "error": "could not be checked",
+            "skipped": "skipped"}[status]
+
+
+def _lost_line(check: CheckResult) -> Text:
+    line = Text("  - ")
+    line.append(check.id, style="bold")
+    line.append(f" ({points(check.max_points)}): {check.message}")
+    if check.hint and check.status in ("fail", "skipped"):
+        line.append(f"\n    Hint: {check.hint}", style="cyan")
+    if check.status == "error":
+        line.append("\n    This is a problem of the grader, not of your VM.", style="yellow")
+    return line

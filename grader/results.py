@@ -1,0 +1,106 @@
+"""Results as small frozen dataclasses that render to the JSON report as they are.
+
+A check's ``Outcome`` knows nothing about points; ``scoring.score`` turns outcomes and the
+rubric into ``CheckResult``s; a ``Report`` is one host's grading, or the reason it was not graded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from grader.evidence import Evidence
+
+CheckStatus = Literal["pass", "fail", "error", "skipped"]
+ReportStatus = Literal["graded", "unreachable", "error"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: CheckStatus
+    message: str = ""
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    section: str
+    title: str
+    status: CheckStatus
+    points: float
+    max_points: float
+    message: str
+    hint: str
+    evidence: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True)
+class RubricRef:
+    title: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Report:
+    host: str
+    student: str | None
+    status: ReportStatus
+    error: str | None  # why the host could not be graded
+    error_kind: str | None  # unreachable | timeout | auth_failed | host_key_changed | ...
+    score: float | None  # None when not graded: a host we could not reach did not score 0
+    max_score: float
+    graded_at: str
+    duration_s: float
+    rubric: RubricRef
+    host_key: str | None
+    address: str | None
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def all_passed(self) -> bool:
+        return self.status == "graded" and all(c.status == "pass" for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _numbers(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        fields = dict(data)
+        fields["rubric"] = RubricRef(**data["rubric"])
+        fields["checks"] = tuple(
+            CheckResult(**{**c, "evidence": tuple(Evidence(**e) for e in c["evidence"])})
+            for c in data["checks"]
+        )
+        return cls(**fields)
+
+
+def _numbers(value: Any) -> Any:
+    """Whole points render as 1, not 1.0, as people write them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def redact(outcome: Outcome, secrets: Iterable[str]) -> Outcome:
+    """Mask every secret (passwords, secret variables) in what came back from the VM."""
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return outcome
+
+    def mask(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "****")
+        return text
+
+    return Outcome(
+        status=outcome.status,
+        message=mask(outcome.message),
+        evidence=tuple(Evidence(mask(e.source), mask(e.output)) for e in outcome.evidence),
+    )

@@ -1,0 +1,333 @@
+"""rubric.toml: the lab's sections and items, points, hints, dependencies, variables and paths.
+
+Validated when loaded. Every problem is an ``InputError`` whose message names the file, the line
+(where it can be found), the key, and the closest valid name, e.g.::
+
+    rubric.toml:57: sections[3].items[1] (pop3_login).depends: 'pop3_greet' is not an item
+    of this rubric (did you mean 'pop3_greets'?)
+
+The rubric never imports a check: whether each item id names an existing check is verified by
+``bind_checks`` once the checks have been discovered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import graphlib
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.errors import InputError
+
+Visibility = Literal["visible", "hidden"]
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class VarSpec(_Model):
+    default: str = ""
+    secret: bool = False
+    help: str = ""
+
+
+class ItemModel(_Model):
+    id: Annotated[str, Field(pattern=_NAME)]
+    title: Annotated[str, Field(min_length=1)]
+    points: Annotated[float, Field(ge=0)]
+    hint: str = ""
+    depends: list[str] = []
+    visibility: Visibility = "visible"
+
+
+class SectionModel(_Model):
+    id: Annotated[str, Field(min_length=1)]
+    title: Annotated[str, Field(min_length=1)]
+    items: Annotated[list[ItemModel], Field(min_length=1)]
+
+
+class OutsideModel(_Model):
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+
+
+class RubricModel(_Model):
+    title: Annotated[str, Field(min_length=1)]
+    checks: str = "checks"
+    paths: dict[Annotated[str, Field(pattern=_NAME)], str | list[str]] = {}
+    vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarSpec] = {}
+    outside: OutsideModel = OutsideModel()
+    sections: Annotated[list[SectionModel], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    section: str  # the section's title
+    title: str
+    points: float
+    hint: str
+    depends: tuple[str, ...]
+    visibility: Visibility
+
+
+@dataclass(frozen=True)
+class Rubric:
+    path: Path
+    title: str
+    sha256: str
+    checks_dir: Path
+    paths: Mapping[str, str | list[str]]
+    vars: Mapping[str, VarSpec]
+    ports: tuple[int, ...]
+    items: tuple[Item, ...]  # in dependency order: every item after the items it depends on
+
+    @property
+    def max_score(self) -> float:
+        return sum(item.points for item in self.items)
+
+    @property
+    def sections(self) -> list[str]:
+        """Section titles in the order the rubric gives them."""
+        return list(dict.fromkeys(item.section for item in self.items))
+
+    def item(self, item_id: str) -> Item:
+        return next(i for i in self.items if i.id == item_id)
+
+    def secret_vars(self) -> set[str]:
+        return {name for name, spec in self.vars.items() if spec.secret}
+
+    def resolve_vars(self, given: Mapping[str, str]) -> dict[str, str]:
+        """Rubric defaults overlaid with the variables given on the command line or roster."""
+        unknown = sorted(set(given) - set(self.vars))
+        if unknown:
+            raise InputError(
+                f"{self.path}: unknown variable {unknown[0]!r}"
+                f"{_closest(unknown[0], self.vars)}; the rubric's [vars] declares "
+                f"{', '.join(sorted(self.vars)) or 'none'}"
+            )
+        return {name: given.get(name, spec.default) for name, spec in self.vars.items()}
+
+
+def default_rubric_path() -> Path:
+    """The Lab 6 rubric: the source checkout's, else the copy installed inside the package."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir.parent / "rubric.toml", package_dir / "_lab" / "rubric.toml"):
+        if candidate.is_file():
+            return candidate
+    raise InputError("the default rubric.toml is missing from this installation; give --rubric")
+
+
+def load_rubric(path: Path) -> Rubric:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the rubric: {e.strerror}") from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML: {e}") from None
+    try:
+        model = RubricModel.model_validate(data)
+    except ValidationError as e:
+        raise InputError(_describe_validation_error(path, text, data, e)) from None
+
+    where = _KeyLocator(path, text)
+    items: dict[str, Item] = {}
+    for si, section in enumerate(model.sections):
+        for ii, it in enumerate(section.items):
+            if it.id in items:
+                raise InputError(
+                    where(("sections", si, "items", ii, "id"))
+                    + f"item id {it.id!r} is used twice; ids must be unique"
+                )
+            items[it.id] = Item(
+                id=it.id,
+                section=section.title,
+                title=it.title,
+                points=it.points,
+                hint=it.hint,
+                depends=tuple(it.depends),
+                visibility=it.visibility,
+            )
+    for si, section in enumerate(model.sections):
+        for ii, it in enumerate(section.items):
+            for dep in it.depends:
+                if dep not in items:
+                    raise InputError(
+                        where(("sections", si, "items", ii, "depends"))
+                        + f"item {it.id!r} depends on {dep!r}, which is not an item of this "
+                        f"rubric{_closest(dep, items)}"
+                    )
+    order = _dependency_order(path, items)
+    checks_dir = (path.parent / model.checks).resolve()
+    if not checks_dir.is_dir():
+        raise InputError(where(("checks",)) + f"checks folder {checks_dir} does not exist")
+    return Rubric(
+        path=path,
+        title=model.title,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        checks_dir=checks_dir,
+        paths=dict(model.paths),
+        vars={
+            name: spec if isinstance(spec, VarSpec) else VarSpec(default=spec)
+            for name, spec in model.vars.items()
+        },
+        ports=tuple(model.outside.ports),
+        items=tuple(items[i] for i in order),
+    )
+
+
+def bind_checks(rubric: Rubric, check_ids: Iterable[str]) -> None:
+    """Refuse a rubric item that names no existing check."""
+    known = set(check_ids)
+    where = _KeyLocator(rubric.path, rubric.path.read_text(errors="replace"))
+    for item in rubric.items:
+        if item.id not in known:
+            line = where.line_of_value("id", item.id)
+            prefix = f"{rubric.path}:{line}: " if line else f"{rubric.path}: "
+            raise InputError(
+                f"{prefix}item {item.id!r} names no check in {rubric.checks_dir}"
+                f"{_closest(item.id, known)}"
+            )
+
+
+def _dependency_order(path: Path, items: Mapping[str, Item]) -> list[str]:
+    sorter = graphlib.TopologicalSorter({i.id: i.depends for i in items.values()})
+    try:
+        ready = list(sorter.static_order())
+    except graphlib.CycleError as e:
+        cycle = " -> ".join(e.args[1])
+        raise InputError(f"{path}: dependency cycle among items: {cycle}") from None
+    # static_order is a valid order but not the rubric's; keep the rubric's order where the
+    # dependencies allow it, so reports list items as the lab does.
+    position = {item_id: n for n, item_id in enumerate(items)}
+    done: list[str] = []
+    pending = sorted(ready, key=position.__getitem__)
+    while pending:
+        nxt = next(i for i in pending if all(d in done for d in items[i].depends))
+        done.append(nxt)
+        pending.remove(nxt)
+    return done
+
+
+def _closest(name: str, candidates: Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _describe_validation_error(
+    path: Path, text: str, data: Mapping[str, object], error: ValidationError
+) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    # pydantic adds the union member it tried ("str", "VarSpec"): drop those from the key path
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() or p == "str"))
+    key = _format_key(loc, data)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        message = f"unknown key{_closest(str(loc[-1]), allowed)}"
+    elif first["type"] == "missing":
+        message = "this key is required"
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    return f"{_KeyLocator(path, text)(loc)}{key}: {message}{suffix}"
+
+
+def _allowed_keys(loc: Sequence[object]) -> list[str]:
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    model: type[BaseModel] = RubricModel
+    if parents[-1:] == ["sections"]:
+        model = SectionModel
+    elif parents[-1:] == ["items"]:
+        model = ItemModel
+    elif parents[-1:] == ["outside"]:
+        model = OutsideModel
+    elif parents[:1] == ["vars"]:
+        model = VarSpec
+    return list(model.model_fields)
+
+
+def _format_key(loc: Sequence[object], data: Mapping[str, object]) -> str:
+    """('sections', 2, 'items', 0, 'points') -> sections[2].items[0] (pop3_login).points"""
+    out = ""
+    node: object = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                out += f" ({node['id']})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*([A-Za-z0-9_-]+|"[^"]*")\s*=\s*(.*)$""")
+
+
+class _KeyLocator:
+    """Finds the line of a key path such as ('sections', 2, 'items', 0, 'points').
+
+    TOML parsers do not keep positions, so this reads the table headers and ``key =`` lines
+    again. It is a best effort: when a key cannot be placed, the message names no line.
+    """
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines: dict[tuple[object, ...], int] = {}
+        self.values: list[tuple[str, str, int]] = []
+        table: tuple[object, ...] = ()
+        counters: dict[tuple[object, ...], int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = _HEADER.match(line)
+            if header:
+                parts = tuple(p.strip().strip('"') for p in header.group(2).split("."))
+                if header.group(1) == "[[":
+                    # an array of tables: [[sections.items]] is the next item of the latest section
+                    parent = _latest(counters, parts[:-1])
+                    key = (*parent, parts[-1])
+                    counters[key] = counters.get(key, -1) + 1
+                    table = (*key, counters[key])
+                else:
+                    table = parts
+                self.lines.setdefault(table, number)
+                continue
+            match = _KEY.match(line)
+            if match:
+                name = match.group(1).strip('"')
+                self.lines.setdefault((*table, name), number)
+                self.values.append((name, match.group(2).strip(), number))
+
+    def __call__(self, loc: Sequence[object]) -> str:
+        for end in range(len(loc), 0, -1):
+            line = self.lines.get(tuple(loc[:end]))
+            if line:
+                return f"{self.path}:{line}: "
+        return f"{self.path}: "
+
+    def line_of_value(self, key: str, value: str) -> int | None:
+        quoted = {f'"{value}"', f"'{value}'"}
+        return next((n for k, v, n in self.values if k == key and v.split("#")[0].strip() in quoted), None)
+
+
+def _latest(counters: Mapping[tuple[object, ...], int], parents: tuple[str, ...]) -> tuple[object, ...]:
+    """The current element path of the array-of-tables named by ``parents`` (e.g. sections)."""
+    path: tuple[object, ...] = ()
+    for name in parents:
+        path = (*path, name)
+        if path in counters:
+            path = (*path, counters[path])
+    return path

@@ -1,0 +1,127 @@
+"""Grade one host: connect, run the rubric's checks in dependency order, score, report.
+
+Data flows one way: target + rubric -> connection -> checks -> outcomes -> scores -> Report.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from grader import evidence
+from grader.backend import make_host
+from grader.checkload import Check, load_checks
+from grader.errors import CheckError, HostError
+from grader.lab import Lab, Paths
+from grader.probes import Outside
+from grader.results import Outcome, Report, RubricRef, redact
+from grader.rubric import Rubric, bind_checks
+from grader.scoring import score
+from grader.ssh import KnownHosts, Target, connect
+
+#: What a check may ask for by parameter name.
+FIXTURES = ("host", "lab", "outside")
+
+
+@dataclass(frozen=True)
+class Options:
+    known_hosts: KnownHosts
+    connect_timeout: float = 5.0  # TCP connect, SSH greeting and authentication, each
+    command_timeout: float = 30.0  # one remote command
+    probe_timeout: float = 5.0  # one outside probe (SMTP, POP3)
+
+
+def load_lab_checks(rubric: Rubric) -> dict[str, Check]:
+    checks = load_checks(rubric.checks_dir, FIXTURES)
+    bind_checks(rubric, checks)
+    return checks
+
+
+def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
+    """Run one check; its exceptions become its status, never the run's end."""
+    with evidence.collect() as seen:
+        try:
+            check.function(**{name: fixtures[name] for name in check.params})
+        except AssertionError as e:
+            outcome = Outcome("fail", str(e) or _assert_line(e))
+        except pytest.fail.Exception as e:
+            outcome = Outcome("fail", e.msg)
+        except pytest.skip.Exception as e:
+            outcome = Outcome("skipped", e.msg)
+        except HostError:
+            raise  # the connection is gone: the host, not the check, failed
+        except CheckError as e:
+            outcome = Outcome("error", str(e))
+        except Exception as e:
+            outcome = Outcome("error", f"the check itself failed ({check.source}): "
+                                       f"{type(e).__name__}: {e}")
+        else:
+            outcome = Outcome("pass")
+    return Outcome(outcome.status, outcome.message, tuple(seen))
+
+
+def _assert_line(error: AssertionError) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    line = frames[-1].line if frames else ""
+    return f"failed: {line}" if line else "failed"
+
+
+def run_checks(rubric: Rubric, checks: Mapping[str, Check], fixtures: Mapping[str, object]
+               ) -> dict[str, Outcome]:
+    outcomes: dict[str, Outcome] = {}
+    for item in rubric.items:  # dependency order
+        blocked = [d for d in item.depends if outcomes[d].status != "pass"]
+        if blocked:
+            outcomes[item.id] = Outcome(
+                "skipped", f"not checked: {', '.join(blocked)} must pass first")
+        else:
+            outcomes[item.id] = run_check(checks[item.id], fixtures)
+    return outcomes
+
+
+def grade_host(
+    target: Target,
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    variables: Mapping[str, str],
+    options: Options,
+    student: str | None = None,
+) -> Report:
+    started = time.monotonic()
+    graded_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    secrets = [target.password or ""] + [variables[v] for v in rubric.secret_vars()]
+
+    def report(**fields: object) -> Report:
+        base: dict[str, object] = dict(
+            host=target.host, student=student, status="graded", error=None, error_kind=None,
+            score=None, max_score=rubric.max_score, graded_at=graded_at,
+            duration_s=round(time.monotonic() - started, 3),
+            rubric=RubricRef(rubric.title, rubric.sha256), host_key=None, address=None,
+            checks=(),
+        )
+        return Report(**{**base, **fields})  # type: ignore[arg-type]
+
+    try:
+        session = connect(target, options.known_hosts, options.connect_timeout)
+    except HostError as e:
+        return report(status=e.report_status, error=str(e), error_kind=e.kind)
+    try:
+        fixtures = {
+            "host": make_host(session, options.command_timeout),
+            "lab": Lab(Paths(rubric.paths), variables),
+            "outside": Outside(session.address, rubric.ports, options.probe_timeout),
+        }
+        outcomes = run_checks(rubric, checks, fixtures)
+    except HostError as e:
+        return report(status=e.report_status, error=str(e), error_kind=e.kind,
+                      host_key=session.host_key, address=session.address)
+    finally:
+        session.close()
+    results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
+    return report(score=total, host_key=session.host_key, address=session.address,
+                  checks=results)
