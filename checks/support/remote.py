@@ -34,7 +34,7 @@ def listeners(host, port: int, protocols: tuple[str, ...] = ("tcp",)) -> list[Li
         address, _, number = rest.rpartition(":")
         if number.isdigit() and int(number) == port:
             found.append(Listener(protocol, address))
-    return found
+    return list(dict.fromkeys(found))  # ss's "*" is reported as both 0.0.0.0 and ::
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,18 @@ class Mailbox:
     note: str  # said when the mailbox was only partly read
 
     def describe(self) -> str:
-        listing = "; ".join(m.describe() for m in self.messages[:10]) or "no messages"
-        return f"{self.path} holds {len(self.messages)} message(s): {listing}{self.note}"
+        if not self.messages:
+            return f"{self.path} {self.note or 'holds no messages'}"
+        listing = "; ".join(m.describe() for m in self.messages[:10])
+        more = f"; and {len(self.messages) - 10} more" if len(self.messages) > 10 else ""
+        return f"{self.path} holds {len(self.messages)} message(s): {listing}{more}{self.note}"
 
 
 def mailbox(host, lab, user: str) -> Mailbox:
     path = f"{lab.paths.mail_spool.rstrip('/')}/{user}"
     content = read_file(host, path)
     if content is None:
-        return Mailbox(path, [], f" ({path} does not exist)")
+        return Mailbox(path, [], "does not exist: nothing was delivered there")
     note = f" (only the first {READ_LIMIT} of {content.size} bytes were read)" \
         if content.truncated else ""
     return Mailbox(path, parse_mbox(content.data), note)

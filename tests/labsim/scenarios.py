@@ -1,0 +1,146 @@
+"""Scenarios: a student's VM after Lab 6 done right, not at all, or with one common mistake.
+
+Each scenario is the lab's starting VM plus what the student did, and states the status every
+Lab 6 check must give (with bob's password given to the grader).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import student
+from .vm import VM
+
+CHECK_IDS = (
+    "smtp_daemon", "smtp_listening", "smtp_greets", "smtp_not_in_inetd", "queue_empty",
+    "mail_hello_world", "mail_from_file", "mail_bcc_root", "mail_smtp_by_hand",
+    "mailbox_permissions", "pop3_in_inetd", "pop3_listening", "pop3_greets", "pop3_login",
+    "time_disabled", "telnet_enabled", "ftp_disabled", "vsftpd_anonymous_disabled",
+    "vsftpd_local_write", "ftp_root_denied",
+)
+ALL_PASS = dict.fromkeys(CHECK_IDS, "pass")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    build: Callable[[VM], None]
+    expected: dict[str, str] = field(default_factory=dict)
+
+
+def lab_start(vm: VM) -> None:
+    """The VM as handed out: inetd runs with the time service; sendmail is installed but its
+    daemon is not running; vsftpd allows anonymous FTP."""
+    student.start_inetd(vm)
+
+
+def do_the_lab(
+    vm: VM,
+    *,
+    start_sendmail: bool = True,
+    sendmail_everywhere: bool = True,
+    restart_inetd: bool = True,
+    ftp_tcp6_left: bool = False,
+    vsftpd_override: bool = False,
+    mailbox_mode: str | None = None,
+    root_in_ftpusers: bool = True,
+) -> None:
+    """Lab 6 done by a student, with an optional mistake given by one keyword."""
+    lab_start(vm)
+    # Exercise 0 and 2: sendmail's own daemon serves SMTP (once started)
+    if start_sendmail:
+        student.start_sendmail(vm, all_interfaces=sendmail_everywhere)
+    # Exercise 1
+    student.send_mail_from_file(vm)
+    student.send_hello_world(vm)
+    # Exercise 3.3: SMTP by hand
+    if start_sendmail:
+        student.smtp_by_hand(vm)
+        student.wait_for_delivery(vm, bob=3, root=2)  # root: the blind copy and smith's bounce
+    # Exercise 3.4: POP3 through inetd
+    student.inetd_service(vm, "pop3", enable=True)
+    if restart_inetd:
+        student.restart_inetd(vm)
+    # Exercise 4.1: time removed, telnet and ftp enabled, vsftpd configured
+    student.inetd_service(vm, "time", enable=False, protocol="tcp")
+    student.inetd_service(vm, "time", enable=False, protocol="udp")
+    student.inetd_service(vm, "telnet", enable=True)
+    student.inetd_service(vm, "ftp", enable=True)
+    if ftp_tcp6_left:
+        student.add_inetd_line(vm, "ftp\tstream\ttcp6\tnowait\troot\t/usr/sbin/tcpd\t/usr/sbin/vsftpd")
+    student.vsftpd_set(vm, "anonymous_enable", "NO")
+    student.vsftpd_set(vm, "local_enable", "YES")
+    student.vsftpd_set(vm, "write_enable", "YES")
+    if vsftpd_override:
+        vm.sh("printf '# added while testing uploads\\nanonymous_enable=YES\\n' >> /etc/vsftpd.conf")
+    if restart_inetd:
+        student.restart_inetd(vm)
+    # Exercise 4.2: ftp disabled again (only the tcp line, when the tcp6 one is forgotten)
+    student.inetd_service(vm, "ftp", enable=False, protocol="tcp")
+    if restart_inetd:
+        student.restart_inetd(vm)
+    # Exercise 3.2 and 4.3
+    if mailbox_mode:
+        vm.sh(f"chmod {mailbox_mode} /var/mail/bob")
+    if not root_in_ftpusers:
+        vm.sh("sed -i '/^root$/d' /etc/ftpusers")
+
+
+def _expect(**changes: str) -> dict[str, str]:
+    unknown = set(changes) - set(CHECK_IDS)
+    assert not unknown, unknown
+    return {**ALL_PASS, **changes}
+
+
+SCENARIOS = {s.name: s for s in (
+    Scenario("complete", "Lab 6 done right", do_the_lab, ALL_PASS),
+    Scenario(
+        "untouched", "the VM as handed out: nothing done", lab_start,
+        _expect(smtp_daemon="fail", smtp_listening="fail", smtp_greets="fail",
+                mail_hello_world="fail", mail_from_file="fail", mail_bcc_root="fail",
+                mail_smtp_by_hand="fail", pop3_in_inetd="fail", pop3_listening="fail",
+                pop3_greets="fail", pop3_login="skipped", time_disabled="fail",
+                telnet_enabled="fail", vsftpd_anonymous_disabled="fail",
+                vsftpd_local_write="fail"),
+    ),
+    Scenario(
+        "inetd_not_restarted", "inetd.conf edited, but inetd never restarted",
+        lambda vm: do_the_lab(vm, restart_inetd=False),
+        _expect(pop3_listening="fail", pop3_greets="fail", pop3_login="skipped",
+                time_disabled="fail", telnet_enabled="fail"),
+    ),
+    Scenario(
+        "vsftpd_override", "anonymous_enable=NO, but set back to YES further down",
+        lambda vm: do_the_lab(vm, vsftpd_override=True),
+        _expect(vsftpd_anonymous_disabled="fail"),
+    ),
+    Scenario(
+        "ftp_tcp6", "ftp disabled for tcp, still served over tcp6",
+        lambda vm: do_the_lab(vm, ftp_tcp6_left=True),
+        _expect(ftp_disabled="fail"),
+    ),
+    Scenario(
+        "mailbox_world_readable", "bob's mailbox readable by everyone",
+        lambda vm: do_the_lab(vm, mailbox_mode="644"),
+        _expect(mailbox_permissions="fail"),
+    ),
+    Scenario(
+        "sendmail_never_started", "sendmail's daemon never started: mail waits in the queue",
+        lambda vm: do_the_lab(vm, start_sendmail=False),
+        _expect(smtp_daemon="fail", smtp_listening="fail", smtp_greets="fail",
+                queue_empty="fail", mail_hello_world="fail", mail_from_file="fail",
+                mail_bcc_root="fail", mail_smtp_by_hand="fail", pop3_login="fail"),
+    ),
+    Scenario(
+        "sendmail_loopback_only", "sendmail left listening on 127.0.0.1 only",
+        lambda vm: do_the_lab(vm, sendmail_everywhere=False),
+        _expect(smtp_greets="fail"),
+    ),
+    Scenario(
+        "root_ftp_allowed", "root removed from /etc/ftpusers",
+        lambda vm: do_the_lab(vm, root_in_ftpusers=False),
+        _expect(ftp_root_denied="fail"),
+    ),
+)}

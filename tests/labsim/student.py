@@ -1,0 +1,93 @@
+"""What a student does on the VM during Lab 6, step by step, as shell commands run inside it."""
+
+from __future__ import annotations
+
+import shlex
+
+from .vm import VM
+
+# Wait (inside the VM) until a shell condition holds, at most ~15 s.
+_WAIT = """
+wait_for() {{ for _ in $(seq 300); do if {condition}; then return 0; fi; sleep 0.05; done
+  echo "timed out waiting for: {shown}" >&2; return 1; }}
+wait_for
+"""
+
+
+def wait_for(vm: VM, condition: str) -> None:
+    vm.sh(_WAIT.format(condition=condition, shown=condition.replace('"', "'")))
+
+
+def start_sendmail(vm: VM, *, all_interfaces: bool = True) -> None:
+    """Start sendmail's daemon; for Exercise 3.3 from the host machine it must listen on every
+    interface (Debian's sendmail.mc has Addr=127.0.0.1)."""
+    if all_interfaces:
+        vm.sh("sed -i 's/, *Addr=127\\.0\\.0\\.1//' /etc/mail/sendmail.cf")
+    vm.sh("/usr/sbin/sendmail-mta -L sm-mta -bd -q10m")
+    wait_for(vm, "ss -Hltn 'sport = :25' | grep -q LISTEN")
+
+
+def inetd_service(vm: VM, service: str, *, enable: bool, protocol: str = "tcp") -> None:
+    """Uncomment (enable) or comment out (disable) a service's line in /etc/inetd.conf."""
+    pattern = rf"{service}[[:space:]]+[a-z]+[[:space:]]+{protocol}[[:space:]]"
+    if enable:
+        vm.sh(f"sed -i -E 's/^#(<off>#)?[[:space:]]*({pattern})/\\2/' /etc/inetd.conf")
+    else:
+        vm.sh(f"sed -i -E 's/^({pattern})/#\\1/' /etc/inetd.conf")
+
+
+def add_inetd_line(vm: VM, line: str) -> None:
+    vm.sh(f"printf '%s\\n' {shlex.quote(line)} >> /etc/inetd.conf")
+
+
+def start_inetd(vm: VM) -> None:
+    """Start inetd and wait until it holds a socket for every active line."""
+    vm.sh("/usr/sbin/inetd")
+    wait_for(vm, "[ -s /run/inetd.pid ] && [ $(ss -Hlntup | grep -c \"pid=$(cat /run/inetd.pid),\") "
+                 "-ge $(grep -cE '^[a-z]' /etc/inetd.conf) ]")
+
+
+def restart_inetd(vm: VM) -> None:
+    vm.sh("kill $(cat /run/inetd.pid)")
+    wait_for(vm, "! pidof inetd >/dev/null")
+    vm.sh("rm -f /run/inetd.pid")
+    start_inetd(vm)
+
+
+def vsftpd_set(vm: VM, name: str, value: str) -> None:
+    """Set a vsftpd.conf option where it stands (uncommenting it if needed)."""
+    vm.sh(f"sed -i -E 's/^#?{name}=.*/{name}={value}/' /etc/vsftpd.conf")
+
+
+def send_mail_from_file(vm: VM) -> None:
+    """Exercise 1.1: mail -s subject user@domain < message.txt"""
+    vm.sh("printf 'Notes for Lab 6.\\nSendmail, POP3 and inetd.\\n' > /root/message.txt\n"
+          "mail -s 'Lab 6 notes' bob@anglia.bryant < /root/message.txt")
+
+
+def send_hello_world(vm: VM) -> None:
+    """Exercise 1.2. smith no longer exists, so mail exits 67 while bob and root get it."""
+    vm.sh("echo 'Welcome to Computer Systems' | mail -s 'Hello world' bob@anglia.bryant "
+          "-c smith@anglia.bryant -b root@anglia.bryant || true")
+
+
+SMTP_BY_HAND = """
+import smtplib
+with smtplib.SMTP("127.0.0.1", 25, local_hostname="localhost", timeout=20) as s:
+    s.helo("localhost")
+    s.mail("root@localhost")
+    s.rcpt("bob@localhost")
+    s.data("Subject: typed by hand\\r\\n\\r\\nHello bob, this message was typed in SMTP.\\r\\n")
+"""
+
+
+def smtp_by_hand(vm: VM) -> None:
+    """Exercise 3.3: an SMTP conversation with port 25 from localhost, root to bob."""
+    vm.sh(f"/usr/bin/python3 -c {shlex.quote(SMTP_BY_HAND)}")
+
+
+def wait_for_delivery(vm: VM, bob: int, root: int) -> None:
+    """Wait until the queues are empty and the mailboxes hold what was sent."""
+    wait_for(vm, "! ls /var/spool/mqueue/qf* /var/spool/mqueue-client/qf* >/dev/null 2>&1 && "
+                 f"[ $(grep -c '^From ' /var/mail/bob 2>/dev/null || true) -ge {bob} ] && "
+                 f"[ $(grep -c '^From ' /var/mail/root 2>/dev/null || true) -ge {root} ]")
