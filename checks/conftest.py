@@ -18,10 +18,19 @@ from grader.rubric import default_rubric_path, load_rubric
 
 def pytest_addoption(parser):
     group = parser.getgroup("lab", "lab checks")
-    group.addoption("--rubric", default=None, metavar="PATH",
-                    help="rubric.toml with the lab's paths and variables (default: Lab 6's)")
-    group.addoption("--lab-var", action="append", default=[], metavar="NAME=VALUE",
-                    help="set a rubric variable, e.g. --lab-var bob_password=...")
+    group.addoption(
+        "--rubric",
+        default=None,
+        metavar="PATH",
+        help="rubric.toml with the lab's paths and variables (default: Lab 6's)",
+    )
+    group.addoption(
+        "--lab-var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a rubric variable, e.g. --lab-var bob_password=...",
+    )
 
 
 @pytest.fixture(scope="session")

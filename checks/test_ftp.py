@@ -7,19 +7,25 @@ from .support.vsftpd import boolean, parse_vsftpd_conf
 
 def _vsftpd_settings(host, lab):
     content = read_file(host, lab.paths.vsftpd_conf)
-    assert content is not None, (f"{lab.paths.vsftpd_conf} does not exist, so vsftpd runs "
-                                 "with its built-in defaults (anonymous FTP on, local users off)")
+    assert content is not None, (
+        f"{lab.paths.vsftpd_conf} does not exist, so vsftpd runs "
+        "with its built-in defaults (anonymous FTP on, local users off)"
+    )
     return parse_vsftpd_conf(content.text)
 
 
 def test_ftp_disabled(host, lab, outside):
     """ftp is disabled again: no active ftp entry in inetd.conf (tcp, tcp6 ...) and 21 closed."""
     active = entries_for_port(inetd_entries(host, lab), services(host, lab), 21, active=True)
-    assert not active, (f"{lab.paths.inetd_conf} still enables ftp: "
-                        + "; ".join(e.where() for e in active))
+    assert not active, f"{lab.paths.inetd_conf} still enables ftp: " + "; ".join(
+        e.where() for e in active
+    )
     inside = listeners(host, 21)
-    assert not inside, ("ftp is commented out, but port 21 still listens on the VM ("
-                        + ", ".join(map(str, inside)) + "): did you restart inetd?")
+    assert not inside, (
+        "ftp is commented out, but port 21 still listens on the VM ("
+        + ", ".join(map(str, inside))
+        + "): did you restart inetd?"
+    )
     state = outside.port_state(21)
     assert state != "open", "port 21 is open when scanned from outside the VM"
 

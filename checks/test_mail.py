@@ -17,8 +17,10 @@ def test_mail_hello_world(host, lab):
     if any(_is_hello(m) for m in box.messages):
         return
     titled = [m for m in box.messages if normalise(m.subject) == HELLO_SUBJECT]
-    assert not titled, (f"{titled[0].describe()} arrived, but its body does not contain "
-                        f"'Welcome to Computer Systems'")
+    assert not titled, (
+        f"{titled[0].describe()} arrived, but its body does not contain "
+        f"'Welcome to Computer Systems'"
+    )
     raise AssertionError(f"no 'Hello world' message for bob: {box.describe()}")
 
 
@@ -26,15 +28,18 @@ def test_mail_from_file(host, lab):
     """bob received another message sent on the VM with mail -s (Exercise 1.1)."""
     box = mailbox(host, lab, lab.var("mail_user"))
     sent = [m for m in box.messages if m.locally_submitted and m.subject and not _is_hello(m)]
-    assert sent, ("no message sent on the VM with `mail -s subject bob < file` besides "
-                  f"'Hello world': {box.describe()}")
+    assert sent, (
+        "no message sent on the VM with `mail -s subject bob < file` besides "
+        f"'Hello world': {box.describe()}"
+    )
 
 
 def test_mail_bcc_root(host, lab):
     """root received the blind copy (-b root) of the "Hello world" message."""
     box = mailbox(host, lab, "root")
     assert any(_is_hello(m) for m in box.messages), (
-        f"root has no copy of 'Hello world' (sent with -b root@...): {box.describe()}")
+        f"root has no copy of 'Hello world' (sent with -b root@...): {box.describe()}"
+    )
 
 
 def test_mail_smtp_by_hand(host, lab):
@@ -44,11 +49,15 @@ def test_mail_smtp_by_hand(host, lab):
     from_root = [m for m in by_smtp if m.sender_user == "root"]
     if from_root:
         return
-    assert not by_smtp, (f"{by_smtp[0].describe()} arrived over SMTP, but its sender is "
-                         f"{by_smtp[0].sender_user!r}, not root")
-    raise AssertionError("no message for bob arrived in an SMTP conversation (MAIL FROM root, "
-                         f"RCPT TO bob, DATA); messages sent with mail(1) do not count: "
-                         f"{box.describe()}")
+    assert not by_smtp, (
+        f"{by_smtp[0].describe()} arrived over SMTP, but its sender is "
+        f"{by_smtp[0].sender_user!r}, not root"
+    )
+    raise AssertionError(
+        "no message for bob arrived in an SMTP conversation (MAIL FROM root, "
+        f"RCPT TO bob, DATA); messages sent with mail(1) do not count: "
+        f"{box.describe()}"
+    )
 
 
 def test_mailbox_permissions(host, lab):
@@ -56,10 +65,15 @@ def test_mailbox_permissions(host, lab):
     spool = lab.paths.mail_spool
     if not host.file(spool).is_directory:
         return
-    exposed = output(host, "find -H %s -maxdepth 1 -type f -perm /o=rw -printf '%%m %%u %%f\\n'",
-                     spool).split("\n")
+    exposed = output(
+        host, "find -H %s -maxdepth 1 -type f -perm /o=rw -printf '%%m %%u %%f\\n'", spool
+    ).split("\n")
     exposed = [line for line in exposed if line.strip()]
-    assert not exposed, "mailboxes other users can open: " + "; ".join(
-        f"{name} (owner {owner}, mode {mode})"
-        for mode, owner, name in (line.split(" ", 2) for line in exposed[:10])
-    ) + f" in {spool} (chmod o-rw)"
+    assert not exposed, (
+        "mailboxes other users can open: "
+        + "; ".join(
+            f"{name} (owner {owner}, mode {mode})"
+            for mode, owner, name in (line.split(" ", 2) for line in exposed[:10])
+        )
+        + f" in {spool} (chmod o-rw)"
+    )

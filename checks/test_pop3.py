@@ -9,8 +9,10 @@ def test_pop3_in_inetd(host, lab):
     entries = entries_for_port(inetd_entries(host, lab), services(host, lab), 110)
     if any(e.active for e in entries):
         return
-    assert not entries, (f"the pop3 entry in {lab.paths.inetd_conf} is still commented out: "
-                         + "; ".join(e.where() for e in entries))
+    assert not entries, (
+        f"the pop3 entry in {lab.paths.inetd_conf} is still commented out: "
+        + "; ".join(e.where() for e in entries)
+    )
     raise AssertionError(f"{lab.paths.inetd_conf} has no pop3 entry (port 110)")
 
 
@@ -19,8 +21,9 @@ def test_pop3_listening(host, lab):
     if listeners(host, 110):
         return
     enabled = entries_for_port(inetd_entries(host, lab), services(host, lab), 110, active=True)
-    assert not enabled, (f"{lab.paths.inetd_conf} enables pop3 but nothing listens on 110: "
-                         "did you restart inetd?")
+    assert not enabled, (
+        f"{lab.paths.inetd_conf} enables pop3 but nothing listens on 110: did you restart inetd?"
+    )
     raise AssertionError("nothing listens on TCP port 110 on the VM")
 
 

@@ -7,19 +7,26 @@ from .support.remote import inetd_entries, listeners, services
 def test_time_disabled(host, lab):
     """The time service (port 37) is commented out in inetd.conf and nothing serves it."""
     active = entries_for_port(inetd_entries(host, lab), services(host, lab), 37, active=True)
-    assert not active, (f"{lab.paths.inetd_conf} still enables time: "
-                        + "; ".join(e.where() for e in active))
+    assert not active, f"{lab.paths.inetd_conf} still enables time: " + "; ".join(
+        e.where() for e in active
+    )
     still = listeners(host, 37, ("tcp", "udp"))
-    assert not still, ("time is commented out, but port 37 is still served ("
-                       + ", ".join(map(str, still)) + "): did you restart inetd?")
+    assert not still, (
+        "time is commented out, but port 37 is still served ("
+        + ", ".join(map(str, still))
+        + "): did you restart inetd?"
+    )
 
 
 def test_telnet_enabled(host, lab):
     """telnet is enabled in inetd.conf and port 23 listens."""
     entries = entries_for_port(inetd_entries(host, lab), services(host, lab), 23)
     if not any(e.active for e in entries):
-        assert not entries, (f"the telnet entry in {lab.paths.inetd_conf} is still commented "
-                             "out: " + "; ".join(e.where() for e in entries))
+        assert not entries, (
+            f"the telnet entry in {lab.paths.inetd_conf} is still commented "
+            "out: " + "; ".join(e.where() for e in entries)
+        )
         raise AssertionError(f"{lab.paths.inetd_conf} has no telnet entry (port 23)")
-    assert listeners(host, 23), (f"{lab.paths.inetd_conf} enables telnet but nothing listens "
-                                 "on 23: did you restart inetd?")
+    assert listeners(host, 23), (
+        f"{lab.paths.inetd_conf} enables telnet but nothing listens on 23: did you restart inetd?"
+    )

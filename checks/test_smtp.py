@@ -21,9 +21,11 @@ def test_smtp_daemon(host):
     mtas = [p for p in table.values() if _is_mta(p)]
     assert mtas, "no sendmail (or postfix, exim) daemon is running"
     own = [p for p in mtas if table.get(p.ppid, p).comm not in SUPER_SERVERS]
-    assert own, ("sendmail runs only when inetd starts it for a connection ("
-                 + "; ".join(f"pid {p.pid}, parent {table[p.ppid].comm}" for p in mtas)
-                 + "): SMTP should be served by sendmail's own daemon")
+    assert own, (
+        "sendmail runs only when inetd starts it for a connection ("
+        + "; ".join(f"pid {p.pid}, parent {table[p.ppid].comm}" for p in mtas)
+        + "): SMTP should be served by sendmail's own daemon"
+    )
 
 
 def test_smtp_listening(host):
@@ -40,7 +42,8 @@ def test_smtp_greets(host, outside):
     if found and all(x.address.startswith("127.") or x.address == "::1" for x in found):
         raise AssertionError(
             f"port 25 cannot be reached from outside ({greeting.text}): sendmail listens only on "
-            f"{', '.join(x.address for x in found)} (the Addr= in sendmail.mc's DAEMON_OPTIONS)")
+            f"{', '.join(x.address for x in found)} (the Addr= in sendmail.mc's DAEMON_OPTIONS)"
+        )
     raise AssertionError(f"port 25 did not greet with 220: {greeting.text}")
 
 
@@ -50,7 +53,8 @@ def test_smtp_not_in_inetd(host, lab):
     assert not active, (
         f"{lab.paths.inetd_conf} still starts SMTP: "
         + "; ".join(e.where() for e in active)
-        + " (comment it out: sendmail serves SMTP with its own daemon)")
+        + " (comment it out: sendmail serves SMTP with its own daemon)"
+    )
 
 
 def test_queue_empty(host, lab):
@@ -62,6 +66,8 @@ def test_queue_empty(host, lab):
             queued = [n for n in directory.listdir() if n.startswith(QUEUE_FILE_PREFIXES)]
             if queued:
                 waiting[folder] = queued
-    assert not waiting, "messages wait in the queue: " + "; ".join(
-        f"{len(names)} in {folder}" for folder, names in waiting.items()
-    ) + " (is sendmail running? mail waits here while it is not)"
+    assert not waiting, (
+        "messages wait in the queue: "
+        + "; ".join(f"{len(names)} in {folder}" for folder, names in waiting.items())
+        + " (is sendmail running? mail waits here while it is not)"
+    )

@@ -34,16 +34,18 @@ def load_checks(directory: Path, fixtures: Collection[str]) -> dict[str, Check]:
     package = _import_package(directory)
     checks: dict[str, Check] = {}
     for path in sorted(directory.glob("test_*.py")):
-        module = _import(f"{package}.{path.stem}", path)
+        module_name = f"{package}.{path.stem}"
+        module = _import(module_name, path)
         for name, function in inspect.getmembers(module, inspect.isfunction):
-            if not name.startswith("test_") or function.__module__ != module.__name__:
+            if not name.startswith("test_") or function.__module__ != module_name:
                 continue
             check_id = name.removeprefix("test_")
             line = inspect.getsourcelines(function)[1]
             source = f"{path}:{line}"
             if check_id in checks:
-                raise InputError(f"{source}: check {check_id!r} is also defined at "
-                                 f"{checks[check_id].source}")
+                raise InputError(
+                    f"{source}: check {check_id!r} is also defined at {checks[check_id].source}"
+                )
             params = tuple(inspect.signature(function).parameters)
             unknown = [p for p in params if p not in fixtures]
             if unknown:

@@ -63,39 +63,102 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--host", metavar="HOST", help="The VM to grade: a host name or address.")
-@click.option("--port", type=click.IntRange(1, 65535), default=22, show_default=True,
-              help="SSH port.")
-@click.option("--user", default="root", show_default=True,
-              help="SSH user; the checks read the mail spool, so they need root.")
-@click.option("--identity", type=click.Path(path_type=Path), metavar="KEYFILE",
-              help="Private key to log in with (default: your SSH keys and ssh-agent).")
-@click.option("--password-env", metavar="VAR",
-              help="Name of an environment variable holding the SSH password "
-                   "(so the password never appears on a command line).")
-@click.option("--rubric", "rubric_path", type=click.Path(path_type=Path), metavar="PATH",
-              help="Rubric to grade with (default: the built-in Lab 6 rubric.toml).")
-@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-              help="Set a rubric variable, e.g. --var bob_password=secret. Repeatable.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="text: a table for people; json: one JSON report.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Also write the JSON report to DIR/<host>.json.")
-@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="GRADER_KNOWN_HOSTS", default=DEFAULT_KNOWN_HOSTS, show_default=True,
-              help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS).")
-@click.option("--accept-changed-host-key", is_flag=True,
-              help="Accept and store a host key that differs from the stored one.")
-@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=5.0,
-              show_default=True, help="Seconds for each of TCP connect, SSH greeting, login.")
-@click.option("--command-timeout", type=click.FloatRange(min=0.1), default=30.0,
-              show_default=True, help="Seconds one command on the VM may take.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=22, show_default=True, help="SSH port."
+)
+@click.option(
+    "--user",
+    default="root",
+    show_default=True,
+    help="SSH user; the checks read the mail spool, so they need root.",
+)
+@click.option(
+    "--identity",
+    type=click.Path(path_type=Path),
+    metavar="KEYFILE",
+    help="Private key to log in with (default: your SSH keys and ssh-agent).",
+)
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Name of an environment variable holding the SSH password "
+    "(so the password never appears on a command line).",
+)
+@click.option(
+    "--rubric",
+    "rubric_path",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Rubric to grade with (default: the built-in Lab 6 rubric.toml).",
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a rubric variable, e.g. --var bob_password=secret. Repeatable.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a table for people; json: one JSON report.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also write the JSON report to DIR/<host>.json.",
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GRADER_KNOWN_HOSTS",
+    default=DEFAULT_KNOWN_HOSTS,
+    show_default=True,
+    help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS).",
+)
+@click.option(
+    "--accept-changed-host-key",
+    is_flag=True,
+    help="Accept and store a host key that differs from the stored one.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds for each of TCP connect, SSH greeting, login.",
+)
+@click.option(
+    "--command-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds one command on the VM may take.",
+)
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of a grader bug.")
 @click.version_option(__version__, prog_name="grade")
 @click.pass_context
-def cli(ctx: click.Context, host: str | None, port: int, user: str, identity: Path | None,
-        password_env: str | None, rubric_path: Path | None, variables: tuple[str, ...],
-        fmt: str, out: Path | None, known_hosts: Path, accept_changed_host_key: bool,
-        connect_timeout: float, command_timeout: float, traceback: bool) -> int:
+def cli(
+    ctx: click.Context,
+    host: str | None,
+    port: int,
+    user: str,
+    identity: Path | None,
+    password_env: str | None,
+    rubric_path: Path | None,
+    variables: tuple[str, ...],
+    fmt: str,
+    out: Path | None,
+    known_hosts: Path,
+    accept_changed_host_key: bool,
+    connect_timeout: float,
+    command_timeout: float,
+    traceback: bool,
+) -> int:
     if ctx.invoked_subcommand is not None:
         return ExitStatus.OK
     if host is None:
@@ -109,13 +172,17 @@ def cli(ctx: click.Context, host: str | None, port: int, user: str, identity: Pa
     if password_env:
         password = os.environ.get(password_env)
         if password is None:
-            raise InputError(f"--password-env {password_env}: the environment variable "
-                             f"{password_env} is not set")
+            raise InputError(
+                f"--password-env {password_env}: the environment variable {password_env} is not set"
+            )
     if identity is not None:
         load_identity(identity)  # refuse an unusable key file as bad input, before connecting
-    options = Options(known_hosts=KnownHosts(known_hosts, accept_changed_host_key),
-                      connect_timeout=connect_timeout, command_timeout=command_timeout,
-                      probe_timeout=connect_timeout)
+    options = Options(
+        known_hosts=KnownHosts(known_hosts, accept_changed_host_key),
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        probe_timeout=connect_timeout,
+    )
     target = Target(host=host, port=port, user=user, identity=identity, password=password)
     report = grade_host(target, rubric, checks, resolved, options)
 
@@ -162,9 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if "--traceback" in args:
             raise
-        click.echo(f"grade: internal error: {type(e).__name__}: {e} "
-                   "(this is a bug in the grader; run again with --traceback to see where)",
-                   err=True)
+        click.echo(
+            f"grade: internal error: {type(e).__name__}: {e} "
+            "(this is a bug in the grader; run again with --traceback to see where)",
+            err=True,
+        )
         return ExitStatus.INTERNAL_ERROR
     return int(result or 0)
 

@@ -8,6 +8,7 @@ recorded as evidence of the check that made it, with passwords masked.
 
 from __future__ import annotations
 
+import contextlib
 import poplib
 import smtplib
 import socket
@@ -89,16 +90,16 @@ class Outside:
                 code, text = client.connect(self.address, port)
             except (OSError, smtplib.SMTPException) as e:
                 return Greeting(False, None, _why(e, port, self.timeout))
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 client.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
             greeting = text.decode(errors="replace")
             return Greeting(code == 220, code, greeting)
 
         result = self._once(("smtp", port), probe)
-        evidence.record(f"SMTP connection to {self.address}:{port}",
-                        f"{result.code or ''} {result.text}".strip())
+        evidence.record(
+            f"SMTP connection to {self.address}:{port}",
+            f"{result.code or ''} {result.text}".strip(),
+        )
         return result
 
     def pop3_greeting(self, port: int = 110) -> Greeting:
@@ -110,10 +111,8 @@ class Outside:
             except (OSError, poplib.error_proto) as e:
                 return Greeting(False, None, _why(e, port, self.timeout))
             text = client.getwelcome().decode(errors="replace")
-            try:
+            with contextlib.suppress(OSError, poplib.error_proto):
                 client.quit()
-            except (OSError, poplib.error_proto):
-                pass
             return Greeting(text.startswith("+OK"), None, text)
 
         result = self._once(("pop3", port), probe)
@@ -133,25 +132,29 @@ class Outside:
                 client.pass_(password)
                 count, size = client.stat()
             except poplib.error_proto as e:
-                return Pop3Login(False, None, f"login refused: {e.args[0].decode(errors='replace')}")
+                return Pop3Login(
+                    False, None, f"login refused: {e.args[0].decode(errors='replace')}"
+                )
             except OSError as e:
                 return Pop3Login(False, None, _why(e, port, self.timeout))
             finally:
-                try:
+                with contextlib.suppress(OSError, poplib.error_proto):
                     client.quit()
-                except (OSError, poplib.error_proto):
-                    pass
             return Pop3Login(True, count, f"+OK {count} messages ({size} octets)")
 
         result = self._once(("pop3-login", port, user, password), probe)
-        evidence.record(f"POP3 login to {self.address}:{port} as {user} (USER {user}, PASS ****, "
-                        f"STAT, QUIT)", result.text)
+        evidence.record(
+            f"POP3 login to {self.address}:{port} as {user} (USER {user}, PASS ****, STAT, QUIT)",
+            result.text,
+        )
         return result
 
     def port_state(self, port: int) -> str:
         """nmap's state of a TCP port seen from here: open, closed, filtered ..."""
         ports = self.ports if port in self.ports else (port,)
         states = self._once(("scan", ports), lambda: scan_ports(self.address, ports, self.timeout))
-        evidence.record(f"nmap -sT -Pn -p {','.join(map(str, ports))} {self.address}",
-                        ", ".join(f"{p}/tcp {s}" for p, s in states.items()))
+        evidence.record(
+            f"nmap -sT -Pn -p {','.join(map(str, ports))} {self.address}",
+            ", ".join(f"{p}/tcp {s}" for p, s in states.items()),
+        )
         return states[port]

@@ -231,7 +231,7 @@ def _describe_validation_error(
     first = error.errors()[0]
     loc = tuple(first["loc"])
     # pydantic adds the union member it tried ("str", "VarSpec"): drop those from the key path
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() or p == "str"))
+    loc = tuple(p for p in loc if not ((isinstance(p, str) and p[:1].isupper()) or p == "str"))
     key = _format_key(loc, data)
     message = first["msg"]
     if first["type"] == "extra_forbidden":
@@ -320,10 +320,14 @@ class _KeyLocator:
 
     def line_of_value(self, key: str, value: str) -> int | None:
         quoted = {f'"{value}"', f"'{value}'"}
-        return next((n for k, v, n in self.values if k == key and v.split("#")[0].strip() in quoted), None)
+        return next(
+            (n for k, v, n in self.values if k == key and v.split("#")[0].strip() in quoted), None
+        )
 
 
-def _latest(counters: Mapping[tuple[object, ...], int], parents: tuple[str, ...]) -> tuple[object, ...]:
+def _latest(
+    counters: Mapping[tuple[object, ...], int], parents: tuple[str, ...]
+) -> tuple[object, ...]:
     """The current element path of the array-of-tables named by ``parents`` (e.g. sections)."""
     path: tuple[object, ...] = ()
     for name in parents:

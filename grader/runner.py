@@ -50,16 +50,17 @@ def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
         except AssertionError as e:
             outcome = Outcome("fail", str(e) or _assert_line(e))
         except pytest.fail.Exception as e:
-            outcome = Outcome("fail", e.msg)
+            outcome = Outcome("fail", e.msg or "failed")
         except pytest.skip.Exception as e:
-            outcome = Outcome("skipped", e.msg)
+            outcome = Outcome("skipped", e.msg or "skipped")
         except HostError:
             raise  # the connection is gone: the host, not the check, failed
         except CheckError as e:
             outcome = Outcome("error", str(e))
         except Exception as e:
-            outcome = Outcome("error", f"the check itself failed ({check.source}): "
-                                       f"{type(e).__name__}: {e}")
+            outcome = Outcome(
+                "error", f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
+            )
         else:
             outcome = Outcome("pass")
     return Outcome(outcome.status, outcome.message, tuple(seen))
@@ -71,14 +72,16 @@ def _assert_line(error: AssertionError) -> str:
     return f"failed: {line}" if line else "failed"
 
 
-def run_checks(rubric: Rubric, checks: Mapping[str, Check], fixtures: Mapping[str, object]
-               ) -> dict[str, Outcome]:
+def run_checks(
+    rubric: Rubric, checks: Mapping[str, Check], fixtures: Mapping[str, object]
+) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     for item in rubric.items:  # dependency order
         blocked = [d for d in item.depends if outcomes[d].status != "pass"]
         if blocked:
             outcomes[item.id] = Outcome(
-                "skipped", f"not checked: {', '.join(blocked)} must pass first")
+                "skipped", f"not checked: {', '.join(blocked)} must pass first"
+            )
         else:
             outcomes[item.id] = run_check(checks[item.id], fixtures)
     return outcomes
@@ -98,10 +101,18 @@ def grade_host(
 
     def report(**fields: object) -> Report:
         base: dict[str, object] = dict(
-            host=target.host, student=student, status="graded", error=None, error_kind=None,
-            score=None, max_score=rubric.max_score, graded_at=graded_at,
+            host=target.host,
+            student=student,
+            status="graded",
+            error=None,
+            error_kind=None,
+            score=None,
+            max_score=rubric.max_score,
+            graded_at=graded_at,
             duration_s=round(time.monotonic() - started, 3),
-            rubric=RubricRef(rubric.title, rubric.sha256), host_key=None, address=None,
+            rubric=RubricRef(rubric.title, rubric.sha256),
+            host_key=None,
+            address=None,
             checks=(),
         )
         return Report(**{**base, **fields})  # type: ignore[arg-type]
@@ -118,10 +129,14 @@ def grade_host(
         }
         outcomes = run_checks(rubric, checks, fixtures)
     except HostError as e:
-        return report(status=e.report_status, error=str(e), error_kind=e.kind,
-                      host_key=session.host_key, address=session.address)
+        return report(
+            status=e.report_status,
+            error=str(e),
+            error_kind=e.kind,
+            host_key=session.host_key,
+            address=session.address,
+        )
     finally:
         session.close()
     results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
-    return report(score=total, host_key=session.host_key, address=session.address,
-                  checks=results)
+    return report(score=total, host_key=session.host_key, address=session.address, checks=results)

@@ -66,7 +66,9 @@ class KnownHosts:
                 try:
                     keys.load(str(self.path))
                 except OSError as e:
-                    raise InputError(f"{self.path}: cannot read known hosts: {e.strerror}") from None
+                    raise InputError(
+                        f"{self.path}: cannot read known hosts: {e.strerror}"
+                    ) from None
             stored = keys.lookup(name)
             if stored is not None:
                 if any(k.asbytes() == key.asbytes() for k in stored.values()):
@@ -101,7 +103,9 @@ class _VerifyPolicy(paramiko.MissingHostKeyPolicy):
     def __init__(self, known_hosts: KnownHosts) -> None:
         self.known_hosts = known_hosts
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         self.known_hosts.verify(hostname, key)
 
 
@@ -116,8 +120,9 @@ def load_identity(path: Path) -> paramiko.PKey:
     except IsADirectoryError:
         raise InputError(f"{path}: identity file is a directory") from None
     except paramiko.PasswordRequiredException:
-        raise InputError(f"{path}: identity file is protected by a passphrase; "
-                         "load it into ssh-agent instead") from None
+        raise InputError(
+            f"{path}: identity file is protected by a passphrase; load it into ssh-agent instead"
+        ) from None
     except (paramiko.SSHException, ValueError, OSError) as e:
         raise InputError(f"{path}: not a usable private key: {e}") from None
 
@@ -141,8 +146,9 @@ class Session:
         try:
             chan = transport.open_session(timeout=timeout)
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise HostError("connection_lost",
-                            f"the SSH connection to {self.address} was lost: {e}") from None
+            raise HostError(
+                "connection_lost", f"the SSH connection to {self.address} was lost: {e}"
+            ) from None
         deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         truncated = False
@@ -163,8 +169,9 @@ class Session:
                 if remaining <= 0:
                     raise CommandTimeout(f"no answer within {timeout:g} s")
                 if chan.closed and not transport.is_active():
-                    raise HostError("connection_lost",
-                                    f"the SSH connection to {self.address} was lost")
+                    raise HostError(
+                        "connection_lost", f"the SSH connection to {self.address} was lost"
+                    )
                 select.select([chan], [], [], min(remaining, 0.2))
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
         return Completed(status, bytes(out[:limit]), bytes(err[:limit]), truncated)
@@ -177,12 +184,16 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise HostError("unreachable", f"cannot resolve host name {target.host!r}: {e.strerror}") from None
-    address = infos[0][4][0]
+        raise HostError(
+            "unreachable", f"cannot resolve host name {target.host!r}: {e.strerror}"
+        ) from None
+    address = str(infos[0][4][0])
     try:
         sock = socket.create_connection((address, target.port), timeout=timeout)
     except TimeoutError:
-        raise HostError("timeout", f"{where}: no answer to the TCP connection within {timeout:g} s") from None
+        raise HostError(
+            "timeout", f"{where}: no answer to the TCP connection within {timeout:g} s"
+        ) from None
     except ConnectionRefusedError:
         raise HostError("unreachable", f"{where}: connection refused (is sshd running?)") from None
     except OSError as e:
@@ -212,14 +223,19 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
         tried = "the key " + str(target.identity) if pkey else "the default keys and ssh-agent"
         if target.password:
             tried += " and the password"
-        raise HostError("auth_failed", f"{where}: authentication refused for user "
-                                       f"{target.user!r} (tried {tried}): {e}") from None
+        raise HostError(
+            "auth_failed",
+            f"{where}: authentication refused for user {target.user!r} (tried {tried}): {e}",
+        ) from None
     except (paramiko.SSHException, EOFError, OSError) as e:
         client.close()
         message = str(e) or type(e).__name__
         if "banner" in message or isinstance(e, TimeoutError):
-            raise HostError("timeout", f"{where}: no SSH greeting within {timeout:g} s "
-                                       f"(the port answers but it is not speaking SSH)") from None
+            raise HostError(
+                "timeout",
+                f"{where}: no SSH greeting within {timeout:g} s "
+                f"(the port answers but it is not speaking SSH)",
+            ) from None
         raise HostError("unreachable", f"{where}: SSH failed: {message}") from None
     transport = client.get_transport()
     assert transport is not None

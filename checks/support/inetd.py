@@ -75,8 +75,16 @@ def entry_port(entry: Entry, services: Mapping[str, set[tuple[int, str]]]) -> in
     return min(ports) if ports else None
 
 
-def entries_for_port(entries: Iterable[Entry], services: Mapping[str, set[tuple[int, str]]],
-                     port: int, *, active: bool | None = None) -> list[Entry]:
+def entries_for_port(
+    entries: Iterable[Entry],
+    services: Mapping[str, set[tuple[int, str]]],
+    port: int,
+    *,
+    active: bool | None = None,
+) -> list[Entry]:
     """Entries (of any protocol) serving ``port``; only active ones with ``active=True``."""
-    return [e for e in entries
-            if entry_port(e, services) == port and (active is None or e.active == active)]
+    return [
+        e
+        for e in entries
+        if entry_port(e, services) == port and (active is None or e.active == active)
+    ]

@@ -82,14 +82,18 @@ def parse_mbox(data: bytes) -> list[Message]:
         raw = data[start + len(from_line) + 1 : end]
         parsed = email.message_from_bytes(raw, policy=policy.compat32)
         fields = from_line.decode("utf-8", errors="replace").split()
-        messages.append(Message(
-            index=n + 1,
-            envelope_sender=fields[1] if len(fields) > 1 else "",
-            subject=" ".join(_text(parsed.get("Subject")).split()),
-            received=tuple(" ".join(_text(r).split()) for r in parsed.get_all("Received") or ()),
-            return_path=_text(parsed.get("Return-Path")).strip(),
-            body=_body(parsed),
-        ))
+        messages.append(
+            Message(
+                index=n + 1,
+                envelope_sender=fields[1] if len(fields) > 1 else "",
+                subject=" ".join(_text(parsed.get("Subject")).split()),
+                received=tuple(
+                    " ".join(_text(r).split()) for r in parsed.get_all("Received") or ()
+                ),
+                return_path=_text(parsed.get("Return-Path")).strip(),
+                body=_body(parsed),
+            )
+        )
     return messages
 
 

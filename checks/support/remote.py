@@ -50,8 +50,10 @@ def output(host, command: str, *args: str) -> str:
     not a failure of the student's VM)."""
     result = host.run(command, *args)
     if result.rc != 0:
-        raise RuntimeError(f"`{result.command.decode(errors='replace')}` failed with exit "
-                           f"status {result.rc}: {result.stderr.strip()[:300]}")
+        raise RuntimeError(
+            f"`{result.command.decode(errors='replace')}` failed with exit "
+            f"status {result.rc}: {result.stderr.strip()[:300]}"
+        )
     return result.stdout
 
 
@@ -125,6 +127,9 @@ def mailbox(host, lab, user: str) -> Mailbox:
     content = read_file(host, path)
     if content is None:
         return Mailbox(path, [], "does not exist: nothing was delivered there")
-    note = f" (only the first {READ_LIMIT} of {content.size} bytes were read)" \
-        if content.truncated else ""
+    note = (
+        f" (only the first {READ_LIMIT} of {content.size} bytes were read)"
+        if content.truncated
+        else ""
+    )
     return Mailbox(path, parse_mbox(content.data), note)

@@ -64,12 +64,17 @@ def boolean(settings: list[Setting], name: str) -> Boolean:
             if upper in TRUE or upper in FALSE:
                 value, source = upper in TRUE, setting
             elif problem is None:
-                problem = (f"{setting}: {setting.value!r} is not YES or NO, so vsftpd refuses "
-                           "to start")
+                problem = (
+                    f"{setting}: {setting.value!r} is not YES or NO, so vsftpd refuses to start"
+                )
         elif setting.name.strip() == name and problem is None:
-            problem = (f"{setting}: no spaces are allowed around '=' in vsftpd.conf; vsftpd "
-                       f"does not recognise {setting.name!r} and refuses to start")
+            problem = (
+                f"{setting}: no spaces are allowed around '=' in vsftpd.conf; vsftpd "
+                f"does not recognise {setting.name!r} and refuses to start"
+            )
         elif setting.name.lstrip().startswith("#") and name in setting.name and problem is None:
-            problem = (f"{setting}: a comment must start in the first column; vsftpd reads "
-                       "this indented line as a setting and refuses to start")
+            problem = (
+                f"{setting}: a comment must start in the first column; vsftpd reads "
+                "this indented line as a setting and refuses to start"
+            )
     return Boolean(value, source, problem)

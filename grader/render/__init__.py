@@ -15,7 +15,7 @@ FORMATS = {
 
 def renderer(name: str) -> Callable[..., str]:
     module, function = FORMATS[name].split(":")
-    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), function)
 
 
 def render(name: str, report: Report, **options: object) -> str:

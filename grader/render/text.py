@@ -25,13 +25,25 @@ def points(value: float) -> str:
 
 def render(report: Report, color: bool = False, width: int = 100, **_: object) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
-                      highlight=False, emoji=False)
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        emoji=False,
+    )
     who = report.student or report.host
-    where = f"{report.host} ({report.address})" if report.address else report.host
+    where = (
+        f"{report.host} ({report.address})"
+        if report.address not in (None, report.host)
+        else report.host
+    )
     console.print(Text(report.rubric.title, style="bold"))
-    console.print(f"{'Student ' + who + ', host ' if report.student else 'Host '}{where}, "
-                  f"graded {report.graded_at} in {report.duration_s:g} s")
+    console.print(
+        f"{'Student ' + who + ', host ' if report.student else 'Host '}{where}, "
+        f"graded {report.graded_at} in {report.duration_s:g} s"
+    )
     if report.host_key:
         console.print(f"Host key {report.host_key}")
     if report.status != "graded":
@@ -47,17 +59,23 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         table.add_row("", Text(section, style="bold underline"), "", "")
         for check in (c for c in report.checks if c.section == section):
             label, style = _STATUS[check.status]
-            table.add_row(Text(label, style=style),
-                          Text.assemble(check.title, "\n", (check.id, "dim")),
-                          f"{points(check.points)}/{points(check.max_points)}",
-                          Text(check.message))
+            table.add_row(
+                Text(label, style=style),
+                Text.assemble(check.title, "\n", (check.id, "dim")),
+                f"{points(check.points)}/{points(check.max_points)}",
+                Text(check.message),
+            )
         table.add_section()
     console.print(table)
 
     counts = {s: sum(c.status == s for c in report.checks) for s in _STATUS}
     summary = ", ".join(f"{n} {_word(s)}" for s, n in counts.items() if n)
-    console.print(Text(f"Score {points(report.score or 0)} / {points(report.max_score)}  "
-                       f"({summary})", style="bold"))
+    console.print(
+        Text(
+            f"Score {points(report.score or 0)} / {points(report.max_score)}  ({summary})",
+            style="bold",
+        )
+    )
     lost = [c for c in report.checks if c.status != "pass"]
     if lost:
         console.print()
@@ -68,8 +86,12 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
 
 
 def _word(status: str) -> str:
-    return {"pass": "passed", "fail": "failed", "error": "could not be checked",
-            "skipped": "skipped"}[status]
+    return {
+        "pass": "passed",
+        "fail": "failed",
+        "error": "could not be checked",
+        "skipped": "skipped",
+    }[status]
 
 
 def _lost_line(check: CheckResult) -> Text:

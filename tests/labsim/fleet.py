@@ -23,8 +23,21 @@ class Fleet:
         self.workers = workers
         self.workdir = Path(tempfile.mkdtemp(prefix="labsim-"))
         self.identity = self.workdir / "id_grader"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab-grader tests",
-                        "-f", str(self.identity)], check=True)
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "lab-grader tests",
+                "-f",
+                str(self.identity),
+            ],
+            check=True,
+        )
         self.password = PASSWORD
         self.network: Network | None = None
         self.vms: list[VM] = []
@@ -33,8 +46,12 @@ class Fleet:
         self.network = Network()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def new_host_key(self, name: str) -> Path:
@@ -45,9 +62,14 @@ class Fleet:
 
     def vm(self, name: str, host_key_file: Path | None = None) -> VM:
         """Create (not boot) one more VM."""
-        vm = VM(name, len(self.vms), self.workdir,
-                authorized_key=(self.identity.with_suffix(".pub")).read_text().strip(),
-                password=self.password, host_key_file=host_key_file)
+        vm = VM(
+            name,
+            len(self.vms),
+            self.workdir,
+            authorized_key=(self.identity.with_suffix(".pub")).read_text().strip(),
+            password=self.password,
+            host_key_file=host_key_file,
+        )
         self.vms.append(vm)
         return vm
 

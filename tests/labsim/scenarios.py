@@ -13,11 +13,26 @@ from . import student
 from .vm import VM
 
 CHECK_IDS = (
-    "smtp_daemon", "smtp_listening", "smtp_greets", "smtp_not_in_inetd", "queue_empty",
-    "mail_hello_world", "mail_from_file", "mail_bcc_root", "mail_smtp_by_hand",
-    "mailbox_permissions", "pop3_in_inetd", "pop3_listening", "pop3_greets", "pop3_login",
-    "time_disabled", "telnet_enabled", "ftp_disabled", "vsftpd_anonymous_disabled",
-    "vsftpd_local_write", "ftp_root_denied",
+    "smtp_daemon",
+    "smtp_listening",
+    "smtp_greets",
+    "smtp_not_in_inetd",
+    "queue_empty",
+    "mail_hello_world",
+    "mail_from_file",
+    "mail_bcc_root",
+    "mail_smtp_by_hand",
+    "mailbox_permissions",
+    "pop3_in_inetd",
+    "pop3_listening",
+    "pop3_greets",
+    "pop3_login",
+    "time_disabled",
+    "telnet_enabled",
+    "ftp_disabled",
+    "vsftpd_anonymous_disabled",
+    "vsftpd_local_write",
+    "ftp_root_denied",
 )
 ALL_PASS = dict.fromkeys(CHECK_IDS, "pass")
 
@@ -69,12 +84,16 @@ def do_the_lab(
     student.inetd_service(vm, "telnet", enable=True)
     student.inetd_service(vm, "ftp", enable=True)
     if ftp_tcp6_left:
-        student.add_inetd_line(vm, "ftp\tstream\ttcp6\tnowait\troot\t/usr/sbin/tcpd\t/usr/sbin/vsftpd")
+        student.add_inetd_line(
+            vm, "ftp\tstream\ttcp6\tnowait\troot\t/usr/sbin/tcpd\t/usr/sbin/vsftpd"
+        )
     student.vsftpd_set(vm, "anonymous_enable", "NO")
     student.vsftpd_set(vm, "local_enable", "YES")
     student.vsftpd_set(vm, "write_enable", "YES")
     if vsftpd_override:
-        vm.sh("printf '# added while testing uploads\\nanonymous_enable=YES\\n' >> /etc/vsftpd.conf")
+        vm.sh(
+            "printf '# added while testing uploads\\nanonymous_enable=YES\\n' >> /etc/vsftpd.conf"
+        )
     if restart_inetd:
         student.restart_inetd(vm)
     # Exercise 4.2: ftp disabled again (only the tcp line, when the tcp6 one is forgotten)
@@ -94,53 +113,89 @@ def _expect(**changes: str) -> dict[str, str]:
     return {**ALL_PASS, **changes}
 
 
-SCENARIOS = {s.name: s for s in (
-    Scenario("complete", "Lab 6 done right", do_the_lab, ALL_PASS),
-    Scenario(
-        "untouched", "the VM as handed out: nothing done", lab_start,
-        _expect(smtp_daemon="fail", smtp_listening="fail", smtp_greets="fail",
-                mail_hello_world="fail", mail_from_file="fail", mail_bcc_root="fail",
-                mail_smtp_by_hand="fail", pop3_in_inetd="fail", pop3_listening="fail",
-                pop3_greets="fail", pop3_login="skipped", time_disabled="fail",
-                telnet_enabled="fail", vsftpd_anonymous_disabled="fail",
-                vsftpd_local_write="fail"),
-    ),
-    Scenario(
-        "inetd_not_restarted", "inetd.conf edited, but inetd never restarted",
-        lambda vm: do_the_lab(vm, restart_inetd=False),
-        _expect(pop3_listening="fail", pop3_greets="fail", pop3_login="skipped",
-                time_disabled="fail", telnet_enabled="fail"),
-    ),
-    Scenario(
-        "vsftpd_override", "anonymous_enable=NO, but set back to YES further down",
-        lambda vm: do_the_lab(vm, vsftpd_override=True),
-        _expect(vsftpd_anonymous_disabled="fail"),
-    ),
-    Scenario(
-        "ftp_tcp6", "ftp disabled for tcp, still served over tcp6",
-        lambda vm: do_the_lab(vm, ftp_tcp6_left=True),
-        _expect(ftp_disabled="fail"),
-    ),
-    Scenario(
-        "mailbox_world_readable", "bob's mailbox readable by everyone",
-        lambda vm: do_the_lab(vm, mailbox_mode="644"),
-        _expect(mailbox_permissions="fail"),
-    ),
-    Scenario(
-        "sendmail_never_started", "sendmail's daemon never started: mail waits in the queue",
-        lambda vm: do_the_lab(vm, start_sendmail=False),
-        _expect(smtp_daemon="fail", smtp_listening="fail", smtp_greets="fail",
-                queue_empty="fail", mail_hello_world="fail", mail_from_file="fail",
-                mail_bcc_root="fail", mail_smtp_by_hand="fail", pop3_login="fail"),
-    ),
-    Scenario(
-        "sendmail_loopback_only", "sendmail left listening on 127.0.0.1 only",
-        lambda vm: do_the_lab(vm, sendmail_everywhere=False),
-        _expect(smtp_greets="fail"),
-    ),
-    Scenario(
-        "root_ftp_allowed", "root removed from /etc/ftpusers",
-        lambda vm: do_the_lab(vm, root_in_ftpusers=False),
-        _expect(ftp_root_denied="fail"),
-    ),
-)}
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("complete", "Lab 6 done right", do_the_lab, ALL_PASS),
+        Scenario(
+            "untouched",
+            "the VM as handed out: nothing done",
+            lab_start,
+            _expect(
+                smtp_daemon="fail",
+                smtp_listening="fail",
+                smtp_greets="fail",
+                mail_hello_world="fail",
+                mail_from_file="fail",
+                mail_bcc_root="fail",
+                mail_smtp_by_hand="fail",
+                pop3_in_inetd="fail",
+                pop3_listening="fail",
+                pop3_greets="fail",
+                pop3_login="skipped",
+                time_disabled="fail",
+                telnet_enabled="fail",
+                vsftpd_anonymous_disabled="fail",
+                vsftpd_local_write="fail",
+            ),
+        ),
+        Scenario(
+            "inetd_not_restarted",
+            "inetd.conf edited, but inetd never restarted",
+            lambda vm: do_the_lab(vm, restart_inetd=False),
+            _expect(
+                pop3_listening="fail",
+                pop3_greets="fail",
+                pop3_login="skipped",
+                time_disabled="fail",
+                telnet_enabled="fail",
+            ),
+        ),
+        Scenario(
+            "vsftpd_override",
+            "anonymous_enable=NO, but set back to YES further down",
+            lambda vm: do_the_lab(vm, vsftpd_override=True),
+            _expect(vsftpd_anonymous_disabled="fail"),
+        ),
+        Scenario(
+            "ftp_tcp6",
+            "ftp disabled for tcp, still served over tcp6",
+            lambda vm: do_the_lab(vm, ftp_tcp6_left=True),
+            _expect(ftp_disabled="fail"),
+        ),
+        Scenario(
+            "mailbox_world_readable",
+            "bob's mailbox readable by everyone",
+            lambda vm: do_the_lab(vm, mailbox_mode="644"),
+            _expect(mailbox_permissions="fail"),
+        ),
+        Scenario(
+            "sendmail_never_started",
+            "sendmail's daemon never started: mail waits in the queue",
+            lambda vm: do_the_lab(vm, start_sendmail=False),
+            _expect(
+                smtp_daemon="fail",
+                smtp_listening="fail",
+                smtp_greets="fail",
+                queue_empty="fail",
+                mail_hello_world="fail",
+                mail_from_file="fail",
+                mail_bcc_root="fail",
+                mail_smtp_by_hand="fail",
+                pop3_login="fail",
+            ),
+        ),
+        Scenario(
+            "sendmail_loopback_only",
+            "sendmail left listening on 127.0.0.1 only",
+            lambda vm: do_the_lab(vm, sendmail_everywhere=False),
+            _expect(smtp_greets="fail"),
+        ),
+        Scenario(
+            "root_ftp_allowed",
+            "root removed from /etc/ftpusers",
+            lambda vm: do_the_lab(vm, root_in_ftpusers=False),
+            _expect(ftp_root_denied="fail"),
+        ),
+    )
+}

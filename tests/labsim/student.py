@@ -43,8 +43,11 @@ def add_inetd_line(vm: VM, line: str) -> None:
 def start_inetd(vm: VM) -> None:
     """Start inetd and wait until it holds a socket for every active line."""
     vm.sh("/usr/sbin/inetd")
-    wait_for(vm, "[ -s /run/inetd.pid ] && [ $(ss -Hlntup | grep -c \"pid=$(cat /run/inetd.pid),\") "
-                 "-ge $(grep -cE '^[a-z]' /etc/inetd.conf) ]")
+    wait_for(
+        vm,
+        '[ -s /run/inetd.pid ] && [ $(ss -Hlntup | grep -c "pid=$(cat /run/inetd.pid),") '
+        "-ge $(grep -cE '^[a-z]' /etc/inetd.conf) ]",
+    )
 
 
 def restart_inetd(vm: VM) -> None:
@@ -61,14 +64,18 @@ def vsftpd_set(vm: VM, name: str, value: str) -> None:
 
 def send_mail_from_file(vm: VM) -> None:
     """Exercise 1.1: mail -s subject user@domain < message.txt"""
-    vm.sh("printf 'Notes for Lab 6.\\nSendmail, POP3 and inetd.\\n' > /root/message.txt\n"
-          "mail -s 'Lab 6 notes' bob@anglia.bryant < /root/message.txt")
+    vm.sh(
+        "printf 'Notes for Lab 6.\\nSendmail, POP3 and inetd.\\n' > /root/message.txt\n"
+        "mail -s 'Lab 6 notes' bob@anglia.bryant < /root/message.txt"
+    )
 
 
 def send_hello_world(vm: VM) -> None:
     """Exercise 1.2. smith no longer exists, so mail exits 67 while bob and root get it."""
-    vm.sh("echo 'Welcome to Computer Systems' | mail -s 'Hello world' bob@anglia.bryant "
-          "-c smith@anglia.bryant -b root@anglia.bryant || true")
+    vm.sh(
+        "echo 'Welcome to Computer Systems' | mail -s 'Hello world' bob@anglia.bryant "
+        "-c smith@anglia.bryant -b root@anglia.bryant || true"
+    )
 
 
 SMTP_BY_HAND = """
@@ -88,6 +95,9 @@ def smtp_by_hand(vm: VM) -> None:
 
 def wait_for_delivery(vm: VM, bob: int, root: int) -> None:
     """Wait until the queues are empty and the mailboxes hold what was sent."""
-    wait_for(vm, "! ls /var/spool/mqueue/qf* /var/spool/mqueue-client/qf* >/dev/null 2>&1 && "
-                 f"[ $(grep -c '^From ' /var/mail/bob 2>/dev/null || true) -ge {bob} ] && "
-                 f"[ $(grep -c '^From ' /var/mail/root 2>/dev/null || true) -ge {root} ]")
+    wait_for(
+        vm,
+        "! ls /var/spool/mqueue/qf* /var/spool/mqueue-client/qf* >/dev/null 2>&1 && "
+        f"[ $(grep -c '^From ' /var/mail/bob 2>/dev/null || true) -ge {bob} ] && "
+        f"[ $(grep -c '^From ' /var/mail/root 2>/dev/null || true) -ge {root} ]",
+    )

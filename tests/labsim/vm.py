@@ -9,6 +9,7 @@ the next one, which takes the same lock first.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shlex
@@ -25,8 +26,20 @@ BRIDGE = f"{PREFIX}-br"
 NETWORK = "198.18.0"  # /24 inside 198.18.0.0/15, the benchmarking range, never routed
 GATEWAY = f"{NETWORK}.1"
 LOCK = Path("/run/lock/labsim.lock")
-REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "sshd", "inetd", "sendmail-mta", "popa3d",
-                  "vsftpd", "telnetd", "tcpd", "mail", "nmap")
+REQUIRED_TOOLS = (
+    "ip",
+    "unshare",
+    "nsenter",
+    "sshd",
+    "inetd",
+    "sendmail-mta",
+    "popa3d",
+    "vsftpd",
+    "telnetd",
+    "tcpd",
+    "mail",
+    "nmap",
+)
 
 
 class SimulatorError(RuntimeError):
@@ -37,8 +50,11 @@ def missing_requirements() -> list[str]:
     """Why the simulator cannot run here, or [] when it can."""
     problems = [] if os.geteuid() == 0 else ["needs root (namespaces, mounts, a bridge)"]
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    problems += [f"{tool} is not installed" for tool in REQUIRED_TOOLS
-                 if shutil.which(tool, path=path) is None]
+    problems += [
+        f"{tool} is not installed"
+        for tool in REQUIRED_TOOLS
+        if shutil.which(tool, path=path) is None
+    ]
     return problems
 
 
@@ -83,10 +99,8 @@ class Network:
 def _kill_netns(name: str) -> None:
     pids = _run("ip", "netns", "pids", name, check=False).stdout.split()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for _ in range(100):
         if not _run("ip", "netns", "pids", name, check=False).stdout.split():
             break
@@ -97,8 +111,15 @@ def _kill_netns(name: str) -> None:
 class VM:
     """One simulated student VM. ``sh()`` runs a shell script inside it, as root."""
 
-    def __init__(self, name: str, index: int, workdir: Path, authorized_key: str,
-                 password: str, host_key_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        workdir: Path,
+        authorized_key: str,
+        password: str,
+        host_key_file: Path | None = None,
+    ) -> None:
         if not 2 <= index + 10 <= 250:
             raise SimulatorError(f"VM index {index} out of range")
         self.name = name
@@ -114,8 +135,19 @@ class VM:
 
     def boot(self, timeout: float = 30) -> None:
         _run("ip", "netns", "add", self.netns)
-        _run("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0",
-             "netns", self.netns)
+        _run(
+            "ip",
+            "link",
+            "add",
+            self.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.netns,
+        )
         _run("ip", "link", "set", self.veth, "master", BRIDGE, "up")
         inside = ("ip", "netns", "exec", self.netns)
         _run(*inside, "ip", "addr", "add", f"{self.address}/24", "dev", "eth0")
@@ -123,48 +155,73 @@ class VM:
         _run(*inside, "ip", "link", "set", "lo", "up")
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "VM_DIR": str(self.dir), "VM_ADDRESS": self.address, "VM_PASSWORD": self.password,
-            "AUTHORIZED_KEY": self._authorized_key, "FILES": str(HERE / "files"),
-            "HOST_KEY_FILE": str(self._host_key_file or ""), "LANG": "C.UTF-8",
+            "VM_DIR": str(self.dir),
+            "VM_ADDRESS": self.address,
+            "VM_PASSWORD": self.password,
+            "AUTHORIZED_KEY": self._authorized_key,
+            "FILES": str(HERE / "files"),
+            "HOST_KEY_FILE": str(self._host_key_file or ""),
+            "LANG": "C.UTF-8",
         }
         log = open(self.dir / "init.log", "wb")  # noqa: SIM115 - the child writes it
         self._process = subprocess.Popen(
-            [*inside, "unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--mount-proc",
-             "--propagation", "private", "bash", str(HERE / "init.sh")],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                *inside,
+                "unshare",
+                "--mount",
+                "--pid",
+                "--uts",
+                "--ipc",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "bash",
+                str(HERE / "init.sh"),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
         while b"booted" not in (self.dir / "init.log").read_bytes():
             if self._process.poll() is not None or time.monotonic() > deadline:
-                raise SimulatorError(f"VM {self.name} did not boot: "
-                                     f"{(self.dir / 'init.log').read_text(errors='replace')}")
+                raise SimulatorError(
+                    f"VM {self.name} did not boot: "
+                    f"{(self.dir / 'init.log').read_text(errors='replace')}"
+                )
             time.sleep(0.05)
         children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children")
         self.init_pid = int(children.read_text().split()[0])
 
-    def sh(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def sh(
+        self, script: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run a bash script inside the VM (all its namespaces) and return the result."""
         if self.init_pid is None:
             raise SimulatorError(f"VM {self.name} is not running")
         result = subprocess.run(
             ["nsenter", "-t", str(self.init_pid), "-a", "bash", "-euo", "pipefail", "-c", script],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"},
         )
         if check and result.returncode != 0:
-            raise SimulatorError(f"in VM {self.name}: script failed ({result.returncode}):\n"
-                                 f"{script}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}")
+            raise SimulatorError(
+                f"in VM {self.name}: script failed ({result.returncode}):\n"
+                f"{script}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
+            )
         return result
 
     def close(self) -> None:
         if self._process is not None:
             if self.init_pid is not None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(self.init_pid, signal.SIGKILL)  # init ignores SIGTERM
-                except ProcessLookupError:
-                    pass
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,67 @@
+"""Shared fixtures: running ``grade`` in-process, and the lab simulator's VMs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.cli import main
+from tests.labsim.fleet import Fleet
+from tests.labsim.scenarios import SCENARIOS
+from tests.labsim.vm import missing_requirements
+
+
+@dataclass
+class Run:
+    exit: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def grade(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., Run]:
+    """``grade("--host", ...)``: run the CLI in-process, with a known-hosts file of the test's."""
+    known_hosts = tmp_path / "known_hosts"
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        argv = list(args)
+        if not any(a.startswith("--known-hosts") for a in argv):
+            argv += ["--known-hosts", str(known_hosts)]
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = missing_requirements()
+    if not problems or os.environ.get("LABSIM_REQUIRED") == "1":
+        return  # on CI the simulator is required: its tests run and fail loudly if it cannot
+    skip = pytest.mark.skip(reason="lab simulator unavailable: " + "; ".join(problems))
+    for item in items:
+        if "vm" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    with Fleet() as booted:
+        yield booted
+
+
+@pytest.fixture(scope="session")
+def scenario_vms(fleet: Fleet) -> dict[str, Any]:
+    """One VM per scenario, booted and built once for the whole test session."""
+    return fleet.boot(list(SCENARIOS))

@@ -1,0 +1,115 @@
+"""python -m tests.labsim demo: grade the sample student VMs with `grade --host`.
+
+Boots one simulated VM per scenario, runs the real `grade` command on each (as an instructor
+would), prints one full report and a summary of all, and removes the VMs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .fleet import Fleet
+from .scenarios import SCENARIOS
+from .vm import missing_requirements
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def demo(names: list[str], show: str, out: Path) -> int:
+    console = Console()
+    problems = missing_requirements()
+    if problems:
+        console.print(f"[red]The lab simulator cannot run here: {'; '.join(problems)}[/red]")
+        return 2
+    grade = shutil.which("grade", path=str(Path(sys.executable).parent)) or "grade"
+    started = time.monotonic()
+    with Fleet() as fleet:
+        with console.status(f"Booting {len(names)} sample VMs and doing the lab on them..."):
+            vms = fleet.boot(names)
+        console.print(
+            f"Booted {len(vms)} VMs in {time.monotonic() - started:.1f} s "
+            f"on the isolated bridge 198.18.0.0/24.\n"
+        )
+        base = [
+            grade,
+            "--identity",
+            str(fleet.identity),
+            "--var",
+            f"bob_password={fleet.password}",
+            "--known-hosts",
+            str(fleet.workdir / "known_hosts"),
+        ]
+        summary = Table(title="The sample VMs, graded", header_style="bold")
+        summary.add_column("VM", no_wrap=True)
+        summary.add_column("What the student did")
+        summary.add_column("Score", no_wrap=True, justify="right")
+        summary.add_column("Lost marks")
+        summary.add_column("As expected", no_wrap=True)
+        all_as_expected = True
+        for name, vm in vms.items():
+            if name == show:
+                console.rule(f"grade --host {vm.address}   ({name}: {SCENARIOS[name].description})")
+                subprocess.run([*base, "--host", vm.address], check=False)
+                console.rule()
+            run = subprocess.run(
+                [*base, "--host", vm.address, "--format", "json", "--out", str(out / name)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            report = json.loads(run.stdout)
+            statuses = {c["id"]: c["status"] for c in report["checks"]}
+            ok = statuses == SCENARIOS[name].expected
+            all_as_expected &= ok
+            lost_ids = [c["id"] for c in report["checks"] if c["status"] != "pass"]
+            lost = ", ".join(lost_ids[:3]) + (
+                f" (+{len(lost_ids) - 3} more)" if len(lost_ids) > 3 else ""
+            )
+            summary.add_row(
+                f"{name}\n{vm.address}",
+                SCENARIOS[name].description,
+                f"{report['score']:g} / {report['max_score']:g}",
+                lost or "-",
+                "[green]yes[/green]" if ok else "[red]NO[/red]",
+            )
+        console.print(summary)
+    console.print(f"JSON reports: {out}/<vm>/   Total time {time.monotonic() - started:.1f} s.")
+    return 0 if all_as_expected else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.labsim")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("demo", help="grade the sample VMs (needs root)")
+    run.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"which sample VMs (default: all of {', '.join(SCENARIOS)})",
+    )
+    run.add_argument(
+        "--show", default="inetd_not_restarted", help="the VM whose full text report is shown"
+    )
+    run.add_argument(
+        "--out", type=Path, default=PROJECT / "reports" / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    )
+    args = parser.parse_args()
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")
+    names = args.scenarios or list(SCENARIOS)
+    return demo(names, args.show, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

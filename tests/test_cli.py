@@ -1,0 +1,91 @@
+"""The command line without VMs: usage, bad input, and a host that cannot be reached."""
+
+import json
+import socket
+
+from grader.errors import ExitStatus
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_help_explains_usage_and_exit_status(grade):
+    run = grade("--help")
+    assert run.exit == 0
+    for words in ("--host", "--var NAME=VALUE", "--password-env", "Exit status", "host key"):
+        assert words in run.stdout
+
+
+def test_version(grade):
+    run = grade("--version")
+    assert run.exit == 0 and "grade, version" in run.stdout
+
+
+def test_no_host_is_a_usage_error(grade):
+    run = grade()
+    assert run.exit == ExitStatus.BAD_INPUT and "give --host" in run.stderr
+
+
+def test_bad_var_syntax(grade):
+    run = grade("--host", "127.0.0.1", "--var", "bob_password")
+    assert run.exit == ExitStatus.BAD_INPUT and "expected NAME=VALUE" in run.stderr
+
+
+def test_unknown_variable_suggests_closest(grade):
+    run = grade("--host", "127.0.0.1", "--var", "bob_pasword=x")
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert "unknown variable 'bob_pasword' (did you mean 'bob_password'?)" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_password_env_not_set(grade, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_PASSWORD_VAR", raising=False)
+    run = grade("--host", "127.0.0.1", "--password-env", "NO_SUCH_PASSWORD_VAR")
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert "environment variable NO_SUCH_PASSWORD_VAR is not set" in run.stderr
+
+
+def test_unusable_identity_files(grade, tmp_path):
+    missing = grade("--host", "127.0.0.1", "--identity", str(tmp_path / "none"))
+    assert missing.exit == ExitStatus.BAD_INPUT and "does not exist" in missing.stderr
+    junk = tmp_path / "junk_key"
+    junk.write_text("this is not a key\n")
+    bad = grade("--host", "127.0.0.1", "--identity", str(junk))
+    assert bad.exit == ExitStatus.BAD_INPUT and f"{junk}: not a usable private key" in bad.stderr
+
+
+def test_broken_rubric_is_bad_input(grade, tmp_path):
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text('title = "x"\n[[sections]\n')
+    run = grade("--host", "127.0.0.1", "--rubric", str(rubric))
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert f"{rubric}: not valid TOML" in run.stderr and "line 2" in run.stderr
+
+
+def test_refused_connection_is_not_graded_never_zero(grade, tmp_path):
+    port = free_loopback_port()
+    run = grade(
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert run.exit == ExitStatus.NOT_GRADED
+    report = run.report  # exactly one JSON document on stdout
+    assert report["status"] == "unreachable" and report["error_kind"] == "unreachable"
+    assert report["score"] is None and report["checks"] == []
+    assert "connection refused" in report["error"]
+    assert json.loads((tmp_path / "out" / "127.0.0.1.json").read_text()) == report
+
+
+def test_refused_connection_in_text(grade):
+    run = grade("--host", "127.0.0.1", "--port", str(free_loopback_port()))
+    assert run.exit == ExitStatus.NOT_GRADED
+    assert "NOT GRADED (unreachable)" in run.stdout

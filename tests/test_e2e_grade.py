@@ -1,0 +1,189 @@
+"""grade --host against simulated student VMs running the real daemons."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import paramiko
+import pytest
+
+from grader.backend import GraderBackend
+from grader.errors import ExitStatus
+from grader.ssh import KnownHosts, Target, connect
+from tests.labsim.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.vm
+
+
+def grade_vm(grade, fleet, vm, *extra: str):
+    return grade(
+        "--host",
+        vm.address,
+        "--identity",
+        str(fleet.identity),
+        "--var",
+        f"bob_password={fleet.password}",
+        "--format",
+        "json",
+        *extra,
+    )
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_graded_as_it_states(grade, fleet, scenario_vms, name):
+    scenario = SCENARIOS[name]
+    run = grade_vm(grade, fleet, scenario_vms[name])
+    report = run.report
+    assert report["status"] == "graded", report["error"]
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    assert statuses == scenario.expected
+    expected_score = sum(c["max_points"] for c in report["checks"] if c["status"] == "pass")
+    assert report["score"] == expected_score and report["max_score"] == 20
+    assert run.exit == (ExitStatus.OK if expected_score == 20 else ExitStatus.NOT_ALL_PASSED)
+    for c in report["checks"]:
+        if c["status"] in ("fail", "error"):
+            assert c["message"], c["id"]  # every lost mark says why
+        if c["status"] != "skipped":
+            assert c["evidence"], c["id"]  # and what it was decided on
+    assert fleet.password not in run.stdout  # the POP3 password is a secret
+
+
+def test_report_fields(grade, fleet, scenario_vms):
+    vm = scenario_vms["complete"]
+    report = grade_vm(grade, fleet, vm).report
+    key_line = vm.sh("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").stdout
+    assert report["host_key"] == key_line.split()[1]
+    assert report["address"] == vm.address and report["student"] is None
+    assert report["graded_at"].endswith("Z") and report["duration_s"] > 0
+    assert len(report["rubric"]["sha256"]) == 64
+    pop3 = next(c for c in report["checks"] if c["id"] == "pop3_login")
+    assert "PASS ****" in pop3["evidence"][0]["source"]
+
+
+def test_text_report_shows_lost_marks_with_hints(grade, fleet, scenario_vms):
+    run = grade(
+        "--host", scenario_vms["inetd_not_restarted"].address, "--identity", str(fleet.identity)
+    )  # no password: pop3_login is skipped
+    assert run.exit == ExitStatus.NOT_ALL_PASSED
+    assert "Score 15 / 20" in run.stdout
+    assert "did you restart inetd?" in run.stdout
+    assert "Hint: inetd reads its configuration when it starts" in run.stdout
+
+
+def test_missing_variable_skips_the_check(grade, fleet, scenario_vms):
+    run = grade(
+        "--host",
+        scenario_vms["complete"].address,
+        "--identity",
+        str(fleet.identity),
+        "--format",
+        "json",
+    )
+    login = next(c for c in run.report["checks"] if c["id"] == "pop3_login")
+    assert login["status"] == "skipped" and "--var bob_password=" in login["message"]
+    assert run.exit == ExitStatus.NOT_ALL_PASSED and run.report["score"] == 18.5
+
+
+def test_json_out_dir(grade, fleet, scenario_vms, tmp_path):
+    vm = scenario_vms["complete"]
+    run = grade_vm(grade, fleet, vm, "--out", str(tmp_path))
+    assert (tmp_path / f"{vm.address}.json").read_text() == run.stdout
+
+
+def test_nothing_there_is_unreachable_within_seconds(grade, fleet, scenario_vms):
+    started = time.monotonic()
+    run = grade("--host", "198.18.0.250", "--connect-timeout", "2", "--format", "json")
+    assert time.monotonic() - started < 10
+    assert run.exit == ExitStatus.NOT_GRADED
+    assert run.report["status"] == "unreachable" and run.report["score"] is None
+
+
+def test_key_not_authorized(grade, fleet, scenario_vms, tmp_path):
+    key = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    run = grade(
+        "--host", scenario_vms["complete"].address, "--identity", str(key), "--format", "json"
+    )
+    assert run.exit == ExitStatus.NOT_GRADED
+    assert run.report["status"] == "error" and run.report["error_kind"] == "auth_failed"
+    assert "authentication refused for user 'root'" in run.report["error"]
+
+
+def test_host_key_trusted_on_first_use_and_change_refused(grade, fleet, scenario_vms, tmp_path):
+    vm = scenario_vms["untouched"]
+    known_hosts = tmp_path / "kh"
+    args = (
+        "--host",
+        vm.address,
+        "--identity",
+        str(fleet.identity),
+        "--format",
+        "json",
+        "--known-hosts",
+        str(known_hosts),
+    )
+    first = grade(*args)
+    assert first.report["status"] == "graded" and vm.address in known_hosts.read_text()
+    # someone else's key stored for this host: a rebuilt VM, or a machine in the middle
+    other = paramiko.RSAKey.generate(2048)
+    known_hosts.write_text(f"{vm.address} {other.get_name()} {other.get_base64()}\n")
+    changed = grade(*args)
+    assert changed.exit == ExitStatus.NOT_GRADED
+    assert changed.report["error_kind"] == "host_key_changed" and changed.report["checks"] == []
+    assert "--accept-changed-host-key" in changed.report["error"]
+    accepted = grade(*args, "--accept-changed-host-key")
+    assert accepted.report["status"] == "graded"
+    assert other.get_base64() not in known_hosts.read_text()
+    assert grade(*args).report["status"] == "graded"  # the new key is now the trusted one
+
+
+def test_password_login_keeps_the_password_secret(grade, fleet, scenario_vms, monkeypatch):
+    monkeypatch.setenv("LAB_SSH_PASSWORD", fleet.password)
+    run = grade(
+        "--host",
+        scenario_vms["complete"].address,
+        "--user",
+        "bob",
+        "--password-env",
+        "LAB_SSH_PASSWORD",
+        "--format",
+        "json",
+    )
+    assert run.report["status"] == "graded"  # as bob: logged in, though root's checks suffer
+    assert fleet.password not in run.stdout + run.stderr
+
+
+def test_same_command_runs_once_per_host(fleet, scenario_vms, tmp_path):
+    vm = scenario_vms["complete"]
+    session = connect(
+        Target(vm.address, identity=fleet.identity), KnownHosts(tmp_path / "kh"), timeout=5
+    )
+    try:
+        backend = GraderBackend(session, command_timeout=10)
+        command = "date +%N >> /root/ran && wc -l < /root/ran"
+        first, second = backend.run(command), backend.run(command)
+        assert first.stdout == second.stdout == "1\n"
+        assert vm.sh("wc -l < /root/ran").stdout.strip() == "1"
+    finally:
+        session.close()
+        vm.sh("rm -f /root/ran")
+
+
+def test_command_timeout_is_a_check_error(fleet, scenario_vms, tmp_path):
+    from grader.errors import CommandTimeout
+
+    session = connect(
+        Target(scenario_vms["complete"].address, identity=fleet.identity),
+        KnownHosts(tmp_path / "kh"),
+        timeout=5,
+    )
+    try:
+        backend = GraderBackend(session, command_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(CommandTimeout):
+            backend.run("sleep 30")
+        assert time.monotonic() - started < 3
+        assert backend.run("echo still here").stdout == "still here\n"
+    finally:
+        session.close()

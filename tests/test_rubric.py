@@ -1,0 +1,117 @@
+"""rubric.toml: the Lab 6 rubric loads, and every mistake in a rubric is named precisely."""
+
+from pathlib import Path
+
+import pytest
+
+from grader.errors import InputError
+from grader.rubric import default_rubric_path, load_rubric
+from grader.runner import load_lab_checks
+
+PROJECT = Path(__file__).resolve().parent.parent
+RUBRIC = PROJECT / "rubric.toml"
+
+
+def variant(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the Lab 6 rubric with one edit, next to a link to the real checks."""
+    text = RUBRIC.read_text()
+    assert old in text, old
+    path = tmp_path / "rubric.toml"
+    path.write_text(text.replace(old, new, 1))
+    (tmp_path / "checks").symlink_to(PROJECT / "checks")
+    return path
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(InputError) as info:
+        load_lab_checks(load_rubric(path))
+    return str(info.value)
+
+
+def test_lab6_rubric_loads_with_twenty_checks_and_twenty_points():
+    rubric = load_rubric(default_rubric_path())
+    assert rubric.path == RUBRIC
+    assert len(rubric.items) == 20 and rubric.max_score == 20
+    assert set(load_lab_checks(rubric)) == {i.id for i in rubric.items}
+    assert rubric.secret_vars() == {"bob_password"}
+    order = [i.id for i in rubric.items]
+    assert order.index("pop3_greets") < order.index("pop3_login")
+    assert rubric.sections[0] == "Exercise 0: the SMTP service"
+
+
+def test_malformed_toml_names_file_and_line(tmp_path):
+    path = variant(tmp_path, 'id = "smtp_daemon"', 'id = "smtp_daemon')
+    message = load_error(path)
+    line = line_of(path, 'id = "smtp_daemon')
+    assert str(path) in message and f"line {line}" in message
+
+
+def test_unknown_check_id_names_line_and_closest(tmp_path):
+    path = variant(tmp_path, 'id = "smtp_listening"', 'id = "smtp_listenning"')
+    message = load_error(path)
+    assert message.startswith(f"{path}:{line_of(path, 'smtp_listenning')}: ")
+    assert "'smtp_listenning'" in message and "did you mean 'smtp_listening'?" in message
+
+
+def test_negative_points_names_key_and_line(tmp_path):
+    path = variant(tmp_path, 'points = 0.5\nhint = "Check with', 'points = -1\nhint = "Check with')
+    message = load_error(path)
+    assert message.startswith(f"{path}:{line_of(path, 'points = -1')}: ")
+    assert "sections[0] (smtp).items[1] (smtp_listening).points" in message
+    assert "greater than or equal to 0" in message
+
+
+def test_missing_points(tmp_path):
+    path = variant(
+        tmp_path, 'title = "Anonymous FTP is off"\npoints = 1\n', 'title = "Anonymous FTP is off"\n'
+    )
+    message = load_error(path)
+    assert "(vsftpd_anonymous_disabled).points: this key is required" in message
+
+
+def test_misspelt_key_gets_closest_name(tmp_path):
+    path = variant(tmp_path, 'depends = ["pop3_greets"]', 'depend = ["pop3_greets"]')
+    message = load_error(path)
+    assert message.startswith(f"{path}:{line_of(path, 'depend = ')}: ")
+    assert "(pop3_login).depend: unknown key (did you mean 'depends'?)" in message
+
+
+def test_unknown_dependency(tmp_path):
+    path = variant(tmp_path, 'depends = ["pop3_greets"]', 'depends = ["pop3_greet"]')
+    message = load_error(path)
+    line = line_of(path, 'depends = ["pop3_greet"]')
+    assert message.startswith(f"{path}:{line}: ")
+    assert "did you mean 'pop3_greets'?" in message
+
+
+def test_dependency_cycle(tmp_path):
+    path = variant(
+        tmp_path,
+        'title = "Port 110 answers +OK from outside"\n',
+        'title = "Port 110 answers +OK from outside"\ndepends = ["pop3_login"]\n',
+    )
+    message = load_error(path)
+    assert "dependency cycle" in message
+    assert "pop3_greets" in message and "pop3_login" in message
+
+
+def test_duplicate_item_id(tmp_path):
+    path = variant(tmp_path, 'id = "telnet_enabled"', 'id = "time_disabled"')
+    message = load_error(path)
+    assert "'time_disabled' is used twice" in message
+
+
+def test_missing_checks_folder(tmp_path):
+    path = tmp_path / "rubric.toml"
+    path.write_text(RUBRIC.read_text())  # no checks/ next to it
+    message = load_error(path)
+    assert "checks folder" in message and "does not exist" in message
+
+
+def test_unreadable_rubric(tmp_path):
+    message = load_error(tmp_path / "nope.toml")
+    assert "nope.toml: cannot read the rubric" in message
