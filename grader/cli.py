@@ -139,6 +139,14 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     show_default=True,
     help="Seconds one command on the VM may take.",
 )
+@click.option(
+    "--reply-timeout",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for a service's greeting or reply when probing from outside "
+    "(sendmail may pause before greeting).",
+)
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of a grader bug.")
 @click.version_option(__version__, prog_name="grade")
 @click.pass_context
@@ -157,6 +165,7 @@ def cli(
     accept_changed_host_key: bool,
     connect_timeout: float,
     command_timeout: float,
+    reply_timeout: float,
     traceback: bool,
 ) -> int:
     if ctx.invoked_subcommand is not None:
@@ -181,7 +190,7 @@ def cli(
         known_hosts=KnownHosts(known_hosts, accept_changed_host_key),
         connect_timeout=connect_timeout,
         command_timeout=command_timeout,
-        probe_timeout=connect_timeout,
+        reply_timeout=reply_timeout,
     )
     target = Target(host=host, port=port, user=user, identity=identity, password=password)
     report = grade_host(target, rubric, checks, resolved, options)

@@ -9,10 +9,12 @@ recorded as evidence of the check that made it, with passwords masked.
 from __future__ import annotations
 
 import contextlib
+import os
 import poplib
 import smtplib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -49,15 +51,23 @@ def _why(error: BaseException, port: int, timeout: float) -> str:
     return f"port {port}: {error}"
 
 
+def scan_type() -> str:
+    """As root, a SYN scan: half-open, so the VM's daemons never accept a connection from it
+    (sendmail counts accepted connections against its ClientRate limit). Otherwise a connect
+    scan, which needs no privileges."""
+    return "-sS" if os.geteuid() == 0 else "-sT"
+
+
 def scan_ports(address: str, ports: Iterable[int], timeout: float) -> dict[int, str]:
-    """TCP connect scan of ``ports`` with nmap: {port: 'open' | 'closed' | 'filtered' ...}."""
+    """Scan TCP ``ports`` with nmap: {port: 'open' | 'closed' | 'filtered' ...}."""
     wanted = sorted(set(ports))
     try:
         scanner = nmap.PortScanner()
         scanner.scan(
             hosts=address,
             ports=",".join(map(str, wanted)),
-            arguments=f"-sT -Pn -n --max-retries 1 --host-timeout {max(int(timeout * 4), 10)}s",
+            arguments=f"{scan_type()} -Pn -n --max-retries 1 "
+            f"--host-timeout {max(int(timeout * 4), 10)}s",
         )
     except nmap.PortScannerError as e:
         raise CheckError(f"the port scan could not run: {str(e).strip()}") from None
@@ -65,13 +75,34 @@ def scan_ports(address: str, ports: Iterable[int], timeout: float) -> dict[int, 
     return {port: tcp.get(port, {}).get("state", "unknown") for port in wanted}
 
 
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, with a short timeout to connect and a longer one for replies: sendmail
+    may pause before its greeting (Debian's greet_pause), a closed port answers at once."""
+
+    def __init__(self, connect_timeout: float, reply_timeout: float) -> None:
+        super().__init__(local_hostname="lab-grader", timeout=reply_timeout)
+        self.connect_timeout = connect_timeout
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((host, port), self.connect_timeout)
+        sock.settimeout(timeout)
+        return sock
+
+
 class Outside:
     """Probes from the grading machine to one VM, at most once each."""
 
-    def __init__(self, address: str, ports: Iterable[int] = (), timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        ports: Iterable[int] = (),
+        timeout: float = 5.0,
+        reply_timeout: float = 15.0,
+    ) -> None:
         self.address = address
         self.ports = tuple(ports)  # the ports one scan covers (the rubric's [outside] ports)
-        self.timeout = timeout
+        self.timeout = timeout  # to connect
+        self.reply_timeout = reply_timeout  # to wait for a greeting or a reply
         self._memo: dict[tuple[object, ...], object] = {}
         self._lock = threading.Lock()
 
@@ -85,14 +116,18 @@ class Outside:
         """Connect to the SMTP port and read the greeting (then QUIT)."""
 
         def probe() -> Greeting:
-            client = smtplib.SMTP(local_hostname="lab-grader", timeout=self.timeout)
+            client = _SMTP(self.timeout, self.reply_timeout)
+            started = time.monotonic()
             try:
                 code, text = client.connect(self.address, port)
             except (OSError, smtplib.SMTPException) as e:
-                return Greeting(False, None, _why(e, port, self.timeout))
+                return Greeting(False, None, _why(e, port, self.reply_timeout))
+            waited = time.monotonic() - started
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 client.quit()
             greeting = text.decode(errors="replace")
+            if waited >= 1:
+                greeting += f" (greeting after {waited:.1f} s)"
             return Greeting(code == 220, code, greeting)
 
         result = self._once(("smtp", port), probe)
@@ -100,6 +135,12 @@ class Outside:
             f"SMTP connection to {self.address}:{port}",
             f"{result.code or ''} {result.text}".strip(),
         )
+        if result.code == 421:
+            raise CheckError(
+                f"port {port} answered {result.code} {result.text}: the SMTP server turned the "
+                "grader away for now (sendmail limits connections per client: ClientRate, "
+                "ConnectionRateThrottle); grade again in a few minutes"
+            )
         return result
 
     def pop3_greeting(self, port: int = 110) -> Greeting:
@@ -107,9 +148,9 @@ class Outside:
 
         def probe() -> Greeting:
             try:
-                client = poplib.POP3(self.address, port, timeout=self.timeout)
+                client = poplib.POP3(self.address, port, timeout=self.reply_timeout)
             except (OSError, poplib.error_proto) as e:
-                return Greeting(False, None, _why(e, port, self.timeout))
+                return Greeting(False, None, _why(e, port, self.reply_timeout))
             text = client.getwelcome().decode(errors="replace")
             with contextlib.suppress(OSError, poplib.error_proto):
                 client.quit()
@@ -124,9 +165,9 @@ class Outside:
 
         def probe() -> Pop3Login:
             try:
-                client = poplib.POP3(self.address, port, timeout=self.timeout)
+                client = poplib.POP3(self.address, port, timeout=self.reply_timeout)
             except (OSError, poplib.error_proto) as e:
-                return Pop3Login(False, None, _why(e, port, self.timeout))
+                return Pop3Login(False, None, _why(e, port, self.reply_timeout))
             try:
                 client.user(user)
                 client.pass_(password)
@@ -136,7 +177,7 @@ class Outside:
                     False, None, f"login refused: {e.args[0].decode(errors='replace')}"
                 )
             except OSError as e:
-                return Pop3Login(False, None, _why(e, port, self.timeout))
+                return Pop3Login(False, None, _why(e, port, self.reply_timeout))
             finally:
                 with contextlib.suppress(OSError, poplib.error_proto):
                     client.quit()
@@ -154,7 +195,7 @@ class Outside:
         ports = self.ports if port in self.ports else (port,)
         states = self._once(("scan", ports), lambda: scan_ports(self.address, ports, self.timeout))
         evidence.record(
-            f"nmap -sT -Pn -p {','.join(map(str, ports))} {self.address}",
+            f"nmap {scan_type()} -Pn -p {','.join(map(str, ports))} {self.address}",
             ", ".join(f"{p}/tcp {s}" for p, s in states.items()),
         )
         return states[port]

@@ -33,7 +33,7 @@ class Options:
     known_hosts: KnownHosts
     connect_timeout: float = 5.0  # TCP connect, SSH greeting and authentication, each
     command_timeout: float = 30.0  # one remote command
-    probe_timeout: float = 5.0  # one outside probe (SMTP, POP3)
+    reply_timeout: float = 15.0  # a service's greeting or reply to an outside probe
 
 
 def load_lab_checks(rubric: Rubric) -> dict[str, Check]:
@@ -125,7 +125,9 @@ def grade_host(
         fixtures = {
             "host": make_host(session, options.command_timeout),
             "lab": Lab(Paths(rubric.paths), variables),
-            "outside": Outside(session.address, rubric.ports, options.probe_timeout),
+            "outside": Outside(
+                session.address, rubric.ports, options.connect_timeout, options.reply_timeout
+            ),
         }
         outcomes = run_checks(rubric, checks, fixtures)
     except HostError as e:

@@ -18,52 +18,37 @@ pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def plain_pytest(vm, fleet, junit: Path) -> dict[str, str]:
+def plain_pytest(vm, fleet, junit: Path) -> dict[str, tuple[str, str]]:
+    """Run the checks under plain pytest-testinfra: {check id: (outcome, pytest's message)}."""
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            str(PROJECT / "checks"),
+            sys.executable, "-m", "pytest", "-q", str(PROJECT / "checks"),
             f"--hosts=paramiko://root@{vm.address}?ssh_identity_file={fleet.identity}",
-            f"--lab-var=bob_password={fleet.password}",
-            f"--junitxml={junit}",
+            f"--lab-var=bob_password={fleet.password}", f"--junitxml={junit}",
         ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=PROJECT,
-    )
-    statuses = {}
+        capture_output=True, text=True, timeout=600, cwd=PROJECT,
+    )  # fmt: skip
+    results = {}
     for case in ET.parse(junit).iter("testcase"):
         check_id = case.get("name", "").split("[")[0].removeprefix("test_")
-        outcome = {child.tag for child in case}
-        statuses[check_id] = (
-            "failed"
-            if outcome & {"failure", "error"}
-            else "skipped"
-            if "skipped" in outcome
-            else "passed"
-        )
-    return statuses
+        found = {child.tag: child.get("message", "") for child in case}
+        bad = found.get("failure", found.get("error"))
+        outcome = "failed" if bad is not None else "skipped" if "skipped" in found else "passed"
+        results[check_id] = (outcome, bad or found.get("skipped", ""))
+    return results
 
 
 def test_plain_pytest_agrees_with_grade(fleet, scenario_vms, tmp_path):
     names = list(SCENARIOS)
     with ThreadPoolExecutor(4) as pool:
-        results = dict(
-            zip(
-                names,
-                pool.map(
-                    lambda n: plain_pytest(scenario_vms[n], fleet, tmp_path / f"{n}.xml"), names
-                ),
-                strict=False,
-            )
+        runs = pool.map(
+            lambda n: plain_pytest(scenario_vms[n], fleet, tmp_path / f"{n}.xml"), names
         )
+        results = dict(zip(names, runs, strict=True))
     for name in names:
         want = {
-            check: "passed" if status == "pass" else "failed"
-            for check, status in SCENARIOS[name].expected.items()
+            c: "passed" if s == "pass" else "failed" for c, s in SCENARIOS[name].expected.items()
         }
-        assert results[name] == want, name
+        got = {check: outcome for check, (outcome, _) in results[name].items()}
+        differing = {c: results[name].get(c) for c in want if got.get(c) != want[c]}
+        assert got == want, f"{name}: plain pytest differs on {differing}"
