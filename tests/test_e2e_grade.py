@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 import subprocess
 import time
 
@@ -187,3 +188,17 @@ def test_command_timeout_is_a_check_error(fleet, scenario_vms, tmp_path):
         assert backend.run("echo still here").stdout == "still here\n"
     finally:
         session.close()
+
+
+def test_sendmail_turning_the_grader_away_is_an_error_not_a_fail(grade, fleet, scenario_vms):
+    """Debian's sendmail answers 421 after 10 connections from one client in 10 minutes."""
+    vm = fleet.boot([("rate_limited", SCENARIOS["complete"])])["rate_limited"]
+    for _ in range(10):
+        with smtplib.SMTP(vm.address, 25, local_hostname="test", timeout=15):
+            pass
+    run = grade_vm(grade, fleet, vm)
+    greets = next(c for c in run.report["checks"] if c["id"] == "smtp_greets")
+    assert greets["status"] == "error" and "421" in greets["message"]
+    assert "grade again in a few minutes" in greets["message"]
+    others = [c["status"] for c in run.report["checks"] if c["id"] != "smtp_greets"]
+    assert others == ["pass"] * 19
