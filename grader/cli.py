@@ -201,6 +201,17 @@ def cli(
     return _exit_status(report)
 
 
+@cli.command("rubric")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+def rubric_command(path: Path | None) -> int:
+    """Check a rubric and show its items and points total (default: the Lab 6 rubric)."""
+    rubric = load_rubric(path or default_rubric_path())
+    load_lab_checks(rubric)
+    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+    sys.stdout.write(render("rubric", rubric, color=sys.stdout.isatty(), width=width))
+    return ExitStatus.OK
+
+
 def _emit(report: Report, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(render("json", report))

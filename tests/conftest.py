@@ -29,16 +29,15 @@ class Run:
 
 
 @pytest.fixture
-def grade(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., Run]:
+def grade(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Run]:
     """``grade("--host", ...)``: run the CLI in-process, with a known-hosts file of the test's."""
-    known_hosts = tmp_path / "known_hosts"
+    monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
 
     def run(*args: str) -> Run:
         capsys.readouterr()
-        argv = list(args)
-        if not any(a.startswith("--known-hosts") for a in argv):
-            argv += ["--known-hosts", str(known_hosts)]
-        code = main(argv)
+        code = main(list(args))
         out, err = capsys.readouterr()
         return Run(code, out, err)
 

@@ -89,3 +89,18 @@ def test_refused_connection_in_text(grade):
     run = grade("--host", "127.0.0.1", "--port", str(free_loopback_port()))
     assert run.exit == ExitStatus.NOT_GRADED
     assert "NOT GRADED (unreachable)" in run.stdout
+
+
+def test_rubric_command_shows_items_and_total(grade):
+    run = grade("rubric")
+    assert run.exit == 0
+    assert "Total 20 points in 20 items (1 hidden from students)" in run.stdout
+    assert "pop3_login" in run.stdout and "bob_password (secret)" in run.stdout
+
+
+def test_rubric_command_refuses_a_bad_rubric(grade, tmp_path):
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text('title = "x"\n')
+    run = grade("rubric", str(rubric))
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert f"{rubric}: sections: this key is required" in run.stderr

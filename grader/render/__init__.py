@@ -1,4 +1,5 @@
-"""Report formats: each is a pure function from a Report to text, imported on first use."""
+"""Output formats: each is a pure function from a Report (or a Rubric) to text, imported on
+first use; only the CLI writes what they return."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import importlib
 from collections.abc import Callable
 
 from grader.results import Report
+from grader.rubric import Rubric
 
 FORMATS = {
     "text": "grader.render.text:render",
     "json": "grader.render.json:render",
+    "rubric": "grader.render.rubric:render",
 }
 
 
@@ -18,5 +21,5 @@ def renderer(name: str) -> Callable[..., str]:
     return getattr(importlib.import_module(module), function)
 
 
-def render(name: str, report: Report, **options: object) -> str:
-    return renderer(name)(report, **options)
+def render(name: str, subject: Report | Rubric, **options: object) -> str:
+    return renderer(name)(subject, **options)

@@ -1,0 +1,58 @@
+"""A rubric as a table: what is marked, for how many points, and the total."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from grader.render.text import points
+from grader.rubric import Rubric
+
+
+def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -> str:
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        emoji=False,
+    )
+    console.print(Text(rubric.title, style="bold"))
+    console.print(f"{rubric.path} (sha256 {rubric.sha256[:12]}...), checks in {rubric.checks_dir}")
+    table = Table(header_style="bold", expand=True, pad_edge=False)
+    table.add_column("Item")
+    table.add_column("Title", ratio=2)
+    table.add_column("Points", justify="right", no_wrap=True)
+    table.add_column("Depends on")
+    table.add_column("Visibility", no_wrap=True)
+    for section in rubric.sections:
+        table.add_row(Text(section, style="bold underline"), "", "", "", "")
+        for item in (i for i in rubric.items if i.section == section):
+            table.add_row(
+                item.id, item.title, points(item.points), ", ".join(item.depends), item.visibility
+            )
+        table.add_section()
+    console.print(table)
+    hidden = [i for i in rubric.items if i.visibility == "hidden"]
+    console.print(
+        Text(
+            f"Total {points(rubric.max_score)} points in {len(rubric.items)} items"
+            f" ({len(hidden)} hidden from students)",
+            style="bold",
+        )
+    )
+    if rubric.vars:
+        console.print(
+            "Variables: "
+            + ", ".join(
+                f"{name}{' (secret)' if spec.secret else ''}"
+                f"{'' if spec.secret else f' = {spec.default!r}'}"
+                for name, spec in rubric.vars.items()
+            )
+        )
+    return buffer.getvalue()
