@@ -225,13 +225,17 @@ def _closest(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+_UNION_TAGS = frozenset({"str", "list[str]", "VarSpec"})
+
+
 def _describe_validation_error(
     path: Path, text: str, data: Mapping[str, object], error: ValidationError
 ) -> str:
-    first = error.errors()[0]
-    loc = tuple(first["loc"])
-    # pydantic adds the union member it tried ("str", "VarSpec"): drop those from the key path
-    loc = tuple(p for p in loc if not ((isinstance(p, str) and p[:1].isupper()) or p == "str"))
+    # An unknown key is most often a misspelt one (and then a required key is "missing" too):
+    # name it first. Otherwise the most specific problem.
+    first = min(error.errors(), key=lambda e: (e["type"] != "extra_forbidden", -len(e["loc"])))
+    # pydantic names the member of a union it tried ("str", "VarSpec"): not part of the key
+    loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
     key = _format_key(loc, data)
     message = first["msg"]
     if first["type"] == "extra_forbidden":

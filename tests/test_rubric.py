@@ -115,3 +115,19 @@ def test_missing_checks_folder(tmp_path):
 def test_unreadable_rubric(tmp_path):
     message = load_error(tmp_path / "nope.toml")
     assert "nope.toml: cannot read the rubric" in message
+
+
+def test_misspelt_required_key_is_named_not_just_missing(tmp_path):
+    path = variant(
+        tmp_path, 'points = 1\nhint = "SMTP is provided', 'Points = 1\nhint = "SMTP is provided'
+    )
+    message = load_error(path)
+    assert message.startswith(f"{path}:{line_of(path, 'Points = 1')}: ")
+    assert "(smtp_daemon).Points: unknown key (did you mean 'points'?)" in message
+
+
+def test_misspelt_variable_setting(tmp_path):
+    path = variant(tmp_path, "secret = true", "secert = true")
+    message = load_error(path)
+    assert f"{path}:{line_of(path, 'secert')}: vars.bob_password.secert: unknown key" in message
+    assert "did you mean 'secret'?" in message
