@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from grader.render.text import points
+from grader.render.text import points, text_console
 from grader.rubric import Rubric
 
 
 def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -> str:
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=color,
-        no_color=not color,
-        width=width,
-        highlight=False,
-        emoji=False,
-    )
+    console = text_console(color, width)
     console.print(Text(rubric.title, style="bold"))
     console.print(f"{rubric.path} (sha256 {rubric.sha256[:12]}...), checks in {rubric.checks_dir}")
     table = Table(header_style="bold", expand=True, pad_edge=False)
@@ -55,4 +44,4 @@ def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -
                 for name, spec in rubric.vars.items()
             )
         )
-    return buffer.getvalue()
+    return console.file.getvalue()  # type: ignore[attr-defined]

@@ -23,16 +23,21 @@ def points(value: float) -> str:
     return f"{value:g}"
 
 
-def render(report: Report, color: bool = False, width: int = 100, **_: object) -> str:
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
+def text_console(color: bool, width: int) -> Console:
+    """A rich console that renders into a string (``console.file.getvalue()``): colour only
+    when asked, no guessing from the environment."""
+    return Console(
+        file=io.StringIO(),
         force_terminal=color,
         no_color=not color,
         width=width,
         highlight=False,
         emoji=False,
     )
+
+
+def render(report: Report, color: bool = False, width: int = 100, **_: object) -> str:
+    console = text_console(color, width)
     who = report.student or report.host
     where = (
         f"{report.host} ({report.address})"
@@ -48,7 +53,7 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         console.print(f"Host key {report.host_key}")
     if report.status != "graded":
         console.print(Text(f"NOT GRADED ({report.error_kind}): {report.error}", style="bold red"))
-        return buffer.getvalue()
+        return console.file.getvalue()  # type: ignore[attr-defined]
 
     table = Table(show_header=True, header_style="bold", expand=True, pad_edge=False)
     table.add_column("", width=5, no_wrap=True)
@@ -82,7 +87,7 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         console.print(Text("Where the marks were lost", style="bold"))
         for check in lost:
             console.print(_lost_line(check))
-    return buffer.getvalue()
+    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def _word(status: str) -> str:
