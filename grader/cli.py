@@ -6,23 +6,34 @@ other input; 3 the host could not be graded; 4 a bug in the grader (``--tracebac
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import platformdirs
 
 from grader import __version__
+from grader.batch import grade_roster
+from grader.checkload import Check
 from grader.errors import ExitStatus, InputError
 from grader.files import safe_name, write_atomic
+from grader.progress import progress_for
 from grader.render import render
 from grader.results import Report
-from grader.rubric import default_rubric_path, load_rubric
+from grader.roster import load_roster
+from grader.rubric import Rubric, default_rubric_path, load_rubric
 from grader.runner import Options, grade_host, load_lab_checks
 from grader.ssh import KnownHosts, Target, load_identity
+from grader.store import ReportStore
 
 DEFAULT_KNOWN_HOSTS = platformdirs.user_config_path("lab-grader") / "known_hosts"
 
@@ -32,6 +43,7 @@ HELP = """Grade a student's lab VM over SSH and report the marks, check by check
   grade --host student-vm                      grade one VM as root, with the Lab 6 rubric
   grade --host 10.0.0.7 --var bob_password=... also check bob's POP3 login
   grade --host vm --format json --out reports  a JSON report on stdout and in reports/
+  grade --roster class.csv --workers 16        grade a whole class (see ROSTER below)
 
 The grader logs in over SSH (your keys or ssh-agent, --identity, or a password from
 --password-env), inspects the VM from the inside with testinfra, probes it from the outside
@@ -40,10 +52,18 @@ The grader logs in over SSH (your keys or ssh-agent, --identity, or a password f
 Host keys are trusted on first use and kept in the grader's own known-hosts file; a changed
 key refuses to grade until you pass --accept-changed-host-key.
 
+ROSTER: a CSV file with a header row; columns student and host are required; port, user,
+identity (a key file, relative to the roster) and password_env (an environment variable's
+name) override the options of the same name for that student; any other column is a rubric
+variable (e.g. bob_password). Each student's report goes to DIR/<student>.json and the class to
+DIR/summary.csv (DIR: --out, default reports/<lab>-<time>/). Ctrl-C stops cleanly: what
+finished is kept, and --resume grades the rest.
+
 \b
-Exit status: 0 every check passed, 1 graded with lost marks, 2 bad usage or input,
-3 the host could not be graded (unreachable, login refused, host key changed),
-4 a bug in the grader.
+Exit status with --host: 0 every check passed, 1 graded with lost marks, 2 bad usage or
+input, 3 the host could not be graded (unreachable, login refused, host key changed),
+4 a bug in the grader. With --roster: 0 every student graded, 2 bad input, 3 at least one
+student could not be graded, 130 interrupted.
 """
 
 
@@ -63,6 +83,25 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--host", metavar="HOST", help="The VM to grade: a host name or address.")
+@click.option(
+    "--roster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="CSV",
+    help="Grade every student of a roster instead (see ROSTER below).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="With --roster: how many hosts are graded at once.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="With --roster and --out: keep the students whose report in DIR is graded with this "
+    "same rubric, and grade the others.",
+)
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=22, show_default=True, help="SSH port."
 )
@@ -110,7 +149,7 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
-    help="Also write the JSON report to DIR/<host>.json.",
+    help="Also write the JSON report to DIR/<host>.json (with --roster: the run's folder).",
 )
 @click.option(
     "--known-hosts",
@@ -150,55 +189,117 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of a grader bug.")
 @click.version_option(__version__, prog_name="grade")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    host: str | None,
-    port: int,
-    user: str,
-    identity: Path | None,
-    password_env: str | None,
-    rubric_path: Path | None,
-    variables: tuple[str, ...],
-    fmt: str,
-    out: Path | None,
-    known_hosts: Path,
-    accept_changed_host_key: bool,
-    connect_timeout: float,
-    command_timeout: float,
-    reply_timeout: float,
-    traceback: bool,
-) -> int:
+def cli(ctx: click.Context, **opts: Any) -> int:
     if ctx.invoked_subcommand is not None:
         return ExitStatus.OK
-    if host is None:
-        raise click.UsageError("give --host HOST (see grade --help)")
+    host, roster = opts["host"], opts["roster"]
+    if host and roster:
+        raise click.UsageError("give --host or --roster, not both")
+    if not host and not roster:
+        raise click.UsageError("give --host HOST or --roster CSV (see grade --help)")
+    if not roster and (opts["resume"]):
+        raise click.UsageError("--resume is for a --roster run")
 
-    given = _parse_vars(variables)
-    rubric = load_rubric(rubric_path or default_rubric_path())
+    given = _parse_vars(opts["variables"])
+    rubric = load_rubric(opts["rubric_path"] or default_rubric_path())
     resolved = rubric.resolve_vars(given)
     checks = load_lab_checks(rubric)
     password = None
-    if password_env:
-        password = os.environ.get(password_env)
+    if opts["password_env"]:
+        name = opts["password_env"]
+        password = os.environ.get(name)
         if password is None:
-            raise InputError(
-                f"--password-env {password_env}: the environment variable {password_env} is not set"
-            )
-    if identity is not None:
-        load_identity(identity)  # refuse an unusable key file as bad input, before connecting
+            raise InputError(f"--password-env {name}: the environment variable {name} is not set")
+    if opts["identity"] is not None:
+        load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
     options = Options(
-        known_hosts=KnownHosts(known_hosts, accept_changed_host_key),
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        reply_timeout=reply_timeout,
+        known_hosts=KnownHosts(opts["known_hosts"], opts["accept_changed_host_key"]),
+        connect_timeout=opts["connect_timeout"],
+        command_timeout=opts["command_timeout"],
+        reply_timeout=opts["reply_timeout"],
     )
-    target = Target(host=host, port=port, user=user, identity=identity, password=password)
-    report = grade_host(target, rubric, checks, resolved, options)
+    target = Target(
+        host=host or "",
+        port=opts["port"],
+        user=opts["user"],
+        identity=opts["identity"],
+        password=password,
+    )
+    if roster:
+        return _grade_class(roster, rubric, checks, given, options, target, opts)
 
-    if out is not None:
-        write_atomic(out / f"{safe_name(host)}.json", render("json", report))
-    _emit(report, fmt)
+    report = grade_host(target, rubric, checks, resolved, options)
+    if opts["out"] is not None:
+        write_atomic(opts["out"] / f"{safe_name(host)}.json", render("json", report))
+    _emit(report, opts["fmt"])
     return _exit_status(report)
+
+
+def _grade_class(
+    roster: Path,
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    given: Mapping[str, str],
+    options: Options,
+    defaults: Target,
+    opts: Mapping[str, Any],
+) -> int:
+    if opts["fmt"] != "text":
+        raise click.UsageError(
+            "--format json is for --host; a roster run writes each student's JSON report to "
+            "its folder (--out)"
+        )
+    if opts["resume"] and opts["out"] is None:
+        raise click.UsageError("--resume needs --out DIR: the folder of the run to resume")
+    students = load_roster(roster, rubric, defaults)
+    slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
+    directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
+    store = ReportStore(directory)
+    started = time.monotonic()
+    with _sigterm_interrupts(), progress_for(len(students)) as progress:
+        result = grade_roster(
+            students,
+            rubric,
+            checks,
+            given,
+            options,
+            store,
+            progress,
+            opts["workers"],
+            resume=opts["resume"],
+        )
+    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+    sys.stdout.write(
+        render(
+            "class",
+            result.reports,
+            rubric=rubric,
+            directory=directory,
+            elapsed=time.monotonic() - started,
+            interrupted=result.interrupted,
+            expected=len(students),
+            color=sys.stdout.isatty(),
+            width=width,
+        )
+    )
+    if result.interrupted:
+        return 130
+    graded = all(r.status == "graded" for r in result.reports)
+    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a roster run as Ctrl-C does: cleanly, keeping what finished."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @cli.command("rubric")

@@ -39,6 +39,8 @@ class HostError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+        self.host_key: str | None = None  # known when the failure came after the SSH handshake
+        self.address: str | None = None
 
     @property
     def report_status(self) -> str:

@@ -44,6 +44,16 @@ class RubricRef:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """Something about a grading an instructor should look at, e.g. two students' VMs sharing
+    one SSH host key (a cloned VM, or the same VM submitted twice)."""
+
+    kind: str
+    message: str
+    students: tuple[str, ...] = ()  # the other students concerned
+
+
+@dataclass(frozen=True)
 class Report:
     host: str
     student: str | None
@@ -58,6 +68,8 @@ class Report:
     host_key: str | None
     address: str | None
     checks: tuple[CheckResult, ...]
+    attempts: int = 1  # connections tried: a transient failure is retried once
+    flags: tuple[Flag, ...] = ()
 
     @property
     def all_passed(self) -> bool:
@@ -73,6 +85,10 @@ class Report:
         fields["checks"] = tuple(
             CheckResult(**{**c, "evidence": tuple(Evidence(**e) for e in c["evidence"])})
             for c in data["checks"]
+        )
+        fields["flags"] = tuple(
+            Flag(f["kind"], f["message"], tuple(f.get("students", ())))
+            for f in data.get("flags", ())
         )
         return cls(**fields)
 

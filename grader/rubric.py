@@ -111,7 +111,7 @@ class Rubric:
         if unknown:
             raise InputError(
                 f"{self.path}: unknown variable {unknown[0]!r}"
-                f"{_closest(unknown[0], self.vars)}; the rubric's [vars] declares "
+                f"{closest(unknown[0], self.vars)}; the rubric's [vars] declares "
                 f"{', '.join(sorted(self.vars)) or 'none'}"
             )
         return {name: given.get(name, spec.default) for name, spec in self.vars.items()}
@@ -166,7 +166,7 @@ def load_rubric(path: Path) -> Rubric:
                     raise InputError(
                         where(("sections", si, "items", ii, "depends"))
                         + f"item {it.id!r} depends on {dep!r}, which is not an item of this "
-                        f"rubric{_closest(dep, items)}"
+                        f"rubric{closest(dep, items)}"
                     )
     order = _dependency_order(path, items)
     checks_dir = (path.parent / model.checks).resolve()
@@ -197,7 +197,7 @@ def bind_checks(rubric: Rubric, check_ids: Iterable[str]) -> None:
             prefix = f"{rubric.path}:{line}: " if line else f"{rubric.path}: "
             raise InputError(
                 f"{prefix}item {item.id!r} names no check in {rubric.checks_dir}"
-                f"{_closest(item.id, known)}"
+                f"{closest(item.id, known)}"
             )
 
 
@@ -220,7 +220,7 @@ def _dependency_order(path: Path, items: Mapping[str, Item]) -> list[str]:
     return done
 
 
-def _closest(name: str, candidates: Iterable[str]) -> str:
+def closest(name: str, candidates: Iterable[str]) -> str:
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
@@ -240,7 +240,7 @@ def _describe_validation_error(
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc)
-        message = f"unknown key{_closest(str(loc[-1]), allowed)}"
+        message = f"unknown key{closest(str(loc[-1]), allowed)}"
     elif first["type"] == "missing":
         message = "this key is required"
     more = error.error_count() - 1

@@ -22,10 +22,12 @@ from grader.probes import Outside
 from grader.results import Outcome, Report, RubricRef, redact
 from grader.rubric import Rubric, bind_checks
 from grader.scoring import score
-from grader.ssh import KnownHosts, Target, connect
+from grader.ssh import KnownHosts, Session, Target, connect
 
 #: What a check may ask for by parameter name.
 FIXTURES = ("host", "lab", "outside")
+#: Connection failures worth one more try: the VM may be rebooting or sshd restarting.
+TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Options:
     connect_timeout: float = 5.0  # TCP connect, SSH greeting and authentication, each
     command_timeout: float = 30.0  # one remote command
     reply_timeout: float = 15.0  # a service's greeting or reply to an outside probe
+    attempts: int = 2  # connections tried when the failure is transient
+    retry_pause: float = 1.0  # seconds between them
 
 
 def load_lab_checks(rubric: Rubric) -> dict[str, Check]:
@@ -87,6 +91,26 @@ def run_checks(
     return outcomes
 
 
+def blank_report(target: Target, rubric: Rubric, student: str | None, **fields: object) -> Report:
+    """A report with nothing graded yet; ``fields`` fill in what is known."""
+    base: dict[str, object] = {
+        "host": target.host,
+        "student": student,
+        "status": "graded",
+        "error": None,
+        "error_kind": None,
+        "score": None,
+        "max_score": rubric.max_score,
+        "graded_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": 0.0,
+        "rubric": RubricRef(rubric.title, rubric.sha256),
+        "host_key": None,
+        "address": None,
+        "checks": (),
+    }
+    return Report(**{**base, **fields})  # type: ignore[arg-type]
+
+
 def grade_host(
     target: Target,
     rubric: Rubric,
@@ -95,32 +119,52 @@ def grade_host(
     options: Options,
     student: str | None = None,
 ) -> Report:
+    """Grade one host. A transient connection failure (no answer, refused, connection lost)
+    is retried after a short pause; the report says how many attempts were made."""
     started = time.monotonic()
     graded_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     secrets = [target.password or ""] + [variables[v] for v in rubric.secret_vars()]
-
-    def report(**fields: object) -> Report:
-        base: dict[str, object] = dict(
-            host=target.host,
-            student=student,
-            status="graded",
-            error=None,
-            error_kind=None,
-            score=None,
-            max_score=rubric.max_score,
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            outcomes, session = _grade_once(target, rubric, checks, variables, options)
+        except HostError as e:
+            if e.kind in TRANSIENT and attempt < options.attempts:
+                time.sleep(options.retry_pause)
+                continue
+            fields: dict[str, object] = dict(
+                status=e.report_status,
+                error=str(e),
+                error_kind=e.kind,
+                host_key=e.host_key,
+                address=e.address,
+            )
+        else:
+            results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
+            fields = dict(
+                score=total, host_key=session.host_key, address=session.address, checks=results
+            )
+        duration = round(time.monotonic() - started, 3)
+        return blank_report(
+            target,
+            rubric,
+            student,
             graded_at=graded_at,
-            duration_s=round(time.monotonic() - started, 3),
-            rubric=RubricRef(rubric.title, rubric.sha256),
-            host_key=None,
-            address=None,
-            checks=(),
+            duration_s=duration,
+            attempts=attempt,
+            **fields,
         )
-        return Report(**{**base, **fields})  # type: ignore[arg-type]
 
-    try:
-        session = connect(target, options.known_hosts, options.connect_timeout)
-    except HostError as e:
-        return report(status=e.report_status, error=str(e), error_kind=e.kind)
+
+def _grade_once(
+    target: Target,
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    variables: Mapping[str, str],
+    options: Options,
+) -> tuple[dict[str, Outcome], Session]:
+    session = connect(target, options.known_hosts, options.connect_timeout)
     try:
         fixtures = {
             "host": make_host(session, options.command_timeout),
@@ -129,16 +173,9 @@ def grade_host(
                 session.address, rubric.ports, options.connect_timeout, options.reply_timeout
             ),
         }
-        outcomes = run_checks(rubric, checks, fixtures)
+        return run_checks(rubric, checks, fixtures), session
     except HostError as e:
-        return report(
-            status=e.report_status,
-            error=str(e),
-            error_kind=e.kind,
-            host_key=session.host_key,
-            address=session.address,
-        )
+        e.host_key, e.address = session.host_key, session.address
+        raise
     finally:
         session.close()
-    results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
-    return report(score=total, host_key=session.host_key, address=session.address, checks=results)

@@ -22,12 +22,20 @@ def plain_pytest(vm, fleet, junit: Path) -> dict[str, tuple[str, str]]:
     """Run the checks under plain pytest-testinfra: {check id: (outcome, pytest's message)}."""
     subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-q", str(PROJECT / "checks"),
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            str(PROJECT / "checks"),
             f"--hosts=paramiko://root@{vm.address}?ssh_identity_file={fleet.identity}",
-            f"--lab-var=bob_password={fleet.password}", f"--junitxml={junit}",
+            f"--lab-var=bob_password={fleet.password}",
+            f"--junitxml={junit}",
         ],
-        capture_output=True, text=True, timeout=600, cwd=PROJECT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT,
+    )
     results = {}
     for case in ET.parse(junit).iter("testcase"):
         check_id = case.get("name", "").split("[")[0].removeprefix("test_")

@@ -4,7 +4,7 @@ first use; only the CLI writes what they return."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from grader.results import Report
 from grader.rubric import Rubric
@@ -13,6 +13,8 @@ FORMATS = {
     "text": "grader.render.text:render",
     "json": "grader.render.json:render",
     "rubric": "grader.render.rubric:render",
+    "summary_csv": "grader.render.summary_csv:render",
+    "class": "grader.render.class_text:render",
 }
 
 
@@ -21,5 +23,5 @@ def renderer(name: str) -> Callable[..., str]:
     return getattr(importlib.import_module(module), function)
 
 
-def render(name: str, subject: Report | Rubric, **options: object) -> str:
+def render(name: str, subject: Report | Rubric | Sequence[Report], **options: object) -> str:
     return renderer(name)(subject, **options)

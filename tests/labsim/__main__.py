@@ -7,6 +7,7 @@ would), prints one full report and a summary of all, and removes the VMs.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import subprocess
@@ -18,11 +19,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from grader.render.text import points
+from grader.rubric import default_rubric_path, load_rubric
+
 from .fleet import Fleet
 from .scenarios import SCENARIOS
 from .vm import missing_requirements
 
 PROJECT = Path(__file__).resolve().parents[2]
+FULL_MARKS = {i.id: points(i.points) for i in load_rubric(default_rubric_path()).items}
 
 
 def demo(names: list[str], show: str, out: Path) -> int:
@@ -87,6 +92,55 @@ def demo(names: list[str], show: str, out: Path) -> int:
     return 0 if all_as_expected else 1
 
 
+def grade_class(count: int, workers: int, out: Path) -> int:
+    """Boot ``count`` VMs (the scenarios in turn), grade them with `grade --roster` in this
+    terminal, and check every row of the summary against the scenarios."""
+    console = Console()
+    problems = missing_requirements()
+    if problems:
+        console.print(f"[red]The lab simulator cannot run here: {'; '.join(problems)}[/red]")
+        return 2
+    names = list(SCENARIOS)
+    plan = [(f"s{n + 1:03d}", SCENARIOS[names[n % len(names)]]) for n in range(count)]
+    grade = shutil.which("grade", path=str(Path(sys.executable).parent)) or "grade"
+    with Fleet() as fleet:
+        started = time.monotonic()
+        with console.status(f"Booting {count} VMs and doing the lab on them..."):
+            vms = fleet.boot(plan)
+        console.print(f"Booted {count} VMs in {time.monotonic() - started:.1f} s.")
+        roster = fleet.workdir / "class.csv"
+        rows = [
+            f"{name},{vm.address},{fleet.identity},{fleet.password}" for name, vm in vms.items()
+        ]
+        roster.write_text("student,host,identity,bob_password\n" + "\n".join(rows) + "\n")
+        command = [
+            grade,
+            "--roster",
+            str(roster),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--known-hosts",
+            str(fleet.workdir / "known_hosts"),
+        ]
+        console.print("$ " + " ".join(command))
+        subprocess.run(command, check=False)
+    wrong = []
+    with open(out / "summary.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            expected = dict(plan)[row["student"]].expected
+            passed = {check for check, full in FULL_MARKS.items() if row[check] == full}
+            want = {check for check, status in expected.items() if status == "pass"}
+            if row["status"] != "graded" or passed != want:
+                wrong.append(row["student"])
+    console.print(
+        f"Summary checked against the scenarios: "
+        f"{'all rows as expected' if not wrong else 'WRONG: ' + ', '.join(wrong)}"
+    )
+    return 1 if wrong else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.labsim")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,7 +157,15 @@ def main() -> int:
     run.add_argument(
         "--out", type=Path, default=PROJECT / "reports" / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     )
+    many = sub.add_parser("class", help="grade a class of N simulated VMs with --roster")
+    many.add_argument("count", type=int, nargs="?", default=30)
+    many.add_argument("--workers", type=int, default=16)
+    many.add_argument(
+        "--out", type=Path, default=PROJECT / "reports" / f"class-{datetime.now():%Y%m%d-%H%M%S}"
+    )
     args = parser.parse_args()
+    if args.command == "class":
+        return grade_class(args.count, args.workers, args.out)
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")

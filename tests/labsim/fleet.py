@@ -60,23 +60,32 @@ class Fleet:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
         return path
 
-    def vm(self, name: str, host_key_file: Path | None = None) -> VM:
-        """Create (not boot) one more VM."""
+    def vm(
+        self, name: str, host_key_file: Path | None = None, authorized_key: str | None = None
+    ) -> VM:
+        """Create (not boot) one more VM; by default root accepts the fleet's key."""
         vm = VM(
             name,
             len(self.vms),
             self.workdir,
-            authorized_key=(self.identity.with_suffix(".pub")).read_text().strip(),
+            authorized_key=authorized_key or self.identity.with_suffix(".pub").read_text().strip(),
             password=self.password,
             host_key_file=host_key_file,
         )
         self.vms.append(vm)
         return vm
 
-    def boot(self, scenarios: Iterable[str | tuple[str, Scenario]]) -> dict[str, VM]:
-        """Boot one VM per scenario (a name of SCENARIOS, or (vm name, Scenario)), in parallel."""
+    def boot(
+        self,
+        scenarios: Iterable[str | tuple[str, Scenario]],
+        host_key_file: Path | None = None,
+        authorized_key: str | None = None,
+    ) -> dict[str, VM]:
+        """Boot one VM per scenario (a name of SCENARIOS, or (vm name, Scenario)), in parallel.
+        ``host_key_file`` gives them all one host key (cloned VMs); ``authorized_key`` lets
+        root log in with another key than the fleet's."""
         plan = [(s, SCENARIOS[s]) if isinstance(s, str) else s for s in scenarios]
-        vms = [(self.vm(name), scenario) for name, scenario in plan]
+        vms = [(self.vm(name, host_key_file, authorized_key), scenario) for name, scenario in plan]
 
         def build(pair: tuple[VM, Scenario]) -> None:
             vm, scenario = pair

@@ -1,0 +1,5 @@
+"""python -m grader: the same as the ``grade`` command."""
+
+from grader.cli import run
+
+run()

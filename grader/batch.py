@@ -1,0 +1,108 @@
+"""Grade a class: many hosts at once, each report saved the moment it is done.
+
+A slow or dead VM only holds its own worker. An interrupt (Ctrl-C, SIGTERM) stops starting new
+gradings, lets the ones under way finish and be saved, and writes the summary of what finished;
+``--resume`` grades the rest later. One grading that crashes (a grader bug) is reported as not
+graded, with the error; the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from grader.checkload import Check
+from grader.integrity import flag_shared_host_keys
+from grader.results import Report
+from grader.roster import Student
+from grader.rubric import Rubric
+from grader.runner import Options, blank_report, grade_host
+from grader.store import ReportStore
+
+
+class Progress(Protocol):
+    def started(self, student: Student) -> None: ...  # called from worker threads
+
+    def finished(self, report: Report, reused: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    reports: list[Report]  # in roster order; only the students whose grading finished
+    interrupted: bool
+    summary: Path
+
+
+def grade_roster(
+    students: Sequence[Student],
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    variables: Mapping[str, str],
+    options: Options,
+    store: ReportStore,
+    progress: Progress,
+    workers: int,
+    resume: bool = False,
+) -> BatchResult:
+    done: dict[str, Report] = {}
+    todo = []
+    for student in students:
+        kept = store.reusable(student.student, rubric) if resume else None
+        if kept is not None:
+            done[student.student] = kept
+            progress.finished(kept, reused=True)
+        else:
+            todo.append(student)
+
+    def grade(student: Student) -> Report:
+        progress.started(student)
+        try:
+            merged = rubric.resolve_vars({**variables, **student.vars})
+            return grade_host(
+                student.target, rubric, checks, merged, options, student=student.student
+            )
+        except Exception as e:  # a grader bug: this student is not graded, the others are
+            error = f"the grader failed: {type(e).__name__}: {e}"
+            return blank_report(
+                student.target,
+                rubric,
+                student.student,
+                status="error",
+                error=error,
+                error_kind="internal",
+            )
+
+    def collect(future: Future[Report]) -> None:
+        report = future.result()
+        assert report.student is not None
+        store.save(report)
+        done[report.student] = report
+        progress.finished(report, reused=False)
+
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
+    futures: list[Future[Report]] = []
+    try:
+        futures = [pool.submit(grade, student) for student in todo]
+        for future in as_completed(futures):
+            collect(future)
+    except KeyboardInterrupt:
+        interrupted = True
+        pool.shutdown(wait=True, cancel_futures=True)  # the gradings under way finish
+        for future in futures:
+            if future.done() and not future.cancelled():
+                report = future.result()
+                if report.student not in done:
+                    collect(future)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    reports = [done[s.student] for s in students if s.student in done]
+    flagged = flag_shared_host_keys(reports)
+    for before, after in zip(reports, flagged, strict=True):
+        if before != after:
+            store.save(after)
+    return BatchResult(flagged, interrupted, store.save_summary(flagged, rubric))

@@ -1,0 +1,123 @@
+"""Progress of a roster run: a live bar on a terminal, a line per student otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from grader.render.text import points
+from grader.results import Report
+from grader.roster import Student
+
+
+def describe(report: Report) -> str:
+    if report.status == "graded":
+        return (
+            f"graded {points(report.score or 0)}/{points(report.max_score)} "
+            f"in {report.duration_s:.1f} s"
+        )
+    return f"NOT GRADED ({report.error_kind}): {report.error}"
+
+
+class PlainProgress:
+    """One line per finished student on stderr, for logs and pipes."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def started(self, student: Student) -> None:
+        return None
+
+    def finished(self, report: Report, reused: bool) -> None:
+        with self._lock:
+            self.count += 1
+            what = "kept from the earlier run" if reused else describe(report)
+            print(
+                f"[{self.count}/{self.total}] {report.student} ({report.host}): {what}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+class LiveProgress:
+    """A live bar: done / total, graded and not graded so far, the hosts being graded now."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.graded = self.failed = 0
+        self.current: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]Grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "[green]{task.fields[graded]} graded[/] [red]{task.fields[failed]} not graded[/]"
+            ),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[now]}"),
+            console=Console(stderr=True),
+        )
+        self._task = self._bar.add_task("grading", total=total, graded=0, failed=0, now="")
+
+    def __enter__(self) -> LiveProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._bar.stop()
+
+    def _update(self, advance: int = 0) -> None:
+        names = sorted(self.current.values())
+        now = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        self._bar.update(
+            self._task,
+            advance=advance,
+            graded=self.graded,
+            failed=self.failed,
+            now=f"now: {now}" if names else "",
+        )
+
+    def started(self, student: Student) -> None:
+        with self._lock:
+            self.current[student.student] = student.target.host
+            self._update()
+
+    def finished(self, report: Report, reused: bool) -> None:
+        with self._lock:
+            self.current.pop(report.student or "", None)
+            if report.status == "graded":
+                self.graded += 1
+            else:
+                self.failed += 1
+                self._bar.console.print(f"{report.student} ({report.host}): {describe(report)}")
+            self._update(advance=1)
+
+
+def progress_for(total: int) -> PlainProgress | LiveProgress:
+    return LiveProgress(total) if sys.stderr.isatty() else PlainProgress(total)

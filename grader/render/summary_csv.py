@@ -1,0 +1,62 @@
+"""summary.csv: one row per student, for gradebooks and spreadsheets.
+
+student, host, status, score, max_score, one column per check with the points earned, then why
+a student was not graded, the connection attempts and any flags. A student who could not be
+graded has empty score and check cells, never 0. Cells that a spreadsheet would read as a
+formula (starting with = + - @) are neutralised with a leading quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from grader.render.text import points
+from grader.results import Report
+from grader.rubric import Rubric
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
+    ids = [item.id for item in rubric.items]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "student",
+            "host",
+            "status",
+            "score",
+            "max_score",
+            *ids,
+            "error_kind",
+            "error",
+            "attempts",
+            "flags",
+        ]
+    )
+    for report in reports:
+        earned = {c.id: points(c.points) for c in report.checks}
+        writer.writerow(
+            cell(v)
+            for v in [
+                report.student,
+                report.host,
+                report.status,
+                "" if report.score is None else points(report.score),
+                points(report.max_score),
+                *(earned.get(i, "") for i in ids),
+                report.error_kind or "",
+                report.error or "",
+                report.attempts,
+                "; ".join(f.message for f in report.flags),
+            ]
+        )
+    return buffer.getvalue()

@@ -1,0 +1,159 @@
+"""roster.csv: who to grade, where, and with which variables.
+
+A header row; required columns ``student`` and ``host``; optional ``port``, ``user``,
+``identity`` (a private key file, relative to the roster's folder) and ``password_env`` (the
+name of an environment variable holding the SSH password); every other column is a rubric
+variable for that student (e.g. ``bob_password``), an empty cell meaning the default. Blank
+lines and a UTF-8 byte order mark are fine. Every problem is refused before anything is graded,
+naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.errors import InputError
+from grader.files import safe_name
+from grader.rubric import Rubric, closest
+from grader.ssh import Target, load_identity
+
+REQUIRED = ("student", "host")
+CONNECTION = ("port", "user", "identity", "password_env")
+
+
+@dataclass(frozen=True)
+class Student:
+    student: str
+    target: Target
+    vars: Mapping[str, str] = field(default_factory=dict)  # given in the roster, non-empty only
+    line: int = 0
+
+    @property
+    def file_stem(self) -> str:
+        return safe_name(self.student)
+
+
+def load_roster(path: Path, rubric: Rubric, defaults: Target | None = None) -> list[Student]:
+    """Read and check the roster. ``defaults`` (host ignored) give the port, user, identity and
+    password of students whose row does not set them."""
+    defaults = defaults or Target(host="")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the roster: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    reader = csv.reader(text.splitlines())
+    header: list[str] | None = None
+    students: list[Student] = []
+    seen: dict[str, int] = {}
+    files: dict[str, tuple[str, int]] = {}
+    keys: dict[Path, object] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            if header is None:
+                header = _check_header(path, line, row, rubric)
+                continue
+            student = _student(path, line, header, row, rubric, defaults, keys)
+            if student.student in seen:
+                raise InputError(
+                    f"{path}:{line}: student {student.student!r} is already on "
+                    f"line {seen[student.student]}"
+                )
+            other = files.get(student.file_stem)
+            if other:
+                raise InputError(
+                    f"{path}:{line}: student {student.student!r} and "
+                    f"{other[0]!r} (line {other[1]}) would share the report file "
+                    f"{student.file_stem}.json; make the ids differ in letters or digits"
+                )
+            seen[student.student] = line
+            files[student.file_stem] = (student.student, line)
+            students.append(student)
+    except csv.Error as e:
+        raise InputError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
+    if header is None:
+        raise InputError(f"{path}: the roster is empty (it needs a header row: student,host,...)")
+    if not students:
+        raise InputError(f"{path}: the roster has a header but no students")
+    return students
+
+
+def _check_header(path: Path, line: int, row: list[str], rubric: Rubric) -> list[str]:
+    header = [cell.strip() for cell in row]
+    for name in REQUIRED:
+        if name not in header:
+            raise InputError(
+                f"{path}:{line}: the header has no {name!r} column"
+                f"{closest(name, header)}; it needs student and host"
+            )
+    for n, name in enumerate(header):
+        if not name:
+            raise InputError(f"{path}:{line}: column {n + 1} of the header has no name")
+        if header.count(name) > 1:
+            raise InputError(f"{path}:{line}: column {name!r} appears twice in the header")
+        if name not in REQUIRED and name not in CONNECTION and name not in rubric.vars:
+            raise InputError(
+                f"{path}:{line}: column {name!r} is neither a connection setting "
+                f"({', '.join(CONNECTION)}) nor a variable of the rubric "
+                f"({', '.join(rubric.vars) or 'none'}){closest(name, [*CONNECTION, *rubric.vars])}"
+            )
+    return header
+
+
+def _student(
+    path: Path,
+    line: int,
+    header: list[str],
+    row: list[str],
+    rubric: Rubric,
+    defaults: Target,
+    keys: dict[Path, object],
+) -> Student:
+    if len(row) > len(header):
+        raise InputError(
+            f"{path}:{line}: {len(row)} cells, but the header has {len(header)} columns"
+        )
+    cells = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header)}
+    for name in REQUIRED:
+        if not cells[name]:
+            raise InputError(f"{path}:{line}: the {name} cell is empty")
+    port = defaults.port
+    if cells.get("port"):
+        if not cells["port"].isdigit() or not 1 <= int(cells["port"]) <= 65535:
+            raise InputError(
+                f"{path}:{line}: port {cells['port']!r} is not a port number (1-65535)"
+            )
+        port = int(cells["port"])
+    identity = defaults.identity
+    if cells.get("identity"):
+        identity = (path.parent / cells["identity"]).expanduser()
+        if identity not in keys:
+            try:
+                keys[identity] = load_identity(identity)
+            except InputError as e:
+                raise InputError(f"{path}:{line}: identity: {e}") from None
+    password = defaults.password
+    if cells.get("password_env"):
+        password = os.environ.get(cells["password_env"])
+        if password is None:
+            raise InputError(
+                f"{path}:{line}: password_env names the environment variable "
+                f"{cells['password_env']!r}, which is not set"
+            )
+    target = Target(
+        host=cells["host"],
+        port=port,
+        user=cells.get("user") or defaults.user,
+        identity=identity,
+        password=password,
+    )
+    variables = {name: value for name, value in cells.items() if name in rubric.vars and value}
+    return Student(cells["student"], target, variables, line)

@@ -1,0 +1,95 @@
+"""The class summary and the integrity flags are pure functions of the reports."""
+
+import csv
+import dataclasses
+import io
+
+from grader.integrity import flag_shared_host_keys
+from grader.render import render
+from grader.results import CheckResult, Report, RubricRef
+from grader.rubric import default_rubric_path, load_rubric
+
+RUBRIC = load_rubric(default_rubric_path())
+
+
+def report(student: str, **fields) -> Report:
+    checks = tuple(
+        CheckResult(i.id, i.section, i.title, "pass", i.points, i.points, "", i.hint, ())
+        for i in RUBRIC.items
+    )
+    base = dict(
+        host=f"{student}.vm",
+        student=student,
+        status="graded",
+        error=None,
+        error_kind=None,
+        score=20.0,
+        max_score=20.0,
+        graded_at="2026-11-25T00:00:00Z",
+        duration_s=1.0,
+        rubric=RubricRef(RUBRIC.title, RUBRIC.sha256),
+        host_key=f"SHA256:{student}",
+        address="198.18.0.9",
+        checks=checks,
+    )
+    return Report(**{**base, **fields})
+
+
+def rows(reports) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(render("summary_csv", reports, rubric=RUBRIC))))
+
+
+def test_summary_columns_and_a_student_not_graded():
+    gone = report(
+        "s2",
+        status="unreachable",
+        score=None,
+        checks=(),
+        host_key=None,
+        error="no answer",
+        error_kind="timeout",
+        attempts=2,
+    )
+    first, second = rows([report("s1"), gone])
+    header = list(first)
+    assert header[:5] == ["student", "host", "status", "score", "max_score"]
+    assert header[5:25] == [i.id for i in RUBRIC.items]
+    assert header[25:] == ["error_kind", "error", "attempts", "flags"]
+    assert first["score"] == "20" and first["smtp_listening"] == "0.5"
+    assert second["status"] == "unreachable" and second["score"] == ""  # never 0
+    assert second["smtp_daemon"] == "" and second["error_kind"] == "timeout"
+    assert second["attempts"] == "2"
+
+
+def test_formulas_are_neutralised():
+    (row,) = rows([report('=HYPERLINK("x")', host="@evil", error="-1+1")])
+    assert row["student"] == '\'=HYPERLINK("x")' and row["host"] == "'@evil"
+    assert row["error"] == "'-1+1"
+
+
+def test_shared_host_keys_flag_both_students_and_clear_stale_flags():
+    a, b, c = report("a", host_key="SHA256:same"), report("b", host_key="SHA256:same"), report("c")
+    flagged = flag_shared_host_keys([a, b, c])
+    assert [f.students for f in flagged[0].flags] == [("b",)]
+    assert [f.students for f in flagged[1].flags] == [("a",)]
+    assert "same SSH host key (SHA256:same) as a" in flagged[1].flags[0].message
+    assert flagged[2].flags == ()
+    # b rebuilt its VM: a's old flag goes away
+    rebuilt = dataclasses.replace(flagged[1], host_key="SHA256:new")
+    assert [r.flags for r in flag_shared_host_keys([flagged[0], rebuilt])] == [(), ()]
+
+
+def test_store_resumes_only_whole_graded_reports_of_the_same_rubric(tmp_path):
+    from grader.store import ReportStore
+
+    store = ReportStore(tmp_path)
+    store.save(report("ok"))
+    assert store.reusable("ok", RUBRIC) == report("ok")
+    other = dataclasses.replace(RUBRIC, sha256="0" * 64)
+    assert store.reusable("ok", other) is None  # graded with another rubric: grade again
+    store.save(report("gone", status="unreachable", score=None, checks=()))
+    assert store.reusable("gone", RUBRIC) is None  # not graded: try again
+    (tmp_path / "torn.json").write_text('{"host": "x", ')
+    assert store.reusable("torn", RUBRIC) is None
+    assert store.reusable("never", RUBRIC) is None
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
