@@ -1,7 +1,7 @@
 """Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
 
 from .support.inetd import entries_for_port
-from .support.remote import Process, inetd_entries, listeners, processes, services
+from .support.remote import Process, inetd_entries, listdir, listeners, processes, services
 
 SUPER_SERVERS = ("inetd", "xinetd")
 QUEUE_FILE_PREFIXES = ("qf", "Qf", "hf")  # sendmail's control files: one per waiting message
@@ -61,9 +61,8 @@ def test_queue_empty(host, lab):
     """No message waits in the mail queues."""
     waiting = {}
     for folder in lab.paths.mail_queues:
-        directory = host.file(folder)
-        if directory.is_directory:
-            queued = [n for n in directory.listdir() if n.startswith(QUEUE_FILE_PREFIXES)]
+        if host.file(folder).is_directory:
+            queued = [n for n in listdir(host, folder) if n.startswith(QUEUE_FILE_PREFIXES)]
             if queued:
                 waiting[folder] = queued
     assert not waiting, (

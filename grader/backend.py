@@ -1,4 +1,4 @@
-"""A testinfra backend over the grader's SSH session: memoized, bounded, and recorded.
+"""A testinfra backend over the grader's executor (SSH or local): memoized, bounded, recorded.
 
 testinfra modules (``host.file``, ``host.socket``, ``host.process`` ...) each run their own
 remote command. Here a command runs at most once per host per grading: a second ask is served
@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
 from grader import evidence
 from grader.errors import CommandTimeout
-from grader.ssh import Completed, Session
+from grader.ssh import Completed
+
+
+class Executor(Protocol):
+    """Runs one shell command on the machine being graded: over SSH (``ssh.Session``) or
+    here (``local.LocalExecutor``)."""
+
+    address: str
+
+    def exec(self, command: bytes, timeout: float) -> Completed: ...
 
 
 class GraderBackend(BaseBackend):
     NAME = "grader"
 
-    def __init__(self, session: Session, command_timeout: float) -> None:
-        super().__init__(session.address)
-        self.session = session
+    def __init__(self, executor: Executor, command_timeout: float) -> None:
+        super().__init__(executor.address)
+        self.executor = executor
         self.command_timeout = command_timeout
         self._encoding = "utf-8"  # testinfra would otherwise ask the VM's python for it
         self._memo: dict[bytes, Future[Completed]] = {}
@@ -59,11 +68,11 @@ class GraderBackend(BaseBackend):
                 future = self._memo[cmd] = Future()
         if owner:
             try:
-                future.set_result(self.session.exec(cmd, self.command_timeout))
+                future.set_result(self.executor.exec(cmd, self.command_timeout))
             except BaseException as e:
                 future.set_exception(e)
         return future.result()
 
 
-def make_host(session: Session, command_timeout: float) -> testinfra.host.Host:
-    return testinfra.host.Host(GraderBackend(session, command_timeout))
+def make_host(executor: Executor, command_timeout: float) -> testinfra.host.Host:
+    return testinfra.host.Host(GraderBackend(executor, command_timeout))

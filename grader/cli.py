@@ -31,9 +31,11 @@ from grader.render import render
 from grader.results import Report
 from grader.roster import load_roster
 from grader.rubric import Rubric, default_rubric_path, load_rubric
-from grader.runner import Options, grade_host, load_lab_checks
+from grader.runner import Options, grade_host, grade_local, load_lab_checks
 from grader.ssh import KnownHosts, Target, load_identity
 from grader.store import ReportStore
+from grader.student_copy import student_copy as make_student_copy
+from grader.views import student_view
 
 DEFAULT_KNOWN_HOSTS = platformdirs.user_config_path("lab-grader") / "known_hosts"
 
@@ -44,6 +46,7 @@ HELP = """Grade a student's lab VM over SSH and report the marks, check by check
   grade --host 10.0.0.7 --var bob_password=... also check bob's POP3 login
   grade --host vm --format json --out reports  a JSON report on stdout and in reports/
   grade --roster class.csv --workers 16        grade a whole class (see ROSTER below)
+  sudo grade --local                           a student checks their own VM
 
 The grader logs in over SSH (your keys or ssh-agent, --identity, or a password from
 --password-env), inspects the VM from the inside with testinfra, probes it from the outside
@@ -83,6 +86,19 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--host", metavar="HOST", help="The VM to grade: a host name or address.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Grade this machine, without SSH (a student checking their own VM). Run as root to "
+    "grade everything.",
+)
+@click.option(
+    "--student-view/--instructor-view",
+    "student_view",
+    default=None,
+    help="Student view: hidden rubric items are only counted, the score is over the visible "
+    "ones. Default: student view with --local, instructor view otherwise.",
+)
 @click.option(
     "--roster",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -192,13 +208,15 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
 def cli(ctx: click.Context, **opts: Any) -> int:
     if ctx.invoked_subcommand is not None:
         return ExitStatus.OK
-    host, roster = opts["host"], opts["roster"]
-    if host and roster:
-        raise click.UsageError("give --host or --roster, not both")
-    if not host and not roster:
-        raise click.UsageError("give --host HOST or --roster CSV (see grade --help)")
-    if not roster and (opts["resume"]):
+    host, roster, local = opts["host"], opts["roster"], opts["local"]
+    if sum(map(bool, (host, roster, local))) != 1:
+        raise click.UsageError(
+            "give one of --host HOST, --roster CSV or --local (see grade --help)"
+        )
+    if not roster and opts["resume"]:
         raise click.UsageError("--resume is for a --roster run")
+    if roster and opts["student_view"]:
+        raise click.UsageError("--student-view is for --host and --local")
 
     given = _parse_vars(opts["variables"])
     rubric = load_rubric(opts["rubric_path"] or default_rubric_path())
@@ -228,9 +246,14 @@ def cli(ctx: click.Context, **opts: Any) -> int:
     if roster:
         return _grade_class(roster, rubric, checks, given, options, target, opts)
 
-    report = grade_host(target, rubric, checks, resolved, options)
+    if local:
+        report = grade_local(rubric, checks, resolved, options)
+    else:
+        report = grade_host(target, rubric, checks, resolved, options)
+    if opts["student_view"] if opts["student_view"] is not None else local:
+        report = student_view(report, rubric)
     if opts["out"] is not None:
-        write_atomic(opts["out"] / f"{safe_name(host)}.json", render("json", report))
+        write_atomic(opts["out"] / f"{safe_name(report.host)}.json", render("json", report))
     _emit(report, opts["fmt"])
     return _exit_status(report)
 
@@ -304,10 +327,30 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 @cli.command("rubric")
 @click.argument("path", type=click.Path(path_type=Path), required=False)
-def rubric_command(path: Path | None) -> int:
+@click.option(
+    "--student-copy",
+    is_flag=True,
+    help="Write the rubric without its hidden items (comments kept), to hand out to students.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --student-copy: write it to this file instead of stdout.",
+)
+def rubric_command(path: Path | None, student_copy: bool, output: Path | None) -> int:
     """Check a rubric and show its items and points total (default: the Lab 6 rubric)."""
     rubric = load_rubric(path or default_rubric_path())
     load_lab_checks(rubric)
+    if student_copy:
+        text = make_student_copy(rubric)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(output, text)
+        return ExitStatus.OK
+    if output is not None:
+        raise click.UsageError("--output is for --student-copy")
     width = min(shutil.get_terminal_size((100, 24)).columns, 140)
     sys.stdout.write(render("rubric", rubric, color=sys.stdout.isatty(), width=width))
     return ExitStatus.OK

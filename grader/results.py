@@ -22,6 +22,7 @@ class Outcome:
     status: CheckStatus
     message: str = ""
     evidence: tuple[Evidence, ...] = ()
+    error_kind: str | None = None  # with status "error": needs_root, timeout, unavailable, ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class CheckResult:
     message: str
     hint: str
     evidence: tuple[Evidence, ...]
+    error_kind: str | None = None  # why a check is "error": needs_root, timeout, unavailable,
+    # check_crashed (a bug in the check)
+    visibility: str = "visible"  # "hidden": shown to the instructor, only counted to students
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Report:
     checks: tuple[CheckResult, ...]
     attempts: int = 1  # connections tried: a transient failure is retried once
     flags: tuple[Flag, ...] = ()
+    view: str = "instructor"  # "student": hidden checks left out, score over visible ones
+    hidden_checks: int = 0  # in the student view: how many checks were left out
 
     @property
     def all_passed(self) -> bool:
@@ -115,8 +121,8 @@ def redact(outcome: Outcome, secrets: Iterable[str]) -> Outcome:
             text = text.replace(secret, "****")
         return text
 
-    return Outcome(
-        status=outcome.status,
+    return dataclasses.replace(
+        outcome,
         message=mask(outcome.message),
         evidence=tuple(Evidence(mask(e.source), mask(e.output)) for e in outcome.evidence),
     )

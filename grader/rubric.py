@@ -65,6 +65,7 @@ class RubricModel(_Model):
     paths: dict[Annotated[str, Field(pattern=_NAME)], str | list[str]] = {}
     vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarSpec] = {}
     outside: OutsideModel = OutsideModel()
+    hidden_items: Annotated[int, Field(ge=0)] = 0  # set by a student copy: items left out
     sections: Annotated[list[SectionModel], Field(min_length=1)]
 
 
@@ -89,6 +90,7 @@ class Rubric:
     vars: Mapping[str, VarSpec]
     ports: tuple[int, ...]
     items: tuple[Item, ...]  # in dependency order: every item after the items it depends on
+    hidden_items: int = 0  # items a student copy left out (counted in the student view)
 
     @property
     def max_score(self) -> float:
@@ -126,9 +128,10 @@ def default_rubric_path() -> Path:
     raise InputError("the default rubric.toml is missing from this installation; give --rubric")
 
 
-def load_rubric(path: Path) -> Rubric:
+def load_rubric(path: Path, text: str | None = None) -> Rubric:
+    """Read and check a rubric; ``text``, when given, is checked as if it were that file."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if text is None else text.encode()
     except OSError as e:
         raise InputError(f"{path}: cannot read the rubric: {e.strerror}") from None
     text = raw.decode("utf-8", errors="replace")
@@ -184,6 +187,7 @@ def load_rubric(path: Path) -> Rubric:
         },
         ports=tuple(model.outside.ports),
         items=tuple(items[i] for i in order),
+        hidden_items=model.hidden_items,
     )
 
 

@@ -5,6 +5,8 @@ Data flows one way: target + rubric -> connection -> checks -> outcomes -> score
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 import traceback
 from collections.abc import Mapping
@@ -12,17 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+import testinfra.host
 
 from grader import evidence
 from grader.backend import make_host
 from grader.checkload import Check, load_checks
-from grader.errors import CheckError, HostError
+from grader.errors import CheckError, CommandTimeout, HostError
 from grader.lab import Lab, Paths
-from grader.probes import Outside
+from grader.local import LocalExecutor
+from grader.probes import Outside, own_address
 from grader.results import Outcome, Report, RubricRef, redact
 from grader.rubric import Rubric, bind_checks
 from grader.scoring import score
-from grader.ssh import KnownHosts, Session, Target, connect
+from grader.ssh import KnownHosts, Target, connect
 
 #: What a check may ask for by parameter name.
 FIXTURES = ("host", "lab", "outside")
@@ -59,15 +63,18 @@ def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
             outcome = Outcome("skipped", e.msg or "skipped")
         except HostError:
             raise  # the connection is gone: the host, not the check, failed
+        except PermissionError as e:
+            outcome = Outcome("error", f"needs root: {e}", error_kind="needs_root")
+        except CommandTimeout as e:
+            outcome = Outcome("error", str(e), error_kind="timeout")
         except CheckError as e:
-            outcome = Outcome("error", str(e))
+            outcome = Outcome("error", str(e), error_kind="unavailable")
         except Exception as e:
-            outcome = Outcome(
-                "error", f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
-            )
+            message = f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
+            outcome = Outcome("error", message, error_kind="check_crashed")
         else:
             outcome = Outcome("pass")
-    return Outcome(outcome.status, outcome.message, tuple(seen))
+    return dataclasses.replace(outcome, evidence=tuple(seen))
 
 
 def _assert_line(error: AssertionError) -> str:
@@ -101,7 +108,7 @@ def blank_report(target: Target, rubric: Rubric, student: str | None, **fields: 
         "error_kind": None,
         "score": None,
         "max_score": rubric.max_score,
-        "graded_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "graded_at": _now(),
         "duration_s": 0.0,
         "rubric": RubricRef(rubric.title, rubric.sha256),
         "host_key": None,
@@ -119,63 +126,107 @@ def grade_host(
     options: Options,
     student: str | None = None,
 ) -> Report:
-    """Grade one host. A transient connection failure (no answer, refused, connection lost)
-    is retried after a short pause; the report says how many attempts were made."""
+    """Grade one host over SSH. A transient connection failure (no answer, refused, connection
+    lost) is retried after a short pause; the report says how many attempts were made."""
     started = time.monotonic()
-    graded_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    secrets = [target.password or ""] + [variables[v] for v in rubric.secret_vars()]
+    graded_at = _now()
     attempt = 0
     while True:
         attempt += 1
         try:
-            outcomes, session = _grade_once(target, rubric, checks, variables, options)
+            session = connect(target, options.known_hosts, options.connect_timeout)
+            try:
+                host = make_host(session, options.command_timeout)
+                outcomes = run_on(host, session.address, rubric, checks, variables, options)
+            except HostError as e:
+                e.host_key, e.address = session.host_key, session.address
+                raise
+            finally:
+                session.close()
         except HostError as e:
             if e.kind in TRANSIENT and attempt < options.attempts:
                 time.sleep(options.retry_pause)
                 continue
-            fields: dict[str, object] = dict(
+            return blank_report(
+                target,
+                rubric,
+                student,
                 status=e.report_status,
                 error=str(e),
                 error_kind=e.kind,
                 host_key=e.host_key,
                 address=e.address,
+                graded_at=graded_at,
+                duration_s=round(time.monotonic() - started, 3),
+                attempts=attempt,
             )
-        else:
-            results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
-            fields = dict(
-                score=total, host_key=session.host_key, address=session.address, checks=results
-            )
-        duration = round(time.monotonic() - started, 3)
-        return blank_report(
+        return _graded(
             target,
             rubric,
             student,
-            graded_at=graded_at,
-            duration_s=duration,
+            outcomes,
+            variables,
+            graded_at,
+            started,
+            host_key=session.host_key,
+            address=session.address,
             attempts=attempt,
-            **fields,
         )
 
 
-def _grade_once(
-    target: Target,
+def grade_local(
+    rubric: Rubric, checks: Mapping[str, Check], variables: Mapping[str, str], options: Options
+) -> Report:
+    """Grade the machine the grader runs on: commands run here, the outside probes go to this
+    machine's own network address."""
+    started, graded_at = time.monotonic(), _now()
+    host = make_host(LocalExecutor(), options.command_timeout)
+    address = own_address(host)
+    outcomes = run_on(host, address, rubric, checks, variables, options)
+    target = Target(host=socket.gethostname())
+    return _graded(target, rubric, None, outcomes, variables, graded_at, started, address=address)
+
+
+def run_on(
+    host: testinfra.host.Host,
+    address: str,
     rubric: Rubric,
     checks: Mapping[str, Check],
     variables: Mapping[str, str],
     options: Options,
-) -> tuple[dict[str, Outcome], Session]:
-    session = connect(target, options.known_hosts, options.connect_timeout)
-    try:
-        fixtures = {
-            "host": make_host(session, options.command_timeout),
-            "lab": Lab(Paths(rubric.paths), variables),
-            "outside": Outside(
-                session.address, rubric.ports, options.connect_timeout, options.reply_timeout
-            ),
-        }
-        return run_checks(rubric, checks, fixtures), session
-    except HostError as e:
-        e.host_key, e.address = session.host_key, session.address
-        raise
-    finally:
-        session.close()
+) -> dict[str, Outcome]:
+    """Run the rubric's checks on one machine; ``address`` is where the outside probes go."""
+    fixtures = {
+        "host": host,
+        "lab": Lab(Paths(rubric.paths), variables),
+        "outside": Outside(address, rubric.ports, options.connect_timeout, options.reply_timeout),
+    }
+    return run_checks(rubric, checks, fixtures)
+
+
+def _graded(
+    target: Target,
+    rubric: Rubric,
+    student: str | None,
+    outcomes: Mapping[str, Outcome],
+    variables: Mapping[str, str],
+    graded_at: str,
+    started: float,
+    **fields: object,
+) -> Report:
+    secrets = [target.password or ""] + [variables[v] for v in rubric.secret_vars()]
+    results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
+    return blank_report(
+        target,
+        rubric,
+        student,
+        score=total,
+        checks=results,
+        graded_at=graded_at,
+        duration_s=round(time.monotonic() - started, 3),
+        **fields,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,6 +20,8 @@ def score(rubric: Rubric, outcomes: Mapping[str, Outcome]) -> tuple[tuple[CheckR
             message=outcomes[item.id].message,
             hint=item.hint,
             evidence=outcomes[item.id].evidence,
+            error_kind=outcomes[item.id].error_kind,
+            visibility=item.visibility,
         )
         for item in rubric.items
     )

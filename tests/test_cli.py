@@ -26,7 +26,10 @@ def test_version(grade):
 
 def test_no_host_is_a_usage_error(grade):
     run = grade()
-    assert run.exit == ExitStatus.BAD_INPUT and "give --host" in run.stderr
+    assert (
+        run.exit == ExitStatus.BAD_INPUT
+        and "give one of --host HOST, --roster CSV or --local" in run.stderr
+    )
 
 
 def test_bad_var_syntax(grade):

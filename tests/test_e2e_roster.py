@@ -170,6 +170,6 @@ def test_roster_usage_errors(grade, tmp_path):
     assert not (tmp_path / "reports").exists()
     assert grade("--roster", str(roster), "--workers", "0").exit == ExitStatus.BAD_INPUT
     both = grade("--roster", str(roster), "--host", "x")
-    assert both.exit == ExitStatus.BAD_INPUT and "not both" in both.stderr
+    assert both.exit == ExitStatus.BAD_INPUT and "give one of" in both.stderr
     resume = grade("--roster", str(roster), "--resume")
     assert resume.exit == ExitStatus.BAD_INPUT

@@ -58,7 +58,7 @@ def test_text_shows_score_sections_and_lost_marks():
     assert "Exercise 9" in text and "student-vm (198.18.0.10)" in text
     assert "Hint: hint of b" in text and "Hint: hint of d" in text
     assert "hint of a" not in text and "hint of c" not in text  # no hint for a pass or an error
-    assert "problem of the grader, not of your VM" in text
+    assert "problem of the grading, not of your VM" in text
     assert "\x1b[" not in text  # no colour unless asked
 
 
@@ -77,3 +77,50 @@ def test_text_not_graded():
     )
     text = render("text", report)
     assert "NOT GRADED (timeout): no answer" in text and "Score" not in text
+
+
+def test_student_view_counts_hidden_checks_and_shows_no_trace_of_them():
+    from grader.results import Outcome
+    from grader.rubric import default_rubric_path, load_rubric
+    from grader.scoring import score
+    from grader.views import student_view
+
+    rubric = load_rubric(default_rubric_path())
+    outcomes = {
+        i.id: Outcome("fail", f"secret detail of {i.id}", (Evidence("cmd", "out"),))
+        for i in rubric.items
+    }
+    results, total = score(rubric, outcomes)
+    full = Report(**{**REPORT.__dict__, "checks": results, "score": total, "max_score": 20.0})
+    view = student_view(full, rubric)
+    assert view.view == "student" and view.hidden_checks == 1
+    assert view.max_score == 19 and view.score == 0 and len(view.checks) == 19
+    for shown in (render("json", view), render("text", view, width=200)):
+        assert "mailbox_permissions" not in shown and "Mailboxes are private" not in shown
+        assert "secret detail of mailbox_permissions" not in shown
+    assert "1 more check is marked by your instructor" in render("text", view, width=200)
+
+
+def test_lost_marks_show_their_evidence_and_checks_needing_root_are_named():
+    needs_root = check("q", "error", 0, 1, error_kind="needs_root", message="needs root: x")
+    failed = check(
+        "b",
+        "fail",
+        0,
+        1.5,
+        evidence=(
+            Evidence("test -L /etc/inetd.conf", "[exit 1]"),
+            Evidence("ss --numeric --listening", "LISTEN 0 128 0.0.0.0:22"),
+            Evidence("head -c 4194304 -- /etc/inetd.conf", "[exit 0]\ntime stream tcp"),
+            Evidence("POP3 connection to 198.18.0.10:110", "refused"),
+            Evidence("ss --numeric --listening", "LISTEN 0 128 0.0.0.0:22"),
+        ),
+    )
+    report = Report(**{**REPORT.__dict__, "checks": (needs_root, failed)})
+    text = render("text", report, width=200)
+    assert "Not run as root: 1 check could not look where only root may: q." in text
+    assert "The grader needs root to check this (sudo)." in text
+    assert (
+        "Looked at: ss --numeric --listening; /etc/inetd.conf; POP3 connection to 198.18.0.10:110"
+    ) in text
+    assert "test -L" not in text

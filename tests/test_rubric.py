@@ -131,3 +131,27 @@ def test_misspelt_variable_setting(tmp_path):
     message = load_error(path)
     assert f"{path}:{line_of(path, 'secert')}: vars.bob_password.secert: unknown key" in message
     assert "did you mean 'secret'?" in message
+
+
+def test_student_copy_leaves_out_hidden_items_and_keeps_the_rest(grade, tmp_path):
+    # make a visible item depend on the hidden one, to see that dependency dropped
+    path = variant(
+        tmp_path,
+        'title = "Mailboxes are private"',
+        'title = "Mailboxes are private"\ndepends = ["queue_empty"]',
+    )
+    text = RUBRIC.read_text().replace(
+        'id = "pop3_in_inetd"\n', 'id = "pop3_in_inetd"\ndepends = ["mailbox_permissions"]\n'
+    )
+    path.write_text(text)
+    out = tmp_path / "student.toml"
+    run = grade("rubric", str(path), "--student-copy", "--output", str(out))
+    assert run.exit == 0
+    copy = out.read_text()
+    assert "mailbox_permissions" not in copy and "Mailboxes are private" not in copy
+    assert copy.startswith("# Lab 6: email, processes and networking.")  # comments kept
+    assert "hidden_items = 1" in copy
+    student = load_rubric(out)
+    assert len(student.items) == 19 and student.max_score == 19 and student.hidden_items == 1
+    assert student.item("pop3_in_inetd").depends == ()
+    assert grade("rubric", str(path), "--student-copy").stdout == copy  # to stdout by default

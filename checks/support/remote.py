@@ -46,13 +46,16 @@ class Process:
 
 
 def output(host, command: str, *args: str) -> str:
-    """stdout of a command that must succeed; if it fails the check cannot judge (an error,
-    not a failure of the student's VM)."""
+    """stdout of a command that must succeed. When it fails the check cannot judge: that is an
+    error of the grading, not a failure of the student's VM (PermissionError when the VM said
+    "Permission denied": the grader needs root there)."""
     result = host.run(command, *args)
     if result.rc != 0:
+        shown = result.command.decode(errors="replace")
+        if "Permission denied" in result.stderr:
+            raise PermissionError(f"`{shown}`: permission denied")
         raise RuntimeError(
-            f"`{result.command.decode(errors='replace')}` failed with exit "
-            f"status {result.rc}: {result.stderr.strip()[:300]}"
+            f"`{shown}` failed with exit status {result.rc}: {result.stderr.strip()[:300]}"
         )
     return result.stdout
 
@@ -93,8 +96,15 @@ def read_file(host, path: str, limit: int = READ_LIMIT) -> FileContent | None:
     if not f.is_file:
         raise AssertionError(f"{path} is not a regular file; it was not read")
     size = f.size
-    data = host.run("head -c %s -- %s", str(limit), path).stdout_bytes
-    return FileContent(data, size, size > limit)
+    result = host.run("head -c %s -- %s", str(limit), path)
+    if result.rc != 0:
+        output(host, "head -c %s -- %s", str(limit), path)  # raises, saying why
+    return FileContent(result.stdout_bytes, size, size > limit)
+
+
+def listdir(host, folder: str) -> list[str]:
+    """The names in a folder (hidden ones included)."""
+    return [name for name in output(host, "ls -1 -A -- %s", folder).split("\n") if name]
 
 
 def inetd_entries(host, lab) -> list[Entry]:

@@ -4,6 +4,7 @@ of every lost mark. Colour only when writing to a terminal."""
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
 from rich.table import Table
@@ -81,6 +82,22 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
             style="bold",
         )
     )
+    if report.hidden_checks:
+        more = report.hidden_checks
+        console.print(
+            f"{more} more check{'s are' if more > 1 else ' is'} marked by your "
+            "instructor (not shown here, and not in this score)."
+        )
+    need_root = [c.id for c in report.checks if c.error_kind == "needs_root"]
+    if need_root:
+        console.print(
+            Text(
+                f"Not run as root: {len(need_root)} check{'s' if len(need_root) > 1 else ''} "
+                f"could not look where only root may: {', '.join(need_root)}. Run the grader "
+                "again with sudo to grade them.",
+                style="yellow",
+            )
+        )
     lost = [c for c in report.checks if c.status != "pass"]
     if lost:
         console.print()
@@ -99,12 +116,35 @@ def _word(status: str) -> str:
     }[status]
 
 
+#: testinfra's plumbing (file tests, sizes, finding a command): not what a mark was decided on
+_PLUMBING = re.compile(
+    r"^(test -\w |stat -c|command -v|uname |lsb_release|cat /etc/os-release|"
+    r"readlink )"
+)
+_READ = re.compile(r"^head -c \d+ -- (.+)$")
+
+
+def looked_at(check: CheckResult) -> list[str]:
+    """What a check looked at, in a few words: files by name, commands and probes as run."""
+    seen: dict[str, None] = {}
+    for piece in check.evidence:
+        if not _PLUMBING.match(piece.source):
+            read = _READ.match(piece.source)
+            seen[read.group(1).strip("'") if read else piece.source] = None
+    return list(seen)
+
+
 def _lost_line(check: CheckResult) -> Text:
     line = Text("  - ")
     line.append(check.id, style="bold")
     line.append(f" ({points(check.max_points)}): {check.message}")
     if check.hint and check.status in ("fail", "skipped"):
         line.append(f"\n    Hint: {check.hint}", style="cyan")
-    if check.status == "error":
-        line.append("\n    This is a problem of the grader, not of your VM.", style="yellow")
+    if check.error_kind == "needs_root":
+        line.append("\n    The grader needs root to check this (sudo).", style="yellow")
+    elif check.status == "error":
+        line.append("\n    This is a problem of the grading, not of your VM.", style="yellow")
+    sources = looked_at(check)
+    if check.status == "fail" and sources:
+        line.append(f"\n    Looked at: {'; '.join(sources)}", style="dim")
     return line

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,8 @@ from .scenarios import SCENARIOS, Scenario
 from .vm import VM, Network
 
 PASSWORD = "Lab6-bob-pw"  # root's and bob's password on every simulated VM
+PROJECT = Path(__file__).resolve().parents[2]
+GRADER_HOME = "/var/lib/lab-grader"  # where install_grader puts it inside a VM
 
 
 class Fleet:
@@ -41,6 +46,7 @@ class Fleet:
         self.password = PASSWORD
         self.network: Network | None = None
         self.vms: list[VM] = []
+        self._wheels: bytes | None = None  # a tar of the grader's wheels, made once
 
     def __enter__(self) -> Fleet:
         self.network = Network()
@@ -95,6 +101,31 @@ class Fleet:
         with ThreadPoolExecutor(self.workers) as pool:
             list(pool.map(build, vms))
         return {vm.name: vm for vm, _ in vms}
+
+    def install_grader(self, vm: VM) -> str:
+        """Install the grader inside a VM as a student would, from wheels (the VM has no
+        network): this checkout's wheel and its dependencies, into a venv made with the VM's
+        own python3. Returns the path of its `grade` command."""
+        if self._wheels is None:
+            wheels = self.workdir / "wheels"
+            subprocess.run(
+                [sys.executable, "-m", "pip", "-q", "wheel", "-w", str(wheels), str(PROJECT)],
+                check=True,
+                capture_output=True,
+            )
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                tar.add(wheels, arcname=".")
+            self._wheels = buffer.getvalue()
+        vm.sh(
+            f"mkdir -p {GRADER_HOME}/wheels && tar -x -C {GRADER_HOME}/wheels", stdin=self._wheels
+        )
+        vm.sh(
+            f"python3 -m venv {GRADER_HOME}/venv && {GRADER_HOME}/venv/bin/pip install -q "
+            f"--no-index --find-links {GRADER_HOME}/wheels lab-grader",
+            timeout=300,
+        )
+        return f"{GRADER_HOME}/venv/bin/grade"
 
     def close(self) -> None:
         try:

@@ -198,17 +198,23 @@ class VM:
         self.init_pid = int(children.read_text().split()[0])
 
     def sh(
-        self, script: str, check: bool = True, timeout: float = 60
+        self, script: str, check: bool = True, timeout: float = 60, stdin: bytes = b""
     ) -> subprocess.CompletedProcess[str]:
         """Run a bash script inside the VM (all its namespaces) and return the result."""
         if self.init_pid is None:
             raise SimulatorError(f"VM {self.name} is not running")
-        result = subprocess.run(
+        raw = subprocess.run(
             ["nsenter", "-t", str(self.init_pid), "-a", "bash", "-euo", "pipefail", "-c", script],
+            input=stdin,
             capture_output=True,
-            text=True,
             timeout=timeout,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"},
+        )
+        result = subprocess.CompletedProcess(
+            raw.args,
+            raw.returncode,
+            raw.stdout.decode(errors="replace"),
+            raw.stderr.decode(errors="replace"),
         )
         if check and result.returncode != 0:
             raise SimulatorError(
