@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from grader.checkload import Check
@@ -33,7 +32,6 @@ class Progress(Protocol):
 class BatchResult:
     reports: list[Report]  # in roster order; only the students whose grading finished
     interrupted: bool
-    summary: Path
 
 
 def grade_roster(
@@ -105,4 +103,5 @@ def grade_roster(
     for before, after in zip(reports, flagged, strict=True):
         if before != after:
             store.save(after)
-    return BatchResult(flagged, interrupted, store.save_summary(flagged, rubric))
+    store.save_class(flagged, rubric)
+    return BatchResult(flagged, interrupted)

@@ -28,6 +28,7 @@ from grader.errors import ExitStatus, InputError
 from grader.files import safe_name, write_atomic
 from grader.progress import progress_for
 from grader.render import render
+from grader.render.lms import render as render_lms
 from grader.results import Report
 from grader.roster import load_roster
 from grader.rubric import Rubric, default_rubric_path, load_rubric
@@ -156,10 +157,12 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "html", "md", "junit", "gradescope"]),
     default="text",
     show_default=True,
-    help="text: a table for people; json: one JSON report.",
+    help="text: a table for people; json: the JSON report; html: a self-contained page; "
+    "md: Markdown for feedback; junit: JUnit XML; gradescope: Gradescope's results.json. "
+    "(A roster run writes all of them to its folder.)",
 )
 @click.option(
     "--out",
@@ -253,7 +256,10 @@ def cli(ctx: click.Context, **opts: Any) -> int:
     if opts["student_view"] if opts["student_view"] is not None else local:
         report = student_view(report, rubric)
     if opts["out"] is not None:
-        write_atomic(opts["out"] / f"{safe_name(report.host)}.json", render("json", report))
+        stem = opts["out"] / safe_name(report.host)
+        write_atomic(stem.with_name(stem.name + ".json"), render("json", report))
+        if opts["fmt"] in ("html", "md"):
+            write_atomic(stem.with_name(f"{stem.name}.{opts['fmt']}"), render(opts["fmt"], report))
     _emit(report, opts["fmt"])
     return _exit_status(report)
 
@@ -269,8 +275,8 @@ def _grade_class(
 ) -> int:
     if opts["fmt"] != "text":
         raise click.UsageError(
-            "--format json is for --host; a roster run writes each student's JSON report to "
-            "its folder (--out)"
+            "--format is for --host and --local; a roster run writes every format to its "
+            "folder (--out)"
         )
     if opts["resume"] and opts["out"] is None:
         raise click.UsageError("--resume needs --out DIR: the folder of the run to resume")
@@ -356,12 +362,52 @@ def rubric_command(path: Path | None, student_copy: bool, output: Path | None) -
     return ExitStatus.OK
 
 
+@cli.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--lms",
+    type=click.Choice(["moodle", "canvas"]),
+    required=True,
+    help="The gradebook to import into.",
+)
+@click.option(
+    "--id-column",
+    metavar="NAME",
+    help="Header of the column holding the roster's student ids (default: moodle "
+    "'ID number', canvas 'SIS User ID').",
+)
+@click.option(
+    "--grade-column",
+    metavar="NAME",
+    help="Header of the grade column (default: the rubric's title).",
+)
+@click.option(
+    "--feedback/--no-feedback",
+    default=True,
+    show_default=True,
+    help="Moodle: add a Feedback column with each student's lost marks.",
+)
+def export_command(
+    directory: Path, lms: str, id_column: str | None, grade_column: str | None, feedback: bool
+) -> int:
+    """Write a gradebook import file (CSV, to stdout) from a roster run's folder.
+
+    Students who could not be graded are left empty, never 0."""
+    reports = [r for r in ReportStore(directory).all_reports() if r.student is not None]
+    if not reports:
+        raise InputError(f"{directory}: no student reports (<student>.json) found")
+    sys.stdout.write(
+        render_lms(reports, lms, id_column=id_column, grade_column=grade_column, feedback=feedback)
+    )
+    return ExitStatus.OK
+
+
 def _emit(report: Report, fmt: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(render("json", report))
-    else:
+    if fmt == "text":
         width = min(shutil.get_terminal_size((100, 24)).columns, 140)
         sys.stdout.write(render("text", report, color=sys.stdout.isatty(), width=width))
+    else:
+        sys.stdout.write(render(fmt, report))
     sys.stdout.flush()
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from grader.files import safe_name, write_atomic
+from grader.outputs import class_outputs
 from grader.render import render
 from grader.results import Report
 from grader.rubric import Rubric
@@ -36,7 +37,17 @@ class ReportStore:
         same = report.student == student and report.rubric.sha256 == rubric.sha256
         return report if same and report.status == "graded" else None
 
-    def save_summary(self, reports: list[Report], rubric: Rubric) -> Path:
-        path = self.directory / "summary.csv"
-        write_atomic(path, render("summary_csv", reports, rubric=rubric))
-        return path
+    def save_class(self, reports: list[Report], rubric: Rubric) -> None:
+        """The class's pages, summary and exports, each file written whole."""
+        for relative, text in class_outputs(reports, rubric).items():
+            write_atomic(self.directory / relative, text)
+
+    def all_reports(self) -> list[Report]:
+        """Every report in the folder (other JSON files are not reports and are left alone)."""
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                found.append(Report.from_dict(json.loads(path.read_text())))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found

@@ -3,21 +3,37 @@ summary and reports right, clones flagged, and an interrupted run finished by --
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from grader.cli import main
 from grader.errors import ExitStatus
 from tests.labsim.scenarios import SCENARIOS
+from tests.test_outputs import GRADESCOPE_SCHEMA, assert_nothing_injected, outside_fences
 
 pytestmark = pytest.mark.vm
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # student -> the scenario of their VM (None: not graded, see NOT_GRADED)
 CLASS = {
@@ -26,6 +42,7 @@ CLASS = {
     "carol": "sendmail_never_started",
     "erin": "complete",  # erin and frank: one VM cloned (the same host key)
     "frank": "root_ftp_allowed",
+    "ivan": "hostile_strings",  # markup and formulas in his mail subjects, host name, processes
     "gina": None,  # nothing answers at her address
     "hal": None,  # his VM does not accept the grader's key
 }
@@ -43,6 +60,7 @@ def class_roster(fleet, tmp_path_factory) -> Path:
             ("alice", SCENARIOS["complete"]),
             ("bob", SCENARIOS["untouched"]),
             ("carol", SCENARIOS["sendmail_never_started"]),
+            ("ivan", SCENARIOS["hostile_strings"]),
         ]
     )
     vms |= fleet.boot(
@@ -62,6 +80,37 @@ def class_roster(fleet, tmp_path_factory) -> Path:
         lines.append(f"{student},{host},{fleet.identity},{fleet.password}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class ClassRun:
+    exit: int
+    stdout: str
+    stderr: str
+    out: Path
+
+
+@pytest.fixture(scope="module")
+def class_run(class_roster, tmp_path_factory) -> ClassRun:
+    """One uninterrupted grading of the class, shared by the tests that read its folder."""
+    out = tmp_path_factory.mktemp("run") / "class"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(
+            [
+                "--roster",
+                str(class_roster),
+                "--out",
+                str(out),
+                "--workers",
+                "4",
+                "--connect-timeout",
+                "2",
+                "--known-hosts",
+                str(out.parent / "kh"),
+            ]
+        )
+    return ClassRun(code, stdout.getvalue(), stderr.getvalue(), out)
 
 
 def results(directory: Path) -> dict[str, dict]:
@@ -117,14 +166,14 @@ def test_class_graded_with_summary_reports_and_flags(grade, class_roster, tmp_pa
     # progress: one line per student (stderr is not a terminal here); the closing table
     for student in CLASS:
         assert f"] {student} (" in run.stderr
-    assert "5 of 7 students graded" in run.stdout and "Not graded" in run.stdout
+    assert f"{len(CLASS) - 2} of {len(CLASS)} students graded" in run.stdout
+    assert "Not graded" in run.stdout
     assert "Score distribution" in run.stdout and str(out) in run.stdout
 
 
-def test_interrupted_run_is_finished_by_resume(grade, class_roster, tmp_path):
-    full, partial = tmp_path / "full", tmp_path / "partial"
+def test_interrupted_run_is_finished_by_resume(grade, class_roster, class_run, tmp_path):
+    full, partial = class_run.out, tmp_path / "partial"
     base = ["--roster", str(class_roster), "--connect-timeout", "2"]
-    assert grade(*base, "--out", str(full), "--workers", "4").exit == ExitStatus.NOT_GRADED
 
     env = {**os.environ, "GRADER_KNOWN_HOSTS": str(tmp_path / "kh")}
     process = subprocess.Popen(
@@ -173,3 +222,71 @@ def test_roster_usage_errors(grade, tmp_path):
     assert both.exit == ExitStatus.BAD_INPUT and "give one of" in both.stderr
     resume = grade("--roster", str(roster), "--resume")
     assert resume.exit == ExitStatus.BAD_INPUT
+
+
+def test_class_folder_has_every_output(grade, class_run):
+    out = class_run.out
+    for student in CLASS:
+        for name in (f"{student}.html", f"{student}.md", f"gradescope/{student}/results.json"):
+            assert (out / name).is_file(), name
+        jsonschema.validate(
+            json.loads((out / f"gradescope/{student}/results.json").read_text()), GRADESCOPE_SCHEMA
+        )
+    for name in ("index.html", "junit.xml", "summary.csv"):
+        assert (out / name).is_file()
+    suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == list(CLASS)
+    # ivan's markup reached the reports as text only
+    page = (out / "ivan.html").read_text()
+    assert_nothing_injected(page, allowed_scripts=0)
+    assert "&lt;script&gt;alert(&#34;subject&#34;)&lt;/script&gt;" in page
+    assert_nothing_injected((out / "index.html").read_text(), allowed_scripts=1)
+    assert "<script>" not in "\n".join(outside_fences((out / "ivan.md").read_text()))
+    moodle = grade("export", "--lms", "moodle", str(out))
+    rows = {row[0]: row for row in csv.reader(io.StringIO(moodle.stdout))}
+    assert rows["ID number"][1] == "Lab 6: email, processes and networking"
+    assert rows["gina"][1] == "" and rows["alice"][1] == "20"
+    assert rows["ivan"][2].startswith("bob got the")  # feedback, with the subjects inside it
+    assert "=HYPERLINK" in rows["ivan"][2]
+    for row in rows.values():
+        assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
+    canvas = grade("export", "--lms", "canvas", str(out), "--grade-column", "Lab 6")
+    sis = {r["SIS User ID"]: r["Lab 6"] for r in csv.DictReader(io.StringIO(canvas.stdout))}
+    assert set(sis) == set(CLASS)  # every student has a row
+    assert sis["gina"] == sis["hal"] == "" and sis["alice"] == "20"
+
+
+def test_class_overview_renders_in_chromium(class_run):
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+        page.on(
+            "request",
+            lambda r: (
+                None if r.url.startswith(("file:", "data:")) else problems.append(f"fetch: {r.url}")
+            ),
+        )
+        page.goto((class_run.out / "index.html").as_uri())
+        for chart in ("#histogram", "#passrates"):
+            assert page.eval_on_selector(chart, "img => img.complete && img.naturalWidth") > 100
+        rows = page.locator("#students tbody tr")
+        assert rows.count() == len(CLASS)
+        page.click("#students th:nth-child(4)")  # Score: ascending, the not graded first
+        page.click("#students th:nth-child(4)")  # descending
+        scores = page.eval_on_selector_all(
+            "#students tbody td:nth-child(4)", "cells => cells.map(c => c.dataset.sort)"
+        )
+        assert [float(s) for s in scores] == sorted((float(s) for s in scores), reverse=True)
+        page.click("text=ivan")  # a student's page, with his markup in it
+        page.wait_for_load_state()
+        assert page.url.endswith("/ivan.html")
+        page.locator("details").first.click()
+        assert "alert(" in page.inner_text("body")  # shown as text
+        browser.close()
+    assert problems == []

@@ -15,6 +15,11 @@ FORMATS = {
     "rubric": "grader.render.rubric:render",
     "summary_csv": "grader.render.summary_csv:render",
     "class": "grader.render.class_text:render",
+    "html": "grader.render.html:render",
+    "md": "grader.render.markdown:render",
+    "junit": "grader.render.junit:render",
+    "gradescope": "grader.render.gradescope:render",
+    "index": "grader.render.index:render",
 }
 
 

@@ -84,5 +84,8 @@ def render(
             for flag in r.flags:
                 console.print(Text(f"  {r.student}: {flag.message}"))
     if directory is not None:
-        console.print(f"Reports: {directory}/<student>.json   Summary: {directory}/summary.csv")
+        console.print(
+            f"Reports: {directory}/  (index.html for the class; <student>.json, .html, .md; "
+            "summary.csv, junit.xml, gradescope/)"
+        )
     return console.file.getvalue()  # type: ignore[attr-defined]

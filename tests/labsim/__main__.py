@@ -92,7 +92,23 @@ def demo(names: list[str], show: str, out: Path) -> int:
     return 0 if all_as_expected else 1
 
 
-def grade_class(count: int, workers: int, out: Path) -> int:
+def screenshot(page: Path, picture: Path) -> None:
+    """A picture of a page as headless Chromium shows it (for the README)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        tab = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        tab.goto(page.as_uri())
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(picture), full_page=True)
+        browser.close()
+
+
+def grade_class(count: int, workers: int, out: Path, picture: Path | None = None) -> int:
     """Boot ``count`` VMs (the scenarios in turn), grade them with `grade --roster` in this
     terminal, and check every row of the summary against the scenarios."""
     console = Console()
@@ -134,6 +150,9 @@ def grade_class(count: int, workers: int, out: Path) -> int:
             want = {check for check, status in expected.items() if status == "pass"}
             if row["status"] != "graded" or passed != want:
                 wrong.append(row["student"])
+    if picture is not None:
+        screenshot(out / "index.html", picture)
+        console.print(f"Screenshot of the class overview: {picture}")
     console.print(
         f"Summary checked against the scenarios: "
         f"{'all rows as expected' if not wrong else 'WRONG: ' + ', '.join(wrong)}"
@@ -163,9 +182,10 @@ def main() -> int:
     many.add_argument(
         "--out", type=Path, default=PROJECT / "reports" / f"class-{datetime.now():%Y%m%d-%H%M%S}"
     )
+    many.add_argument("--screenshot", type=Path, help="save a picture of index.html here")
     args = parser.parse_args()
     if args.command == "class":
-        return grade_class(args.count, args.workers, args.out)
+        return grade_class(args.count, args.workers, args.out, args.screenshot)
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")

@@ -6,6 +6,7 @@ Lab 6 check must give (with bob's password given to the grader).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -51,10 +52,20 @@ def lab_start(vm: VM) -> None:
     student.start_inetd(vm)
 
 
+#: Strings a student controls that must stay text in every report: HTML, and spreadsheet formulas.
+PAYLOADS = (
+    '<script>alert("subject")</script>',
+    '=HYPERLINK("http://evil.example","win")',
+    "<img src=x onerror=alert(1)>",
+    "@SUM(1+1)|+cmd",
+)
+
+
 def do_the_lab(
     vm: VM,
     *,
     start_sendmail: bool = True,
+    hostile_strings: bool = False,
     sendmail_everywhere: bool = True,
     restart_inetd: bool = True,
     ftp_tcp6_left: bool = False,
@@ -69,11 +80,18 @@ def do_the_lab(
         student.start_sendmail(vm, all_interfaces=sendmail_everywhere)
     # Exercise 1
     student.send_mail_from_file(vm)
-    student.send_hello_world(vm)
+    if hostile_strings:  # mail with hostile subjects instead of "Hello world"
+        for payload in PAYLOADS:
+            student.send_mail(vm, payload, body=payload)
+    else:
+        student.send_hello_world(vm)
     # Exercise 3.3: SMTP by hand
     if start_sendmail:
         student.smtp_by_hand(vm)
-        student.wait_for_delivery(vm, bob=3, root=2)  # root: the blind copy and smith's bounce
+        if hostile_strings:
+            student.wait_for_delivery(vm, bob=2 + len(PAYLOADS), root=0)
+        else:
+            student.wait_for_delivery(vm, bob=3, root=2)  # root: the blind copy, smith's bounce
     # Exercise 3.4: POP3 through inetd
     student.inetd_service(vm, "pop3", enable=True)
     if restart_inetd:
@@ -105,6 +123,14 @@ def do_the_lab(
         vm.sh(f"chmod {mailbox_mode} /var/mail/bob")
     if not root_in_ftpusers:
         vm.sh("sed -i '/^root$/d' /etc/ftpusers")
+    if hostile_strings:  # a host name and a running process that carry markup too
+        # hostname(1) refuses such a name, the kernel does not: a student (root) can set it
+        vm.sh(
+            "/usr/bin/python3 -c 'import socket, sys; socket.sethostname(sys.argv[1])' "
+            f"{shlex.quote(PAYLOADS[2])}"
+        )
+        loop = shlex.quote("while :; do sleep 3600; done")  # its $0 is the payload, seen by ps
+        vm.sh(f"setsid bash -c {loop} {shlex.quote(PAYLOADS[0])} >/dev/null 2>&1 < /dev/null &")
 
 
 def _expect(**changes: str) -> dict[str, str]:
@@ -196,6 +222,12 @@ SCENARIOS = {
             "root removed from /etc/ftpusers",
             lambda vm: do_the_lab(vm, root_in_ftpusers=False),
             _expect(ftp_root_denied="fail"),
+        ),
+        Scenario(
+            "hostile_strings",
+            "mail subjects, host name and a process carrying HTML and spreadsheet formulas",
+            lambda vm: do_the_lab(vm, hostile_strings=True),
+            _expect(mail_hello_world="fail", mail_bcc_root="fail"),
         ),
     )
 }

@@ -6,9 +6,9 @@ import shlex
 
 from .vm import VM
 
-# Wait (inside the VM) until a shell condition holds, at most ~15 s.
+# Wait (inside the VM) until a shell condition holds, at most ~30 s.
 _WAIT = """
-wait_for() {{ for _ in $(seq 300); do if {condition}; then return 0; fi; sleep 0.05; done
+wait_for() {{ for _ in $(seq 600); do if {condition}; then return 0; fi; sleep 0.05; done
   echo "timed out waiting for: {shown}" >&2; return 1; }}
 wait_for
 """
@@ -70,6 +70,11 @@ def send_mail_from_file(vm: VM) -> None:
     )
 
 
+def send_mail(vm: VM, subject: str, body: str = "hello") -> None:
+    """A message to bob sent on the VM with mail -s (whatever the subject holds)."""
+    vm.sh(f"printf '%s\\n' {shlex.quote(body)} | mail -s {shlex.quote(subject)} bob@anglia.bryant")
+
+
 def send_hello_world(vm: VM) -> None:
     """Exercise 1.2. smith no longer exists, so mail exits 67 while bob and root get it."""
     vm.sh(
@@ -95,9 +100,9 @@ def smtp_by_hand(vm: VM) -> None:
 
 def wait_for_delivery(vm: VM, bob: int, root: int) -> None:
     """Wait until the queues are empty and the mailboxes hold what was sent."""
+    count = "$(cat /var/mail/{0} 2>/dev/null | grep -c '^From ' || true)"
     wait_for(
         vm,
         "! ls /var/spool/mqueue/qf* /var/spool/mqueue-client/qf* >/dev/null 2>&1 && "
-        f"[ $(grep -c '^From ' /var/mail/bob 2>/dev/null || true) -ge {bob} ] && "
-        f"[ $(grep -c '^From ' /var/mail/root 2>/dev/null || true) -ge {root} ]",
+        f"[ {count.format('bob')} -ge {bob} ] && [ {count.format('root')} -ge {root} ]",
     )

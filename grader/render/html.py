@@ -1,0 +1,45 @@
+"""A student's report as a self-contained HTML page: no network fetch, printable, and every
+string from the VM escaped (Jinja2 autoescape), so nothing in a mail subject ever runs."""
+
+from __future__ import annotations
+
+import functools
+
+import jinja2
+
+from grader.render.text import points
+from grader.results import Report
+
+LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+WORDS = {"pass": "passed", "fail": "failed", "error": "not checked", "skipped": "skipped"}
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("grader", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(report: Report, **_: object) -> str:
+    sections: dict[str, list[object]] = {}
+    for check in report.checks:
+        sections.setdefault(check.section, []).append(check)
+    counts = [(s, n) for s in LABELS if (n := sum(c.status == s for c in report.checks))]
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            report=report,
+            sections=list(sections.items()),
+            counts=counts,
+            need_root=[c.id for c in report.checks if c.error_kind == "needs_root"],
+            labels=LABELS,
+            words=WORDS,
+            points=points,
+        )
+    )

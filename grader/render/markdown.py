@@ -1,0 +1,84 @@
+"""A student's report in Markdown, for feedback comments. Text from the VM is escaped
+(HTML entities for < > &, backslashes for Markdown's own marks) and evidence sits in code
+fences longer than any run of backticks inside it, so nothing it holds becomes markup."""
+
+from __future__ import annotations
+
+import re
+
+from grader.render.html import LABELS
+from grader.render.safe import printable
+from grader.render.text import looked_at, points
+from grader.results import Report
+
+_MARKS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+EVIDENCE_CHARS = 1500  # of each piece of evidence, in the Markdown
+
+
+def escape(text: str) -> str:
+    text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKS.sub(r"\\\1", " ".join(text.split()))
+
+
+def fence(text: str) -> str:
+    text = printable(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    marks = "`" * max(3, longest + 1)
+    return f"{marks}text\n{text}\n{marks}"
+
+
+def render(report: Report, **_: object) -> str:
+    who = report.student or report.host
+    out = [f"# {escape(report.rubric.title)}: {escape(who)}", ""]
+    if report.status != "graded":
+        out.append(
+            f"**Not graded** ({escape(report.error_kind or '')}): {escape(report.error or '')}"
+        )
+        return "\n".join(out) + "\n"
+    out.append(
+        f"**Score {points(report.score or 0)} / {points(report.max_score)}** "
+        f"(graded {report.graded_at})"
+    )
+    if report.hidden_checks:
+        out += [
+            "",
+            f"{report.hidden_checks} more check(s) marked by your instructor "
+            "(not shown here, and not in this score).",
+        ]
+    for section in dict.fromkeys(c.section for c in report.checks):
+        out += ["", f"## {escape(section)}", "", "| | Check | Points |", "|---|---|---|"]
+        for c in (c for c in report.checks if c.section == section):
+            out.append(
+                f"| {LABELS[c.status]} | {escape(c.title)} `{c.id}` | "
+                f"{points(c.points)} / {points(c.max_points)} |"
+            )
+    lost = [c for c in report.checks if c.status != "pass"]
+    if lost:
+        out += ["", "## Where the marks were lost"]
+        for c in lost:
+            out += [
+                "",
+                f"### {escape(c.title)} ({points(c.points)} / {points(c.max_points)})",
+                "",
+                escape(c.message),
+            ]
+            if c.hint and c.status in ("fail", "skipped"):
+                out += ["", f"> Hint: {escape(c.hint)}"]
+            if c.status == "fail" and (sources := looked_at(c)):
+                out += [
+                    "",
+                    "Looked at: " + "; ".join(escape(s) for s in sources),
+                ]
+            if c.evidence:
+                shown = "\n\n".join(
+                    f"$ {e.source}\n{e.output[:EVIDENCE_CHARS]}" for e in c.evidence
+                )
+                out += [
+                    "",
+                    "<details><summary>Evidence</summary>",
+                    "",
+                    fence(shown),
+                    "",
+                    "</details>",
+                ]
+    return "\n".join(out) + "\n"
