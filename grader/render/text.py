@@ -121,7 +121,7 @@ _PLUMBING = re.compile(
     r"^(test -\w |stat -c|command -v|uname |lsb_release|cat /etc/os-release|"
     r"readlink )"
 )
-_READ = re.compile(r"^head -c \d+ -- (.+)$")
+_READ = re.compile(r"^p=('[^']*'|\S+); if \[ -L ")  # checks/support's safe file read
 
 
 def looked_at(check: CheckResult) -> list[str]:
