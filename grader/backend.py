@@ -9,6 +9,7 @@ run, is recorded as evidence of the check that made it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -17,7 +18,11 @@ from testinfra.backend.base import BaseBackend, CommandResult
 
 from grader import evidence
 from grader.errors import CommandTimeout
-from grader.ssh import Completed
+from grader.prefetch import SETUP_FAILED, batch_script, parse_batch
+from grader.ssh import COMMAND_OUTPUT_LIMIT, Completed
+
+#: Largest output of a whole prefetch batch; past it the batch is dropped and commands run live.
+BATCH_OUTPUT_LIMIT = 64 * 1024 * 1024
 
 
 class Executor(Protocol):
@@ -26,7 +31,9 @@ class Executor(Protocol):
 
     address: str
 
-    def exec(self, command: bytes, timeout: float) -> Completed: ...
+    def exec(
+        self, command: bytes, timeout: float, limit: int = COMMAND_OUTPUT_LIMIT
+    ) -> Completed: ...
 
 
 class GraderBackend(BaseBackend):
@@ -39,6 +46,8 @@ class GraderBackend(BaseBackend):
         self._encoding = "utf-8"  # testinfra would otherwise ask the VM's python for it
         self._memo: dict[bytes, Future[Completed]] = {}
         self._lock = threading.Lock()
+        self.asked: dict[bytes, None] = {}  # every command a check asked, in order (for a Plan)
+        self.round_trips = 0  # remote executions made
 
     def decode(self, data: bytes) -> str:
         # Student VMs hold binary junk and invalid UTF-8; never let a check die of it.
@@ -46,6 +55,7 @@ class GraderBackend(BaseBackend):
 
     def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
         cmd = self.encode(self.get_command(command, *args))
+        self.asked.setdefault(cmd, None)
         shown = self.decode(cmd)
         try:
             done = self._once(cmd)
@@ -66,12 +76,44 @@ class GraderBackend(BaseBackend):
             owner = future is None
             if future is None:
                 future = self._memo[cmd] = Future()
+                self.round_trips += 1
         if owner:
             try:
                 future.set_result(self.executor.exec(cmd, self.command_timeout))
             except BaseException as e:
                 future.set_exception(e)
         return future.result()
+
+    def prefetch(self, commands: Sequence[bytes]) -> None:
+        """Run many commands in one round trip and keep their results for the checks. When the
+        batch cannot run (no timeout(1) on the VM, a time-out, output cut short) nothing is
+        kept, and each command runs live when a check asks for it."""
+        todo = [c for c in commands if c not in self._memo]
+        if not todo:
+            return
+        script = batch_script(todo, self.command_timeout)
+        self.round_trips += 1
+        try:
+            done = self.executor.exec(script, self.command_timeout + 10, BATCH_OUTPUT_LIMIT)
+        except CommandTimeout:
+            return
+        if done.exit_status == SETUP_FAILED or done.truncated:
+            return
+        try:
+            results = parse_batch(
+                done.stdout, len(todo), COMMAND_OUTPUT_LIMIT, self.command_timeout
+            )
+        except ValueError:
+            return
+        with self._lock:
+            for command, result in zip(todo, results, strict=True):
+                if command not in self._memo:
+                    future: Future[Completed] = Future()
+                    if isinstance(result, CommandTimeout):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                    self._memo[command] = future
 
 
 def make_host(executor: Executor, command_timeout: float) -> testinfra.host.Host:

@@ -15,6 +15,8 @@ from typing import Protocol
 
 from grader.checkload import Check
 from grader.integrity import flag_shared_host_keys
+from grader.prefetch import Plan
+from grader.probes import ClassScan
 from grader.results import Report
 from grader.roster import Student
 from grader.rubric import Rubric
@@ -44,7 +46,11 @@ def grade_roster(
     progress: Progress,
     workers: int,
     resume: bool = False,
+    plan: Plan | None = None,
 ) -> BatchResult:
+    """Grade the students. With a ``plan`` (see grader.prefetch) the commands the checks ask are
+    prefetched in one round trip per host; when the plan knows nothing yet, the first student is
+    graded alone to learn it, and the others after."""
     done: dict[str, Report] = {}
     todo = []
     for student in students:
@@ -60,7 +66,14 @@ def grade_roster(
         try:
             merged = rubric.resolve_vars({**variables, **student.vars})
             return grade_host(
-                student.target, rubric, checks, merged, options, student=student.student
+                student.target,
+                rubric,
+                checks,
+                merged,
+                options,
+                student=student.student,
+                plan=plan,
+                class_scan=class_scan,
             )
         except Exception as e:  # a grader bug: this student is not graded, the others are
             error = f"the grader failed: {type(e).__name__}: {e}"
@@ -80,12 +93,24 @@ def grade_roster(
         done[report.student] = report
         progress.finished(report, reused=False)
 
+    # one nmap for the whole class instead of one per host (see probes.ClassScan)
+    class_scan = (
+        ClassScan([s.target.host for s in todo], rubric.ports, options.connect_timeout)
+        if rubric.ports and len(todo) > 1
+        else None
+    )
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
     futures: list[Future[Report]] = []
     try:
-        futures = [pool.submit(grade, student) for student in todo]
-        for future in as_completed(futures):
+        if plan is not None and not plan.commands() and len(todo) > 1:
+            scout = pool.submit(grade, todo[0])  # learn the plan on one host first
+            futures.append(scout)
+            collect(scout)
+            todo = todo[1:]
+        rest = [pool.submit(grade, student) for student in todo]
+        futures += rest
+        for future in as_completed(rest):
             collect(future)
     except KeyboardInterrupt:
         interrupted = True
@@ -104,4 +129,6 @@ def grade_roster(
         if before != after:
             store.save(after)
     store.save_class(flagged, rubric)
+    if plan is not None:
+        plan.save()
     return BatchResult(flagged, interrupted)

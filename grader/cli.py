@@ -26,6 +26,7 @@ from grader.batch import grade_roster
 from grader.checkload import Check
 from grader.errors import ExitStatus, InputError
 from grader.files import safe_name, write_atomic
+from grader.prefetch import Plan
 from grader.progress import progress_for
 from grader.render import render
 from grader.render.lms import render as render_lms
@@ -39,6 +40,7 @@ from grader.student_copy import student_copy as make_student_copy
 from grader.views import student_view
 
 DEFAULT_KNOWN_HOSTS = platformdirs.user_config_path("lab-grader") / "known_hosts"
+DEFAULT_CACHE = platformdirs.user_cache_path("lab-grader")
 
 HELP = """Grade a student's lab VM over SSH and report the marks, check by check.
 
@@ -109,7 +111,7 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=16,
+    default=32,
     show_default=True,
     help="With --roster: how many hosts are graded at once.",
 )
@@ -205,6 +207,20 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     help="Seconds to wait for a service's greeting or reply when probing from outside "
     "(sendmail may pause before greeting).",
 )
+@click.option(
+    "--no-prefetch",
+    is_flag=True,
+    help="Run every command of the checks on its own round trip (slower; the marks are the "
+    "same). By default the commands the checks are known to ask run in one round trip.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GRADER_CACHE_DIR",
+    default=DEFAULT_CACHE,
+    show_default=True,
+    help="Where the grader keeps what it learned about a rubric's commands (env GRADER_CACHE_DIR).",
+)
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of a grader bug.")
 @click.version_option(__version__, prog_name="grade")
 @click.pass_context
@@ -246,13 +262,16 @@ def cli(ctx: click.Context, **opts: Any) -> int:
         identity=opts["identity"],
         password=password,
     )
+    plan = None if opts["no_prefetch"] else Plan(opts["cache_dir"] / f"plan-{rubric.sha256}.json")
     if roster:
-        return _grade_class(roster, rubric, checks, given, options, target, opts)
+        return _grade_class(roster, rubric, checks, given, options, target, opts, plan)
 
     if local:
         report = grade_local(rubric, checks, resolved, options)
     else:
-        report = grade_host(target, rubric, checks, resolved, options)
+        report = grade_host(target, rubric, checks, resolved, options, plan=plan)
+        if plan is not None:
+            plan.save()
     if opts["student_view"] if opts["student_view"] is not None else local:
         report = student_view(report, rubric)
     if opts["out"] is not None:
@@ -272,6 +291,7 @@ def _grade_class(
     options: Options,
     defaults: Target,
     opts: Mapping[str, Any],
+    plan: Plan | None,
 ) -> int:
     if opts["fmt"] != "text":
         raise click.UsageError(
@@ -296,6 +316,7 @@ def _grade_class(
             progress,
             opts["workers"],
             resume=opts["resume"],
+            plan=plan,
         )
     width = min(shutil.get_terminal_size((100, 24)).columns, 140)
     sys.stdout.write(

@@ -74,6 +74,7 @@ class Report:
     checks: tuple[CheckResult, ...]
     attempts: int = 1  # connections tried: a transient failure is retried once
     flags: tuple[Flag, ...] = ()
+    round_trips: int = 0  # remote executions the grading made (a prefetch batch counts one)
     view: str = "instructor"  # "student": hidden checks left out, score over visible ones
     hidden_checks: int = 0  # in the student view: how many checks were left out
 

@@ -22,7 +22,8 @@ from grader.checkload import Check, load_checks
 from grader.errors import CheckError, CommandTimeout, HostError
 from grader.lab import Lab, Paths
 from grader.local import LocalExecutor
-from grader.probes import Outside, own_address
+from grader.prefetch import Plan
+from grader.probes import ClassScan, Outside, own_address
 from grader.results import Outcome, Report, RubricRef, redact
 from grader.rubric import Rubric, bind_checks
 from grader.scoring import score
@@ -125,9 +126,13 @@ def grade_host(
     variables: Mapping[str, str],
     options: Options,
     student: str | None = None,
+    plan: Plan | None = None,
+    class_scan: ClassScan | None = None,
 ) -> Report:
     """Grade one host over SSH. A transient connection failure (no answer, refused, connection
-    lost) is retried after a short pause; the report says how many attempts were made."""
+    lost) is retried after a short pause; the report says how many attempts were made. With a
+    ``plan``, the commands the checks are known to ask run first in one round trip, and the
+    plan learns what this host's checks asked."""
     started = time.monotonic()
     graded_at = _now()
     attempt = 0
@@ -137,7 +142,11 @@ def grade_host(
             session = connect(target, options.known_hosts, options.connect_timeout)
             try:
                 host = make_host(session, options.command_timeout)
-                outcomes = run_on(host, session.address, rubric, checks, variables, options)
+                if plan is not None:
+                    host.backend.prefetch(plan.commands())
+                outcomes = run_on(
+                    host, session.address, rubric, checks, variables, options, class_scan
+                )
             except HostError as e:
                 e.host_key, e.address = session.host_key, session.address
                 raise
@@ -160,6 +169,8 @@ def grade_host(
                 duration_s=round(time.monotonic() - started, 3),
                 attempts=attempt,
             )
+        if plan is not None:
+            plan.learn(host.backend.asked)
         return _graded(
             target,
             rubric,
@@ -171,6 +182,7 @@ def grade_host(
             host_key=session.host_key,
             address=session.address,
             attempts=attempt,
+            round_trips=host.backend.round_trips,
         )
 
 
@@ -194,13 +206,13 @@ def run_on(
     checks: Mapping[str, Check],
     variables: Mapping[str, str],
     options: Options,
+    class_scan: ClassScan | None = None,
 ) -> dict[str, Outcome]:
     """Run the rubric's checks on one machine; ``address`` is where the outside probes go."""
-    fixtures = {
-        "host": host,
-        "lab": Lab(Paths(rubric.paths), variables),
-        "outside": Outside(address, rubric.ports, options.connect_timeout, options.reply_timeout),
-    }
+    outside = Outside(
+        address, rubric.ports, options.connect_timeout, options.reply_timeout, class_scan
+    )
+    fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
     return run_checks(rubric, checks, fixtures)
 
 

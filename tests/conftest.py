@@ -34,6 +34,7 @@ def grade(
 ) -> Callable[..., Run]:
     """``grade("--host", ...)``: run the CLI in-process, with a known-hosts file of the test's."""
     monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
 
     def run(*args: str) -> Run:
         capsys.readouterr()

@@ -175,7 +175,11 @@ def test_interrupted_run_is_finished_by_resume(grade, class_roster, class_run, t
     full, partial = class_run.out, tmp_path / "partial"
     base = ["--roster", str(class_roster), "--connect-timeout", "2"]
 
-    env = {**os.environ, "GRADER_KNOWN_HOSTS": str(tmp_path / "kh")}
+    env = {
+        **os.environ,
+        "GRADER_KNOWN_HOSTS": str(tmp_path / "kh"),
+        "GRADER_CACHE_DIR": str(tmp_path / "cache"),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "grader", *base, "--out", str(partial), "--workers", "2"],
         env=env,
