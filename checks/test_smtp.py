@@ -28,9 +28,16 @@ def test_smtp_daemon(host):
     )
 
 
+def _mta_refusing(host) -> str:
+    """sendmail's own words when it closed its port (too busy: RefuseLA), else ''."""
+    titles = [p.args for p in processes(host).values() if _is_mta(p)]
+    said = next((t for t in titles if "rejecting connections" in t), "")
+    return f': sendmail says "{said}" (it refuses mail while the VM is that busy)' if said else ""
+
+
 def test_smtp_listening(host):
     """TCP port 25 is in LISTEN state on the VM."""
-    assert listeners(host, 25), "nothing listens on TCP port 25 on the VM"
+    assert listeners(host, 25), "nothing listens on TCP port 25 on the VM" + _mta_refusing(host)
 
 
 def test_smtp_greets(host, outside):
@@ -44,7 +51,7 @@ def test_smtp_greets(host, outside):
             f"port 25 cannot be reached from outside ({greeting.text}): sendmail listens only on "
             f"{', '.join(x.address for x in found)} (the Addr= in sendmail.mc's DAEMON_OPTIONS)"
         )
-    raise AssertionError(f"port 25 did not greet with 220: {greeting.text}")
+    raise AssertionError(f"port 25 did not greet with 220: {greeting.text}{_mta_refusing(host)}")
 
 
 def test_smtp_not_in_inetd(host, lab):

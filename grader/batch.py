@@ -123,12 +123,17 @@ def grade_roster(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
-    reports = [done[s.student] for s in students if s.student in done]
+    reports = close_class(store, [done[s.student] for s in students if s.student in done], rubric)
+    if plan is not None:
+        plan.save()
+    return BatchResult(reports, interrupted)
+
+
+def close_class(store: ReportStore, reports: Sequence[Report], rubric: Rubric) -> list[Report]:
+    """Flag clones across the class, save the reports that changed, write the class's files."""
     flagged = flag_shared_host_keys(reports)
     for before, after in zip(reports, flagged, strict=True):
         if before != after:
             store.save(after)
     store.save_class(flagged, rubric)
-    if plan is not None:
-        plan.save()
-    return BatchResult(flagged, interrupted)
+    return flagged

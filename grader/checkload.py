@@ -83,7 +83,21 @@ def _import_package(directory: Path) -> str:
 
 
 def _import(name: str, path: Path) -> object:
-    return _run_import(lambda: importlib.import_module(name), path)
+    """Load a check module from its file, past any import hook: under pytest, its assertion
+    rewriting would otherwise add its own explanation to a check's message."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{path}: cannot import this check module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        _run_import(lambda: spec.loader.exec_module(module), path)  # type: ignore[union-attr]
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _run_import(action: Callable[[], object], path: Path) -> object:

@@ -22,7 +22,7 @@ import click
 import platformdirs
 
 from grader import __version__
-from grader.batch import grade_roster
+from grader.batch import close_class, grade_roster
 from grader.checkload import Check
 from grader.errors import ExitStatus, InputError
 from grader.files import safe_name, write_atomic
@@ -31,7 +31,7 @@ from grader.progress import progress_for
 from grader.render import render
 from grader.render.lms import render as render_lms
 from grader.results import Report
-from grader.roster import load_roster
+from grader.roster import load_roster, parse_shard, shard
 from grader.rubric import Rubric, default_rubric_path, load_rubric
 from grader.runner import Options, grade_host, grade_local, load_lab_checks
 from grader.ssh import KnownHosts, Target, load_identity
@@ -114,6 +114,12 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     default=32,
     show_default=True,
     help="With --roster: how many hosts are graded at once.",
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="With --roster: grade only the Kth of N slices of the roster (e.g. one job of a CI "
+    "matrix or a Slurm array); `grade merge` combines the slices' folders.",
 )
 @click.option(
     "--resume",
@@ -232,8 +238,8 @@ def cli(ctx: click.Context, **opts: Any) -> int:
         raise click.UsageError(
             "give one of --host HOST, --roster CSV or --local (see grade --help)"
         )
-    if not roster and opts["resume"]:
-        raise click.UsageError("--resume is for a --roster run")
+    if not roster and (opts["resume"] or opts["shard"]):
+        raise click.UsageError("--resume and --shard are for a --roster run")
     if roster and opts["student_view"]:
         raise click.UsageError("--student-view is for --host and --local")
 
@@ -301,6 +307,8 @@ def _grade_class(
     if opts["resume"] and opts["out"] is None:
         raise click.UsageError("--resume needs --out DIR: the folder of the run to resume")
     students = load_roster(roster, rubric, defaults)
+    if opts["shard"]:
+        students = shard(students, *parse_shard(opts["shard"]))
     slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
     directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
     store = ReportStore(directory)
@@ -421,6 +429,68 @@ def export_command(
         render_lms(reports, lms, id_column=id_column, grade_column=grade_column, feedback=feedback)
     )
     return ExitStatus.OK
+
+
+@cli.command("merge")
+@click.argument(
+    "directories",
+    nargs=-1,
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    metavar="DIR",
+    help="The folder of the whole class.",
+)
+@click.option(
+    "--rubric",
+    "rubric_path",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="The rubric the shards graded with (default: the built-in Lab 6 rubric).",
+)
+def merge_command(directories: tuple[Path, ...], out: Path, rubric_path: Path | None) -> int:
+    """Combine the folders of roster shards (grade --roster --shard K/N) into one class folder:
+    every student's report, the summary, the overview and the exports, with clones flagged
+    across shards. Exit status 0 every student graded, 3 some not."""
+    rubric = load_rubric(rubric_path or default_rubric_path())
+    found: dict[str, tuple[Report, Path]] = {}
+    for directory in directories:
+        for report in ReportStore(directory).all_reports():
+            if report.student is None:
+                continue
+            if report.rubric.sha256 != rubric.sha256:
+                raise InputError(
+                    f"{directory}: {report.student}'s report was graded with another rubric "
+                    f"(sha256 {report.rubric.sha256[:12]}, not {rubric.sha256[:12]} of "
+                    f"{rubric.path}); give the rubric the shards used with --rubric"
+                )
+            if report.student in found:
+                raise InputError(
+                    f"{report.student} is in both {found[report.student][1]} and "
+                    f"{directory}: shards must not overlap"
+                )
+            found[report.student] = (report, directory)
+    if not found:
+        raise InputError(
+            "no student reports (<student>.json) in " + ", ".join(map(str, directories))
+        )
+    store = ReportStore(out)
+    merged = [found[s][0] for s in sorted(found)]
+    for report in merged:
+        store.save(report)
+    reports = close_class(store, merged, rubric)
+    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+    sys.stdout.write(
+        render(
+            "class", reports, rubric=rubric, directory=out, color=sys.stdout.isatty(), width=width
+        )
+    )
+    graded = all(r.status == "graded" for r in reports)
+    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
 
 
 def _emit(report: Report, fmt: str) -> None:

@@ -157,3 +157,17 @@ def _student(
     )
     variables = {name: value for name, value in cells.items() if name in rubric.vars and value}
     return Student(cells["student"], target, variables, line)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N), 1 <= K <= N: the Kth of N slices of a roster."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise InputError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/8")
+    return int(k), int(n)
+
+
+def shard(students: list[Student], k: int, n: int) -> list[Student]:
+    """The Kth of N slices: every Nth student of the roster, starting at the Kth. Slices of
+    the same roster never overlap, together hold every student, and differ by at most one."""
+    return students[k - 1 :: n]

@@ -45,6 +45,7 @@ def test_scenario_graded_as_it_states(grade, fleet, scenario_vms, name):
     for c in report["checks"]:
         if c["status"] in ("fail", "error"):
             assert c["message"], c["id"]  # every lost mark says why
+            assert "where False" not in c["message"], c["message"]  # no pytest introspection
         if c["status"] != "skipped":
             assert c["evidence"], c["id"]  # and what it was decided on
     assert fleet.password not in run.stdout  # the POP3 password is a secret

@@ -294,3 +294,25 @@ def test_class_overview_renders_in_chromium(class_run):
         assert "alert(" in page.inner_text("body")  # shown as text
         browser.close()
     assert problems == []
+
+
+def test_shards_merged_give_the_class_with_clones_flagged_across_shards(
+    grade, class_roster, class_run, tmp_path
+):
+    base = ["--roster", str(class_roster), "--connect-timeout", "2"]
+    shards = [tmp_path / "shard-1", tmp_path / "shard-2"]
+    for k, out in enumerate(shards, start=1):
+        assert grade(*base, "--shard", f"{k}/2", "--out", str(out)).exit in (0, 3)
+    in_shard = [{p.stem for p in out.glob("*.json")} for out in shards]
+    assert not in_shard[0] & in_shard[1] and in_shard[0] | in_shard[1] == set(CLASS)
+    assert ("erin" in in_shard[0]) != ("frank" in in_shard[0])  # the clones are apart
+    alone = next(p for p in shards if (p / "erin.json").exists())
+    assert json.loads((alone / "erin.json").read_text())["flags"] == []  # one shard cannot see it
+    merged = tmp_path / "class"
+    run = grade("merge", *map(str, shards), "--out", str(merged))
+    assert run.exit == ExitStatus.NOT_GRADED  # gina and hal, as in one run
+    assert results(merged) == results(class_run.out)
+    assert (merged / "index.html").is_file() and (merged / "junit.xml").is_file()
+    assert list(summary_rows(merged)) == sorted(CLASS)
+    overlap = grade("merge", str(shards[0]), str(shards[0]), "--out", str(tmp_path / "x"))
+    assert overlap.exit == ExitStatus.BAD_INPUT and "shards must not overlap" in overlap.stderr

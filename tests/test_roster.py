@@ -105,3 +105,20 @@ def test_empty_rosters(tmp_path):
 def test_unreadable_roster(tmp_path):
     with pytest.raises(InputError, match="cannot read the roster"):
         load_roster(tmp_path / "none.csv", RUBRIC)
+
+
+def test_shards_split_a_roster_without_overlap_and_evenly():
+    from grader.roster import Student, parse_shard, shard
+
+    for size in (1, 7, 30, 101):
+        students = [Student(f"s{n}", Target(f"h{n}")) for n in range(size)]
+        for n in (1, 2, 3, 8):
+            slices = [shard(students, k, n) for k in range(1, n + 1)]
+            names = [s.student for part in slices for s in part]
+            assert sorted(names) == sorted(s.student for s in students)  # all, once
+            assert max(map(len, slices)) - min(map(len, slices)) <= 1  # balanced
+            assert slices == [shard(students, k, n) for k in range(1, n + 1)]  # deterministic
+    assert parse_shard("2/8") == (2, 8)
+    for bad in ("0/3", "4/3", "1-3", "a/b", "3"):
+        with pytest.raises(InputError, match="expected K/N"):
+            parse_shard(bad)
