@@ -1,7 +1,7 @@
 """Exercise 4.1-4.3: vsftpd configured, ftp disabled again in inetd, root kept out."""
 
 from .support.inetd import entries_for_port
-from .support.remote import inetd_entries, listeners, read_file, services
+from .support.remote import compare_views, inetd_entries, listeners, read_file, services
 from .support.vsftpd import boolean, parse_vsftpd_conf
 
 
@@ -16,6 +16,7 @@ def _vsftpd_settings(host, lab):
 
 def test_ftp_disabled(host, lab, outside):
     """ftp is disabled again: no active ftp entry in inetd.conf (tcp, tcp6 ...) and 21 closed."""
+    compare_views(host, outside, 21)
     active = entries_for_port(inetd_entries(host, lab), services(host, lab), 21, active=True)
     assert not active, f"{lab.paths.inetd_conf} still enables ftp: " + "; ".join(
         e.where() for e in active

@@ -65,15 +65,13 @@ def test_mailbox_permissions(host, lab):
     spool = lab.paths.mail_spool
     if not host.file(spool).is_directory:
         return
-    exposed = output(
-        host, "find -H %s -maxdepth 1 -type f -perm /o=rw -printf '%%m %%u %%f\\n'", spool
-    ).split("\n")
-    exposed = [line for line in exposed if line.strip()]
+    # NUL-separated: a file name may hold spaces, quotes or newlines
+    found = output(
+        host, "find -H %s -maxdepth 1 -type f -perm /o=rw -printf '%%m %%u %%f\\0'", spool
+    ).split("\0")
+    exposed = [entry.split(" ", 2) for entry in found if entry.count(" ") >= 2]
     assert not exposed, (
         "mailboxes other users can open: "
-        + "; ".join(
-            f"{name} (owner {owner}, mode {mode})"
-            for mode, owner, name in (line.split(" ", 2) for line in exposed[:10])
-        )
+        + "; ".join(f"{name!r} (owner {owner}, mode {mode})" for mode, owner, name in exposed[:10])
         + f" in {spool} (chmod o-rw)"
     )

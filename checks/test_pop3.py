@@ -1,7 +1,7 @@
 """Exercises 3.4-3.7: POP3 served through inetd."""
 
 from .support.inetd import entries_for_port
-from .support.remote import inetd_entries, listeners, services
+from .support.remote import compare_views, inetd_entries, listeners, services
 
 
 def test_pop3_in_inetd(host, lab):
@@ -16,8 +16,9 @@ def test_pop3_in_inetd(host, lab):
     raise AssertionError(f"{lab.paths.inetd_conf} has no pop3 entry (port 110)")
 
 
-def test_pop3_listening(host, lab):
+def test_pop3_listening(host, lab, outside):
     """TCP port 110 is in LISTEN state on the VM."""
+    compare_views(host, outside, 110)
     if listeners(host, 110):
         return
     enabled = entries_for_port(inetd_entries(host, lab), services(host, lab), 110, active=True)

@@ -1,7 +1,15 @@
 """Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
 
 from .support.inetd import entries_for_port
-from .support.remote import Process, inetd_entries, listdir, listeners, processes, services
+from .support.remote import (
+    Process,
+    compare_views,
+    inetd_entries,
+    listdir,
+    listeners,
+    processes,
+    services,
+)
 
 SUPER_SERVERS = ("inetd", "xinetd")
 QUEUE_FILE_PREFIXES = ("qf", "Qf", "hf")  # sendmail's control files: one per waiting message
@@ -35,8 +43,9 @@ def _mta_refusing(host) -> str:
     return f': sendmail says "{said}" (it refuses mail while the VM is that busy)' if said else ""
 
 
-def test_smtp_listening(host):
+def test_smtp_listening(host, outside):
     """TCP port 25 is in LISTEN state on the VM."""
+    compare_views(host, outside, 25)
     assert listeners(host, 25), "nothing listens on TCP port 25 on the VM" + _mta_refusing(host)
 
 

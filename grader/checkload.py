@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -70,9 +71,13 @@ def _import_package(directory: Path) -> str:
     name = "_grader_checks_" + hashlib.sha1(str(directory).encode()).hexdigest()[:12]
     if name not in sys.modules:
         init = directory / "__init__.py"
-        spec = importlib.util.spec_from_file_location(
-            name, init if init.exists() else None, submodule_search_locations=[str(directory)]
-        )
+        if init.exists():
+            spec = importlib.util.spec_from_file_location(
+                name, init, submodule_search_locations=[str(directory)]
+            )
+        else:  # a folder of test files alone is a package too
+            spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            spec.submodule_search_locations = [str(directory)]
         if spec is None:
             raise InputError(f"{directory}: cannot import the checks folder")
         module = importlib.util.module_from_spec(spec)

@@ -206,6 +206,14 @@ def _parse_vars(values: Sequence[str]) -> dict[str, str]:
     help="Seconds one command on the VM may take.",
 )
 @click.option(
+    "--host-timeout",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds the whole grading of one host may take; checks not started by then are "
+    "errors (so one broken VM never holds up a class).",
+)
+@click.option(
     "--reply-timeout",
     type=click.FloatRange(min=0.1),
     default=15.0,
@@ -260,6 +268,7 @@ def cli(ctx: click.Context, **opts: Any) -> int:
         connect_timeout=opts["connect_timeout"],
         command_timeout=opts["command_timeout"],
         reply_timeout=opts["reply_timeout"],
+        host_timeout=opts["host_timeout"],
     )
     target = Target(
         host=host or "",

@@ -9,20 +9,29 @@ Checks never handle evidence themselves. The SSH backend and the outside probes 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Evidence is for people: a bounded excerpt of each output, never a whole mailbox.
 OUTPUT_LIMIT = 2000
 
-_current: ContextVar[list[Evidence] | None] = ContextVar("grader_evidence", default=None)
+_current: ContextVar[Seen | None] = ContextVar("grader_evidence", default=None)
 
 
 @dataclass(frozen=True)
 class Evidence:
     source: str  # the command run on the VM, or the probe made from outside
     output: str  # what came back, clipped to OUTPUT_LIMIT characters
+
+
+@dataclass
+class Seen:
+    """What one check relied on, and what it noticed without changing its verdict."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -36,13 +45,23 @@ def record(source: str, output: str) -> None:
     """Add one piece of evidence to the check being run, if any."""
     sink = _current.get()
     if sink is not None:
-        sink.append(Evidence(source=source, output=clip(output)))
+        sink.evidence.append(Evidence(source=source, output=clip(output)))
+
+
+def note(text: str) -> None:
+    """Say something about the check being run that does not change its verdict (e.g. the
+    VM's view and the view from outside disagree). Under plain pytest it is a warning."""
+    sink = _current.get()
+    if sink is not None:
+        sink.notes.append(clip(text))
+    else:
+        warnings.warn(text, stacklevel=2)
 
 
 @contextlib.contextmanager
-def collect() -> Iterator[list[Evidence]]:
-    """Collect the evidence recorded while the body runs (in this thread or context)."""
-    sink: list[Evidence] = []
+def collect() -> Iterator[Seen]:
+    """Collect the evidence and notes recorded while the body runs (in this context)."""
+    sink = Seen()
     token = _current.set(sink)
     try:
         yield sink

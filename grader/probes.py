@@ -129,6 +129,14 @@ class ClassScan:
             return None
 
 
+def _say_goodbye(client: smtplib.SMTP | poplib.POP3) -> None:
+    """QUIT politely, and close the connection whatever the server answers (poplib's quit()
+    raises on -ERR before it closes)."""
+    with contextlib.suppress(OSError, smtplib.SMTPException, poplib.error_proto):
+        client.quit()
+    client.close()
+
+
 class _SMTP(smtplib.SMTP):
     """smtplib's client, with a short timeout to connect and a longer one for replies: sendmail
     may pause before its greeting (Debian's greet_pause), a closed port answers at once."""
@@ -179,8 +187,7 @@ class Outside:
             except (OSError, smtplib.SMTPException) as e:
                 return Greeting(False, None, _why(e, port, self.reply_timeout))
             waited = time.monotonic() - started
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                client.quit()
+            _say_goodbye(client)
             greeting = text.decode(errors="replace")
             if waited >= 1:
                 greeting += f" (greeting after {waited:.1f} s)"
@@ -208,8 +215,7 @@ class Outside:
             except (OSError, poplib.error_proto) as e:
                 return Greeting(False, None, _why(e, port, self.reply_timeout))
             text = client.getwelcome().decode(errors="replace")
-            with contextlib.suppress(OSError, poplib.error_proto):
-                client.quit()
+            _say_goodbye(client)
             return Greeting(text.startswith("+OK"), None, text)
 
         result = self._once(("pop3", port), probe)
@@ -235,8 +241,7 @@ class Outside:
             except OSError as e:
                 return Pop3Login(False, None, _why(e, port, self.reply_timeout))
             finally:
-                with contextlib.suppress(OSError, poplib.error_proto):
-                    client.quit()
+                _say_goodbye(client)
             return Pop3Login(True, count, f"+OK {count} messages ({size} octets)")
 
         result = self._once(("pop3-login", port, user, password), probe)

@@ -23,6 +23,7 @@ class Outcome:
     message: str = ""
     evidence: tuple[Evidence, ...] = ()
     error_kind: str | None = None  # with status "error": needs_root, timeout, unavailable, ...
+    notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class CheckResult:
     error_kind: str | None = None  # why a check is "error": needs_root, timeout, unavailable,
     # check_crashed (a bug in the check)
     visibility: str = "visible"  # "hidden": shown to the instructor, only counted to students
+    notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,13 @@ class Report:
         fields = dict(data)
         fields["rubric"] = RubricRef(**data["rubric"])
         fields["checks"] = tuple(
-            CheckResult(**{**c, "evidence": tuple(Evidence(**e) for e in c["evidence"])})
+            CheckResult(
+                **{
+                    **c,
+                    "evidence": tuple(Evidence(**e) for e in c["evidence"]),
+                    "notes": tuple(c.get("notes", ())),
+                }
+            )
             for c in data["checks"]
         )
         fields["flags"] = tuple(
@@ -126,4 +134,5 @@ def redact(outcome: Outcome, secrets: Iterable[str]) -> Outcome:
         outcome,
         message=mask(outcome.message),
         evidence=tuple(Evidence(mask(e.source), mask(e.output)) for e in outcome.evidence),
+        notes=tuple(mask(n) for n in outcome.notes),
     )

@@ -41,6 +41,7 @@ class Options:
     connect_timeout: float = 5.0  # TCP connect, SSH greeting and authentication, each
     command_timeout: float = 30.0  # one remote command
     reply_timeout: float = 15.0  # a service's greeting or reply to an outside probe
+    host_timeout: float = 300.0  # the whole grading of one host; later checks become errors
     attempts: int = 2  # connections tried when the failure is transient
     retry_pause: float = 1.0  # seconds between them
 
@@ -75,7 +76,7 @@ def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
             outcome = Outcome("error", message, error_kind="check_crashed")
         else:
             outcome = Outcome("pass")
-    return dataclasses.replace(outcome, evidence=tuple(seen))
+    return dataclasses.replace(outcome, evidence=tuple(seen.evidence), notes=tuple(seen.notes))
 
 
 def _assert_line(error: AssertionError) -> str:
@@ -85,12 +86,23 @@ def _assert_line(error: AssertionError) -> str:
 
 
 def run_checks(
-    rubric: Rubric, checks: Mapping[str, Check], fixtures: Mapping[str, object]
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    fixtures: Mapping[str, object],
+    deadline: float | None = None,
 ) -> dict[str, Outcome]:
+    """Run the checks in dependency order; past ``deadline`` (time.monotonic()) the checks not
+    yet started are errors, so one VM can never hold a class up for long."""
     outcomes: dict[str, Outcome] = {}
     for item in rubric.items:  # dependency order
         blocked = [d for d in item.depends if outcomes[d].status != "pass"]
-        if blocked:
+        if deadline is not None and time.monotonic() > deadline:
+            outcomes[item.id] = Outcome(
+                "error",
+                "not checked: grading this host took longer than its time limit (--host-timeout)",
+                error_kind="deadline",
+            )
+        elif blocked:
             outcomes[item.id] = Outcome(
                 "skipped", f"not checked: {', '.join(blocked)} must pass first"
             )
@@ -135,6 +147,7 @@ def grade_host(
     plan learns what this host's checks asked."""
     started = time.monotonic()
     graded_at = _now()
+    deadline = started + options.host_timeout
     attempt = 0
     while True:
         attempt += 1
@@ -145,7 +158,7 @@ def grade_host(
                 if plan is not None:
                     host.backend.prefetch(plan.commands())
                 outcomes = run_on(
-                    host, session.address, rubric, checks, variables, options, class_scan
+                    host, session.address, rubric, checks, variables, options, class_scan, deadline
                 )
             except HostError as e:
                 e.host_key, e.address = session.host_key, session.address
@@ -194,7 +207,8 @@ def grade_local(
     started, graded_at = time.monotonic(), _now()
     host = make_host(LocalExecutor(), options.command_timeout)
     address = own_address(host)
-    outcomes = run_on(host, address, rubric, checks, variables, options)
+    deadline = started + options.host_timeout
+    outcomes = run_on(host, address, rubric, checks, variables, options, None, deadline)
     target = Target(host=socket.gethostname())
     return _graded(target, rubric, None, outcomes, variables, graded_at, started, address=address)
 
@@ -207,13 +221,14 @@ def run_on(
     variables: Mapping[str, str],
     options: Options,
     class_scan: ClassScan | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Outcome]:
     """Run the rubric's checks on one machine; ``address`` is where the outside probes go."""
     outside = Outside(
         address, rubric.ports, options.connect_timeout, options.reply_timeout, class_scan
     )
     fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
-    return run_checks(rubric, checks, fixtures)
+    return run_checks(rubric, checks, fixtures, deadline)
 
 
 def _graded(

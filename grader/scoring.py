@@ -22,6 +22,7 @@ def score(rubric: Rubric, outcomes: Mapping[str, Outcome]) -> tuple[tuple[CheckR
             evidence=outcomes[item.id].evidence,
             error_kind=outcomes[item.id].error_kind,
             visibility=item.visibility,
+            notes=outcomes[item.id].notes,
         )
         for item in rubric.items
     )

@@ -228,9 +228,11 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
             f"{where}: authentication refused for user {target.user!r} (tried {tried}): {e}",
         ) from None
     except (paramiko.SSHException, EOFError, OSError) as e:
+        transport = client.get_transport()
+        greeted = transport is not None and bool(transport.remote_version)
         client.close()
         message = str(e) or type(e).__name__
-        if "banner" in message or isinstance(e, TimeoutError):
+        if not greeted or isinstance(e, TimeoutError):  # the server never said "SSH-2.0-..."
             raise HostError(
                 "timeout",
                 f"{where}: no SSH greeting within {timeout:g} s "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.evidence import note
+
 from .inetd import Entry, parse_inetd_conf, parse_services
 from .mbox import Message, parse_mbox
 
@@ -35,6 +37,35 @@ def listeners(host, port: int, protocols: tuple[str, ...] = ("tcp",)) -> list[Li
         if number.isdigit() and int(number) == port:
             found.append(Listener(protocol, address))
     return list(dict.fromkeys(found))  # ss's "*" is reported as both 0.0.0.0 and ::
+
+
+def is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
+
+
+def compare_views(host, outside, port: int) -> None:
+    """Note it when the VM's own socket list and the port scan from outside disagree about a TCP
+    port: a firewall, a fake ``ss``, or a daemon that restarted in between."""
+    # only sockets that take the scan's address family: the scan goes to one address, and a
+    # socket on [::] alone (IPv6-only) refuses IPv4 (ss shows a dual-stack one as *, both)
+    family_v6 = ":" in outside.address
+    inside = [
+        x
+        for x in listeners(host, port)
+        if not is_loopback(x.address) and (":" in x.address) == family_v6
+    ]
+    state = outside.port_state(port)
+    if inside and state != "open":
+        note(
+            f"inconsistent: on the VM port {port} listens ({', '.join(map(str, inside))}), but "
+            f"from outside it is {state}: a firewall, a fake listener, or a daemon that "
+            "restarted?"
+        )
+    elif not listeners(host, port) and state == "open":
+        note(
+            f"inconsistent: nothing listens on port {port} according to the VM (ss), but from "
+            "outside it is open: a fake ss, or a daemon that started in between?"
+        )
 
 
 @dataclass(frozen=True)
@@ -144,14 +175,38 @@ class Mailbox:
         return f"{self.path} holds {len(self.messages)} message(s): {listing}{more}{self.note}"
 
 
+#: The mail checks read each message's From_ line, its headers and the first BODY_LINES lines of
+#: its body; awk on the VM extracts them, so a mailbox of any size costs little to grade and a
+#: huge message never hides the others. Same refusals as _READ_FILE (symlinks, non-files).
+BODY_LINES = 20
+_READ_MAILBOX = (
+    'p=%s; if [ -L "$p" ]; then echo symlink; readlink -- "$p"; '
+    'elif [ ! -e "$p" ]; then echo missing; '
+    'elif [ ! -f "$p" ]; then echo other; '
+    'elif [ ! -r "$p" ]; then echo "$p: Permission denied" >&2; exit 1; '
+    'else echo "file $(stat -c %%s -- "$p")" && '
+    'dd if="$p" iflag=nofollow bs=65536 status=none | awk -v n=%s '
+    '\'/^From /{if (NR > 1) print ""; print; h = 1; b = 0; next} '
+    "h && /^$/ {h = 0; print; next} h {print; next} b < n {print; b++}' | head -c %s; fi"
+)
+
+
 def mailbox(host, lab, user: str) -> Mailbox:
     path = f"{lab.paths.mail_spool.rstrip('/')}/{user}"
-    content = read_file(host, path)
-    if content is None:
+    result = host.run(_READ_MAILBOX, path, str(BODY_LINES), str(READ_LIMIT))
+    if result.rc != 0:
+        output(host, _READ_MAILBOX, path, str(BODY_LINES), str(READ_LIMIT))  # raises, saying why
+    kind, _, rest = result.stdout_bytes.partition(b"\n")
+    if kind == b"symlink":
+        target = rest.decode(errors="replace").strip()
+        raise AssertionError(f"{path} is a symbolic link (to {target}); it was not read")
+    if kind == b"missing":
         return Mailbox(path, [], "does not exist: nothing was delivered there")
-    note = (
-        f" (only the first {READ_LIMIT} of {content.size} bytes were read)"
-        if content.truncated
+    if not kind.startswith(b"file "):
+        raise AssertionError(f"{path} is not a regular file; it was not read")
+    cut = (
+        f" (the first {READ_LIMIT} bytes of its headers were read)"
+        if len(rest) >= READ_LIMIT
         else ""
     )
-    return Mailbox(path, parse_mbox(content.data), note)
+    return Mailbox(path, parse_mbox(rest), cut)

@@ -35,6 +35,7 @@ def results(report: Report) -> dict[str, Any]:
         s = sections.index(check.section) + 1
         numbers[check.section] = numbers.get(check.section, 0) + 1
         lines = [check.message] if check.message else []
+        lines += [f"Note: {n}" for n in check.notes]
         if check.hint and check.status in ("fail", "skipped"):
             lines.append(f"Hint: {check.hint}")
         if check.status == "fail" and (sources := looked_at(check)):

@@ -50,6 +50,7 @@ def render(reports: Report | Sequence[Report], **_: object) -> str:
                 suite, "testcase", classname=printable(check.section), name=check.id
             )
             detail = [f"points {points(check.points)}/{points(check.max_points)}"]
+            detail += [f"note: {n}" for n in check.notes]
             if check.hint and check.status != "pass":
                 detail.append(f"hint: {check.hint}")
             detail += [f"$ {e.source}\n{e.output}" for e in check.evidence]

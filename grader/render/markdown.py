@@ -52,6 +52,10 @@ def render(report: Report, **_: object) -> str:
                 f"| {LABELS[c.status]} | {escape(c.title)} `{c.id}` | "
                 f"{points(c.points)} / {points(c.max_points)} |"
             )
+    noted = [c for c in report.checks if c.status == "pass" and c.notes]
+    if noted:
+        out += ["", "## Notes"]
+        out += [f"- {escape(c.title)}: {escape(n)}" for c in noted for n in c.notes]
     lost = [c for c in report.checks if c.status != "pass"]
     if lost:
         out += ["", "## Where the marks were lost"]
@@ -64,6 +68,7 @@ def render(report: Report, **_: object) -> str:
             ]
             if c.hint and c.status in ("fail", "skipped"):
                 out += ["", f"> Hint: {escape(c.hint)}"]
+            out += [line for n in c.notes for line in ("", f"Note: {escape(n)}")]
             if c.status == "fail" and (sources := looked_at(c)):
                 out += [
                     "",

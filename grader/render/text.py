@@ -69,7 +69,7 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
                 Text(label, style=style),
                 Text.assemble(check.title, "\n", (check.id, "dim")),
                 f"{points(check.points)}/{points(check.max_points)}",
-                Text(check.message),
+                Text("\n".join([check.message, *(f"Note: {n}" for n in check.notes)]).strip()),
             )
         table.add_section()
     console.print(table)

@@ -1,15 +1,17 @@
 #!/bin/bash
 # PID 1 of a simulated student VM. It runs inside fresh mount, pid, uts and ipc namespaces
-# (and the VM's network namespace), gives the VM its own copy-on-write /etc, /var, /home and
-# /root, its own /tmp and /run, an identity (host name, host key, users), and starts sshd.
+# (and the VM's network namespace), gives the VM its own copy-on-write /etc, /var, /home,
+# /root and /usr/local (where a student may put their own commands), its own /tmp and /run,
+# an identity (host name, host key, users), and starts sshd.
 # The lab's other daemons are started by the scenario, as a student would.
 set -euo pipefail
 : "${VM_DIR:?}" "${VM_ADDRESS:?}" "${VM_PASSWORD:?}" "${AUTHORIZED_KEY:?}" "${FILES:?}"
 
-for dir in etc var home root; do
-    mkdir -p "$VM_DIR/$dir.upper" "$VM_DIR/$dir.work"
+for dir in etc var home root usr/local; do
+    name=${dir//\//_}
+    mkdir -p "$VM_DIR/$name.upper" "$VM_DIR/$name.work"
     mount -t overlay overlay \
-        -o "lowerdir=/$dir,upperdir=$VM_DIR/$dir.upper,workdir=$VM_DIR/$dir.work" "/$dir"
+        -o "lowerdir=/$dir,upperdir=$VM_DIR/$name.upper,workdir=$VM_DIR/$name.work" "/$dir"
 done
 
 # identity: every VM is "anglia.bryant", as in the handout

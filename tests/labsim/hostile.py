@@ -1,0 +1,161 @@
+"""Hostile and broken VMs: students are root on the machines we grade, and some VMs are simply
+broken. Each is a VM (mostly the lab done right) with one thing done to it. These are kept out of
+SCENARIOS: plain pytest-testinfra, compared there, has no time-outs and would hang on some."""
+
+from __future__ import annotations
+
+import shlex
+
+from . import student
+from .scenarios import ALL_PASS, Scenario, do_the_lab, lab_start
+from .vm import VM
+
+CANARY = "CANARY-SHADOW-7f3a9e"  # a line of the hostile VM's /etc/shadow that must never leak
+#: if a command the grader builds ran any of these, it would leave pwned* in root's home
+NASTY_NAMES = (
+    "$(touch pwned1)",
+    "a; touch pwned2 #",
+    'it\'s "quoted"',
+    "new\nline",
+    "`id`",
+)
+
+SILENT_LISTENER = """
+import socket
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", 22))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])  # accept, never say a word
+"""
+
+FAKE_SS = r"""#!/bin/sh
+# a student's ss: hides port 25, invents a listener on 37
+/usr/bin/ss "$@" | grep -v -e ':25 '
+case " $* " in *" --listening "*)
+  echo "tcp   LISTEN 0      128          0.0.0.0:37        0.0.0.0:*";; esac
+"""
+
+
+def silent_ssh(vm: VM) -> None:
+    lab_start(vm)
+    vm.sh("kill $(cat /run/sshd.pid)")
+    student.wait_for(vm, "! ss -Hltn 'sport = :22' | grep -q LISTEN")
+    vm.sh(f"setsid /usr/bin/python3 -c {shlex.quote(SILENT_LISTENER)} >/dev/null 2>&1 </dev/null &")
+    student.wait_for(vm, "ss -Hltn 'sport = :22' | grep -q LISTEN")
+
+
+def hanging_ss(vm: VM) -> None:
+    do_the_lab(vm)
+    vm.sh(
+        "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/local/bin/ss && "
+        "chmod 755 /usr/local/bin/ss"
+    )
+
+
+def huge_files(vm: VM) -> None:
+    do_the_lab(vm)
+    # a 200 MB message before bob's real ones, one of its lines 20 MB long
+    vm.sh(
+        "{ printf 'From junk@anglia.bryant Mon Nov 23 10:00:00 2026\\nSubject: junk\\n\\n'; "
+        "head -c 180M /dev/zero | tr '\\0' x | fold -w 100; head -c 20M /dev/zero | tr '\\0' y; "
+        "printf '\\n\\n'; cat /var/mail/bob; } > /var/mail/bob.new && "
+        "chown bob:mail /var/mail/bob.new && chmod 660 /var/mail/bob.new && "
+        "mv /var/mail/bob.new /var/mail/bob",
+        timeout=120,
+    )
+    # a 100,000-line inetd.conf (its entries after the comments), junk in two config files
+    vm.sh(
+        '{ for i in $(seq 100000); do echo "# padding line $i"; done; cat /etc/inetd.conf; } '
+        "> /etc/inetd.conf.new && mv /etc/inetd.conf.new /etc/inetd.conf"
+    )
+    vm.sh(
+        "printf '\\xff\\xfe\\x00 binary junk \\xc3\\x28 not UTF-8\\n' >> /etc/ftpusers && "
+        "printf '#\\xff\\xfe\\x00 junk comment \\xc3\\x28\\n' >> /etc/vsftpd.conf"
+    )
+
+
+def shadow_link(vm: VM) -> None:
+    do_the_lab(vm)
+    vm.sh(
+        f"echo 'canary:{CANARY}:19000:0:99999:7:::' >> /etc/shadow && "
+        "mv /var/mail/bob /var/mail/bob.real && ln -s /etc/shadow /var/mail/bob"
+    )
+
+
+def nasty_names(vm: VM) -> None:
+    do_the_lab(vm)
+    for name in NASTY_NAMES:
+        vm.sh(f"touch /var/mail/{shlex.quote(name)} && chmod 666 /var/mail/{shlex.quote(name)}")
+    student.send_mail(vm, '"; touch pwned3; echo "$(touch pwned4)`touch pwned5`')
+
+
+def dropping_sshd(vm: VM) -> None:
+    do_the_lab(vm)
+    killer = (
+        "while :; do p=$(pgrep -f '^sshd: root'); "
+        'if [ -n "$p" ]; then sleep 0.3; kill -9 $p; fi; sleep 0.05; done'
+    )
+    vm.sh(f"setsid sh -c {shlex.quote(killer)} >/dev/null 2>&1 </dev/null &")
+
+
+def fake_ss(vm: VM) -> None:
+    do_the_lab(vm)
+    vm.sh(f"printf '%s' {shlex.quote(FAKE_SS)} > /usr/local/bin/ss && chmod 755 /usr/local/bin/ss")
+
+
+def _expect(**changes: str) -> dict[str, str]:
+    return {**ALL_PASS, **changes}
+
+
+HOSTILE = {
+    s.name: s
+    for s in (
+        Scenario("silent_ssh", "port 22 accepts but never says a word", silent_ssh, {}),
+        Scenario(
+            "hanging_ss",
+            "ss never returns",
+            hanging_ss,
+            _expect(
+                smtp_listening="error",
+                pop3_listening="error",
+                time_disabled="error",
+                telnet_enabled="error",
+                ftp_disabled="error",
+            ),
+        ),
+        Scenario(
+            "huge_files",
+            "a 200 MB mailbox, a 100,000-line inetd.conf, binary junk",
+            huge_files,
+            ALL_PASS,
+        ),
+        Scenario(
+            "shadow_link",
+            "bob's mailbox is a symlink to /etc/shadow",
+            shadow_link,
+            _expect(
+                mail_hello_world="fail",
+                mail_from_file="fail",
+                mail_smtp_by_hand="fail",
+                pop3_login="fail",
+            ),
+        ),
+        Scenario(
+            "nasty_names",
+            "file names and a subject full of shell metacharacters",
+            nasty_names,
+            _expect(mailbox_permissions="fail"),
+        ),
+        Scenario("dropping_sshd", "sshd drops every session after 0.3 s", dropping_sshd, {}),
+        Scenario(
+            "fake_ss",
+            "a fake ss hides port 25 and invents port 37",
+            fake_ss,
+            _expect(smtp_listening="fail", time_disabled="fail"),
+        ),
+    )
+}

@@ -1,0 +1,218 @@
+"""Hostile and broken VMs (tests/labsim/hostile.py): the grader never hangs, never crashes,
+never leaks, and never loses a result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from grader.errors import ExitStatus
+from grader.evidence import OUTPUT_LIMIT
+from tests.labsim.hostile import CANARY, HOSTILE
+from tests.labsim.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="module")
+def hostile_vms(fleet):
+    return fleet.boot([(f"h_{name}", scenario) for name, scenario in HOSTILE.items()])
+
+
+def args(fleet, vm, *extra: str) -> list[str]:
+    return [
+        "--host",
+        vm.address,
+        "--identity",
+        str(fleet.identity),
+        "--format",
+        "json",
+        "--var",
+        f"bob_password={fleet.password}",
+        *extra,
+    ]
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in report["checks"]}
+
+
+def test_a_port_22_that_never_speaks_is_unreachable_within_the_connect_timeout(
+    grade, fleet, hostile_vms
+):
+    started = time.monotonic()
+    run = grade(*args(fleet, hostile_vms["h_silent_ssh"], "--connect-timeout", "2"))
+    elapsed = time.monotonic() - started
+    assert run.exit == ExitStatus.NOT_GRADED
+    report = run.report
+    assert report["status"] == "unreachable" and report["error_kind"] == "timeout"
+    assert "no SSH greeting within 2 s" in report["error"] and report["score"] is None
+    assert report["attempts"] == 2 and elapsed < 2 * 2 + 1 + 3  # two attempts, one pause
+
+
+def test_a_command_that_never_returns_is_an_error_and_the_rest_is_graded(grade, fleet, hostile_vms):
+    started = time.monotonic()
+    run = grade(*args(fleet, hostile_vms["h_hanging_ss"], "--command-timeout", "2"))
+    assert time.monotonic() - started < 30
+    report = run.report
+    assert statuses(report) == HOSTILE["hanging_ss"].expected
+    for check in report["checks"]:
+        if check["status"] == "error":
+            assert check["error_kind"] == "timeout" and "timed out" in check["message"]
+
+
+def test_a_per_host_deadline_bounds_the_whole_host(grade, fleet, hostile_vms):
+    started = time.monotonic()
+    run = grade(
+        *args(
+            fleet,
+            hostile_vms["h_hanging_ss"],
+            "--command-timeout",
+            "3",
+            "--host-timeout",
+            "2",
+            "--no-prefetch",
+        )
+    )
+    assert time.monotonic() - started < 15
+    kinds = [c["error_kind"] for c in run.report["checks"]]
+    assert "deadline" in kinds  # what the time left no room for is an error, not a lost mark
+    assert all(c["status"] == "error" for c in run.report["checks"] if c["error_kind"])
+    assert run.report["status"] == "graded"
+
+
+def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hostile_vms):
+    started = time.monotonic()
+    report = grade(*args(fleet, hostile_vms["h_huge_files"])).report
+    assert time.monotonic() - started < 60
+    assert statuses(report) == HOSTILE["huge_files"].expected  # the real mail is still found
+    for check in report["checks"]:
+        for piece in check["evidence"]:
+            assert len(piece["output"]) <= OUTPUT_LIMIT + 100  # clipped, with a note saying so
+    assert any("truncated" in p["output"] for c in report["checks"] for p in c["evidence"])
+
+
+def test_huge_files_peak_memory(fleet, hostile_vms, tmp_path):
+    env = {
+        **os.environ,
+        "GRADER_KNOWN_HOSTS": str(tmp_path / "kh"),
+        "GRADER_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grader", *args(fleet, hostile_vms["h_huge_files"])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for its rusage
+    assert process.returncode == ExitStatus.OK
+    assert usage.ru_maxrss < 300 * 1024  # KiB: a 200 MB mailbox costs the grader little
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "html", "md", "junit", "gradescope"])
+def test_a_mailbox_linked_to_etc_shadow_leaks_nothing(grade, fleet, hostile_vms, fmt):
+    vm = hostile_vms["h_shadow_link"]
+    run = grade(*args(fleet, vm)[:-4], "--format", fmt, "--var", f"bob_password={fleet.password}")
+    everything = run.stdout + run.stderr
+    assert CANARY not in everything and "$y$" not in everything  # no line of /etc/shadow
+    if fmt == "json":
+        assert statuses(run.report) == HOSTILE["shadow_link"].expected
+        hello = next(c for c in run.report["checks"] if c["id"] == "mail_hello_world")
+        assert "is a symbolic link (to /etc/shadow); it was not read" in hello["message"]
+
+
+def test_shell_metacharacters_in_names_and_subjects_alter_no_command(grade, fleet, hostile_vms):
+    vm = hostile_vms["h_nasty_names"]
+    run = grade(*args(fleet, vm))
+    report = run.report  # valid JSON, whatever the names hold
+    assert statuses(report) == HOSTILE["nasty_names"].expected
+    exposed = next(c for c in report["checks"] if c["id"] == "mailbox_permissions")["message"]
+    assert "'new\\nline'" in exposed and "a; touch pwned2 #" in exposed
+    assert "pwned" not in vm.sh("ls -A /root /tmp").stdout  # nothing ran
+
+
+def test_a_dropped_connection_is_reported_retried_and_others_unaffected(
+    grade, fleet, hostile_vms, tmp_path
+):
+    good = fleet.boot([("h_good", SCENARIOS["complete"])])["h_good"]
+    roster = tmp_path / "r.csv"
+    roster.write_text(
+        "student,host,identity,bob_password\n"
+        f"dropped,{hostile_vms['h_dropping_sshd'].address},{fleet.identity},"
+        f"{fleet.password}\ngood,{good.address},{fleet.identity},{fleet.password}\n"
+    )
+    run = grade("--roster", str(roster), "--out", str(tmp_path / "out"), "--no-prefetch")
+    assert run.exit == ExitStatus.NOT_GRADED
+    dropped = json.loads((tmp_path / "out" / "dropped.json").read_text())
+    assert dropped["status"] == "error" and dropped["error_kind"] == "connection_lost"
+    assert dropped["attempts"] == 2 and dropped["score"] is None
+    other = json.loads((tmp_path / "out" / "good.json").read_text())
+    assert other["status"] == "graded" and statuses(other) == SCENARIOS["complete"].expected
+
+
+def test_inside_and_outside_views_that_disagree_are_noted(grade, fleet, hostile_vms):
+    report = grade(*args(fleet, hostile_vms["h_fake_ss"])).report
+    assert statuses(report) == HOSTILE["fake_ss"].expected
+    notes = {c["id"]: c["notes"] for c in report["checks"] if c["notes"]}
+    assert set(notes) == {"smtp_listening", "time_disabled"}
+    hidden = "nothing listens on port 25 according to the VM (ss), but from outside it is open"
+    assert hidden in notes["smtp_listening"][0]
+    invented = "port 37 listens (tcp 0.0.0.0), but from outside it is closed"
+    assert invented in notes["time_disabled"][0]
+
+
+CRASHING_CHECKS = '''
+def test_crashes(host):
+    """A check with a bug."""
+    host.run("true")
+    return 1 / 0
+
+
+def test_works(host):
+    """A check that works."""
+    assert host.run("true").rc == 0
+'''
+
+
+BUGGY_RUBRIC = """
+title = "Buggy lab"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.items]]
+id = "crashes"
+title = "crashes"
+points = 1
+[[sections.items]]
+id = "works"
+title = "works"
+points = 1
+"""
+
+
+def test_a_check_that_raises_is_an_error_and_the_run_goes_on(grade, fleet, hostile_vms, tmp_path):
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "test_buggy.py").write_text(CRASHING_CHECKS)
+    (tmp_path / "rubric.toml").write_text(BUGGY_RUBRIC)
+    good = fleet.boot([("h_crash", SCENARIOS["untouched"])])["h_crash"]
+    run = grade(
+        "--host",
+        good.address,
+        "--identity",
+        str(fleet.identity),
+        "--format",
+        "json",
+        "--rubric",
+        str(tmp_path / "rubric.toml"),
+    )
+    assert run.exit == ExitStatus.NOT_ALL_PASSED
+    crashed, works = run.report["checks"]
+    assert crashed["status"] == "error" and crashed["error_kind"] == "check_crashed"
+    assert "ZeroDivisionError: division by zero" in crashed["message"]
+    assert works["status"] == "pass"
