@@ -1,0 +1,92 @@
+"""Bad input on the grader's side: exit 2, a message that names the file and the line or key,
+never a traceback, and nothing graded (no host is contacted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.errors import ExitStatus
+
+PROJECT = Path(__file__).resolve().parent.parent
+RUBRIC = (PROJECT / "rubric.toml").read_text()
+DAEMON_LINE = RUBRIC.splitlines().index('id = "smtp_daemon"') + 1
+
+
+def rubric(tmp: Path, text: str) -> str:
+    (tmp / "checks").symlink_to(PROJECT / "checks")
+    (tmp / "rubric.toml").write_text(text)
+    return str(tmp / "rubric.toml")
+
+
+def roster(tmp: Path, text: str) -> str:
+    (tmp / "class.csv").write_text(text)
+    return str(tmp / "class.csv")
+
+
+CASES = {
+    "malformed rubric": (
+        lambda t: [
+            "--host",
+            "x",
+            "--rubric",
+            rubric(t, RUBRIC.replace('id = "smtp_daemon"', "id =")),
+        ],
+        ["rubric.toml: not valid TOML", f"line {DAEMON_LINE}"],
+    ),
+    "unknown check id": (
+        lambda t: [
+            "--host",
+            "x",
+            "--rubric",
+            rubric(t, RUBRIC.replace('"queue_empty"', '"queue_emtpy"')),
+        ],
+        ["rubric.toml:", "'queue_emtpy' names no check", "did you mean 'queue_empty'?"],
+    ),
+    "dependency cycle": (
+        lambda t: [
+            "--host",
+            "x",
+            "--rubric",
+            rubric(
+                t,
+                RUBRIC.replace(
+                    'id = "pop3_greets"\n', 'id = "pop3_greets"\ndepends = ["pop3_login"]\n'
+                ),
+            ),
+        ],
+        ["rubric.toml: dependency cycle", "pop3_login", "pop3_greets"],
+    ),
+    "roster without a host column": (
+        lambda t: ["--roster", roster(t, "student,hots\ns1,vm1\n")],
+        ["class.csv:1: the header has no 'host' column", "did you mean 'hots'?"],
+    ),
+    "roster with a duplicate student": (
+        lambda t: ["--roster", roster(t, "student,host\ns1,vm1\ns2,vm2\ns1,vm3\n")],
+        ["class.csv:4: student 's1' is already on line 2"],
+    ),
+    "identity that is not a key file": (
+        lambda t: ["--host", "x", "--identity", str(t)],
+        ["identity file is a directory"],
+    ),
+    "identity in a roster that does not exist": (
+        lambda t: ["--roster", roster(t, "student,host,identity\ns1,vm1,nokey\n")],
+        ["class.csv:2: identity:", "nokey: identity file does not exist"],
+    ),
+    "no workers": (
+        lambda t: ["--roster", roster(t, "student,host\ns1,vm1\n"), "--workers", "0"],
+        ["--workers", "0 is not in the range x>=1"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_named_and_refused(grade, tmp_path, case):
+    make_args, expected = CASES[case]
+    run = grade(*make_args(tmp_path))
+    assert run.exit == ExitStatus.BAD_INPUT, run.stderr
+    for words in expected:
+        assert words in run.stderr, (words, run.stderr)
+    assert "Traceback" not in run.stderr + run.stdout
+    assert not (tmp_path / "reports").exists()  # nothing was graded
