@@ -84,6 +84,21 @@ class GraderBackend(BaseBackend):
                 future.set_exception(e)
         return future.result()
 
+    def answers(self) -> list[tuple[bytes, Completed | CommandTimeout]]:
+        """Every command run on the host and what it gave, in the order first asked or
+        prefetched (for the evidence archive)."""
+        with self._lock:
+            futures = list(self._memo.items())
+        found: list[tuple[bytes, Completed | CommandTimeout]] = []
+        for command, future in futures:
+            if future.done():
+                error = future.exception()
+                if error is None:
+                    found.append((command, future.result()))
+                elif isinstance(error, CommandTimeout):
+                    found.append((command, error))
+        return found
+
     def prefetch(self, commands: Sequence[bytes]) -> None:
         """Run many commands in one round trip and keep their results for the checks. When the
         batch cannot run (no timeout(1) on the VM, a time-out, output cut short) nothing is

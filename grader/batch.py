@@ -20,7 +20,7 @@ from grader.probes import ClassScan
 from grader.results import Report
 from grader.roster import Student
 from grader.rubric import Rubric
-from grader.runner import Options, blank_report, grade_host
+from grader.runner import Grading, Options, blank_report, grade_host
 from grader.store import ReportStore
 
 
@@ -61,7 +61,7 @@ def grade_roster(
         else:
             todo.append(student)
 
-    def grade(student: Student) -> Report:
+    def grade(student: Student) -> Grading:
         progress.started(student)
         try:
             merged = rubric.resolve_vars({**variables, **student.vars})
@@ -77,7 +77,7 @@ def grade_roster(
             )
         except Exception as e:  # a grader bug: this student is not graded, the others are
             error = f"the grader failed: {type(e).__name__}: {e}"
-            return blank_report(
+            report = blank_report(
                 student.target,
                 rubric,
                 student.student,
@@ -85,11 +85,13 @@ def grade_roster(
                 error=error,
                 error_kind="internal",
             )
+            return Grading(report)
 
-    def collect(future: Future[Report]) -> None:
-        report = future.result()
+    def collect(future: Future[Grading]) -> None:
+        grading = future.result()
+        report = grading.report
         assert report.student is not None
-        store.save(report)
+        store.save(report, grading.archive)
         done[report.student] = report
         progress.finished(report, reused=False)
 
@@ -101,7 +103,7 @@ def grade_roster(
     )
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
-    futures: list[Future[Report]] = []
+    futures: list[Future[Grading]] = []
     try:
         if plan is not None and not plan.commands() and len(todo) > 1:
             scout = pool.submit(grade, todo[0])  # learn the plan on one host first
@@ -116,10 +118,9 @@ def grade_roster(
         interrupted = True
         pool.shutdown(wait=True, cancel_futures=True)  # the gradings under way finish
         for future in futures:
-            if future.done() and not future.cancelled():
-                report = future.result()
-                if report.student not in done:
-                    collect(future)
+            finished = future.done() and not future.cancelled()
+            if finished and future.result().report.student not in done:
+                collect(future)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -22,12 +22,14 @@ import click
 import platformdirs
 
 from grader import __version__
+from grader.archive import archive_path
 from grader.batch import close_class, grade_roster
 from grader.checkload import Check
 from grader.errors import ExitStatus, InputError
-from grader.files import safe_name, write_atomic
+from grader.files import write_atomic
 from grader.prefetch import Plan
 from grader.progress import progress_for
+from grader.regrade import regrade_folder, show
 from grader.render import render
 from grader.render.lms import render as render_lms
 from grader.results import Report
@@ -282,18 +284,20 @@ def cli(ctx: click.Context, **opts: Any) -> int:
         return _grade_class(roster, rubric, checks, given, options, target, opts, plan)
 
     if local:
-        report = grade_local(rubric, checks, resolved, options)
+        grading = grade_local(rubric, checks, resolved, options)
     else:
-        report = grade_host(target, rubric, checks, resolved, options, plan=plan)
+        grading = grade_host(target, rubric, checks, resolved, options, plan=plan)
         if plan is not None:
             plan.save()
+    report = grading.report
     if opts["student_view"] if opts["student_view"] is not None else local:
         report = student_view(report, rubric)
     if opts["out"] is not None:
-        stem = opts["out"] / safe_name(report.host)
-        write_atomic(stem.with_name(stem.name + ".json"), render("json", report))
+        store = ReportStore(opts["out"])
+        store.save(report, grading.archive)
         if opts["fmt"] in ("html", "md"):
-            write_atomic(stem.with_name(f"{stem.name}.{opts['fmt']}"), render(opts["fmt"], report))
+            path = store.report_path(report).with_suffix(f".{opts['fmt']}")
+            write_atomic(path, render(opts["fmt"], report))
     _emit(report, opts["fmt"])
     return _exit_status(report)
 
@@ -468,7 +472,7 @@ def merge_command(directories: tuple[Path, ...], out: Path, rubric_path: Path | 
     rubric = load_rubric(rubric_path or default_rubric_path())
     found: dict[str, tuple[Report, Path]] = {}
     for directory in directories:
-        for report in ReportStore(directory).all_reports():
+        for path, report in ReportStore(directory).report_files():
             if report.student is None:
                 continue
             if report.rubric.sha256 != rubric.sha256:
@@ -479,17 +483,20 @@ def merge_command(directories: tuple[Path, ...], out: Path, rubric_path: Path | 
                 )
             if report.student in found:
                 raise InputError(
-                    f"{report.student} is in both {found[report.student][1]} and "
+                    f"{report.student} is in both {found[report.student][1].parent} and "
                     f"{directory}: shards must not overlap"
                 )
-            found[report.student] = (report, directory)
+            found[report.student] = (report, path)
     if not found:
         raise InputError(
             "no student reports (<student>.json) in " + ", ".join(map(str, directories))
         )
     store = ReportStore(out)
     merged = [found[s][0] for s in sorted(found)]
-    for report in merged:
+    for report, path in found.values():
+        kept = archive_path(path)
+        if kept.exists():  # the evidence archive goes along, so the class can be regraded
+            write_atomic(archive_path(store.report_path(report)), kept.read_bytes())
         store.save(report)
     reports = close_class(store, merged, rubric)
     width = min(shutil.get_terminal_size((100, 24)).columns, 140)
@@ -500,6 +507,100 @@ def merge_command(directories: tuple[Path, ...], out: Path, rubric_path: Path | 
     )
     graded = all(r.status == "graded" for r in reports)
     return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+
+
+@cli.command("regrade")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--rubric",
+    "rubric_path",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="The rubric to mark with now (default: the built-in Lab 6 rubric).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR2",
+    help="Where the new reports, summary and exports go (default: DIRECTORY-regraded-<time>). "
+    "DIRECTORY itself is never written to.",
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a rubric variable for every student (default: the values used at grading).",
+)
+def regrade_command(
+    directory: Path, rubric_path: Path | None, out: Path | None, variables: Sequence[str]
+) -> int:
+    """Re-mark a graded folder (a roster run's, or --host --out's) from the evidence archives
+    recorded at grading (<student>.evidence.json.gz), without the VMs.
+
+    \b
+    The checks run again against what each VM answered then, with the rubric given now: new
+    points, hints, dependencies and visibility apply. A check that asks for something the VM
+    was never asked is an error ("needs the live VM"), never a guess. A student who was not
+    graded stays not graded; an archive that is missing, changed after grading (its checksum
+    does not match) or not the one the report was made from is refused, and that student is
+    reported as not regraded. Exit status 0 every student regraded, 2 bad input, 3 some not.
+    """
+    rubric = load_rubric(rubric_path or default_rubric_path())
+    checks = load_lab_checks(rubric)
+    given = _parse_vars(variables)
+    rubric.resolve_vars(given)  # unknown names are refused before anything is written
+    target = out or directory.with_name(f"{directory.name}-regraded-{datetime.now():%Y%m%d-%H%M%S}")
+    if target.resolve() == directory.resolve():
+        raise click.UsageError("--out must be another folder: the graded folder is kept as it is")
+    reports = ReportStore(directory).report_files()
+    started = time.monotonic()
+    with progress_for(len(reports), verb="Regrading") as progress:
+        result = regrade_folder(
+            directory,
+            target,
+            rubric,
+            checks,
+            given,
+            finished=lambda report: progress.finished(report, reused=False),
+        )
+    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+    sys.stdout.write(
+        render(
+            "class",
+            result.reports,
+            rubric=rubric,
+            directory=target,
+            elapsed=time.monotonic() - started,
+            color=sys.stdout.isatty(),
+            width=width,
+        )
+    )
+    sys.stdout.write(
+        f"Regraded {result.replayed} of {len(result.reports)} students from their evidence "
+        f"archives, without the VMs; {result.needed_live} check(s) needed the live VM.\n"
+    )
+    graded = all(r.status == "graded" for r in result.reports)
+    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+
+
+@cli.command("show")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("student")
+@click.argument("check")
+@click.option("--all", "show_all", is_flag=True, help="Show every line of long outputs.")
+@click.option(
+    "--lines",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="Lines shown of each output.",
+)
+def show_command(directory: Path, student: str, check: str, show_all: bool, lines: int) -> int:
+    """Print the decision on one check of one student and the evidence behind it, whole, as the
+    evidence archive recorded it (for settling a dispute). STUDENT is a student id or a host."""
+    sys.stdout.write(show(directory, student, check, None if show_all else lines))
+    return ExitStatus.OK
 
 
 def _emit(report: Report, fmt: str) -> None:

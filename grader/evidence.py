@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -26,12 +26,17 @@ class Evidence:
     output: str  # what came back, clipped to OUTPUT_LIMIT characters
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 @dataclass
 class Seen:
     """What one check relied on, and what it noticed without changing its verdict."""
 
     evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    mask: Callable[[str], str] = _as_is  # hides secrets, before anything is clipped
 
 
 def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -45,7 +50,7 @@ def record(source: str, output: str) -> None:
     """Add one piece of evidence to the check being run, if any."""
     sink = _current.get()
     if sink is not None:
-        sink.evidence.append(Evidence(source=source, output=clip(output)))
+        sink.evidence.append(Evidence(source=sink.mask(source), output=clip(sink.mask(output))))
 
 
 def note(text: str) -> None:
@@ -53,15 +58,16 @@ def note(text: str) -> None:
     VM's view and the view from outside disagree). Under plain pytest it is a warning."""
     sink = _current.get()
     if sink is not None:
-        sink.notes.append(clip(text))
+        sink.notes.append(clip(sink.mask(text)))
     else:
         warnings.warn(text, stacklevel=2)
 
 
 @contextlib.contextmanager
-def collect() -> Iterator[Seen]:
-    """Collect the evidence and notes recorded while the body runs (in this context)."""
-    sink = Seen()
+def collect(mask: Callable[[str], str] = _as_is) -> Iterator[Seen]:
+    """Collect the evidence and notes recorded while the body runs (in this context), each
+    passed through ``mask`` first."""
+    sink = Seen(mask=mask)
     token = _current.set(sink)
     try:
         yield sink

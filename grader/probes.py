@@ -43,6 +43,12 @@ class Pop3Login:
     text: str  # the server's answer, or why the login did not work
 
 
+@dataclass(frozen=True)
+class Scan:
+    source: str  # how the ports were scanned, as the evidence shows it
+    states: dict[int, str]  # port -> open, closed, filtered ...
+
+
 def _why(error: BaseException, port: int, timeout: float) -> str:
     if isinstance(error, ConnectionRefusedError):
         return f"connection to port {port} refused (nothing listens there)"
@@ -176,6 +182,13 @@ class Outside:
                 self._memo[key] = probe()
             return self._memo[key]  # type: ignore[return-value]
 
+    def answers(self) -> list[tuple[tuple[Any, ...], object]]:
+        """Every probe made and what it found, in the order made (for the evidence archive):
+        keys ("smtp", port), ("pop3", port), ("pop3-login", port, user, password),
+        ("scan", ports)."""
+        with self._lock:
+            return list(self._memo.items())
+
     def smtp_greeting(self, port: int = 25) -> Greeting:
         """Connect to the SMTP port and read the greeting (then QUIT)."""
 
@@ -255,22 +268,22 @@ class Outside:
         """nmap's state of a TCP port seen from here: open, closed, filtered ..."""
         ports = self.ports if port in self.ports else (port,)
 
-        def probe() -> tuple[str, dict[int, str]]:
+        def probe() -> Scan:
+            tool = f"nmap {scan_type()} -Pn" if shutil.which("nmap") else "TCP connect (no nmap) to"
+            source = f"{tool} -p {','.join(map(str, ports))} {self.address}"
             shared = self.class_scan
             if shared is not None and set(ports) <= set(shared.ports):
                 states = shared.states(self.address)
                 if states is not None:
-                    return f"one scan of {len(shared.addresses)} hosts", states
-            return "", scan_ports([self.address], ports, self.timeout)[self.address]
+                    return Scan(f"{source} (one scan of {len(shared.addresses)} hosts)", states)
+            return Scan(source, scan_ports([self.address], ports, self.timeout)[self.address])
 
-        scope, states = self._once(("scan", ports), probe)
-        tool = f"nmap {scan_type()} -Pn" if shutil.which("nmap") else "TCP connect (no nmap) to"
+        scan = self._once(("scan", ports), probe)
         evidence.record(
-            f"{tool} -p {','.join(map(str, ports))} {self.address}"
-            + (f" ({scope})" if scope else ""),
-            ", ".join(f"{p}/tcp {s}" for p, s in states.items() if p in ports),
+            scan.source,
+            ", ".join(f"{p}/tcp {s}" for p, s in sorted(scan.states.items()) if p in ports),
         )
-        return states[port]
+        return scan.states[port]
 
 
 def own_address(host: Any) -> str:

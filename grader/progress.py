@@ -61,14 +61,14 @@ class PlainProgress:
 class LiveProgress:
     """A live bar: done / total, graded and not graded so far, the hosts being graded now."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, verb: str = "Grading") -> None:
         self.total = total
         self.graded = self.failed = 0
         self.current: dict[str, str] = {}
         self._lock = threading.Lock()
         self._bar = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]Grading"),
+            TextColumn(f"[bold]{verb}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(
@@ -119,5 +119,5 @@ class LiveProgress:
             self._update(advance=1)
 
 
-def progress_for(total: int) -> PlainProgress | LiveProgress:
-    return LiveProgress(total) if sys.stderr.isatty() else PlainProgress(total)
+def progress_for(total: int, verb: str = "Grading") -> PlainProgress | LiveProgress:
+    return LiveProgress(total, verb) if sys.stderr.isatty() else PlainProgress(total)

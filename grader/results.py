@@ -7,6 +7,7 @@ rubric into ``CheckResult``s; a ``Report`` is one host's grading, or the reason 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -79,6 +80,8 @@ class Report:
     round_trips: int = 0  # remote executions the grading made (a prefetch batch counts one)
     view: str = "instructor"  # "student": hidden checks left out, score over visible ones
     hidden_checks: int = 0  # in the student view: how many checks were left out
+    evidence_sha256: str | None = None  # checksum of the evidence archive of this grading
+    regraded_at: str | None = None  # set when re-marked from the evidence archive (grade regrade)
 
     @property
     def all_passed(self) -> bool:
@@ -119,17 +122,37 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def redact(outcome: Outcome, secrets: Iterable[str]) -> Outcome:
-    """Mask every secret (passwords, secret variables) in what came back from the VM."""
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return outcome
+#: A private key's PEM or OpenSSH block (or its start, when the output was cut off).
+PRIVATE_KEY = (
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
+)
+PRIVATE_KEY_LEFT_OUT = "-----\\1PRIVATE KEY (left out by the grader)-----"
+_PRIVATE_KEY = re.compile(PRIVATE_KEY, re.DOTALL)
+_PRIVATE_KEY_BYTES = re.compile(PRIVATE_KEY.encode(), re.DOTALL)
 
-    def mask(text: str) -> str:
-        for secret in secrets:
+
+class Redactor:
+    """Masks secrets (passwords, secret variables) and cuts out private keys (a student's mail
+    or file may hold one) in whatever came back from a VM. Applied before anything is clipped,
+    so no part of a secret survives at a cut, and idempotent, so masked text masks the same."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._bytes = [s.encode() for s in self.secrets]
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
             text = text.replace(secret, "****")
-        return text
+        return _PRIVATE_KEY.sub(PRIVATE_KEY_LEFT_OUT, text)
 
+    def data(self, data: bytes) -> bytes:
+        for secret in self._bytes:
+            data = data.replace(secret, b"****")
+        return _PRIVATE_KEY_BYTES.sub(PRIVATE_KEY_LEFT_OUT.encode(), data)
+
+
+def redact(outcome: Outcome, mask: Redactor) -> Outcome:
+    """The outcome with everything that came back from the VM masked."""
     return dataclasses.replace(
         outcome,
         message=mask(outcome.message),

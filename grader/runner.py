@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 import pytest
 import testinfra.host
 
-from grader import evidence
+from grader import archive, evidence
+from grader.archive import Archive, NeedsLiveVM, ReplayExecutor, ReplayOutside, replay_vars
 from grader.backend import make_host
 from grader.checkload import Check, load_checks
 from grader.errors import CheckError, CommandTimeout, HostError
@@ -24,7 +25,7 @@ from grader.lab import Lab, Paths
 from grader.local import LocalExecutor
 from grader.prefetch import Plan
 from grader.probes import ClassScan, Outside, own_address
-from grader.results import Outcome, Report, RubricRef, redact
+from grader.results import Outcome, Redactor, Report, RubricRef, redact
 from grader.rubric import Rubric, bind_checks
 from grader.scoring import score
 from grader.ssh import KnownHosts, Target, connect
@@ -52,9 +53,13 @@ def load_lab_checks(rubric: Rubric) -> dict[str, Check]:
     return checks
 
 
-def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
-    """Run one check; its exceptions become its status, never the run's end."""
-    with evidence.collect() as seen:
+def run_check(
+    check: Check, fixtures: Mapping[str, object], mask: Redactor | None = None
+) -> Outcome:
+    """Run one check; its exceptions become its status, never the run's end. What came back
+    from the VM is passed through ``mask`` before anything is kept."""
+    mask = mask or Redactor()
+    with evidence.collect(mask) as seen:
         try:
             check.function(**{name: fixtures[name] for name in check.params})
         except AssertionError as e:
@@ -69,6 +74,8 @@ def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
             outcome = Outcome("error", f"needs root: {e}", error_kind="needs_root")
         except CommandTimeout as e:
             outcome = Outcome("error", str(e), error_kind="timeout")
+        except NeedsLiveVM as e:
+            outcome = Outcome("error", str(e), error_kind="needs_live_vm")
         except CheckError as e:
             outcome = Outcome("error", str(e), error_kind="unavailable")
         except Exception as e:
@@ -76,7 +83,8 @@ def run_check(check: Check, fixtures: Mapping[str, object]) -> Outcome:
             outcome = Outcome("error", message, error_kind="check_crashed")
         else:
             outcome = Outcome("pass")
-    return dataclasses.replace(outcome, evidence=tuple(seen.evidence), notes=tuple(seen.notes))
+    outcome = dataclasses.replace(outcome, evidence=tuple(seen.evidence), notes=tuple(seen.notes))
+    return redact(outcome, mask)
 
 
 def _assert_line(error: AssertionError) -> str:
@@ -90,6 +98,7 @@ def run_checks(
     checks: Mapping[str, Check],
     fixtures: Mapping[str, object],
     deadline: float | None = None,
+    mask: Redactor | None = None,
 ) -> dict[str, Outcome]:
     """Run the checks in dependency order; past ``deadline`` (time.monotonic()) the checks not
     yet started are errors, so one VM can never hold a class up for long."""
@@ -106,8 +115,11 @@ def run_checks(
             outcomes[item.id] = Outcome(
                 "skipped", f"not checked: {', '.join(blocked)} must pass first"
             )
+            # Still asked, with its verdict thrown away: its answers go into the evidence
+            # archive, so a regrade with this dependency dropped needs no live VM.
+            run_check(checks[item.id], fixtures, mask)
         else:
-            outcomes[item.id] = run_check(checks[item.id], fixtures)
+            outcomes[item.id] = run_check(checks[item.id], fixtures, mask)
     return outcomes
 
 
@@ -131,6 +143,15 @@ def blank_report(target: Target, rubric: Rubric, student: str | None, **fields: 
     return Report(**{**base, **fields})  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Grading:
+    """One host's report, and the evidence archive of what the host answered (None when it
+    could not be graded)."""
+
+    report: Report
+    archive: Archive | None = None
+
+
 def grade_host(
     target: Target,
     rubric: Rubric,
@@ -140,7 +161,7 @@ def grade_host(
     student: str | None = None,
     plan: Plan | None = None,
     class_scan: ClassScan | None = None,
-) -> Report:
+) -> Grading:
     """Grade one host over SSH. A transient connection failure (no answer, refused, connection
     lost) is retried after a short pause; the report says how many attempts were made. With a
     ``plan``, the commands the checks are known to ask run first in one round trip, and the
@@ -148,6 +169,7 @@ def grade_host(
     started = time.monotonic()
     graded_at = _now()
     deadline = started + options.host_timeout
+    mask = _mask(target, rubric, variables)
     attempt = 0
     while True:
         attempt += 1
@@ -157,9 +179,14 @@ def grade_host(
                 host = make_host(session, options.command_timeout)
                 if plan is not None:
                     host.backend.prefetch(plan.commands())
-                outcomes = run_on(
-                    host, session.address, rubric, checks, variables, options, class_scan, deadline
+                outside = Outside(
+                    session.address,
+                    rubric.ports,
+                    options.connect_timeout,
+                    options.reply_timeout,
+                    class_scan,
                 )
+                outcomes = run_on(host, outside, rubric, checks, variables, mask, deadline)
             except HostError as e:
                 e.host_key, e.address = session.host_key, session.address
                 raise
@@ -169,7 +196,7 @@ def grade_host(
             if e.kind in TRANSIENT and attempt < options.attempts:
                 time.sleep(options.retry_pause)
                 continue
-            return blank_report(
+            report = blank_report(
                 target,
                 rubric,
                 student,
@@ -182,53 +209,142 @@ def grade_host(
                 duration_s=round(time.monotonic() - started, 3),
                 attempts=attempt,
             )
+            return Grading(report)
         if plan is not None:
             plan.learn(host.backend.asked)
-        return _graded(
+        kept = _archive(
+            host,
+            outside,
+            target,
+            rubric,
+            student,
+            variables,
+            options,
+            graded_at,
+            mask,
+            session.host_key,
+        )
+        report = _graded(
             target,
             rubric,
             student,
             outcomes,
-            variables,
             graded_at,
             started,
             host_key=session.host_key,
             address=session.address,
             attempts=attempt,
             round_trips=host.backend.round_trips,
+            evidence_sha256=kept.sha256,
         )
+        return Grading(report, kept)
 
 
 def grade_local(
     rubric: Rubric, checks: Mapping[str, Check], variables: Mapping[str, str], options: Options
-) -> Report:
+) -> Grading:
     """Grade the machine the grader runs on: commands run here, the outside probes go to this
     machine's own network address."""
     started, graded_at = time.monotonic(), _now()
     host = make_host(LocalExecutor(), options.command_timeout)
     address = own_address(host)
     deadline = started + options.host_timeout
-    outcomes = run_on(host, address, rubric, checks, variables, options, None, deadline)
     target = Target(host=socket.gethostname())
-    return _graded(target, rubric, None, outcomes, variables, graded_at, started, address=address)
+    mask = _mask(target, rubric, variables)
+    outside = Outside(address, rubric.ports, options.connect_timeout, options.reply_timeout)
+    outcomes = run_on(host, outside, rubric, checks, variables, mask, deadline)
+    kept = _archive(host, outside, target, rubric, None, variables, options, graded_at, mask, None)
+    report = _graded(
+        target,
+        rubric,
+        None,
+        outcomes,
+        graded_at,
+        started,
+        address=address,
+        evidence_sha256=kept.sha256,
+    )
+    return Grading(report, kept)
+
+
+def regrade(
+    report: Report,
+    archive: Archive,
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    given: Mapping[str, str],
+) -> Report:
+    """Grade ``report``'s host again from its evidence archive instead of the VM: the checks
+    get the answers the VM gave then; what was never asked is an error (needs the live VM)."""
+    started = time.monotonic()
+    variables = rubric.resolve_vars(replay_vars(archive, rubric.vars, given))
+    host = make_host(ReplayExecutor(archive), archive.body.limits.command_timeout)
+    outside = ReplayOutside(archive, rubric.ports)
+    target = Target(host=report.host)
+    outcomes = run_on(host, outside, rubric, checks, variables, _mask(target, rubric, variables))
+    graded = _graded(
+        target,
+        rubric,
+        report.student,
+        outcomes,
+        archive.body.graded_at,
+        started,
+        host_key=report.host_key,
+        address=report.address,
+        attempts=report.attempts,
+        round_trips=report.round_trips,
+        evidence_sha256=archive.sha256,
+        regraded_at=_now(),
+    )
+    return dataclasses.replace(graded, duration_s=report.duration_s)
 
 
 def run_on(
     host: testinfra.host.Host,
-    address: str,
+    outside: Outside,
     rubric: Rubric,
     checks: Mapping[str, Check],
     variables: Mapping[str, str],
-    options: Options,
-    class_scan: ClassScan | None = None,
+    mask: Redactor,
     deadline: float | None = None,
 ) -> dict[str, Outcome]:
-    """Run the rubric's checks on one machine; ``address`` is where the outside probes go."""
-    outside = Outside(
-        address, rubric.ports, options.connect_timeout, options.reply_timeout, class_scan
-    )
+    """Run the rubric's checks on one machine, seen from inside by ``host`` and from outside
+    by ``outside``; ``mask`` hides the secrets in what they find."""
     fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
-    return run_checks(rubric, checks, fixtures, deadline)
+    return run_checks(rubric, checks, fixtures, deadline, mask)
+
+
+def _mask(target: Target, rubric: Rubric, variables: Mapping[str, str]) -> Redactor:
+    """The secrets of one grading: the SSH password and the rubric's secret variables."""
+    return Redactor([target.password or ""] + [variables[v] for v in rubric.secret_vars()])
+
+
+def _archive(
+    host: testinfra.host.Host,
+    outside: Outside,
+    target: Target,
+    rubric: Rubric,
+    student: str | None,
+    variables: Mapping[str, str],
+    options: Options,
+    graded_at: str,
+    mask: Redactor,
+    host_key: str | None,
+) -> Archive:
+    return archive.record(
+        commands=host.backend.answers(),
+        probes=outside.answers(),
+        student=student,
+        host=target.host,
+        address=outside.address,
+        host_key=host_key,
+        graded_at=graded_at,
+        rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
+        variables=variables,
+        secret_names=rubric.secret_vars(),
+        mask=mask,
+        command_timeout=options.command_timeout,
+    )
 
 
 def _graded(
@@ -236,13 +352,11 @@ def _graded(
     rubric: Rubric,
     student: str | None,
     outcomes: Mapping[str, Outcome],
-    variables: Mapping[str, str],
     graded_at: str,
     started: float,
     **fields: object,
 ) -> Report:
-    secrets = [target.password or ""] + [variables[v] for v in rubric.secret_vars()]
-    results, total = score(rubric, {k: redact(o, secrets) for k, o in outcomes.items()})
+    results, total = score(rubric, outcomes)  # outcomes are masked as the checks ran
     return blank_report(
         target,
         rubric,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grader.archive import Archive, archive_path, dumps
 from grader.files import safe_name, write_atomic
 from grader.outputs import class_outputs
 from grader.render import render
@@ -22,11 +23,19 @@ class ReportStore:
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, student: str) -> Path:
+        """A report's file: named after the student, or the host when there is no student."""
         return self.directory / f"{safe_name(student)}.json"
 
-    def save(self, report: Report) -> None:
-        assert report.student is not None
-        write_atomic(self.path(report.student), render("json", report))
+    def report_path(self, report: Report) -> Path:
+        return self.path(report.student or report.host)
+
+    def save(self, report: Report, kept: Archive | None = None) -> None:
+        """Write the report, and first its evidence archive when there is one (so a report
+        never names an archive that is not there)."""
+        path = self.report_path(report)
+        if kept is not None:
+            write_atomic(archive_path(path), dumps(kept))
+        write_atomic(path, render("json", report))
 
     def reusable(self, student: str, rubric: Rubric) -> Report | None:
         """The student's report, if it is complete, graded, and made with this same rubric."""
@@ -44,10 +53,14 @@ class ReportStore:
 
     def all_reports(self) -> list[Report]:
         """Every report in the folder (other JSON files are not reports and are left alone)."""
+        return [report for _, report in self.report_files()]
+
+    def report_files(self) -> list[tuple[Path, Report]]:
+        """Every report in the folder with its file."""
         found = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                found.append(Report.from_dict(json.loads(path.read_text())))
+                found.append((path, Report.from_dict(json.loads(path.read_text()))))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return found

@@ -11,3 +11,9 @@ def printable(text: str) -> str:
     """Control characters (NUL, ESC ...) replaced: XML cannot hold them, and in Markdown or a
     terminal they do damage (escape sequences)."""
     return _CONTROL.sub("\ufffd", text)
+
+
+def escaped(text: str) -> str:
+    """Control characters written as escapes (``\\u001b``), for a terminal showing evidence whole:
+    nothing the VM sent can move the cursor or recolour the screen, and a NUL is seen."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

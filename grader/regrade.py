@@ -1,0 +1,197 @@
+"""Re-mark a graded folder from its evidence archives, without the VMs (``grade regrade``), and
+show the evidence behind one decision (``grade show``).
+
+Each graded student's checks run again against a replay of what their VM answered when it was
+graded (see grader.archive), under the rubric given now: new points, hints, dependencies and
+visibility apply; what the VM was never asked is an error ("needs the live VM"). A student who
+was not graded stays not graded. An archive that is missing, unreadable, changed after grading
+or not the one its report was made from is refused: that student is reported as not regraded,
+with the reason, and the others are regraded. The source folder is never written to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.archive import Archive, ArchiveError, archive_path, load
+from grader.batch import close_class
+from grader.checkload import Check
+from grader.errors import InputError
+from grader.files import write_atomic
+from grader.render.safe import escaped
+from grader.render.text import points
+from grader.results import Report, RubricRef
+from grader.rubric import Rubric, closest
+from grader.runner import regrade
+from grader.store import ReportStore
+from grader.views import student_view
+
+
+@dataclass(frozen=True)
+class Regraded:
+    reports: list[Report]
+    replayed: int  # students re-marked from their archive
+    needed_live: int  # checks that asked for something never recorded
+
+
+def regrade_folder(
+    source: Path,
+    out: Path,
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    given: Mapping[str, str],
+    finished: Callable[[Report], None] = lambda report: None,
+) -> Regraded:
+    found = ReportStore(source).report_files()
+    if not found:
+        raise InputError(f"{source}: no reports (<student>.json) to regrade")
+    store = ReportStore(out)
+    reports, replayed, needed_live = [], 0, 0
+    for path, report in found:
+        if report.status != "graded":
+            new, kept = _carried_over(report, rubric), None
+        else:
+            try:
+                kept = _archive_of(path, report)
+            except ArchiveError as e:
+                new, kept = _refused(report, rubric, str(e)), None
+            else:
+                new = regrade(report, kept, rubric, checks, given)
+                if report.view == "student":
+                    new = student_view(new, rubric)
+                replayed += 1
+                needed_live += sum(c.error_kind == "needs_live_vm" for c in new.checks)
+        if kept is not None:
+            write_atomic(archive_path(store.report_path(new)), archive_path(path).read_bytes())
+        store.save(new)
+        reports.append(new)
+        finished(new)
+    return Regraded(close_class(store, reports, rubric), replayed, needed_live)
+
+
+def _archive_of(path: Path, report: Report) -> Archive:
+    where = archive_path(path)
+    if report.evidence_sha256 is None:
+        raise ArchiveError(f"{path}: the report names no evidence archive (graded before archives)")
+    if not where.exists():
+        raise ArchiveError(f"{where}: the evidence archive of {path.name} is missing")
+    kept = load(where)
+    if kept.sha256 != report.evidence_sha256:
+        raise ArchiveError(
+            f"{where}: not the archive {path.name} was graded from (its checksum differs from the "
+            "one the report records)"
+        )
+    if (kept.body.student, kept.body.host) != (report.student, report.host):
+        raise ArchiveError(f"{where}: recorded for another student or host than {path.name}")
+    return kept
+
+
+def _carried_over(report: Report, rubric: Rubric) -> Report:
+    """A student who was not graded has nothing to replay: still not graded, under the new
+    rubric."""
+    return dataclasses.replace(
+        report, rubric=RubricRef(rubric.title, rubric.sha256), max_score=rubric.max_score
+    )
+
+
+def _refused(report: Report, rubric: Rubric, why: str) -> Report:
+    return dataclasses.replace(
+        _carried_over(report, rubric),
+        status="error",
+        error=f"not regraded: {why}; grade this student again on the live VM",
+        error_kind="evidence_refused",
+        score=None,
+        checks=(),
+        evidence_sha256=None,
+    )
+
+
+def find_report(directory: Path, who: str) -> tuple[Path, Report]:
+    """A report of the folder by student id, host, or file name."""
+    found = ReportStore(directory).report_files()
+    for path, report in found:
+        if who in (report.student, report.host, path.stem, path.name):
+            return path, report
+    names = [r.student or r.host for _, r in found]
+    if not names:
+        raise InputError(f"{directory}: no reports (<student>.json) in this folder")
+    raise InputError(f"{directory}: no report of {who!r}{closest(who, names)}")
+
+
+def show(directory: Path, who: str, check_id: str, max_lines: int | None) -> str:
+    """The decision on one check and all the evidence behind it, as recorded."""
+    path, report = find_report(directory, who)
+    by_id = {c.id: c for c in report.checks}
+    if check_id not in by_id:
+        if not report.checks:
+            raise InputError(f"{path}: {who} was not graded ({report.error}); no check to show")
+        raise InputError(f"{path}: no check {check_id!r}{closest(check_id, by_id)}")
+    check = by_id[check_id]
+    lines = [
+        f"{report.student or report.host} ({report.host}), graded {report.graded_at}"
+        + (f", regraded {report.regraded_at}" if report.regraded_at else "")
+        + f", host key {report.host_key or 'unknown'}",
+        f"rubric: {report.rubric.title} (sha256 {report.rubric.sha256[:12]})",
+    ]
+    recorded: dict[str, str] = {}
+    try:
+        kept = _archive_of(path, report)
+    except ArchiveError as e:
+        lines.append(f"evidence archive: {e}; showing the report's excerpts only")
+    else:
+        lines.append(
+            f"evidence archive: {archive_path(path).name}, checksum verified "
+            f"(sha256 {kept.sha256[:12]}), grader {kept.body.grader_version}"
+        )
+        recorded = _full_outputs(kept)
+    lines += [
+        "",
+        f"{check.id}: {check.title}",
+        f"  status: {check.status.upper()}, {points(check.points)}/{points(check.max_points)}"
+        + (f" ({check.error_kind})" if check.error_kind else ""),
+    ]
+    if check.message:
+        lines.append(f"  message: {check.message}")
+    if check.status != "pass" and check.hint:
+        lines.append(f"  hint: {check.hint}")
+    lines += [f"  note: {n}" for n in check.notes]
+    lines += ["", f"Evidence ({len(check.evidence)} piece(s), in the order the check asked):"]
+    for piece in check.evidence:
+        full = recorded.get(piece.source)
+        lines += ["", f"$ {piece.source}" if full is not None else f"> {piece.source}"]
+        lines += _bounded((full if full is not None else piece.output).split("\n"), max_lines)
+    return escaped("\n".join(lines)) + "\n"  # nothing from the VM drives the terminal
+
+
+def _full_outputs(kept: Archive) -> dict[str, str]:
+    """Each recorded command's whole answer, keyed as the evidence names the command."""
+    outputs = {}
+    for entry in kept.body.commands:
+        shown = entry.command.data.decode("utf-8", errors="replace")
+        if entry.timeout is not None:
+            outputs[shown] = f"(timed out: {entry.timeout})"
+        elif entry.omitted is not None:
+            outputs[shown] = f"(output not kept: {entry.omitted})"
+        else:
+            text = f"[exit {entry.exit}]"
+            stdout = entry.stdout.data.decode("utf-8", errors="replace") if entry.stdout else ""
+            stderr = entry.stderr.data.decode("utf-8", errors="replace") if entry.stderr else ""
+            if stdout:
+                text += "\n" + stdout.rstrip("\n")
+            if stderr:
+                text += "\n[stderr] " + stderr.rstrip("\n")
+            if entry.truncated:
+                text += "\n(output cut off by the grader's size limit when graded)"
+            outputs[shown] = text
+    return outputs
+
+
+def _bounded(lines: list[str], max_lines: int | None) -> list[str]:
+    if max_lines is None or len(lines) <= max_lines:
+        return ["  " + line for line in lines]
+    return ["  " + line for line in lines[:max_lines]] + [
+        f"  ... ({len(lines) - max_lines} more lines; --all shows them)"
+    ]
