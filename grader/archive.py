@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -45,13 +46,15 @@ from grader.ssh import COMMAND_OUTPUT_LIMIT, Completed
 FORMAT = "lab-grader-evidence/1"
 SUFFIX = ".evidence.json.gz"
 #: Bytes of command output (stdout and stderr) an archive keeps per student.
-ARCHIVE_LIMIT = 32 * 1024 * 1024
-#: Largest decompressed archive read back (base64 and JSON escapes make it bigger than its data).
-READ_LIMIT = 4 * ARCHIVE_LIMIT
+ARCHIVE_LIMIT = 16 * 1024 * 1024
+#: Largest decompressed archive read back: JSON escapes or base64 make the data at most about
+#: twice as long (see Blob.of), and commands and probes take little besides.
+READ_LIMIT = 3 * ARCHIVE_LIMIT
 #: What a secret variable reads as at a regrade when it is not given again: the checks see that
 #: it was given, and a POP3 login with it is answered with the login recorded at grading.
 RECORDED_SECRET = "(the secret given at grading)"
 PBKDF2_ROUNDS = 20_000
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class NeedsLiveVM(CheckError):
@@ -78,9 +81,13 @@ class Blob(_Model):
     @classmethod
     def of(cls, data: bytes) -> Blob:
         try:
-            return cls(text=data.decode("utf-8"))
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return cls(base64=base64.b64encode(data).decode("ascii"))
+            text = None
+        # JSON writes a control character in six bytes: binary junk goes as base64 instead
+        if text is not None and len(_CONTROL.findall(text)) * 10 <= len(text):
+            return cls(text=text)
+        return cls(base64=base64.b64encode(data).decode("ascii"))
 
     @model_validator(mode="after")
     def _one_form(self) -> Blob:
