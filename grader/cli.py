@@ -52,6 +52,8 @@ HELP = """Grade a student's lab VM over SSH and report the marks, check by check
   grade --host vm --format json --out reports  a JSON report on stdout and in reports/
   grade --roster class.csv --workers 16        grade a whole class (see ROSTER below)
   sudo grade --local                           a student checks their own VM
+  grade regrade reports/lab6 --rubric new.toml re-mark a graded class without its VMs
+  grade show reports/lab6 s123 pop3_login      the evidence behind one decision
 
 The grader logs in over SSH (your keys or ssh-agent, --identity, or a password from
 --password-env), inspects the VM from the inside with testinfra, probes it from the outside
@@ -63,9 +65,10 @@ key refuses to grade until you pass --accept-changed-host-key.
 ROSTER: a CSV file with a header row; columns student and host are required; port, user,
 identity (a key file, relative to the roster) and password_env (an environment variable's
 name) override the options of the same name for that student; any other column is a rubric
-variable (e.g. bob_password). Each student's report goes to DIR/<student>.json and the class to
-DIR/summary.csv (DIR: --out, default reports/<lab>-<time>/). Ctrl-C stops cleanly: what
-finished is kept, and --resume grades the rest.
+variable (e.g. bob_password). Each student's report goes to DIR/<student>.json, with the
+evidence archive of what the VM answered (DIR/<student>.evidence.json.gz, for `grade regrade`),
+and the class to DIR/summary.csv (DIR: --out, default reports/<lab>-<time>/). Ctrl-C stops
+cleanly: what finished is kept, and --resume grades the rest.
 
 \b
 Exit status with --host: 0 every check passed, 1 graded with lost marks, 2 bad usage or

@@ -163,15 +163,22 @@ class Session:
                 if len(out) > limit or len(err) > limit:
                     truncated = True
                     break
-                if chan.exit_status_ready() and not (chan.recv_ready() or chan.recv_stderr_ready()):
+                # Done when the output has ended (EOF) and is all read, and the exit status is
+                # in. sshd may send the exit status while output is still on its way (the
+                # command exited with its last bytes in the pipe): the status alone is not the
+                # end, and stopping there cut large outputs short now and then.
+                drained = not (chan.recv_ready() or chan.recv_stderr_ready())
+                if drained and chan.eof_received and chan.exit_status_ready():
+                    break
+                if drained and chan.closed:  # closed without an exit status: killed, or lost
+                    if not transport.is_active():
+                        raise HostError(
+                            "connection_lost", f"the SSH connection to {self.address} was lost"
+                        )
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise CommandTimeout(f"no answer within {timeout:g} s")
-                if chan.closed and not transport.is_active():
-                    raise HostError(
-                        "connection_lost", f"the SSH connection to {self.address} was lost"
-                    )
                 select.select([chan], [], [], min(remaining, 0.2))
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
         return Completed(status, bytes(out[:limit]), bytes(err[:limit]), truncated)

@@ -203,3 +203,22 @@ def test_sendmail_turning_the_grader_away_is_an_error_not_a_fail(grade, fleet, s
     assert "grade again in a few minutes" in greets["message"]
     others = [c["status"] for c in run.report["checks"] if c["id"] != "smtp_greets"]
     assert others == ["pass"] * 19
+
+
+def test_a_large_output_is_read_to_its_end(fleet, scenario_vms, tmp_path):
+    """sshd may send a command's exit status before the last of its output: reading stops at
+    the end of the output, not at the status (stopping there cut 2 MB outputs short in more than
+    half of the reads)."""
+    vm = scenario_vms["complete"]
+    vm.sh("head -c 2200000 /dev/zero | tr '\\0' x > /root/big")
+    session = connect(
+        Target(vm.address, identity=fleet.identity), KnownHosts(tmp_path / "kh"), timeout=5
+    )
+    try:
+        sizes = [
+            len(session.exec(b"dd if=/root/big bs=65536 status=none", 30).stdout) for _ in range(20)
+        ]
+        assert sizes == [2200000] * 20
+    finally:
+        session.close()
+        vm.sh("rm -f /root/big")
