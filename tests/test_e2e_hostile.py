@@ -3,6 +3,7 @@ never leaks, and never loses a result."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import time
 
 import pytest
 
+from grader import archive
 from grader.errors import ExitStatus
 from grader.evidence import OUTPUT_LIMIT
 from tests.labsim.hostile import CANARY, HOSTILE
@@ -86,9 +88,10 @@ def test_a_per_host_deadline_bounds_the_whole_host(grade, fleet, hostile_vms):
     assert run.report["status"] == "graded"
 
 
-def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hostile_vms):
+def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hostile_vms, tmp_path):
     started = time.monotonic()
-    report = grade(*args(fleet, hostile_vms["h_huge_files"])).report
+    vm = hostile_vms["h_huge_files"]
+    report = grade(*args(fleet, vm, "--out", str(tmp_path))).report
     assert time.monotonic() - started < 60
     lost = {
         c["id"]: (c["message"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"
@@ -98,6 +101,14 @@ def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hos
         for piece in check["evidence"]:
             assert len(piece["output"]) <= OUTPUT_LIMIT + 100  # clipped, with a note saying so
     assert any("truncated" in p["output"] for c in report["checks"] for p in c["evidence"])
+    # its evidence archive stays within the archive's bounds, and regrades to the same marks
+    kept = tmp_path / f"{vm.address}.evidence.json.gz"
+    assert kept.stat().st_size < 2 * 1024 * 1024
+    assert len(gzip.decompress(kept.read_bytes())) <= archive.READ_LIMIT
+    again = grade("regrade", str(tmp_path), "--out", str(tmp_path / "again"))
+    assert again.exit == ExitStatus.OK
+    regraded = json.loads((tmp_path / "again" / f"{vm.address}.json").read_text())
+    assert statuses(regraded) == statuses(report)
 
 
 def test_huge_files_peak_memory(fleet, hostile_vms, tmp_path):
