@@ -55,7 +55,8 @@ def results(report: Report) -> dict[str, Any]:
     return {
         "score": report.score,
         "execution_time": round(report.duration_s),
-        "output": f"{report.rubric.title}: graded {report.graded_at}",
+        "output": f"{report.rubric.title}: graded {report.graded_at}"
+        + (f", regraded {report.regraded_at}" if report.regraded_at else ""),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,

@@ -37,7 +37,9 @@ def render(report: Report, **_: object) -> str:
         return "\n".join(out) + "\n"
     out.append(
         f"**Score {points(report.score or 0)} / {points(report.max_score)}** "
-        f"(graded {report.graded_at})"
+        f"(graded {report.graded_at}"
+        + (f", regraded {report.regraded_at}" if report.regraded_at else "")
+        + ")"
     )
     if report.hidden_checks:
         out += [

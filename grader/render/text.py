@@ -49,6 +49,7 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
     console.print(
         f"{'Student ' + who + ', host ' if report.student else 'Host '}{where}, "
         f"graded {report.graded_at} in {report.duration_s:g} s"
+        + (f", regraded {report.regraded_at} from its evidence" if report.regraded_at else "")
     )
     if report.host_key:
         console.print(f"Host key {report.host_key}")
