@@ -67,7 +67,7 @@ def demo(names: list[str], show: str, out: Path) -> int:
                 subprocess.run([*base, "--host", vm.address], check=False)
                 console.rule()
             run = subprocess.run(
-                [*base, "--host", vm.address, "--format", "json", "--out", str(out / name)],
+                [*base, "--host", vm.address, "--format", "json", "--out", str(out)],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -88,7 +88,11 @@ def demo(names: list[str], show: str, out: Path) -> int:
                 "[green]yes[/green]" if ok else "[red]NO[/red]",
             )
         console.print(summary)
-    console.print(f"JSON reports: {out}/<vm>/   Total time {time.monotonic() - started:.1f} s.")
+    console.print(
+        f"Reports and evidence archives: {out}/<address>.json, .evidence.json.gz   "
+        f"Total time {time.monotonic() - started:.1f} s.\n"
+        f"The VMs are gone; to mark them again from their evidence: grade regrade {out}"
+    )
     return 0 if all_as_expected else 1
 
 
