@@ -29,7 +29,7 @@ from grader.errors import ExitStatus, InputError
 from grader.files import write_atomic
 from grader.prefetch import Plan
 from grader.progress import progress_for
-from grader.regrade import regrade_folder, show
+from grader.regrade import describe_changes, regrade_folder, show
 from grader.render import render
 from grader.render.lms import render as render_lms
 from grader.results import Report
@@ -579,6 +579,7 @@ def regrade_command(
             width=width,
         )
     )
+    sys.stdout.write(describe_changes(result.changes))
     sys.stdout.write(
         f"Regraded {result.replayed} of {len(result.reports)} students from their evidence "
         f"archives, without the VMs; {result.needed_live} check(s) needed the live VM.\n"

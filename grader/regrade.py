@@ -31,10 +31,18 @@ from grader.views import student_view
 
 
 @dataclass(frozen=True)
+class Change:
+    who: str
+    before: Report
+    after: Report
+
+
+@dataclass(frozen=True)
 class Regraded:
     reports: list[Report]
     replayed: int  # students re-marked from their archive
     needed_live: int  # checks that asked for something never recorded
+    changes: list[Change]  # students whose score (or whose score's maximum) changed
 
 
 def regrade_folder(
@@ -49,7 +57,7 @@ def regrade_folder(
     if not found:
         raise InputError(f"{source}: no reports (<student>.json) to regrade")
     store = ReportStore(out)
-    reports, replayed, needed_live = [], 0, 0
+    reports, changes, replayed, needed_live = [], [], 0, 0
     for path, report in found:
         if report.status != "graded":
             new, kept = _carried_over(report, rubric), None
@@ -68,8 +76,10 @@ def regrade_folder(
             write_atomic(archive_path(store.report_path(new)), archive_path(path).read_bytes())
         store.save(new)
         reports.append(new)
+        if (new.score, new.max_score) != (report.score, report.max_score):
+            changes.append(Change(new.student or new.host, report, new))
         finished(new)
-    return Regraded(close_class(store, reports, rubric), replayed, needed_live)
+    return Regraded(close_class(store, reports, rubric), replayed, needed_live, changes)
 
 
 def _archive_of(path: Path, report: Report) -> Archive:
@@ -107,6 +117,24 @@ def _refused(report: Report, rubric: Rubric, why: str) -> Report:
         checks=(),
         evidence_sha256=None,
     )
+
+
+def describe_changes(changes: list[Change], limit: int = 40) -> str:
+    """The students whose marks moved, a line each: who, before, after."""
+    if not changes:
+        return "No student's score changed.\n"
+
+    def score(report: Report) -> str:
+        if report.score is None:
+            return f"not graded ({report.error_kind})"
+        return f"{points(report.score)}/{points(report.max_score)}"
+
+    width = max(len(c.who) for c in changes[:limit])
+    lines = [f"Scores changed for {len(changes)} student(s):"]
+    lines += [f"  {c.who:<{width}}  {score(c.before)} -> {score(c.after)}" for c in changes[:limit]]
+    if len(changes) > limit:
+        lines.append(f"  ... and {len(changes) - limit} more (see summary.csv)")
+    return escaped("\n".join(lines)) + "\n"
 
 
 def find_report(directory: Path, who: str) -> tuple[Path, Report]:

@@ -19,6 +19,7 @@ import tomlkit
 
 from grader.cli import main
 from grader.errors import ExitStatus
+from grader.render.text import points
 from grader.rubric import default_rubric_path
 from tests.labsim import student
 from tests.labsim.scenarios import SCENARIOS
@@ -158,16 +159,20 @@ def test_regrade_with_the_same_rubric_gives_the_same_marks(graded, tmp_path):
     assert code == ExitStatus.OK, err
     assert decisions(tmp_path / "again", EVERYTHING) == decisions(graded.folder, EVERYTHING)
     assert "Regraded 4 of 4 students" in out and "0 check(s) needed the live VM" in out
+    assert "No student's score changed." in out
 
 
 def test_regrade_with_new_points_and_dependencies_equals_a_live_grading(graded, tmp_path):
     out = tmp_path / "regraded"
-    code, _, err = cli(
+    code, text, err = cli(
         "regrade", str(graded.folder), "--rubric", str(graded.rubric), "--out", str(out)
     )
     assert code == graded.exit_changed, err
     regraded, live = decisions(out), decisions(graded.live_changed)
     assert regraded == live
+    assert "Scores changed for 4 student(s):" in text
+    amy = live["amy"]  # smtp_greets now 3 points, pop3_login 2: a new maximum for everyone
+    assert f"amy  20/20 -> {points(amy['score'])}/{points(amy['max_score'])}" in text
     # the changes bit: ben's POP3 login, skipped at grading, is now marked from its record
     ben = {c["id"]: c for c in regraded["ben"]["checks"]}
     assert ben["pop3_login"]["status"] == "fail" and ben["pop3_login"]["max_points"] == 2
