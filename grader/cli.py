@@ -556,11 +556,13 @@ def regrade_command(
     target = out or directory.with_name(f"{directory.name}-regraded-{datetime.now():%Y%m%d-%H%M%S}")
     if target.resolve() == directory.resolve():
         raise click.UsageError("--out must be another folder: the graded folder is kept as it is")
-    reports = ReportStore(directory).report_files()
+    found = ReportStore(directory).report_files()
+    if not found:
+        raise InputError(f"{directory}: no reports (<student>.json) to regrade")
     started = time.monotonic()
-    with progress_for(len(reports), verb="Regrading") as progress:
+    with progress_for(len(found), verb="Regrading") as progress:
         result = regrade_folder(
-            directory,
+            found,
             target,
             rubric,
             checks,

@@ -12,7 +12,7 @@ with the reason, and the others are regraded. The source folder is never written
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,16 +46,14 @@ class Regraded:
 
 
 def regrade_folder(
-    source: Path,
+    found: Sequence[tuple[Path, Report]],
     out: Path,
     rubric: Rubric,
     checks: Mapping[str, Check],
     given: Mapping[str, str],
     finished: Callable[[Report], None] = lambda report: None,
 ) -> Regraded:
-    found = ReportStore(source).report_files()
-    if not found:
-        raise InputError(f"{source}: no reports (<student>.json) to regrade")
+    """Regrade the reports ``found`` in a folder (``ReportStore.report_files()``) into ``out``."""
     store = ReportStore(out)
     reports, changes, replayed, needed_live = [], [], 0, 0
     for path, report in found:
@@ -76,7 +74,8 @@ def regrade_folder(
             write_atomic(archive_path(store.report_path(new)), archive_path(path).read_bytes())
         store.save(new)
         reports.append(new)
-        if (new.score, new.max_score) != (report.score, report.max_score):
+        marked = new.score is not None or report.score is not None
+        if marked and (new.score, new.max_score) != (report.score, report.max_score):
             changes.append(Change(new.student or new.host, report, new))
         finished(new)
     return Regraded(close_class(store, reports, rubric), replayed, needed_live, changes)

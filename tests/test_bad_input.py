@@ -78,6 +78,18 @@ CASES = {
         lambda t: ["--roster", roster(t, "student,host\ns1,vm1\n"), "--workers", "0"],
         ["--workers", "0 is not in the range x>=1"],
     ),
+    "regrade of a folder with no reports": (
+        lambda t: ["regrade", str(t)],
+        ["no reports (<student>.json) to regrade"],
+    ),
+    "regrade with an unknown variable": (
+        lambda t: ["regrade", str(t), "--var", "bob_pasword=x"],
+        ["rubric.toml: unknown variable 'bob_pasword'", "did you mean 'bob_password'?"],
+    ),
+    "show of a folder with no reports": (
+        lambda t: ["show", str(t), "alice", "smtp_daemon"],
+        ["no reports (<student>.json) in this folder"],
+    ),
 }
 
 
