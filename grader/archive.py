@@ -116,6 +116,19 @@ class CommandRecord(_Model):
     timeout: str | None = None  # the command did not finish: the grader's words
     omitted: str | None = None  # the output was not kept (the archive's size limit)
 
+    def answer(self) -> Completed | CommandTimeout | None:
+        """What the VM answered, or None when its output was not kept."""
+        if self.omitted is not None:
+            return None
+        if self.timeout is not None:
+            return CommandTimeout(self.timeout)
+        return Completed(
+            self.exit if self.exit is not None else -1,
+            self.stdout.data if self.stdout else b"",
+            self.stderr.data if self.stderr else b"",
+            self.truncated,
+        )
+
 
 class Digest(_Model):
     """A salted PBKDF2-SHA256 digest of a password: tells the same password, keeps none."""
@@ -393,18 +406,14 @@ class ReplayExecutor:
                 f"needs the live VM: `{shown}` was not run when the VM was graded "
                 f"({self.graded_at}), so its evidence archive has no answer to it"
             )
-        if entry.omitted is not None:
+        answer = entry.answer()
+        if answer is None:
             raise NeedsLiveVM(
                 f"needs the live VM: the output of `{shown}` was not kept ({entry.omitted})"
             )
-        if entry.timeout is not None:
-            raise CommandTimeout(entry.timeout)
-        return Completed(
-            entry.exit if entry.exit is not None else -1,
-            entry.stdout.data if entry.stdout else b"",
-            entry.stderr.data if entry.stderr else b"",
-            entry.truncated,
-        )
+        if isinstance(answer, CommandTimeout):
+            raise answer
+        return answer
 
 
 class ReplayOutside(Outside):

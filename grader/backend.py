@@ -60,14 +60,9 @@ class GraderBackend(BaseBackend):
         try:
             done = self._once(cmd)
         except CommandTimeout as e:
-            evidence.record(shown, f"(timed out: {e})")
+            evidence.record(shown, answer_text(e))
             raise CommandTimeout(f"`{shown}` timed out: {e}") from None
-        output = self.decode(done.stdout)
-        if done.stderr:
-            output += ("\n" if output else "") + "[stderr] " + self.decode(done.stderr)
-        if done.truncated:
-            output += "\n(output cut off by the grader's size limit)"
-        evidence.record(shown, f"[exit {done.exit_status}]\n{output}")
+        evidence.record(shown, answer_text(done))
         return self.result(done.exit_status, cmd, done.stdout, done.stderr)
 
     def _once(self, cmd: bytes) -> Completed:
@@ -129,6 +124,18 @@ class GraderBackend(BaseBackend):
                     else:
                         future.set_result(result)
                     self._memo[command] = future
+
+
+def answer_text(done: Completed | CommandTimeout) -> str:
+    """A command's answer as evidence shows it: exit status, output, errors, or its time-out."""
+    if isinstance(done, CommandTimeout):
+        return f"(timed out: {done})"
+    output = done.stdout.decode("utf-8", errors="replace")
+    if done.stderr:
+        output += ("\n" if output else "") + "[stderr] " + done.stderr.decode(errors="replace")
+    if done.truncated:
+        output += "\n(output cut off by the grader's size limit)"
+    return f"[exit {done.exit_status}]\n{output}"
 
 
 def make_host(executor: Executor, command_timeout: float) -> testinfra.host.Host:

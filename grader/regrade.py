@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.archive import Archive, ArchiveError, archive_path, load
+from grader.backend import answer_text
 from grader.batch import close_class
 from grader.checkload import Check
 from grader.errors import InputError
@@ -194,25 +195,13 @@ def show(directory: Path, who: str, check_id: str, max_lines: int | None) -> str
 
 
 def _full_outputs(kept: Archive) -> dict[str, str]:
-    """Each recorded command's whole answer, keyed as the evidence names the command."""
+    """Each recorded command's whole answer, keyed and written as the evidence has it."""
     outputs = {}
     for entry in kept.body.commands:
-        shown = entry.command.data.decode("utf-8", errors="replace")
-        if entry.timeout is not None:
-            outputs[shown] = f"(timed out: {entry.timeout})"
-        elif entry.omitted is not None:
-            outputs[shown] = f"(output not kept: {entry.omitted})"
-        else:
-            text = f"[exit {entry.exit}]"
-            stdout = entry.stdout.data.decode("utf-8", errors="replace") if entry.stdout else ""
-            stderr = entry.stderr.data.decode("utf-8", errors="replace") if entry.stderr else ""
-            if stdout:
-                text += "\n" + stdout.rstrip("\n")
-            if stderr:
-                text += "\n[stderr] " + stderr.rstrip("\n")
-            if entry.truncated:
-                text += "\n(output cut off by the grader's size limit when graded)"
-            outputs[shown] = text
+        answer = entry.answer()
+        outputs[entry.command.data.decode("utf-8", errors="replace")] = (
+            f"(output not kept: {entry.omitted})" if answer is None else answer_text(answer)
+        )
     return outputs
 
 
