@@ -34,6 +34,7 @@ from pathlib import Path
 
 import paramiko
 
+from grader.render.summary_csv import LEADING, TRAILING
 from tests.labsim.fleet import Fleet
 from tests.labsim.scenarios import SCENARIOS
 from tests.labsim.vm import missing_requirements
@@ -46,17 +47,7 @@ GATHER = (
     "find -H /var/spool/mail -maxdepth 1 -type f -perm /o=rw"
 )
 PORTS = "21,23,25,37,110"
-SUMMARY_COLUMNS = {
-    "student",
-    "host",
-    "status",
-    "score",
-    "max_score",
-    "error_kind",
-    "error",
-    "attempts",
-    "flags",
-}
+SUMMARY_COLUMNS = {*LEADING, *TRAILING}  # the columns of summary.csv that are not checks
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:

@@ -342,24 +342,16 @@ def _grade_class(
             resume=opts["resume"],
             plan=plan,
         )
-    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
-    sys.stdout.write(
-        render(
-            "class",
-            result.reports,
-            rubric=rubric,
-            directory=directory,
-            elapsed=time.monotonic() - started,
-            interrupted=result.interrupted,
-            expected=len(students),
-            color=sys.stdout.isatty(),
-            width=width,
-        )
+    _to_terminal(
+        "class",
+        result.reports,
+        rubric=rubric,
+        directory=directory,
+        elapsed=time.monotonic() - started,
+        interrupted=result.interrupted,
+        expected=len(students),
     )
-    if result.interrupted:
-        return 130
-    graded = all(r.status == "graded" for r in result.reports)
-    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+    return 130 if result.interrupted else _class_exit_status(result.reports)
 
 
 @contextlib.contextmanager
@@ -402,8 +394,7 @@ def rubric_command(path: Path | None, student_copy: bool, output: Path | None) -
         return ExitStatus.OK
     if output is not None:
         raise click.UsageError("--output is for --student-copy")
-    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
-    sys.stdout.write(render("rubric", rubric, color=sys.stdout.isatty(), width=width))
+    _to_terminal("rubric", rubric)
     return ExitStatus.OK
 
 
@@ -502,14 +493,8 @@ def merge_command(directories: tuple[Path, ...], out: Path, rubric_path: Path | 
             write_atomic(archive_path(store.report_path(report)), kept.read_bytes())
         store.save(report)
     reports = close_class(store, merged, rubric)
-    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
-    sys.stdout.write(
-        render(
-            "class", reports, rubric=rubric, directory=out, color=sys.stdout.isatty(), width=width
-        )
-    )
-    graded = all(r.status == "graded" for r in reports)
-    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+    _to_terminal("class", reports, rubric=rubric, directory=out)
+    return _class_exit_status(reports)
 
 
 @cli.command("regrade")
@@ -569,25 +554,19 @@ def regrade_command(
             given,
             finished=lambda report: progress.finished(report, reused=False),
         )
-    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
-    sys.stdout.write(
-        render(
-            "class",
-            result.reports,
-            rubric=rubric,
-            directory=target,
-            elapsed=time.monotonic() - started,
-            color=sys.stdout.isatty(),
-            width=width,
-        )
+    _to_terminal(
+        "class",
+        result.reports,
+        rubric=rubric,
+        directory=target,
+        elapsed=time.monotonic() - started,
     )
     sys.stdout.write(describe_changes(result.changes))
     sys.stdout.write(
         f"Regraded {result.replayed} of {len(result.reports)} students from their evidence "
         f"archives, without the VMs; {result.needed_live} check(s) needed the live VM.\n"
     )
-    graded = all(r.status == "graded" for r in result.reports)
-    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+    return _class_exit_status(result.reports)
 
 
 @cli.command("show")
@@ -611,11 +590,21 @@ def show_command(directory: Path, student: str, check: str, show_all: bool, line
 
 def _emit(report: Report, fmt: str) -> None:
     if fmt == "text":
-        width = min(shutil.get_terminal_size((100, 24)).columns, 140)
-        sys.stdout.write(render("text", report, color=sys.stdout.isatty(), width=width))
+        _to_terminal("text", report)
     else:
         sys.stdout.write(render(fmt, report))
     sys.stdout.flush()
+
+
+def _to_terminal(kind: str, subject: Report | Rubric | Sequence[Report], **fields: Any) -> None:
+    """Write a rendering for people to stdout: fitted to the terminal, coloured only on one."""
+    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+    sys.stdout.write(render(kind, subject, color=sys.stdout.isatty(), width=width, **fields))
+
+
+def _class_exit_status(reports: Sequence[Report]) -> int:
+    graded = all(r.status == "graded" for r in reports)
+    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
 
 
 def _exit_status(report: Report) -> int:

@@ -17,6 +17,9 @@ from grader.results import Report
 from grader.rubric import Rubric
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The columns before and after the checks' (one per check id, in rubric order).
+LEADING = ("student", "host", "status", "score", "max_score")
+TRAILING = ("error_kind", "error", "attempts", "flags")
 
 
 def cell(value: object) -> str:
@@ -28,20 +31,7 @@ def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
     ids = [item.id for item in rubric.items]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "student",
-            "host",
-            "status",
-            "score",
-            "max_score",
-            *ids,
-            "error_kind",
-            "error",
-            "attempts",
-            "flags",
-        ]
-    )
+    writer.writerow([*LEADING, *ids, *TRAILING])
     for report in reports:
         earned = {c.id: points(c.points) for c in report.checks}
         writer.writerow(
