@@ -17,24 +17,10 @@ from tests.labsim.scenarios import SCENARIOS
 pytestmark = pytest.mark.vm
 
 
-def grade_vm(grade, fleet, vm, *extra: str):
-    return grade(
-        "--host",
-        vm.address,
-        "--identity",
-        str(fleet.identity),
-        "--var",
-        f"bob_password={fleet.password}",
-        "--format",
-        "json",
-        *extra,
-    )
-
-
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_graded_as_it_states(grade, fleet, scenario_vms, name):
     scenario = SCENARIOS[name]
-    run = grade_vm(grade, fleet, scenario_vms[name])
+    run = grade(*fleet.grade_args(scenario_vms[name]))
     report = run.report
     assert report["status"] == "graded", report["error"]
     statuses = {c["id"]: c["status"] for c in report["checks"]}
@@ -53,7 +39,7 @@ def test_scenario_graded_as_it_states(grade, fleet, scenario_vms, name):
 
 def test_report_fields(grade, fleet, scenario_vms):
     vm = scenario_vms["complete"]
-    report = grade_vm(grade, fleet, vm).report
+    report = grade(*fleet.grade_args(vm)).report
     key_line = vm.sh("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").stdout
     assert report["host_key"] == key_line.split()[1]
     assert report["address"] == vm.address and report["student"] is None
@@ -74,14 +60,7 @@ def test_text_report_shows_lost_marks_with_hints(grade, fleet, scenario_vms):
 
 
 def test_missing_variable_skips_the_check(grade, fleet, scenario_vms):
-    run = grade(
-        "--host",
-        scenario_vms["complete"].address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-    )
+    run = grade(*fleet.grade_args(scenario_vms["complete"], bob_password=False))
     login = next(c for c in run.report["checks"] if c["id"] == "pop3_login")
     assert login["status"] == "skipped" and "--var bob_password=" in login["message"]
     assert run.exit == ExitStatus.NOT_ALL_PASSED and run.report["score"] == 18.5
@@ -89,7 +68,7 @@ def test_missing_variable_skips_the_check(grade, fleet, scenario_vms):
 
 def test_json_out_dir(grade, fleet, scenario_vms, tmp_path):
     vm = scenario_vms["complete"]
-    run = grade_vm(grade, fleet, vm, "--out", str(tmp_path))
+    run = grade(*fleet.grade_args(vm, "--out", str(tmp_path)))
     assert (tmp_path / f"{vm.address}.json").read_text() == run.stdout
 
 
@@ -115,16 +94,7 @@ def test_key_not_authorized(grade, fleet, scenario_vms, tmp_path):
 def test_host_key_trusted_on_first_use_and_change_refused(grade, fleet, scenario_vms, tmp_path):
     vm = scenario_vms["untouched"]
     known_hosts = tmp_path / "kh"
-    args = (
-        "--host",
-        vm.address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-        "--known-hosts",
-        str(known_hosts),
-    )
+    args = fleet.grade_args(vm, "--known-hosts", str(known_hosts), bob_password=False)
     first = grade(*args)
     assert first.report["status"] == "graded" and vm.address in known_hosts.read_text()
     # someone else's key stored for this host: a rebuilt VM, or a machine in the middle
@@ -197,7 +167,7 @@ def test_sendmail_turning_the_grader_away_is_an_error_not_a_fail(grade, fleet, s
     for _ in range(10):
         with smtplib.SMTP(vm.address, 25, local_hostname="test", timeout=15):
             pass
-    run = grade_vm(grade, fleet, vm)
+    run = grade(*fleet.grade_args(vm))
     greets = next(c for c in run.report["checks"] if c["id"] == "smtp_greets")
     assert greets["status"] == "error" and "421" in greets["message"]
     assert "grade again in a few minutes" in greets["message"]

@@ -26,20 +26,6 @@ def hostile_vms(fleet):
     return fleet.boot([(f"h_{name}", scenario) for name, scenario in HOSTILE.items()])
 
 
-def args(fleet, vm, *extra: str) -> list[str]:
-    return [
-        "--host",
-        vm.address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-        "--var",
-        f"bob_password={fleet.password}",
-        *extra,
-    ]
-
-
 def statuses(report: dict) -> dict[str, str]:
     return {c["id"]: c["status"] for c in report["checks"]}
 
@@ -48,7 +34,7 @@ def test_a_port_22_that_never_speaks_is_unreachable_within_the_connect_timeout(
     grade, fleet, hostile_vms
 ):
     started = time.monotonic()
-    run = grade(*args(fleet, hostile_vms["h_silent_ssh"], "--connect-timeout", "2"))
+    run = grade(*fleet.grade_args(hostile_vms["h_silent_ssh"], "--connect-timeout", "2"))
     elapsed = time.monotonic() - started
     assert run.exit == ExitStatus.NOT_GRADED
     report = run.report
@@ -59,7 +45,7 @@ def test_a_port_22_that_never_speaks_is_unreachable_within_the_connect_timeout(
 
 def test_a_command_that_never_returns_is_an_error_and_the_rest_is_graded(grade, fleet, hostile_vms):
     started = time.monotonic()
-    run = grade(*args(fleet, hostile_vms["h_hanging_ss"], "--command-timeout", "2"))
+    run = grade(*fleet.grade_args(hostile_vms["h_hanging_ss"], "--command-timeout", "2"))
     assert time.monotonic() - started < 30
     report = run.report
     assert statuses(report) == HOSTILE["hanging_ss"].expected
@@ -71,8 +57,7 @@ def test_a_command_that_never_returns_is_an_error_and_the_rest_is_graded(grade, 
 def test_a_per_host_deadline_bounds_the_whole_host(grade, fleet, hostile_vms):
     started = time.monotonic()
     run = grade(
-        *args(
-            fleet,
+        *fleet.grade_args(
             hostile_vms["h_hanging_ss"],
             "--command-timeout",
             "3",
@@ -91,7 +76,7 @@ def test_a_per_host_deadline_bounds_the_whole_host(grade, fleet, hostile_vms):
 def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hostile_vms, tmp_path):
     started = time.monotonic()
     vm = hostile_vms["h_huge_files"]
-    report = grade(*args(fleet, vm, "--out", str(tmp_path))).report
+    report = grade(*fleet.grade_args(vm, "--out", str(tmp_path))).report
     assert time.monotonic() - started < 60
     lost = {
         c["id"]: (c["message"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"
@@ -120,7 +105,7 @@ def test_huge_files_peak_memory(fleet, hostile_vms, tmp_path):
     output = tmp_path / "report.json"
     with output.open("wb") as sink, (tmp_path / "stderr").open("wb") as errors:
         process = subprocess.Popen(
-            [sys.executable, "-m", "grader", *args(fleet, hostile_vms["h_huge_files"])],
+            [sys.executable, "-m", "grader", *fleet.grade_args(hostile_vms["h_huge_files"])],
             env=env,
             stdout=sink,
             stderr=errors,
@@ -139,7 +124,7 @@ def test_huge_files_peak_memory(fleet, hostile_vms, tmp_path):
 @pytest.mark.parametrize("fmt", ["json", "text", "html", "md", "junit", "gradescope"])
 def test_a_mailbox_linked_to_etc_shadow_leaks_nothing(grade, fleet, hostile_vms, fmt):
     vm = hostile_vms["h_shadow_link"]
-    run = grade(*args(fleet, vm)[:-4], "--format", fmt, "--var", f"bob_password={fleet.password}")
+    run = grade(*fleet.grade_args(vm, "--format", fmt))  # the last --format given counts
     everything = run.stdout + run.stderr
     assert CANARY not in everything and "$y$" not in everything  # no line of /etc/shadow
     if fmt == "json":
@@ -150,7 +135,7 @@ def test_a_mailbox_linked_to_etc_shadow_leaks_nothing(grade, fleet, hostile_vms,
 
 def test_shell_metacharacters_in_names_and_subjects_alter_no_command(grade, fleet, hostile_vms):
     vm = hostile_vms["h_nasty_names"]
-    run = grade(*args(fleet, vm))
+    run = grade(*fleet.grade_args(vm))
     report = run.report  # valid JSON, whatever the names hold
     assert statuses(report) == HOSTILE["nasty_names"].expected
     exposed = next(c for c in report["checks"] if c["id"] == "mailbox_permissions")["message"]
@@ -178,7 +163,7 @@ def test_a_dropped_connection_is_reported_retried_and_others_unaffected(
 
 
 def test_inside_and_outside_views_that_disagree_are_noted(grade, fleet, hostile_vms):
-    report = grade(*args(fleet, hostile_vms["h_fake_ss"])).report
+    report = grade(*fleet.grade_args(hostile_vms["h_fake_ss"])).report
     assert statuses(report) == HOSTILE["fake_ss"].expected
     notes = {c["id"]: c["notes"] for c in report["checks"] if c["notes"]}
     assert set(notes) == {"smtp_listening", "time_disabled"}
@@ -223,14 +208,7 @@ def test_a_check_that_raises_is_an_error_and_the_run_goes_on(grade, fleet, hosti
     (tmp_path / "rubric.toml").write_text(BUGGY_RUBRIC)
     good = fleet.boot([("h_crash", SCENARIOS["untouched"])])["h_crash"]
     run = grade(
-        "--host",
-        good.address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-        "--rubric",
-        str(tmp_path / "rubric.toml"),
+        *fleet.grade_args(good, "--rubric", str(tmp_path / "rubric.toml"), bob_password=False)
     )
     assert run.exit == ExitStatus.NOT_ALL_PASSED
     crashed, works = run.report["checks"]

@@ -42,16 +42,7 @@ def test_local_agrees_with_grading_from_outside(grade, fleet, local_vms, scenari
     inside = local(
         vm, command, "--format", "json", "--instructor-view", f"--var bob_password={fleet.password}"
     )
-    outside = grade(
-        "--host",
-        vm.address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-        "--var",
-        f"bob_password={fleet.password}",
-    )
+    outside = grade(*fleet.grade_args(vm))
     assert statuses(json.loads(inside.stdout)) == statuses(outside.report)
     assert statuses(outside.report) == SCENARIOS[scenario].expected
     assert inside.returncode == outside.exit
@@ -75,15 +66,7 @@ def test_student_view_is_the_default_and_hides_hidden_items(fleet, local_vms):
 def test_student_view_from_outside_matches(grade, fleet, local_vms):
     vm, command = local_vms["inetd_not_restarted"]
     inside = json.loads(local(vm, command, "--format", "json").stdout)
-    outside = grade(
-        "--host",
-        vm.address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-        "--student-view",
-    ).report
+    outside = grade(*fleet.grade_args(vm, "--student-view", bob_password=False)).report
     assert statuses(inside) == statuses(outside) and HIDDEN not in statuses(outside)
     assert inside["score"] == outside["score"] == 14 and outside["max_score"] == 19
     assert outside["hidden_checks"] == 1 and outside["flags"] == []

@@ -29,16 +29,7 @@ def decided(report: dict) -> list[tuple]:
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_prefetch_gives_the_marks_of_the_slow_path(grade, fleet, prefetch_vms, name):
     vm = prefetch_vms[f"pf_{name}"]
-    args = (
-        "--host",
-        vm.address,
-        "--identity",
-        str(fleet.identity),
-        "--format",
-        "json",
-        "--var",
-        f"bob_password={fleet.password}",
-    )
+    args = fleet.grade_args(vm)
     slow = grade(*args, "--no-prefetch").report
     learning = grade(*args).report  # the grade fixture's cache starts empty: this learns
     fast = grade(*args).report

@@ -102,6 +102,13 @@ class Fleet:
             list(pool.map(build, vms))
         return {vm.name: vm for vm, _ in vms}
 
+    def grade_args(self, vm: VM, *extra: str, bob_password: bool = True) -> list[str]:
+        """`grade` arguments that grade ``vm`` with the fleet's key, for a JSON report (and, by
+        default, bob's password for the POP3 login check)."""
+        password = ["--var", f"bob_password={self.password}"] if bob_password else []
+        identity = ["--identity", str(self.identity)]
+        return ["--host", vm.address, *identity, "--format", "json", *password, *extra]
+
     def install_grader(self, vm: VM) -> str:
         """Install the grader inside a VM as a student would, from wheels (the VM has no
         network): this checkout's wheel and its dependencies, into a venv made with the VM's
