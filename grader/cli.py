@@ -488,9 +488,8 @@ def merge_command(directories: tuple[Path, ...], out: Path, rubric_path: Path | 
     store = ReportStore(out)
     merged = [found[s][0] for s in sorted(found)]
     for report, path in found.values():
-        kept = archive_path(path)
-        if kept.exists():  # the evidence archive goes along, so the class can be regraded
-            write_atomic(archive_path(store.report_path(report)), kept.read_bytes())
+        if archive_path(path).exists():  # the archive goes along, so the class can be regraded
+            store.take_archive(report, path)
         store.save(report)
     reports = close_class(store, merged, rubric)
     _to_terminal("class", reports, rubric=rubric, directory=out)

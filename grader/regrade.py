@@ -21,7 +21,6 @@ from grader.backend import answer_text
 from grader.batch import close_class
 from grader.checkload import Check
 from grader.errors import InputError
-from grader.files import write_atomic
 from grader.render.safe import escaped
 from grader.render.text import points
 from grader.results import Report, RubricRef
@@ -72,7 +71,7 @@ def regrade_folder(
                 replayed += 1
                 needed_live += sum(c.error_kind == "needs_live_vm" for c in new.checks)
         if kept is not None:
-            write_atomic(archive_path(store.report_path(new)), archive_path(path).read_bytes())
+            store.take_archive(new, path)
         store.save(new)
         reports.append(new)
         marked = new.score is not None or report.score is not None
