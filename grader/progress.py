@@ -1,4 +1,8 @@
-"""Progress of a roster run: a live bar on a terminal, a line per student otherwise."""
+"""Progress of a roster run: a live bar on a terminal, a line per student otherwise.
+
+What a VM sent (an SSH error, a greeting) can end up in a line here: it is never read as markup
+and reaches the terminal with its control characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +19,22 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
+from grader.render.safe import escaped
 from grader.render.text import points
 from grader.results import Report
 from grader.roster import Student
 
 
 def describe(report: Report) -> str:
+    """One line about a finished grading, escaped for a terminal."""
     if report.status == "graded":
         return (
             f"graded {points(report.score or 0)}/{points(report.max_score)} "
             f"in {report.duration_s:.1f} s"
         )
-    return f"NOT GRADED ({report.error_kind}): {report.error}"
+    return escaped(f"NOT GRADED ({report.error_kind}): {report.error}")
 
 
 class PlainProgress:
@@ -51,32 +58,31 @@ class PlainProgress:
         with self._lock:
             self.count += 1
             what = "kept from the earlier run" if reused else describe(report)
-            print(
-                f"[{self.count}/{self.total}] {report.student} ({report.host}): {what}",
-                file=sys.stderr,
-                flush=True,
-            )
+            who = escaped(f"{report.student} ({report.host})")
+            sys.stderr.write(f"[{self.count}/{self.total}] {who}: {what}\n")
+            sys.stderr.flush()
 
 
 class LiveProgress:
     """A live bar: done / total, graded and not graded so far, the hosts being graded now."""
 
-    def __init__(self, total: int, verb: str = "Grading") -> None:
+    def __init__(self, total: int, verb: str = "Grading", color: bool = True) -> None:
         self.total = total
         self.graded = self.failed = 0
         self.current: dict[str, str] = {}
         self._lock = threading.Lock()
+        # what a column or a line shows is text, never markup
+        console = Console(stderr=True, no_color=not color, markup=False, highlight=False)
         self._bar = Progress(
             SpinnerColumn(),
-            TextColumn(f"[bold]{verb}"),
+            TextColumn(verb, style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn(
-                "[green]{task.fields[graded]} graded[/] [red]{task.fields[failed]} not graded[/]"
-            ),
+            TextColumn("{task.fields[graded]} graded", style="green", markup=False),
+            TextColumn("{task.fields[failed]} not graded", style="red", markup=False),
             TimeElapsedColumn(),
-            TextColumn("[dim]{task.fields[now]}"),
-            console=Console(stderr=True),
+            TextColumn("{task.fields[now]}", style="dim", markup=False),
+            console=console,
         )
         self._task = self._bar.add_task("grading", total=total, graded=0, failed=0, now="")
 
@@ -100,7 +106,7 @@ class LiveProgress:
             advance=advance,
             graded=self.graded,
             failed=self.failed,
-            now=f"now: {now}" if names else "",
+            now=escaped(f"now: {now}") if names else "",
         )
 
     def started(self, student: Student) -> None:
@@ -115,9 +121,12 @@ class LiveProgress:
                 self.graded += 1
             else:
                 self.failed += 1
-                self._bar.console.print(f"{report.student} ({report.host}): {describe(report)}")
+                who = escaped(f"{report.student} ({report.host})")
+                self._bar.console.print(Text(f"{who}: {describe(report)}"))
             self._update(advance=1)
 
 
-def progress_for(total: int, verb: str = "Grading") -> PlainProgress | LiveProgress:
-    return LiveProgress(total, verb) if sys.stderr.isatty() else PlainProgress(total)
+def progress_for(
+    total: int, verb: str = "Grading", color: bool = True
+) -> PlainProgress | LiveProgress:
+    return LiveProgress(total, verb, color) if sys.stderr.isatty() else PlainProgress(total)

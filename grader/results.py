@@ -82,6 +82,7 @@ class Report:
     hidden_checks: int = 0  # in the student view: how many checks were left out
     evidence_sha256: str | None = None  # checksum of the evidence archive of this grading
     regraded_at: str | None = None  # set when re-marked from the evidence archive (grade regrade)
+    host_key_replaced: str | None = None  # the stored key a changed one was accepted over
 
     @property
     def all_passed(self) -> bool:

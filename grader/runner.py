@@ -236,6 +236,7 @@ def grade_host(
             attempts=attempt,
             round_trips=host.backend.round_trips,
             evidence_sha256=kept.sha256,
+            host_key_replaced=session.replaced_key,
         )
         return Grading(report, kept)
 
@@ -295,6 +296,7 @@ def regrade(
         round_trips=report.round_trips,
         evidence_sha256=archive.sha256,
         regraded_at=_now(),
+        host_key_replaced=report.host_key_replaced,
     )
     return dataclasses.replace(graded, duration_s=report.duration_s)
 

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -34,7 +34,7 @@ class Target:
     port: int = 22
     user: str = "root"
     identity: Path | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or a message
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,17 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 
 class KnownHosts:
-    """The grader's own known-hosts file, shared safely by concurrent connections."""
+    """The grader's own known-hosts file, shared safely by concurrent connections. A changed
+    key is accepted only for the hosts named in ``accept_changed``."""
 
-    def __init__(self, path: Path, accept_changed: bool = False) -> None:
+    def __init__(self, path: Path, accept_changed: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.accept_changed = accept_changed
         self._lock = threading.Lock()
 
-    def verify(self, name: str, key: paramiko.PKey) -> None:
+    def verify(self, name: str, key: paramiko.PKey) -> str | None:
+        """Trust ``key`` for host ``name`` or raise HostError. Returns the fingerprints of the
+        key(s) it replaced when a changed key was accepted, else None."""
         with self._lock:
             keys = paramiko.HostKeys()
             if self.path.exists():
@@ -70,20 +73,23 @@ class KnownHosts:
                         f"{self.path}: cannot read known hosts: {e.strerror}"
                     ) from None
             stored = keys.lookup(name)
+            replaced = None
             if stored is not None:
                 if any(k.asbytes() == key.asbytes() for k in stored.values()):
-                    return
-                if not self.accept_changed:
-                    old = ", ".join(f"{t} {fingerprint(k)}" for t, k in stored.items())
+                    return None
+                old = ", ".join(f"{t} {fingerprint(k)}" for t, k in stored.items())
+                if name not in self.accept_changed:
                     raise HostError(
                         "host_key_changed",
                         f"the host key of {name} changed: it was {old}, now it is "
                         f"{key.get_name()} {fingerprint(key)}; if the VM was rebuilt, grade again "
-                        f"with --accept-changed-host-key (known hosts: {self.path})",
+                        f"with --accept-changed-host-key {name} (known hosts: {self.path})",
                     )
                 del keys[name]
+                replaced = old
             keys.add(name, key.get_name(), key)
             self._save(keys)
+            return replaced
 
     def _save(self, keys: paramiko.HostKeys) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,11 +108,12 @@ class _VerifyPolicy(paramiko.MissingHostKeyPolicy):
 
     def __init__(self, known_hosts: KnownHosts) -> None:
         self.known_hosts = known_hosts
+        self.replaced: str | None = None  # the key(s) a changed key replaced, when accepted
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        self.known_hosts.verify(hostname, key)
+        self.replaced = self.known_hosts.verify(hostname, key)
 
 
 def load_identity(path: Path) -> paramiko.PKey:
@@ -130,10 +137,17 @@ def load_identity(path: Path) -> paramiko.PKey:
 class Session:
     """An authenticated SSH connection to one host."""
 
-    def __init__(self, client: paramiko.SSHClient, address: str, host_key: str) -> None:
+    def __init__(
+        self,
+        client: paramiko.SSHClient,
+        address: str,
+        host_key: str,
+        replaced_key: str | None = None,
+    ) -> None:
         self.client = client
         self.address = address  # the IP address the host name resolved to
         self.host_key = host_key  # fingerprint of the key the host showed
+        self.replaced_key = replaced_key  # the stored key it replaced (accepted as changed)
 
     def close(self) -> None:
         self.client.close()
@@ -207,7 +221,8 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
         raise HostError("unreachable", f"{where}: {e.strerror or e}") from None
 
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(_VerifyPolicy(known_hosts))
+    policy = _VerifyPolicy(known_hosts)
+    client.set_missing_host_key_policy(policy)
     try:
         client.connect(
             hostname=target.host,  # the name host keys are stored under
@@ -248,4 +263,5 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
         raise HostError("unreachable", f"{where}: SSH failed: {message}") from None
     transport = client.get_transport()
     assert transport is not None
-    return Session(client, address, fingerprint(transport.get_remote_server_key()))
+    key = fingerprint(transport.get_remote_server_key())
+    return Session(client, address, key, policy.replaced)

@@ -34,13 +34,15 @@ class ReportStore:
         never names an archive that is not there)."""
         path = self.report_path(report)
         if kept is not None:
-            write_atomic(archive_path(path), dumps(kept))
+            write_atomic(archive_path(path), dumps(kept), private=True)
         write_atomic(path, render("json", report))
 
     def take_archive(self, report: Report, source: Path) -> None:
         """Copy the evidence archive of the report file ``source`` (in another folder) to sit
         next to ``report`` here, as it is: its checksum is in the report."""
-        write_atomic(archive_path(self.report_path(report)), archive_path(source).read_bytes())
+        write_atomic(
+            archive_path(self.report_path(report)), archive_path(source).read_bytes(), private=True
+        )
 
     def reusable(self, student: str, rubric: Rubric) -> Report | None:
         """The student's report, if it is complete, graded, and made with this same rubric."""

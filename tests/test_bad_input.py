@@ -76,7 +76,7 @@ CASES = {
     ),
     "no workers": (
         lambda t: ["--roster", roster(t, "student,host\ns1,vm1\n"), "--workers", "0"],
-        ["--workers", "0 is not in the range x>=1"],
+        ["--workers", "0: must be at least 1"],
     ),
     "regrade of a folder with no reports": (
         lambda t: ["regrade", str(t)],

@@ -107,3 +107,34 @@ def test_rubric_command_refuses_a_bad_rubric(grade, tmp_path):
     run = grade("rubric", str(rubric))
     assert run.exit == ExitStatus.BAD_INPUT
     assert f"{rubric}: sections: this key is required" in run.stderr
+
+
+def test_an_option_before_a_subcommand_is_honoured_or_refused(grade, tmp_path):
+    # honoured: the subcommand takes it (here a rubric that does not exist, so it is seen)
+    run = grade("--rubric", str(tmp_path / "none.toml"), "rubric")
+    assert run.exit == ExitStatus.BAD_INPUT and "none.toml: cannot read the rubric" in run.stderr
+    # refused: the subcommand has no such option
+    run = grade("--host", "vm", "rubric")
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert "--host is not an option of `grade rubric`" in run.stderr
+
+
+def test_host_and_local_cannot_be_combined(grade):
+    run = grade("--host", "vm", "--local")
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert "--host and --local cannot be combined" in run.stderr
+
+
+def test_var_env_reads_a_variable_from_the_environment(grade, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_VAR_ENV", raising=False)
+    run = grade("--host", "127.0.0.1", "--var-env", "bob_password=NO_SUCH_VAR_ENV")
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert "the environment variable NO_SUCH_VAR_ENV is not set" in run.stderr
+    run = grade("--host", "127.0.0.1", "--var-env", "bob_password")
+    assert run.exit == ExitStatus.BAD_INPUT and "expected NAME=ENVVAR" in run.stderr
+
+
+def test_the_ssh_password_is_not_in_a_targets_repr():
+    from grader.ssh import Target
+
+    assert "s3cret" not in repr(Target(host="vm", password="s3cret"))

@@ -1,19 +1,64 @@
-"""Text from a student's VM, made safe to put in a file someone else opens."""
+"""Text from a student's VM, made safe to put in a file someone else opens or on a terminal.
+
+Everything a VM sends is data: never markup, never a terminal control sequence. A terminal
+acts on C0 controls (ESC starts CSI and OSC sequences, CR and backspace overwrite what was
+shown), on the C1 controls (U+009B is a one-character CSI on many terminals) and, for what a
+reader sees, on the Unicode bidi overrides and isolates, which reorder text on screen.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any, TypeVar
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+#: What a terminal must never receive raw: every C0 control but newline and tab, DEL, the C1
+#: controls, bidi marks, embeddings, overrides and isolates, the line and paragraph
+#: separators, and non-characters.
+_TERMINAL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ufffe\uffff]"
+)
+#: What a file for people (XML, Markdown, CSV) must not hold: the same but CR (a line end).
+_FILE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffe\uffff]"
+)
+
+T = TypeVar("T")
 
 
 def printable(text: str) -> str:
-    """Control characters (NUL, ESC ...) replaced: XML cannot hold them, and in Markdown or a
-    terminal they do damage (escape sequences)."""
-    return _CONTROL.sub("\ufffd", text)
+    """Control characters replaced (U+FFFD): XML cannot hold them, and in Markdown they do
+    damage (escape sequences when the file is shown, reordered text)."""
+    return _FILE.sub("\ufffd", text)
 
 
 def escaped(text: str) -> str:
-    """Control characters written as escapes (``\\u001b``), for a terminal showing evidence whole:
-    nothing the VM sent can move the cursor or recolour the screen, and a NUL is seen."""
-    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """Control characters written as escapes (``\\u001b``), for a terminal: nothing the VM sent
+    can move the cursor, recolour the screen, set the clipboard or reorder the text, and a NUL
+    is seen."""
+    return _TERMINAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def escaped_all(value: T) -> T:
+    """``value`` with every string in it escaped: a report, a rubric, their parts."""
+    return _escape(value)
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, (PurePath, bytes, int, float, bool)) or value is None:
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        changes = {f.name: _escape(getattr(value, f.name)) for f in fields if f.init}
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(_escape(v) for v in value)
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    if isinstance(value, Mapping):
+        return {_escape(k): _escape(v) for k, v in value.items()}
+    return value

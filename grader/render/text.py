@@ -32,6 +32,7 @@ def text_console(color: bool, width: int) -> Console:
         force_terminal=color,
         no_color=not color,
         width=width,
+        markup=False,  # nothing in a report is markup: it may quote what a VM sent
         highlight=False,
         emoji=False,
     )
@@ -52,7 +53,13 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         + (f", regraded {report.regraded_at} from its evidence" if report.regraded_at else "")
     )
     if report.host_key:
-        console.print(f"Host key {report.host_key}")
+        replaced = report.host_key_replaced
+        console.print(
+            Text(
+                f"Host key {report.host_key}"
+                + (f" (accepted as changed: it was {replaced})" if replaced else "")
+            )
+        )
     if report.status != "graded":
         console.print(Text(f"NOT GRADED ({report.error_kind}): {report.error}", style="bold red"))
         return console.file.getvalue()  # type: ignore[attr-defined]

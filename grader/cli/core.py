@@ -1,0 +1,87 @@
+"""The ``grade`` command: parse, dispatch, and map every exception to an exit status, in one place.
+
+Exit status: 0 every check passed; 1 graded, some checks did not pass; 2 bad usage, rubric or
+other input; 3 the host could not be graded; 4 a bug in the grader (``--traceback`` shows it);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from grader.cli.definition import COMMON, DEFAULTS, Parser, UsageError, build_parser
+from grader.errors import ExitStatus, InputError
+from grader.logs import configure_logging
+from grader.render.safe import escaped
+
+#: What runs each subcommand (None: grading itself), imported on first use.
+COMMANDS = {
+    None: "grader.cli.grading:grade",
+    "rubric": "grader.cli.folders:rubric",
+    "export": "grader.cli.folders:export",
+    "merge": "grader.cli.folders:merge",
+    "regrade": "grader.cli.folders:regrade",
+    "show": "grader.cli.folders:show",
+}
+#: Options a subcommand gives a list of, kept apart from the same option given before it.
+LISTS = ("variables", "var_env")
+
+
+def options(parser: Parser, namespace: argparse.Namespace) -> dict[str, Any]:
+    """The options given, with the defaults of those that were not. An option given before a
+    subcommand that the subcommand does not take is refused by name."""
+    given = vars(namespace)
+    command = given.pop("command", None)
+    if command is not None:
+        own = {
+            action.dest.removesuffix("_after") for action in parser.subcommands[command]._actions
+        }
+        stray = sorted(name for name in given if name in DEFAULTS and name not in own | COMMON)
+        if stray:
+            flag = "--" + stray[0].replace("_", "-").replace("fmt", "format")
+            flag = {"--rubric-path": "--rubric", "--variables": "--var"}.get(flag, flag)
+            raise UsageError(
+                f"{flag} is not an option of `grade {command}`; it was given before the "
+                f"subcommand (see grade {command} --help)"
+            )
+    for name in LISTS:  # a list given both before and after a subcommand: both count
+        before, after = given.pop(name, None), given.pop(f"{name}_after", None)
+        given[name] = [*(before or []), *(after or [])]
+    return {**DEFAULTS, **given, "command": command}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``grade`` with ``argv`` and return its exit status (tests call this in-process)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = "--traceback" in args
+    try:
+        configure_logging()
+        parser = build_parser()
+        opts = options(parser, parser.parse_args(args))
+        module, function = COMMANDS[opts["command"]].split(":")
+        handler = getattr(importlib.import_module(module), function)
+        return int(handler(opts) or 0)
+    except SystemExit as e:  # --help, --version
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("grade: interrupted\n")
+        return 130
+    except InputError as e:
+        sys.stderr.write(f"grade: error: {escaped(str(e))}\n")
+        return ExitStatus.BAD_INPUT
+    except Exception as e:
+        if show_traceback:
+            raise
+        sys.stderr.write(
+            f"grade: internal error: {type(e).__name__}: {escaped(str(e))} "
+            "(this is a bug in the grader; run again with --traceback to see where)\n"
+        )
+        return ExitStatus.INTERNAL_ERROR
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,484 @@
+"""What ``grade`` accepts: its options and subcommands, apart from what they do (``core``).
+
+Built on argparse (the standard library), so the same command line runs in the self-check
+bundle on a lab VM's own Python 3.9, where no third-party CLI library can be assumed.
+
+Every option of the top-level parser defaults to "not given" (``SUPPRESS``): ``core`` fills in
+``DEFAULTS`` afterwards, and so knows which options were given. An option given before a
+subcommand (``grade --rubric X regrade DIR``) is honoured when the subcommand has that option
+too, and refused by name when it has not: never silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+from grader import __version__
+from grader.errors import InputError
+
+FORMATS = ("text", "json", "html", "md", "junit", "gradescope")
+
+DESCRIPTION = """\
+Grade a student's lab VM over SSH and report the marks, check by check.
+
+  grade --host student-vm                       grade one VM (the built-in lab's rubric)
+  grade --host 10.0.0.7 --var-env pw=VM_PW      a rubric variable from the environment
+  grade --host vm --format json --out reports   a JSON report on stdout and in reports/
+  grade --roster class.csv --workers 16         grade a whole class (see ROSTER below)
+  sudo grade --local                            a student checks their own VM
+  grade regrade reports/lab6 --rubric new.toml  re-mark a graded class without its VMs
+  grade show reports/lab6 s123 some_check       the evidence behind one decision
+
+The grader logs in over SSH (your keys or ssh-agent, --identity, or a password from
+--password-env), inspects the VM from the inside with the lab's testinfra checks, probes it
+from the outside (port scans, service greetings and logins), and scores the results with the
+lab's rubric. Host keys are trusted on first use and kept in the grader's own known-hosts
+file; a changed host key refuses to grade until you accept it for that host
+(--accept-changed-host-key HOST).
+"""
+
+EPILOG = """\
+ROSTER: a CSV file with a header row; columns student and host are required; port, user,
+identity (a key file, relative to the roster) and password_env (an environment variable's
+name) override the options of the same name for that student; any other column is a rubric
+variable. Each student's report goes to DIR/<student>.json, with the evidence archive of what
+the VM answered (DIR/<student>.evidence.json.gz, for `grade regrade`), and the class to
+DIR/summary.csv and DIR/index.html (DIR: --out, default reports/<lab>-<time>/). Ctrl-C stops
+within seconds: the gradings that finished are kept, and --resume grades the rest.
+
+Exit status with --host or --local: 0 every check passed, 1 graded with lost marks, 2 bad usage
+or input, 3 the host could not be graded (unreachable, login refused, host key changed), 4 a bug
+in the grader. With --roster: 0 every student graded, 2 bad input, 3 at least one student could
+not be graded, 130 interrupted.
+
+Subcommands (grade SUBCOMMAND --help for each): rubric, export, merge, regrade, show.
+"""
+
+#: The grading options' values when they are not given.
+DEFAULTS: dict[str, Any] = {
+    "host": None,
+    "local": False,
+    "student_view": None,
+    "roster": None,
+    "workers": 32,
+    "shard": None,
+    "resume": False,
+    "port": 22,
+    "user": "root",
+    "identity": None,
+    "password_env": None,
+    "rubric_path": None,
+    "variables": [],
+    "var_env": [],
+    "fmt": "text",
+    "out": None,
+    "known_hosts": None,  # filled from GRADER_KNOWN_HOSTS or the user's config folder
+    "accept_changed": [],
+    "connect_timeout": 5.0,
+    "command_timeout": 30.0,
+    "host_timeout": 300.0,
+    "reply_timeout": 15.0,
+    "no_prefetch": False,
+    "cache_dir": None,  # filled from GRADER_CACHE_DIR or the user's cache folder
+    "color": "auto",
+    "traceback": False,
+}
+
+#: Top-level options every subcommand takes as well.
+COMMON = frozenset({"color", "traceback"})
+
+
+class UsageError(InputError):
+    """The command line itself is wrong (an unknown option, a missing value ...)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised (and reported by ``core`` in one place), not
+    printed and exited on the spot."""
+
+    subcommands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def at_least(minimum: float, kind: Callable[[str], Any] = float) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum:g}")
+        return value
+
+    return convert
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    width = min(os.get_terminal_size().columns if os.isatty(1) else 100, 100)
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32, width=width)
+
+
+def _grading_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    what = parser.add_argument_group("what to grade (give one)")
+    what.add_argument("--host", metavar="HOST", help="The VM to grade: a host name or address.")
+    what.add_argument(
+        "--roster",
+        type=Path,
+        metavar="CSV",
+        help="Grade every student of a roster instead (see ROSTER below).",
+    )
+    what.add_argument(
+        "--local",
+        action="store_true",
+        help="Grade this machine, without SSH (a student checking their own VM). Run as root "
+        "to grade everything.",
+    )
+    lab = parser.add_argument_group("the lab")
+    lab.add_argument(
+        "--rubric",
+        dest="rubric_path",
+        type=Path,
+        metavar="PATH",
+        help="Rubric to grade with (default: the built-in lab's rubric.toml).",
+    )
+    lab.add_argument(
+        "--var",
+        dest="variables",
+        action="append",
+        metavar="NAME=VALUE",
+        help="Set a rubric variable. Repeatable. For a secret, prefer --var-env.",
+    )
+    lab.add_argument(
+        "--var-env",
+        dest="var_env",
+        action="append",
+        metavar="NAME=ENVVAR",
+        help="Set a rubric variable from an environment variable, so that its value never "
+        "appears on a command line or in shell history. Repeatable.",
+    )
+    ssh = parser.add_argument_group("connecting")
+    ssh.add_argument("--port", type=port_number, help="SSH port (default 22).")
+    ssh.add_argument(
+        "--user",
+        help="SSH user (default root: the checks look where only root may).",
+    )
+    ssh.add_argument(
+        "--identity",
+        type=Path,
+        metavar="KEYFILE",
+        help="Private key to log in with (default: your SSH keys and ssh-agent).",
+    )
+    ssh.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="Name of an environment variable holding the SSH password (so the password never "
+        "appears on a command line). The grader warns when one password would go to several "
+        "hosts.",
+    )
+    ssh.add_argument(
+        "--known-hosts",
+        type=Path,
+        metavar="FILE",
+        help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS; default "
+        "~/.config/lab-grader/known_hosts).",
+    )
+    ssh.add_argument(
+        "--accept-changed-host-key",
+        dest="accept_changed",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="HOST",
+        help="Accept and store a host key that differs from the stored one, for HOST "
+        "(repeatable; with --host, HOST may be left out). The report records that the key was "
+        "accepted as changed.",
+    )
+    limits = parser.add_argument_group("time limits (seconds)")
+    limits.add_argument(
+        "--connect-timeout",
+        type=at_least(0.1),
+        metavar="S",
+        help="For each of TCP connect, SSH greeting, login (default 5).",
+    )
+    limits.add_argument(
+        "--command-timeout",
+        type=at_least(0.1),
+        metavar="S",
+        help="One command on the VM (default 30); past it that check is an error.",
+    )
+    limits.add_argument(
+        "--reply-timeout",
+        type=at_least(0.1),
+        metavar="S",
+        help="A whole conversation with a service when probing from outside (default 15).",
+    )
+    limits.add_argument(
+        "--host-timeout",
+        type=at_least(1),
+        metavar="S",
+        help="The whole grading of one host, commands and probes included (default 300); what "
+        "it leaves no time for is an error, so one broken VM never holds up a class.",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        help="text: a table for people (default); json: the JSON report; html: a "
+        "self-contained page; md: Markdown for feedback; junit: JUnit XML; gradescope: "
+        "Gradescope's results.json. (A roster run writes all of them to its folder.)",
+    )
+    out.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="Also write the JSON report and the evidence archive to DIR (with --roster: the "
+        "run's folder).",
+    )
+    view = out.add_mutually_exclusive_group()
+    view.add_argument(
+        "--student-view",
+        dest="student_view",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Hidden rubric items are only counted; the score is over the visible ones "
+        "(the default with --local).",
+    )
+    view.add_argument(
+        "--instructor-view",
+        dest="student_view",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="Everything, hidden items included (the default with --host).",
+    )
+    _color_option(out)
+    add("--traceback", action="store_true", help="Show the Python traceback of a grader bug.")
+    cls = parser.add_argument_group("a class (with --roster)")
+    cls.add_argument(
+        "--workers",
+        type=at_least(1, int),
+        metavar="N",
+        help="How many hosts are graded at once (default 32).",
+    )
+    cls.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="Grade only the Kth of N slices of the roster (one job of a CI matrix or a Slurm "
+        "array); `grade merge` combines the slices' folders.",
+    )
+    cls.add_argument(
+        "--resume",
+        action="store_true",
+        help="With --out: keep the students whose report in DIR is graded with this same "
+        "rubric, and grade the others.",
+    )
+    speed = parser.add_argument_group("speed")
+    speed.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="Run every command of the checks on its own round trip (slower; the marks are "
+        "the same). By default the commands the checks are known to ask run in one round trip.",
+    )
+    speed.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="Where the grader keeps what it learned about a rubric's commands (env "
+        "GRADER_CACHE_DIR; default ~/.cache/lab-grader).",
+    )
+
+
+def _color_option(group: Any) -> None:
+    group.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        help="Colour on the terminal: auto (default: when writing to a terminal and NO_COLOR "
+        "is not set), always or never.",
+    )
+
+
+def _subcommands(parser: Parser) -> None:
+    commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
+
+    def sub(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            formatter_class=_formatter,
+            argument_default=argparse.SUPPRESS,
+        )
+
+    rubric = sub(
+        "rubric",
+        "check a rubric and show its items",
+        "Check a rubric (and its checks) and show its items and points total (default: the "
+        "built-in lab's rubric).",
+    )
+    rubric.add_argument("path", nargs="?", type=Path, default=None, help="The rubric file.")
+    rubric.add_argument(
+        "--rubric", dest="rubric_path", type=Path, metavar="PATH", help="The same as PATH."
+    )
+    rubric.add_argument(
+        "--student-copy",
+        action="store_true",
+        default=False,
+        help="Write the rubric without its hidden items (comments kept), to hand out.",
+    )
+    rubric.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        help="With --student-copy: write it to this file instead of stdout.",
+    )
+
+    export = sub(
+        "export",
+        "a gradebook import file (Moodle, Canvas)",
+        "Write a gradebook import file (CSV, to stdout) from a roster run's folder. Students "
+        "who could not be graded are left empty, never 0.",
+    )
+    export.add_argument("directory", type=Path, help="A roster run's folder.")
+    export.add_argument(
+        "--lms", choices=("moodle", "canvas"), required=True, help="The gradebook to import into."
+    )
+    export.add_argument(
+        "--id-column",
+        default=None,
+        metavar="NAME",
+        help="Header of the column holding the roster's student ids (default: moodle "
+        "'ID number', canvas 'SIS User ID').",
+    )
+    export.add_argument(
+        "--grade-column",
+        default=None,
+        metavar="NAME",
+        help="Header of the grade column (default: the rubric's title).",
+    )
+    export.add_argument(
+        "--no-feedback",
+        dest="feedback",
+        action="store_false",
+        default=True,
+        help="Moodle: leave out the Feedback column with each student's lost marks.",
+    )
+
+    merge = sub(
+        "merge",
+        "combine the folders of roster shards",
+        "Combine the folders of roster shards (grade --roster --shard K/N) into one class "
+        "folder: every student's report, the summary, the overview and the exports, with clones "
+        "flagged across shards. Exit status 0 every student graded, 3 some not.",
+    )
+    merge.add_argument("directories", nargs="+", type=Path, metavar="DIR", help="Shard folders.")
+    merge.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="The folder of the whole class."
+    )
+    merge.add_argument(
+        "--rubric",
+        dest="rubric_path",
+        type=Path,
+        metavar="PATH",
+        help="The rubric the shards graded with (default: the built-in lab's).",
+    )
+
+    regrade = sub(
+        "regrade",
+        "re-mark a graded folder without its VMs",
+        "Re-mark a graded folder (a roster run's, or --host --out's) from the evidence "
+        "archives recorded at grading (<student>.evidence.json.gz), without the VMs.\n\n"
+        "The checks run again against what each VM answered then, with the rubric given now: "
+        "new points, hints, dependencies and visibility apply. A check that asks for something "
+        'the VM was never asked is an error ("needs the live VM"), never a guess. A student '
+        "who was not graded stays not graded; an archive that is missing, changed after "
+        "grading or not the one the report was made from is refused, and that student is "
+        "reported as not regraded. Exit status 0 every student regraded, 2 bad input, 3 some "
+        "not.",
+    )
+    regrade.add_argument("directory", type=Path, help="The graded folder (never written to).")
+    regrade.add_argument(
+        "--rubric",
+        dest="rubric_path",
+        type=Path,
+        metavar="PATH",
+        help="The rubric to mark with now (default: the built-in lab's).",
+    )
+    regrade.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR2",
+        help="Where the new reports, summary and exports go (default: DIRECTORY-regraded-<time>).",
+    )
+    regrade.add_argument(
+        "--var",
+        dest="variables_after",
+        action="append",
+        metavar="NAME=VALUE",
+        help="Set a rubric variable for every student (default: the values used at grading).",
+    )
+    regrade.add_argument(
+        "--var-env",
+        dest="var_env_after",
+        action="append",
+        metavar="NAME=ENVVAR",
+        help="Set a rubric variable from an environment variable (a secret given at grading, "
+        "say, to replay answers the archive keeps it out of).",
+    )
+    regrade.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="The SSH password used at grading, from an environment variable: needed only to "
+        "replay an answer in which the VM showed that password (the archive keeps it out).",
+    )
+
+    show = sub(
+        "show",
+        "the evidence behind one decision",
+        "Print the decision on one check of one student and the evidence behind it, whole, as "
+        "the evidence archive recorded it (for settling a dispute). STUDENT is a student id or "
+        "a host. Secrets and private keys are masked, and the output says where.",
+    )
+    show.add_argument("directory", type=Path, help="A graded folder.")
+    show.add_argument("student")
+    show.add_argument("check")
+    show.add_argument(
+        "--all", dest="show_all", action="store_true", default=False, help="Every line."
+    )
+    show.add_argument(
+        "--lines",
+        type=at_least(1, int),
+        default=60,
+        help="Lines shown of each output (default 60).",
+    )
+    parser.subcommands = dict(commands.choices)
+    for each in (rubric, export, merge, regrade, show):
+        _color_option(each)
+        each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="grade",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_formatter,
+        argument_default=argparse.SUPPRESS,
+        add_help=True,
+    )
+    parser.add_argument("--version", action="version", version=f"grade, version {__version__}")
+    _grading_options(parser)
+    _subcommands(parser)
+    return parser

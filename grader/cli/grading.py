@@ -1,0 +1,247 @@
+"""``grade --host``, ``grade --local`` and ``grade --roster``: grading itself."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from grader.cli.definition import UsageError
+from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
+from grader.errors import InputError
+from grader.files import write_atomic
+from grader.render import render
+from grader.rubric import Rubric, default_rubric_path, load_rubric
+
+
+def given_variables(opts: Mapping[str, Any]) -> dict[str, str]:
+    """The rubric variables of --var NAME=VALUE and --var-env NAME=ENVVAR."""
+    found: dict[str, str] = {}
+    for value in opts["variables"]:
+        name, sep, content = value.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--var: expected NAME=VALUE, got {value!r}")
+        found[name] = content
+    for value in opts["var_env"]:
+        name, sep, variable = value.partition("=")
+        if not sep or not name or not variable:
+            raise UsageError(f"--var-env: expected NAME=ENVVAR, got {value!r}")
+        if variable not in os.environ:
+            raise InputError(f"--var-env {value}: the environment variable {variable} is not set")
+        found[name] = os.environ[variable]
+    return found
+
+
+def ssh_password(opts: Mapping[str, Any]) -> str | None:
+    name = opts["password_env"]
+    if name is None:
+        return None
+    password = os.environ.get(name)
+    if password is None:
+        raise InputError(f"--password-env {name}: the environment variable {name} is not set")
+    return password
+
+
+def known_hosts_file(opts: Mapping[str, Any]) -> Path:
+    if opts["known_hosts"] is not None:
+        return Path(opts["known_hosts"])
+    if os.environ.get("GRADER_KNOWN_HOSTS"):
+        return Path(os.environ["GRADER_KNOWN_HOSTS"])
+    import platformdirs
+
+    return platformdirs.user_config_path("lab-grader") / "known_hosts"
+
+
+def cache_dir(opts: Mapping[str, Any]) -> Path:
+    if opts["cache_dir"] is not None:
+        return Path(opts["cache_dir"])
+    if os.environ.get("GRADER_CACHE_DIR"):
+        return Path(os.environ["GRADER_CACHE_DIR"])
+    import platformdirs
+
+    return platformdirs.user_cache_path("lab-grader")
+
+
+def the_rubric(opts: Mapping[str, Any]) -> Rubric:
+    return load_rubric(opts["rubric_path"] or default_rubric_path())
+
+
+def grade(opts: dict[str, Any]) -> int:
+    host, roster, local = opts["host"], opts["roster"], opts["local"]
+    chosen = [name for name, value in (("--host", host), ("--roster", roster), ("--local", local))
+              if value]  # fmt: skip
+    if len(chosen) != 1:
+        if len(chosen) > 1:
+            raise UsageError(f"{' and '.join(chosen)} cannot be combined: give one of them")
+        raise UsageError("give one of --host HOST, --roster CSV or --local (see grade --help)")
+    if not roster and (opts["resume"] or opts["shard"]):
+        raise UsageError("--resume and --shard are for a --roster run")
+    if roster and opts["student_view"]:
+        raise UsageError("--student-view is for --host and --local")
+    if local and (opts["password_env"] or opts["identity"] or opts["accept_changed"]):
+        raise UsageError("--local grades this machine without SSH: SSH options do not apply")
+
+    from grader.runner import Options, grade_host, grade_local, load_lab_checks
+    from grader.ssh import KnownHosts, Target, load_identity
+
+    given = given_variables(opts)
+    rubric = the_rubric(opts)
+    resolved = rubric.resolve_vars(given)
+    checks = load_lab_checks(rubric)
+    password = ssh_password(opts)
+    if opts["identity"] is not None:
+        load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
+    accept = set(opts["accept_changed"])
+    if "" in accept:
+        if not host:
+            raise UsageError(
+                "--accept-changed-host-key: name the host(s) whose new key you accept "
+                "(--accept-changed-host-key HOST, repeatable)"
+            )
+        accept = (accept - {""}) | {host}
+    options = Options(
+        known_hosts=KnownHosts(known_hosts_file(opts), frozenset(accept)),
+        connect_timeout=opts["connect_timeout"],
+        command_timeout=opts["command_timeout"],
+        reply_timeout=opts["reply_timeout"],
+        host_timeout=opts["host_timeout"],
+    )
+    target = Target(
+        host=host or "",
+        port=opts["port"],
+        user=opts["user"],
+        identity=opts["identity"],
+        password=password,
+    )
+    plan = None
+    if not opts["no_prefetch"]:
+        from grader.prefetch import Plan
+
+        plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
+    color = use_color(opts["color"], sys.stdout)
+    if roster:
+        return _grade_class(Path(roster), rubric, checks, given, options, target, opts, plan, color)
+
+    if local:
+        grading = grade_local(rubric, checks, resolved, options)
+    else:
+        grading = grade_host(target, rubric, checks, resolved, options, plan=plan)
+        if plan is not None:
+            plan.save()
+    report = grading.report
+    if opts["student_view"] if opts["student_view"] is not None else local:
+        from grader.views import student_view
+
+        report = student_view(report, rubric)
+    if opts["out"] is not None:
+        from grader.store import ReportStore
+
+        store = ReportStore(Path(opts["out"]))
+        store.save(report, grading.archive)
+        if opts["fmt"] in ("html", "md"):
+            path = store.report_path(report).with_suffix(f".{opts['fmt']}")
+            write_atomic(path, render(opts["fmt"], report))
+    if opts["fmt"] == "text":
+        to_terminal("text", report, color)
+    else:
+        sys.stdout.write(render(opts["fmt"], report))
+        sys.stdout.flush()
+    return exit_status(report)
+
+
+def _warn_shared_passwords(students: Sequence[Any]) -> None:
+    """One SSH password sent to several hosts: any of them that records passwords (its root
+    may replace sshd) learns the password of all the others."""
+    hosts: dict[str, list[str]] = defaultdict(list)
+    for student in students:
+        if student.target.password:
+            hosts[student.target.password].append(student.student)
+    for names in hosts.values():
+        if len(names) > 1:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            sys.stderr.write(
+                f"grade: warning: one SSH password would be sent to {len(names)} hosts "
+                f"({shown}). A student is root on their VM and can make sshd record the "
+                "passwords it is given, and so learn the password of every other VM. Log in "
+                "with a key instead (--identity, or the roster's identity column), or give "
+                "each student their own password (the roster's password_env column).\n"
+            )
+
+
+def _grade_class(
+    roster: Path,
+    rubric: Rubric,
+    checks: Mapping[str, Any],
+    given: Mapping[str, str],
+    options: Any,
+    defaults: Any,
+    opts: Mapping[str, Any],
+    plan: Any,
+    color: bool,
+) -> int:
+    from grader.batch import grade_roster
+    from grader.progress import progress_for
+    from grader.roster import load_roster, parse_shard, shard
+    from grader.store import ReportStore
+
+    if opts["fmt"] != "text":
+        raise UsageError(
+            "--format is for --host and --local; a roster run writes every format to its "
+            "folder (--out)"
+        )
+    if opts["resume"] and opts["out"] is None:
+        raise UsageError("--resume needs --out DIR: the folder of the run to resume")
+    students = load_roster(roster, rubric, defaults)
+    if opts["shard"]:
+        students = shard(students, *parse_shard(opts["shard"]))
+    _warn_shared_passwords(students)
+    slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
+    directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
+    store = ReportStore(Path(directory))
+    started = time.monotonic()
+    with _sigterm_interrupts(), progress_for(len(students), color=color) as progress:
+        result = grade_roster(
+            students,
+            rubric,
+            checks,
+            given,
+            options,
+            store,
+            progress,
+            opts["workers"],
+            resume=opts["resume"],
+            plan=plan,
+        )
+    to_terminal(
+        "class",
+        result.reports,
+        color,
+        rubric=rubric,
+        directory=directory,
+        elapsed=time.monotonic() - started,
+        interrupted=result.interrupted,
+        expected=len(students),
+    )
+    return 130 if result.interrupted else class_exit_status(result.reports)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a roster run as Ctrl-C does: within seconds, keeping what finished."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,43 @@
+"""What the CLI writes for people: renderings fitted to the terminal, coloured only where
+colour is wanted, with everything in them that came from a VM escaped; and the exit statuses
+that follow from reports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from grader.errors import ExitStatus
+from grader.render import render
+from grader.render.safe import escaped_all
+from grader.results import Report
+
+
+def use_color(choice: str, stream: TextIO) -> bool:
+    """--color always/never, or auto: on a terminal, unless NO_COLOR is set (no-color.org)."""
+    if choice in ("always", "never"):
+        return choice == "always"
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def to_terminal(kind: str, subject: Any, color: bool, **fields: Any) -> None:
+    """Write a rendering for people to stdout. Text from a VM reaches the terminal as escapes
+    (``\\u001b``), never as control characters, and is never read as markup."""
+    width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+    text = render(kind, escaped_all(subject), color=color, width=width, **escaped_all(fields))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def class_exit_status(reports: Sequence[Report]) -> int:
+    graded = all(r.status == "graded" for r in reports)
+    return ExitStatus.OK if graded else ExitStatus.NOT_GRADED
+
+
+def exit_status(report: Report) -> int:
+    if report.status != "graded":
+        return ExitStatus.NOT_GRADED
+    return ExitStatus.OK if report.all_passed else ExitStatus.NOT_ALL_PASSED
