@@ -15,7 +15,10 @@ def _vsftpd_settings(host, lab):
 
 
 def test_ftp_disabled(host, lab, outside):
-    """ftp is disabled again: no active ftp entry in inetd.conf (tcp, tcp6 ...) and 21 closed."""
+    """ftp is disabled again.
+
+    ftp is disabled again: no active ftp entry in inetd.conf (tcp, tcp6 ...) and 21 closed.
+    """
     compare_views(host, outside, 21)
     active = entries_for_port(inetd_entries(host, lab), services(host, lab), 21, active=True)
     assert not active, f"{lab.paths.inetd_conf} still enables ftp: " + "; ".join(
@@ -32,14 +35,20 @@ def test_ftp_disabled(host, lab, outside):
 
 
 def test_vsftpd_anonymous_disabled(host, lab):
-    """vsftpd does not allow anonymous FTP (anonymous_enable=NO)."""
+    """Anonymous FTP is off.
+
+    vsftpd does not allow anonymous FTP (anonymous_enable=NO).
+    """
     anonymous = boolean(_vsftpd_settings(host, lab), "anonymous_enable")
     assert anonymous.problem is None, anonymous.problem
     assert not anonymous.value, anonymous.describe("anonymous_enable")
 
 
 def test_vsftpd_local_write(host, lab):
-    """vsftpd lets local users log in and write (local_enable=YES, write_enable=YES)."""
+    """Local users may log in and write.
+
+    vsftpd lets local users log in and write (local_enable=YES, write_enable=YES).
+    """
     settings = _vsftpd_settings(host, lab)
     for name in ("local_enable", "write_enable"):
         setting = boolean(settings, name)
@@ -48,7 +57,10 @@ def test_vsftpd_local_write(host, lab):
 
 
 def test_ftp_root_denied(host, lab):
-    """root cannot log in over FTP: it is listed in /etc/ftpusers."""
+    """root cannot use FTP.
+
+    root cannot log in over FTP: it is listed in /etc/ftpusers.
+    """
     content = read_file(host, lab.paths.ftpusers)
     assert content is not None, f"{lab.paths.ftpusers} does not exist, so root is not kept out"
     users = {line.split("#", 1)[0].strip() for line in content.text.splitlines()}

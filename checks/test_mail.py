@@ -12,7 +12,10 @@ def _is_hello(message: Message) -> bool:
 
 
 def test_mail_hello_world(host, lab):
-    """bob received the "Hello world" message of Exercise 1.2."""
+    """bob got the "Hello world" message.
+
+    bob received the "Hello world" message of Exercise 1.2.
+    """
     box = mailbox(host, lab, lab.var("mail_user"))
     if any(_is_hello(m) for m in box.messages):
         return
@@ -25,7 +28,10 @@ def test_mail_hello_world(host, lab):
 
 
 def test_mail_from_file(host, lab):
-    """bob received another message sent on the VM with mail -s (Exercise 1.1)."""
+    """bob got a message sent from a file.
+
+    bob received another message sent on the VM with mail -s (Exercise 1.1).
+    """
     box = mailbox(host, lab, lab.var("mail_user"))
     sent = [m for m in box.messages if m.locally_submitted and m.subject and not _is_hello(m)]
     assert sent, (
@@ -35,7 +41,10 @@ def test_mail_from_file(host, lab):
 
 
 def test_mail_bcc_root(host, lab):
-    """root received the blind copy (-b root) of the "Hello world" message."""
+    """root got the blind copy.
+
+    root received the blind copy (-b root) of the "Hello world" message.
+    """
     box = mailbox(host, lab, "root")
     assert any(_is_hello(m) for m in box.messages), (
         f"root has no copy of 'Hello world' (sent with -b root@...): {box.describe()}"
@@ -43,7 +52,10 @@ def test_mail_bcc_root(host, lab):
 
 
 def test_mail_smtp_by_hand(host, lab):
-    """bob received a message from root typed in an SMTP conversation (Exercise 3.3)."""
+    """bob got a message typed in an SMTP session.
+
+    bob received a message from root typed in an SMTP conversation (Exercise 3.3).
+    """
     box = mailbox(host, lab, lab.var("mail_user"))
     by_smtp = [m for m in box.messages if m.arrived_by_smtp and not m.locally_submitted]
     from_root = [m for m in by_smtp if m.sender_user == "root"]
@@ -61,7 +73,10 @@ def test_mail_smtp_by_hand(host, lab):
 
 
 def test_mailbox_permissions(host, lab):
-    """No mailbox in the mail spool can be read or written by other users."""
+    """Mailboxes are private.
+
+    No mailbox in the mail spool can be read or written by other users.
+    """
     spool = lab.paths.mail_spool
     if not host.file(spool).is_directory:
         return

@@ -5,7 +5,10 @@ from .support.remote import compare_views, inetd_entries, listeners, services
 
 
 def test_pop3_in_inetd(host, lab):
-    """/etc/inetd.conf has an active pop3 entry."""
+    """pop3 is enabled in inetd.conf.
+
+    /etc/inetd.conf has an active pop3 entry.
+    """
     entries = entries_for_port(inetd_entries(host, lab), services(host, lab), 110)
     if any(e.active for e in entries):
         return
@@ -17,7 +20,10 @@ def test_pop3_in_inetd(host, lab):
 
 
 def test_pop3_listening(host, lab, outside):
-    """TCP port 110 is in LISTEN state on the VM."""
+    """Port 110 listens on the VM.
+
+    TCP port 110 is in LISTEN state on the VM.
+    """
     compare_views(host, outside, 110)
     if listeners(host, 110):
         return
@@ -29,13 +35,19 @@ def test_pop3_listening(host, lab, outside):
 
 
 def test_pop3_greets(outside):
-    """From outside the VM, port 110 answers +OK."""
+    """Port 110 answers +OK from outside.
+
+    From outside the VM, port 110 answers +OK.
+    """
     greeting = outside.pop3_greeting(110)
     assert greeting.ok, f"port 110 did not answer +OK: {greeting.text}"
 
 
 def test_pop3_login(lab, outside):
-    """From outside, bob logs in over POP3 and finds mail (USER, PASS, STAT; nothing deleted)."""
+    """bob can log in over POP3 and has mail.
+
+    From outside, bob logs in over POP3 and finds mail (USER, PASS, STAT; nothing deleted).
+    """
     user, password = lab.var("mail_user"), lab.var("bob_password")
     login = outside.pop3_login(user, password, 110)
     assert login.ok, f"POP3 login as {user} did not work: {login.text}"

@@ -5,7 +5,10 @@ from .support.remote import compare_views, inetd_entries, listeners, services
 
 
 def test_time_disabled(host, lab, outside):
-    """The time service (port 37) is commented out in inetd.conf and nothing serves it."""
+    """The time service is removed.
+
+    The time service (port 37) is commented out in inetd.conf and nothing serves it.
+    """
     compare_views(host, outside, 37)
     active = entries_for_port(inetd_entries(host, lab), services(host, lab), 37, active=True)
     assert not active, f"{lab.paths.inetd_conf} still enables time: " + "; ".join(
@@ -20,7 +23,10 @@ def test_time_disabled(host, lab, outside):
 
 
 def test_telnet_enabled(host, lab, outside):
-    """telnet is enabled in inetd.conf and port 23 listens."""
+    """telnet is enabled.
+
+    telnet is enabled in inetd.conf and port 23 listens.
+    """
     compare_views(host, outside, 23)
     entries = entries_for_port(inetd_entries(host, lab), services(host, lab), 23)
     if not any(e.active for e in entries):

@@ -24,7 +24,10 @@ def _is_mta(process: Process) -> bool:
 
 
 def test_smtp_daemon(host):
-    """A mail transfer agent (sendmail; postfix or exim also accepted) runs as its own daemon."""
+    """sendmail runs as its own daemon.
+
+    A mail transfer agent (sendmail; postfix or exim also accepted) runs as its own daemon.
+    """
     table = processes(host)
     mtas = [p for p in table.values() if _is_mta(p)]
     assert mtas, "no sendmail (or postfix, exim) daemon is running"
@@ -44,13 +47,19 @@ def _mta_refusing(host) -> str:
 
 
 def test_smtp_listening(host, outside):
-    """TCP port 25 is in LISTEN state on the VM."""
+    """Port 25 listens on the VM.
+
+    TCP port 25 is in LISTEN state on the VM.
+    """
     compare_views(host, outside, 25)
     assert listeners(host, 25), "nothing listens on TCP port 25 on the VM" + _mta_refusing(host)
 
 
 def test_smtp_greets(host, outside):
-    """From outside the VM, port 25 answers with an SMTP 220 greeting."""
+    """Port 25 greets from outside.
+
+    From outside the VM, port 25 answers with an SMTP 220 greeting.
+    """
     greeting = outside.smtp_greeting(25)
     if greeting.ok:
         return
@@ -64,7 +73,10 @@ def test_smtp_greets(host, outside):
 
 
 def test_smtp_not_in_inetd(host, lab):
-    """/etc/inetd.conf has no active smtp entry."""
+    """SMTP is not started by inetd.
+
+    /etc/inetd.conf has no active smtp entry.
+    """
     active = entries_for_port(inetd_entries(host, lab), services(host, lab), 25, active=True)
     assert not active, (
         f"{lab.paths.inetd_conf} still starts SMTP: "
@@ -74,7 +86,10 @@ def test_smtp_not_in_inetd(host, lab):
 
 
 def test_queue_empty(host, lab):
-    """No message waits in the mail queues."""
+    """No mail waits in the queue.
+
+    No message waits in the mail queues.
+    """
     waiting = {}
     for folder in lab.paths.mail_queues:
         if host.file(folder).is_directory:

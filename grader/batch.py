@@ -1,22 +1,24 @@
 """Grade a class: many hosts at once, each report saved the moment it is done.
 
 A slow or dead VM only holds its own worker. An interrupt (Ctrl-C, SIGTERM) stops starting new
-gradings, lets the ones under way finish and be saved, and writes the summary of what finished;
-``--resume`` grades the rest later. One grading that crashes (a grader bug) is reported as not
-graded, with the error; the others go on.
+gradings and cancels the ones under way (they stop within a moment, and are not kept: a grading
+cut short is not a result), then writes the summary of what finished; ``--resume`` grades the
+rest later. One grading that crashes (a grader bug) is reported as not graded, with the error;
+the others go on.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Protocol
 
-from grader.checkload import Check
 from grader.integrity import flag_shared_host_keys
+from grader.pack import Pack
 from grader.prefetch import Plan
-from grader.probes import ClassScan
+from grader.probes.scan import ClassScan
 from grader.results import Report
 from grader.roster import Student
 from grader.rubric import Rubric
@@ -38,8 +40,7 @@ class BatchResult:
 
 def grade_roster(
     students: Sequence[Student],
-    rubric: Rubric,
-    checks: Mapping[str, Check],
+    pack: Pack,
     variables: Mapping[str, str],
     options: Options,
     store: ReportStore,
@@ -51,6 +52,8 @@ def grade_roster(
     """Grade the students. With a ``plan`` (see grader.prefetch) the commands the checks ask are
     prefetched in one round trip per host; when the plan knows nothing yet, the first student is
     graded alone to learn it, and the others after."""
+    rubric = pack.rubric
+    cancel = threading.Event()
     done: dict[str, Report] = {}
     todo = []
     for student in students:
@@ -67,13 +70,13 @@ def grade_roster(
             merged = rubric.resolve_vars({**variables, **student.vars})
             return grade_host(
                 student.target,
-                rubric,
-                checks,
+                pack,
                 merged,
                 options,
                 student=student.student,
                 plan=plan,
                 class_scan=class_scan,
+                cancel=cancel,
             )
         except Exception as e:  # a grader bug: this student is not graded, the others are
             error = f"the grader failed: {type(e).__name__}: {e}"
@@ -89,6 +92,8 @@ def grade_roster(
 
     def collect(future: Future[Grading]) -> None:
         grading = future.result()
+        if grading.interrupted:
+            return  # cut short: not a result (--resume grades it again)
         report = grading.report
         assert report.student is not None
         store.save(report, grading.archive)
@@ -116,7 +121,8 @@ def grade_roster(
             collect(future)
     except KeyboardInterrupt:
         interrupted = True
-        pool.shutdown(wait=True, cancel_futures=True)  # the gradings under way finish
+        cancel.set()  # the gradings under way stop within a moment
+        pool.shutdown(wait=True, cancel_futures=True)
         for future in futures:
             finished = future.done() and not future.cancelled()
             if finished and future.result().report.student not in done:

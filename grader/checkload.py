@@ -1,9 +1,10 @@
 """Discover the checks of a lab: plain pytest-testinfra test functions in a folder.
 
-Like check50, the function name is the check's id (without ``test_``) and its docstring is what
-a student reads. A check asks for what it needs by parameter name, as pytest fixtures do; the
-grader provides ``host`` (testinfra), ``lab`` (paths and variables) and ``outside`` (probes
-from the grading machine).
+Like check50, the function name is the check's id (without ``test_``) and its docstring is the
+one text a student reads about it (its first line is the check's title). A check asks for what
+it needs by parameter name, as pytest fixtures do; the grader provides ``host`` (testinfra),
+``lab`` (paths and variables) and ``outside`` (probes from the grading machine). The folder's
+``probes.py``, when there is one, defines the pack's own kinds of outside probe.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ class Check:
     params: tuple[str, ...]
     doc: str
     source: str  # "file:line", for messages about the check itself
+
+    @property
+    def title(self) -> str:
+        """The docstring's first line: what the check verifies, as a student reads it."""
+        first = self.doc.strip().splitlines()[0].strip() if self.doc.strip() else self.id
+        return first.removesuffix(".")
 
 
 def load_checks(directory: Path, fixtures: Collection[str]) -> dict[str, Check]:
@@ -64,6 +71,22 @@ def load_checks(directory: Path, fixtures: Collection[str]) -> dict[str, Check]:
     if not checks:
         raise InputError(f"{directory}: no checks found (test_*.py files with test_* functions)")
     return checks
+
+
+def load_probes(directory: Path) -> list[tuple[str, type]]:
+    """The probe kinds the folder's ``probes.py`` defines: (file:line, class) pairs."""
+    from grader.probes import Probe
+
+    path = directory / "probes.py"
+    if not path.exists():
+        return []
+    package = _import_package(directory)
+    module = _import(f"{package}.probes", path)
+    found = []
+    for _, kind in inspect.getmembers(module, inspect.isclass):
+        if issubclass(kind, Probe) and kind is not Probe and kind.__module__ == f"{package}.probes":
+            found.append((f"{path}:{inspect.getsourcelines(kind)[1]}", kind))
+    return found
 
 
 def _import_package(directory: Path) -> str:

@@ -13,6 +13,10 @@ from grader.results import Report
 from grader.rubric import Rubric
 from grader.views import student_view
 
+#: The class's own files in a run's folder, and the suffixes of each student's files there
+CLASS_FILES = ("index.html", "junit.xml", "summary.csv")
+STUDENT_SUFFIXES = ("html", "md", "json")
+
 
 def class_outputs(reports: Sequence[Report], rubric: Rubric) -> dict[str, str]:
     files: dict[str, str] = {}
@@ -22,7 +26,8 @@ def class_outputs(reports: Sequence[Report], rubric: Rubric) -> dict[str, str]:
         files[f"{stem}.html"] = render("html", shown)
         files[f"{stem}.md"] = render("md", shown)
         files[f"gradescope/{stem}/results.json"] = render("gradescope", report)
-    files["index.html"] = render("index", reports, rubric=rubric)
-    files["junit.xml"] = render("junit", reports)
-    files["summary.csv"] = render("summary_csv", reports, rubric=rubric)
+    index, junit, summary = CLASS_FILES
+    files[index] = render("index", reports, rubric=rubric)
+    files[junit] = render("junit", reports)
+    files[summary] = render("summary_csv", reports, rubric=rubric)
     return files

@@ -3,76 +3,91 @@
 Each testinfra property is a command, and each command over SSH is a round trip and a new
 session on the VM (sshd forks, a shell starts): most of a grading's cost. A host's checks ask the
 same commands host after host, so the grader learns them (the ``Plan``) and, before the checks
-run, runs them all in one exec (``batch_script``): each command under the VM's own login shell
-and coreutils ``timeout``, its stdout, stderr and exit status framed so they parse back exactly.
-The results go into the backend's memo; whatever a check asks that was not prefetched runs live.
-A check sees the same bytes either way, so the marks do not change.
+run, runs them all in one exec (``batch_script``): each command under ``sh -c`` and coreutils
+``timeout``, with its output in files of its own, then one framed record of its exit status,
+stdout and stderr, written out before the next command starts. The results go into the
+backend's memo; whatever a check asks that was not prefetched runs live. A check sees the same
+bytes either way, so the marks do not change.
+
+A student is root on the VM, and the batch's own commands run there: one may rewrite another's
+files, print what looks like a frame, or write into the batch's output. So a record counts only
+when it frames exactly (header, the sizes it announced, then its own trailer), and only when it
+is the one record of its command: anything else leaves that command out of the prefetch, to be
+asked live. No record is ever read as another command's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
+import secrets
 import shlex
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from grader.errors import CommandTimeout
+from grader.execution import Completed
 from grader.files import write_atomic
-from grader.ssh import Completed
 
-MARK = b"@@lab-grader"
+MARK = "@@lab-grader"
 SETUP_FAILED = 97  # the VM lacks timeout or mktemp: no batch, everything runs live
 TIMED_OUT = (124, 137)  # timeout's status when the command ran out of time (137: killed)
 MAX_COMMANDS = 400  # a plan never grows past this
 
 
-def batch_script(commands: Sequence[bytes], timeout: float) -> bytes:
+def new_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+def batch_script(commands: Sequence[bytes], timeout: float, nonce: str) -> bytes:
     """A POSIX shell script that runs each command (under ``sh -c`` and coreutils ``timeout``)
-    with its stdout and stderr in files, then prints one line of exit statuses, the files'
-    sizes, and the files themselves: a few processes per command, nothing per byte."""
+    with its stdout and stderr in files, then prints its record: a header with the exit status
+    and the files' sizes, the files, and a trailer."""
     seconds = max(1, round(timeout))
     lines = [
         f"command -v timeout >/dev/null 2>&1 && d=$(mktemp -d 2>/dev/null) || exit {SETUP_FAILED}",
         "trap 'rm -rf \"$d\"' EXIT",
-        's=""',
     ]
     for index, command in enumerate(commands):
-        lines.append(
+        out, err = f'"$d/{index}o"', f'"$d/{index}e"'
+        lines += [
             f"timeout -k 1 {seconds} sh -c {shlex.quote(command.decode())} "
-            f'>"$d/{index}o" 2>"$d/{index}e" </dev/null; s="$s $?"'
-        )
-    files = " ".join(f'"$d/{n}o" "$d/{n}e"' for n in range(len(commands)))
-    lines.append(f'echo "{MARK.decode()}$s"; stat -c %s {files}; cat {files}')
+            f">{out} 2>{err} </dev/null; s=$?",
+            f"printf '\\n{MARK} {nonce} {index} %s %s %s\\n' \"$s\" "
+            f'"$(stat -c %s {out})" "$(stat -c %s {err})"',
+            f"cat {out} {err}; printf '\\n{MARK} {nonce} end {index}\\n'",
+        ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def parse_batch(
-    output: bytes, count: int, limit: int, timeout: float
-) -> list[Completed | CommandTimeout]:
-    """The results of a batch, in command order; ValueError when the output is not whole."""
-    lines = output.split(b"\n", 2 * count + 1)
-    if len(lines) < 2 * count + 2 or not lines[0].startswith(MARK):
-        raise ValueError("batch output is not whole")
-    statuses = [int(s) for s in lines[0][len(MARK) :].split()]
-    sizes = [int(size) for size in lines[1 : 2 * count + 1]]
-    if len(statuses) != count:
-        raise ValueError("batch output is not whole")
-    data, position = lines[2 * count + 1], 0
-    results: list[Completed | CommandTimeout] = []
-    for index, status in enumerate(statuses):
-        out_size, err_size = sizes[2 * index], sizes[2 * index + 1]
-        out = data[position : position + min(out_size, limit)]
-        err = data[position + out_size : position + out_size + min(err_size, limit)]
-        position += out_size + err_size
-        if position > len(data):
-            raise ValueError("batch output cut short")
+    output: bytes, count: int, limit: int, timeout: float, nonce: str
+) -> dict[int, Completed | CommandTimeout]:
+    """The results of a batch by command index: each command whose record frames exactly and
+    is its only record. A command without one is not here (it runs live)."""
+    header = re.compile(
+        rb"\n" + re.escape(f"{MARK} {nonce} ".encode()) + rb"(\d+) (\d+) (\d+) (\d+)\n"
+    )
+    found: dict[int, list[Completed | CommandTimeout]] = {}
+    for match in header.finditer(output):
+        index, status, out_size, err_size = (int(g) for g in match.groups())
+        if index >= count:
+            continue
+        start = match.end()
+        end = start + out_size + err_size
+        trailer = f"\n{MARK} {nonce} end {index}\n".encode()
+        if output[end : end + len(trailer)] != trailer:
+            continue  # not framed as it said: never read as anything
+        out = output[start : start + min(out_size, limit)]
+        err = output[start + out_size : start + out_size + min(err_size, limit)]
         if status in TIMED_OUT:
-            results.append(CommandTimeout(f"no answer within {timeout:g} s"))
+            result: Completed | CommandTimeout = CommandTimeout(f"no answer within {timeout:g} s")
         else:
-            results.append(Completed(status, out, err, out_size > limit or err_size > limit))
-    return results
+            result = Completed(status, out, err, out_size > limit or err_size > limit)
+        found.setdefault(index, []).append(result)
+    return {index: results[0] for index, results in found.items() if len(results) == 1}
 
 
 class Plan:

@@ -19,11 +19,12 @@ from pathlib import Path
 from grader.archive import Archive, ArchiveError, archive_path, load
 from grader.backend import answer_text
 from grader.batch import close_class
-from grader.checkload import Check
-from grader.errors import InputError
+from grader.errors import CommandTimeout, InputError
+from grader.execution import Completed
+from grader.pack import Pack
 from grader.render.safe import escaped
 from grader.render.text import points
-from grader.results import Report, RubricRef
+from grader.results import PRIVATE_KEY_SHOWN, Report, RubricRef, cut_private_keys
 from grader.rubric import Rubric, closest
 from grader.runner import regrade
 from grader.store import ReportStore
@@ -42,20 +43,26 @@ class Regraded:
     reports: list[Report]
     replayed: int  # students re-marked from their archive
     needed_live: int  # checks that asked for something never recorded
+    needed_secret: int  # checks whose recorded answer held a secret not given again
     changes: list[Change]  # students whose score (or whose score's maximum) changed
 
 
 def regrade_folder(
     found: Sequence[tuple[Path, Report]],
     out: Path,
-    rubric: Rubric,
-    checks: Mapping[str, Check],
+    pack: Pack,
     given: Mapping[str, str],
+    ssh_password: str | None = None,
     finished: Callable[[Report], None] = lambda report: None,
+    per_student: Mapping[str, tuple[Mapping[str, str], str | None]] | None = None,
 ) -> Regraded:
-    """Regrade the reports ``found`` in a folder (``ReportStore.report_files()``) into ``out``."""
+    """Regrade the reports ``found`` in a folder (``ReportStore.report_files()``) into ``out``.
+    ``given`` variables and ``ssh_password`` apply to everyone; ``per_student`` (a roster's
+    variables and SSH password, by student) to one student each."""
+    rubric = pack.rubric
     store = ReportStore(out)
-    reports, changes, replayed, needed_live = [], [], 0, 0
+    reports, changes = [], []
+    replayed = needed_live = needed_secret = 0
     for path, report in found:
         if report.status != "graded":
             new, kept = _carried_over(report, rubric), None
@@ -65,11 +72,13 @@ def regrade_folder(
             except ArchiveError as e:
                 new, kept = _refused(report, rubric, str(e)), None
             else:
-                new = regrade(report, kept, rubric, checks, given)
+                own, password = (per_student or {}).get(report.student or "", ({}, None))
+                new = regrade(report, kept, pack, {**own, **given}, password or ssh_password)
                 if report.view == "student":
                     new = student_view(new, rubric)
                 replayed += 1
                 needed_live += sum(c.error_kind == "needs_live_vm" for c in new.checks)
+                needed_secret += sum(c.error_kind == "needs_secret" for c in new.checks)
         if kept is not None:
             store.take_archive(new, path)
         store.save(new)
@@ -78,7 +87,9 @@ def regrade_folder(
         if marked and (new.score, new.max_score) != (report.score, report.max_score):
             changes.append(Change(new.student or new.host, report, new))
         finished(new)
-    return Regraded(close_class(store, reports, rubric), replayed, needed_live, changes)
+    return Regraded(
+        close_class(store, reports, rubric), replayed, needed_live, needed_secret, changes
+    )
 
 
 def _archive_of(path: Path, report: Report) -> Archive:
@@ -189,17 +200,38 @@ def show(directory: Path, who: str, check_id: str, max_lines: int | None) -> str
     for piece in check.evidence:
         full = recorded.get(piece.source)
         lines += ["", f"$ {piece.source}" if full is not None else f"> {piece.source}"]
-        lines += _bounded((full if full is not None else piece.output).split("\n"), max_lines)
+        text, said = cut_private_keys(full if full is not None else piece.output)
+        lines += _bounded(text.split("\n"), max_lines)
+        if said:
+            lines.append(f"  ({PRIVATE_KEY_SHOWN})")
     return escaped("\n".join(lines)) + "\n"  # nothing from the VM drives the terminal
 
 
 def _full_outputs(kept: Archive) -> dict[str, str]:
-    """Each recorded command's whole answer, keyed and written as the evidence has it."""
+    """Each recorded command's whole answer as stored (the grading's secrets as ****, saying
+    so), keyed and written as the evidence has it."""
     outputs = {}
     for entry in kept.body.commands:
-        answer = entry.answer()
-        outputs[entry.command.data.decode("utf-8", errors="replace")] = (
-            f"(output not kept: {entry.omitted})" if answer is None else answer_text(answer)
+        command = entry.command.stored.decode("utf-8", errors="replace")
+        if entry.omitted is not None:
+            outputs[command] = f"(output not kept: {entry.omitted})"
+            continue
+        if entry.timeout is not None:
+            outputs[command] = answer_text(CommandTimeout(entry.timeout))
+            continue
+        stdout, stderr = entry.stdout, entry.stderr
+        answer = Completed(
+            entry.exit if entry.exit is not None else -1,
+            stdout.stored if stdout else b"",
+            stderr.stored if stderr else b"",
+            entry.truncated,
+        )
+        masked = len(stdout.holes if stdout else ()) + len(stderr.holes if stderr else ())
+        outputs[command] = answer_text(answer) + (
+            f"\n(the grader kept {masked} secret(s) of the grading out of this record: "
+            "shown as ****)"
+            if masked
+            else ""
         )
     return outputs
 

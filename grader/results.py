@@ -128,28 +128,33 @@ PRIVATE_KEY = (
     r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
 )
 PRIVATE_KEY_LEFT_OUT = "-----\\1PRIVATE KEY (left out by the grader)-----"
+PRIVATE_KEY_SHOWN = (
+    "a private key block is left out of what is shown; the evidence archive keeps it, "
+    "as the VM had it, for regrading"
+)
 _PRIVATE_KEY = re.compile(PRIVATE_KEY, re.DOTALL)
-_PRIVATE_KEY_BYTES = re.compile(PRIVATE_KEY.encode(), re.DOTALL)
+
+
+def cut_private_keys(text: str) -> tuple[str, bool]:
+    """``text`` with private-key blocks cut out for people to read, and whether there were."""
+    cut = _PRIVATE_KEY.sub(PRIVATE_KEY_LEFT_OUT, text)
+    return cut, cut != text
 
 
 class Redactor:
-    """Masks secrets (passwords, secret variables) and cuts out private keys (a student's mail
-    or file may hold one) in whatever came back from a VM. Applied before anything is clipped,
-    so no part of a secret survives at a cut, and idempotent, so masked text masks the same."""
+    """For what people read (reports, pages, the terminal): masks secrets (passwords, secret
+    variables) and cuts out private keys (a student's mail or file may hold one) in whatever
+    came back from a VM. Applied before anything is clipped, so no part of a secret survives at
+    a cut, and idempotent, so masked text masks the same. Never applied to what a regrade
+    decides on (the evidence archive): see grader.holes."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._bytes = [s.encode() for s in self.secrets]
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "****")
-        return _PRIVATE_KEY.sub(PRIVATE_KEY_LEFT_OUT, text)
-
-    def data(self, data: bytes) -> bytes:
-        for secret in self._bytes:
-            data = data.replace(secret, b"****")
-        return _PRIVATE_KEY_BYTES.sub(PRIVATE_KEY_LEFT_OUT.encode(), data)
+        return cut_private_keys(text)[0]
 
 
 def redact(outcome: Outcome, mask: Redactor) -> Outcome:

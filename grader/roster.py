@@ -17,11 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import InputError
+from grader.execution import Target
 from grader.files import safe_name
+from grader.outputs import CLASS_FILES, STUDENT_SUFFIXES
 from grader.rubric import Rubric, closest
-from grader.ssh import Target, load_identity
+from grader.ssh import load_identity
 
 REQUIRED = ("student", "host")
+#: Student file stems that would overwrite a class file (a student's pages are <stem>.html ...)
+RESERVED = frozenset(
+    name.rsplit(".", 1)[0].lower()
+    for name in CLASS_FILES
+    if name.rsplit(".", 1)[-1] in STUDENT_SUFFIXES
+)
 CONNECTION = ("port", "user", "identity", "password_env")
 
 
@@ -37,9 +45,12 @@ class Student:
         return safe_name(self.student)
 
 
-def load_roster(path: Path, rubric: Rubric, defaults: Target | None = None) -> list[Student]:
+def load_roster(
+    path: Path, rubric: Rubric, defaults: Target | None = None, keys: bool = True
+) -> list[Student]:
     """Read and check the roster. ``defaults`` (host ignored) give the port, user, identity and
-    password of students whose row does not set them."""
+    password of students whose row does not set them. ``keys``: check that each identity file
+    is a usable key (not needed when nobody is logged in to, as at a regrade)."""
     defaults = defaults or Target(host="")
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -52,7 +63,7 @@ def load_roster(path: Path, rubric: Rubric, defaults: Target | None = None) -> l
     students: list[Student] = []
     seen: dict[str, int] = {}
     files: dict[str, tuple[str, int]] = {}
-    keys: dict[Path, object] = {}
+    loaded: dict[Path, object] = {}
     try:
         for row in reader:
             line = reader.line_num
@@ -61,21 +72,29 @@ def load_roster(path: Path, rubric: Rubric, defaults: Target | None = None) -> l
             if header is None:
                 header = _check_header(path, line, row, rubric)
                 continue
-            student = _student(path, line, header, row, rubric, defaults, keys)
+            student = _student(path, line, header, row, rubric, defaults, loaded if keys else None)
             if student.student in seen:
                 raise InputError(
                     f"{path}:{line}: student {student.student!r} is already on "
                     f"line {seen[student.student]}"
                 )
-            other = files.get(student.file_stem)
+            stem = student.file_stem
+            if stem.lower() in RESERVED:
+                raise InputError(
+                    f"{path}:{line}: student id {student.student!r} would name the page "
+                    f"{stem}.html, which is the class overview's file name; give this "
+                    "student another id"
+                )
+            other = files.get(stem.lower())
             if other:
                 raise InputError(
                     f"{path}:{line}: student {student.student!r} and "
                     f"{other[0]!r} (line {other[1]}) would share the report file "
-                    f"{student.file_stem}.json; make the ids differ in letters or digits"
+                    f"{stem}.json (file names that differ only in case are one file on some "
+                    "systems); make the ids differ in letters or digits"
                 )
             seen[student.student] = line
-            files[student.file_stem] = (student.student, line)
+            files[stem.lower()] = (student.student, line)
             students.append(student)
     except csv.Error as e:
         raise InputError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
@@ -115,7 +134,7 @@ def _student(
     row: list[str],
     rubric: Rubric,
     defaults: Target,
-    keys: dict[Path, object],
+    keys: dict[Path, object] | None,
 ) -> Student:
     if len(row) > len(header):
         raise InputError(
@@ -135,7 +154,7 @@ def _student(
     identity = defaults.identity
     if cells.get("identity"):
         identity = (path.parent / cells["identity"]).expanduser()
-        if identity not in keys:
+        if keys is not None and identity not in keys:
             try:
                 keys[identity] = load_identity(identity)
             except InputError as e:

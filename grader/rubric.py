@@ -6,12 +6,16 @@ Validated when loaded. Every problem is an ``InputError`` whose message names th
     rubric.toml:57: sections[3].items[1] (pop3_login).depends: 'pop3_greet' is not an item
     of this rubric (did you mean 'pop3_greets'?)
 
-The rubric never imports a check: whether each item id names an existing check is verified by
-``bind_checks`` once the checks have been discovered.
+The rubric never imports a check: ``bind_checks`` verifies, once the checks have been
+discovered, that each item names a check and each check has an item (both ways, as pluggy
+verifies hooks), and gives each item its check's title: the first line of the check's docstring
+is the one text a student reads about what is checked. (An item's ``title`` key, which older
+rubrics have, is still accepted and not used; ``grade rubric`` says so.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import graphlib
 import hashlib
@@ -20,7 +24,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,7 +46,7 @@ class VarSpec(_Model):
 
 class ItemModel(_Model):
     id: Annotated[str, Field(pattern=_NAME)]
-    title: Annotated[str, Field(min_length=1)]
+    title: str | None = None  # not used: the check's docstring is what a student reads
     points: Annotated[float, Field(ge=0)]
     hint: str = ""
     depends: list[str] = []
@@ -65,7 +69,8 @@ class RubricModel(_Model):
     paths: dict[Annotated[str, Field(pattern=_NAME)], str | list[str]] = {}
     vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarSpec] = {}
     outside: OutsideModel = OutsideModel()
-    hidden_items: Annotated[int, Field(ge=0)] = 0  # set by a student copy: items left out
+    # set by a student copy: the ids of the items it left out (older copies: how many)
+    hidden_items: list[Annotated[str, Field(pattern=_NAME)]] | Annotated[int, Field(ge=0)] = []
     sections: Annotated[list[SectionModel], Field(min_length=1)]
 
 
@@ -73,7 +78,7 @@ class RubricModel(_Model):
 class Item:
     id: str
     section: str  # the section's title
-    title: str
+    title: str  # the check's docstring's first line, once bound (see bind_checks)
     points: float
     hint: str
     depends: tuple[str, ...]
@@ -91,6 +96,8 @@ class Rubric:
     ports: tuple[int, ...]
     items: tuple[Item, ...]  # in dependency order: every item after the items it depends on
     hidden_items: int = 0  # items a student copy left out (counted in the student view)
+    hidden_ids: tuple[str, ...] = ()  # their ids (checks without an item here, on purpose)
+    notes: tuple[str, ...] = ()  # said by `grade rubric`: keys that are accepted, not used
 
     @property
     def max_score(self) -> float:
@@ -146,6 +153,7 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
 
     where = _KeyLocator(path, text)
     items: dict[str, Item] = {}
+    notes = []
     for si, section in enumerate(model.sections):
         for ii, it in enumerate(section.items):
             if it.id in items:
@@ -153,10 +161,16 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
                     where(("sections", si, "items", ii, "id"))
                     + f"item id {it.id!r} is used twice; ids must be unique"
                 )
+            if it.title is not None:
+                notes.append(
+                    where(("sections", si, "items", ii, "title"))
+                    + f"{it.id}: the title is not used; a student reads the first line of the "
+                    "check's docstring"
+                )
             items[it.id] = Item(
                 id=it.id,
                 section=section.title,
-                title=it.title,
+                title=it.title or it.id,
                 points=it.points,
                 hint=it.hint,
                 depends=tuple(it.depends),
@@ -187,22 +201,38 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         },
         ports=tuple(model.outside.ports),
         items=tuple(items[i] for i in order),
-        hidden_items=model.hidden_items,
+        hidden_items=(
+            model.hidden_items if isinstance(model.hidden_items, int) else len(model.hidden_items)
+        ),
+        hidden_ids=() if isinstance(model.hidden_items, int) else tuple(model.hidden_items),
+        notes=tuple(notes),
     )
 
 
-def bind_checks(rubric: Rubric, check_ids: Iterable[str]) -> None:
-    """Refuse a rubric item that names no existing check."""
-    known = set(check_ids)
+def bind_checks(rubric: Rubric, checks: Mapping[str, Any]) -> Rubric:
+    """The rubric with each item bound to its check (``checks``: id -> grader.checkload.Check):
+    an item that names no check, and a check that no item marks, are refused, naming the files.
+    Each item takes its check's title (the docstring's first line)."""
     where = _KeyLocator(rubric.path, rubric.path.read_text(errors="replace"))
     for item in rubric.items:
-        if item.id not in known:
+        if item.id not in checks:
             line = where.line_of_value("id", item.id)
             prefix = f"{rubric.path}:{line}: " if line else f"{rubric.path}: "
             raise InputError(
                 f"{prefix}item {item.id!r} names no check in {rubric.checks_dir}"
-                f"{closest(item.id, known)}"
+                f"{closest(item.id, checks)}"
             )
+    marked = {item.id for item in rubric.items} | set(rubric.hidden_ids)
+    unmarked = [check for check_id, check in checks.items() if check_id not in marked]
+    if unmarked and len(unmarked) > (0 if rubric.hidden_ids else rubric.hidden_items):
+        check = unmarked[0]
+        raise InputError(
+            f"{check.source}: check {check.id!r} has no item in {rubric.path}, so it would never "
+            f"be run{closest(check.id, [i.id for i in rubric.items])}; give it an item (id = "
+            f'"{check.id}") or remove the check'
+        )
+    items = tuple(dataclasses.replace(i, title=checks[i.id].title) for i in rubric.items)
+    return dataclasses.replace(rubric, items=items)
 
 
 def _dependency_order(path: Path, items: Mapping[str, Item]) -> list[str]:

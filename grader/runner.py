@@ -1,56 +1,60 @@
 """Grade one host: connect, run the rubric's checks in dependency order, score, report.
 
-Data flows one way: target + rubric -> connection -> checks -> outcomes -> scores -> Report.
+Data flows one way: target + pack -> connection -> checks -> outcomes -> scores -> Report.
+One grading path serves a VM over SSH, this machine (``--local``) and a replay of an evidence
+archive (``grade regrade``): the executor and the outside view are what differ.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
+from typing import Any
 
-import pytest
 import testinfra.host
 
 from grader import archive, evidence
-from grader.archive import Archive, NeedsLiveVM, ReplayExecutor, ReplayOutside, replay_vars
+from grader.archive import Archive, NeedsLiveVM, Replay, ReplayExecutor, ReplayOutside
 from grader.backend import make_host
-from grader.checkload import Check, load_checks
+from grader.checkload import Check
+from grader.deadline import Deadline, DeadlinePassed
 from grader.errors import CheckError, CommandTimeout, HostError
+from grader.holes import NeedsSecret
 from grader.lab import Lab, Paths
-from grader.local import LocalExecutor
-from grader.prefetch import Plan
-from grader.probes import ClassScan, Outside, own_address
+from grader.outcomes import Failed, Skipped
+from grader.pack import Pack
+from grader.probes import Outside
 from grader.results import Outcome, Redactor, Report, RubricRef, redact
-from grader.rubric import Rubric, bind_checks
+from grader.rubric import Rubric
 from grader.scoring import score
-from grader.ssh import KnownHosts, Target, connect
 
-#: What a check may ask for by parameter name.
-FIXTURES = ("host", "lab", "outside")
 #: Connection failures worth one more try: the VM may be rebooting or sshd restarting.
 TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
+#: Longest message a check leaves: a sentence. The evidence is where the text lives.
+MESSAGE_LIMIT = 600
 
 
 @dataclass(frozen=True)
 class Options:
-    known_hosts: KnownHosts
+    known_hosts: Any = None  # ssh.KnownHosts (None: no SSH, as with --local)
     connect_timeout: float = 5.0  # TCP connect, SSH greeting and authentication, each
     command_timeout: float = 30.0  # one remote command
-    reply_timeout: float = 15.0  # a service's greeting or reply to an outside probe
+    reply_timeout: float = 15.0  # a whole conversation with a service, probing from outside
     host_timeout: float = 300.0  # the whole grading of one host; later checks become errors
     attempts: int = 2  # connections tried when the failure is transient
     retry_pause: float = 1.0  # seconds between them
 
 
-def load_lab_checks(rubric: Rubric) -> dict[str, Check]:
-    checks = load_checks(rubric.checks_dir, FIXTURES)
-    bind_checks(rubric, checks)
-    return checks
+def _clip(message: str) -> str:
+    if len(message) <= MESSAGE_LIMIT:
+        return message
+    return message[:MESSAGE_LIMIT] + f"... ({len(message) - MESSAGE_LIMIT} more characters)"
 
 
 def run_check(
@@ -64,18 +68,22 @@ def run_check(
             check.function(**{name: fixtures[name] for name in check.params})
         except AssertionError as e:
             outcome = Outcome("fail", str(e) or _assert_line(e))
-        except pytest.fail.Exception as e:
-            outcome = Outcome("fail", e.msg or "failed")
-        except pytest.skip.Exception as e:
-            outcome = Outcome("skipped", e.msg or "skipped")
+        except Failed as e:
+            outcome = Outcome("fail", str(getattr(e, "msg", "") or e) or "failed")
+        except Skipped as e:
+            outcome = Outcome("skipped", str(getattr(e, "msg", "") or e) or "skipped")
         except HostError:
             raise  # the connection is gone: the host, not the check, failed
         except PermissionError as e:
             outcome = Outcome("error", f"needs root: {e}", error_kind="needs_root")
         except CommandTimeout as e:
             outcome = Outcome("error", str(e), error_kind="timeout")
+        except DeadlinePassed as e:
+            outcome = Outcome("error", str(e), error_kind="deadline")
         except NeedsLiveVM as e:
             outcome = Outcome("error", str(e), error_kind="needs_live_vm")
+        except NeedsSecret as e:
+            outcome = Outcome("error", str(e), error_kind="needs_secret")
         except CheckError as e:
             outcome = Outcome("error", str(e), error_kind="unavailable")
         except Exception as e:
@@ -83,7 +91,12 @@ def run_check(
             outcome = Outcome("error", message, error_kind="check_crashed")
         else:
             outcome = Outcome("pass")
-    outcome = dataclasses.replace(outcome, evidence=tuple(seen.evidence), notes=tuple(seen.notes))
+    outcome = dataclasses.replace(
+        outcome,
+        message=_clip(outcome.message),
+        evidence=tuple(seen.evidence),
+        notes=tuple(seen.notes),
+    )
     return redact(outcome, mask)
 
 
@@ -97,20 +110,22 @@ def run_checks(
     rubric: Rubric,
     checks: Mapping[str, Check],
     fixtures: Mapping[str, object],
-    deadline: float | None = None,
+    deadline: Deadline | None = None,
     mask: Redactor | None = None,
+    cut_off: frozenset[str] = frozenset(),
 ) -> dict[str, Outcome]:
-    """Run the checks in dependency order; past ``deadline`` (time.monotonic()) the checks not
-    yet started are errors, so one VM can never hold a class up for long."""
+    """Run the checks in dependency order. Past ``deadline`` the checks not yet started are
+    errors, so one VM can never hold a class up for long; ``cut_off`` names checks to treat so
+    (a replay of a grading whose deadline cut them off)."""
     outcomes: dict[str, Outcome] = {}
     for item in rubric.items:  # dependency order
         blocked = [d for d in item.depends if outcomes[d].status != "pass"]
-        if deadline is not None and time.monotonic() > deadline:
-            outcomes[item.id] = Outcome(
-                "error",
-                "not checked: grading this host took longer than its time limit (--host-timeout)",
-                error_kind="deadline",
-            )
+        late = item.id in cut_off or (deadline is not None and deadline.passed)
+        if late:
+            why = "not checked: grading this host took longer than its time limit (--host-timeout)"
+            if deadline is not None and deadline.cancel.is_set():
+                why = "not checked: the grading was interrupted"
+            outcomes[item.id] = Outcome("error", why, error_kind="deadline")
         elif blocked:
             outcomes[item.id] = Outcome(
                 "skipped", f"not checked: {', '.join(blocked)} must pass first"
@@ -123,7 +138,7 @@ def run_checks(
     return outcomes
 
 
-def blank_report(target: Target, rubric: Rubric, student: str | None, **fields: object) -> Report:
+def blank_report(target: Any, rubric: Rubric, student: str | None, **fields: object) -> Report:
     """A report with nothing graded yet; ``fields`` fill in what is known."""
     base: dict[str, object] = {
         "host": target.host,
@@ -133,7 +148,7 @@ def blank_report(target: Target, rubric: Rubric, student: str | None, **fields: 
         "error_kind": None,
         "score": None,
         "max_score": rubric.max_score,
-        "graded_at": _now(),
+        "graded_at": now(),
         "duration_s": 0.0,
         "rubric": RubricRef(rubric.title, rubric.sha256),
         "host_key": None,
@@ -146,37 +161,41 @@ def blank_report(target: Target, rubric: Rubric, student: str | None, **fields: 
 @dataclass(frozen=True)
 class Grading:
     """One host's report, and the evidence archive of what the host answered (None when it
-    could not be graded)."""
+    could not be graded). ``interrupted``: cancelled under way, so not a result to keep."""
 
     report: Report
     archive: Archive | None = None
+    interrupted: bool = False
 
 
 def grade_host(
-    target: Target,
-    rubric: Rubric,
-    checks: Mapping[str, Check],
+    target: Any,
+    pack: Pack,
     variables: Mapping[str, str],
     options: Options,
     student: str | None = None,
-    plan: Plan | None = None,
-    class_scan: ClassScan | None = None,
+    plan: Any = None,
+    class_scan: Any = None,
+    cancel: threading.Event | None = None,
 ) -> Grading:
     """Grade one host over SSH. A transient connection failure (no answer, refused, connection
     lost) is retried after a short pause; the report says how many attempts were made. With a
     ``plan``, the commands the checks are known to ask run first in one round trip, and the
-    plan learns what this host's checks asked."""
+    plan learns what this host's checks asked. ``cancel`` ends the grading within a moment."""
+    from grader.ssh import connect
+
+    rubric = pack.rubric
     started = time.monotonic()
-    graded_at = _now()
-    deadline = started + options.host_timeout
-    mask = _mask(target, rubric, variables)
+    graded_at = now()
+    deadline = Deadline(options.host_timeout, cancel)
+    mask = _mask(target.password, rubric, variables)
     attempt = 0
     while True:
         attempt += 1
         try:
             session = connect(target, options.known_hosts, options.connect_timeout)
             try:
-                host = make_host(session, options.command_timeout)
+                host = make_host(session, options.command_timeout, deadline)
                 if plan is not None:
                     host.backend.prefetch(plan.commands())
                 outside = Outside(
@@ -185,14 +204,18 @@ def grade_host(
                     options.connect_timeout,
                     options.reply_timeout,
                     class_scan,
+                    deadline,
+                    pack.probes,
                 )
-                outcomes = run_on(host, outside, rubric, checks, variables, mask, deadline)
+                outcomes = run_on(host, outside, pack, variables, mask, deadline)
             except HostError as e:
                 e.host_key, e.address = session.host_key, session.address
                 raise
             finally:
                 session.close()
         except HostError as e:
+            if deadline.cancel.is_set():
+                return Grading(blank_report(target, rubric, student), interrupted=True)
             if e.kind in TRANSIENT and attempt < options.attempts:
                 time.sleep(options.retry_pause)
                 continue
@@ -210,6 +233,8 @@ def grade_host(
                 attempts=attempt,
             )
             return Grading(report)
+        if deadline.cancel.is_set():
+            return Grading(blank_report(target, rubric, student), interrupted=True)
         if plan is not None:
             plan.learn(host.backend.asked)
         kept = _archive(
@@ -221,8 +246,8 @@ def grade_host(
             variables,
             options,
             graded_at,
-            mask,
             session.host_key,
+            outcomes,
         )
         report = _graded(
             target,
@@ -241,20 +266,32 @@ def grade_host(
         return Grading(report, kept)
 
 
-def grade_local(
-    rubric: Rubric, checks: Mapping[str, Check], variables: Mapping[str, str], options: Options
-) -> Grading:
+def grade_local(pack: Pack, variables: Mapping[str, str], options: Options) -> Grading:
     """Grade the machine the grader runs on: commands run here, the outside probes go to this
     machine's own network address."""
-    started, graded_at = time.monotonic(), _now()
-    host = make_host(LocalExecutor(), options.command_timeout)
+    from grader.execution import Target
+    from grader.local import LocalExecutor, own_address
+
+    rubric = pack.rubric
+    started, graded_at = time.monotonic(), now()
+    deadline = Deadline(options.host_timeout)
+    host = make_host(LocalExecutor(), options.command_timeout, deadline)
     address = own_address(host)
-    deadline = started + options.host_timeout
     target = Target(host=socket.gethostname())
-    mask = _mask(target, rubric, variables)
-    outside = Outside(address, rubric.ports, options.connect_timeout, options.reply_timeout)
-    outcomes = run_on(host, outside, rubric, checks, variables, mask, deadline)
-    kept = _archive(host, outside, target, rubric, None, variables, options, graded_at, mask, None)
+    mask = _mask(None, rubric, variables)
+    outside = Outside(
+        address,
+        rubric.ports,
+        options.connect_timeout,
+        options.reply_timeout,
+        deadline=deadline,
+        registry=pack.probes,
+        own_machine=True,
+    )
+    outcomes = run_on(host, outside, pack, variables, mask, deadline)
+    kept = _archive(
+        host, outside, target, rubric, None, variables, options, graded_at, None, outcomes
+    )
     report = _graded(
         target,
         rubric,
@@ -270,32 +307,38 @@ def grade_local(
 
 def regrade(
     report: Report,
-    archive: Archive,
-    rubric: Rubric,
-    checks: Mapping[str, Check],
+    kept: Archive,
+    pack: Pack,
     given: Mapping[str, str],
+    ssh_password: str | None = None,
 ) -> Report:
     """Grade ``report``'s host again from its evidence archive instead of the VM: the checks
     get the answers the VM gave then; what was never asked is an error (needs the live VM)."""
+    from grader.execution import Target
+
+    rubric = pack.rubric
     started = time.monotonic()
-    variables = rubric.resolve_vars(replay_vars(archive, rubric.vars, given))
-    host = make_host(ReplayExecutor(archive), archive.body.limits.command_timeout)
-    outside = ReplayOutside(archive, rubric.ports)
+    replay = Replay(kept, rubric.vars, given, ssh_password)
+    variables = rubric.resolve_vars(replay.variables)
+    host = make_host(ReplayExecutor(replay), kept.body.limits.command_timeout)
+    outside = ReplayOutside(replay, rubric.ports, pack.probes)
     target = Target(host=report.host)
-    outcomes = run_on(host, outside, rubric, checks, variables, _mask(target, rubric, variables))
+    mask = _mask(ssh_password, rubric, variables)
+    cut_off = frozenset(kept.body.cut_off)
+    outcomes = run_on(host, outside, pack, variables, mask, cut_off=cut_off)
     graded = _graded(
         target,
         rubric,
         report.student,
         outcomes,
-        archive.body.graded_at,
+        kept.body.graded_at,
         started,
         host_key=report.host_key,
         address=report.address,
         attempts=report.attempts,
         round_trips=report.round_trips,
-        evidence_sha256=archive.sha256,
-        regraded_at=_now(),
+        evidence_sha256=kept.sha256,
+        regraded_at=now(),
         host_key_replaced=report.host_key_replaced,
     )
     return dataclasses.replace(graded, duration_s=report.duration_s)
@@ -304,34 +347,35 @@ def regrade(
 def run_on(
     host: testinfra.host.Host,
     outside: Outside,
-    rubric: Rubric,
-    checks: Mapping[str, Check],
+    pack: Pack,
     variables: Mapping[str, str],
     mask: Redactor,
-    deadline: float | None = None,
+    deadline: Deadline | None = None,
+    cut_off: frozenset[str] = frozenset(),
 ) -> dict[str, Outcome]:
-    """Run the rubric's checks on one machine, seen from inside by ``host`` and from outside
-    by ``outside``; ``mask`` hides the secrets in what they find."""
+    """Run the pack's checks on one machine, seen from inside by ``host`` and from outside by
+    ``outside``; ``mask`` hides the secrets in what people will read of it."""
+    rubric = pack.rubric
     fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
-    return run_checks(rubric, checks, fixtures, deadline, mask)
+    return run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
 
 
-def _mask(target: Target, rubric: Rubric, variables: Mapping[str, str]) -> Redactor:
-    """The secrets of one grading: the SSH password and the rubric's secret variables."""
-    return Redactor([target.password or ""] + [variables[v] for v in rubric.secret_vars()])
+def _mask(password: str | None, rubric: Rubric, variables: Mapping[str, str]) -> Redactor:
+    """What people must not read of one grading: the SSH password, the secret variables."""
+    return Redactor([password or ""] + [variables.get(v, "") for v in rubric.secret_vars()])
 
 
 def _archive(
     host: testinfra.host.Host,
     outside: Outside,
-    target: Target,
+    target: Any,
     rubric: Rubric,
     student: str | None,
     variables: Mapping[str, str],
     options: Options,
     graded_at: str,
-    mask: Redactor,
     host_key: str | None,
+    outcomes: Mapping[str, Outcome],
 ) -> Archive:
     return archive.record(
         commands=host.backend.answers(),
@@ -344,13 +388,14 @@ def _archive(
         rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
         variables=variables,
         secret_names=rubric.secret_vars(),
-        mask=mask,
+        ssh_password=target.password,
         command_timeout=options.command_timeout,
+        cut_off=[i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence],
     )
 
 
 def _graded(
-    target: Target,
+    target: Any,
     rubric: Rubric,
     student: str | None,
     outcomes: Mapping[str, Outcome],
@@ -371,5 +416,5 @@ def _graded(
     )
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

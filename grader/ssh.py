@@ -15,34 +15,13 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
 
+from grader.deadline import SLICE
 from grader.errors import CommandTimeout, HostError, InputError
-
-#: Largest stdout (and stderr) kept from one remote command; beyond it the command is cut off.
-COMMAND_OUTPUT_LIMIT = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and as whom to connect. ``password`` is a secret and never reaches a report."""
-
-    host: str
-    port: int = 22
-    user: str = "root"
-    identity: Path | None = None
-    password: str | None = field(default=None, repr=False)  # never in a log or a message
-
-
-@dataclass(frozen=True)
-class Completed:
-    exit_status: int
-    stdout: bytes
-    stderr: bytes
-    truncated: bool  # output went past the limit and the command was cut off
+from grader.execution import COMMAND_OUTPUT_LIMIT, Completed, Target
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -152,8 +131,16 @@ class Session:
     def close(self) -> None:
         self.client.close()
 
-    def exec(self, command: bytes, timeout: float, limit: int = COMMAND_OUTPUT_LIMIT) -> Completed:
-        """Run one command; raise CommandTimeout past ``timeout`` seconds."""
+    def exec(
+        self,
+        command: bytes,
+        timeout: float,
+        limit: int = COMMAND_OUTPUT_LIMIT,
+        cancel: threading.Event | None = None,
+    ) -> Completed:
+        """Run one command; raise CommandTimeout past ``timeout`` seconds or when ``cancel``
+        is set. The read loop takes one chunk at a time and looks at its bounds after each,
+        so a VM that floods the channel is cut off at the limit, not after it."""
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError("connection_lost", f"the SSH connection to {self.address} was lost")
@@ -163,20 +150,23 @@ class Session:
             raise HostError(
                 "connection_lost", f"the SSH connection to {self.address} was lost: {e}"
             ) from None
-        deadline = time.monotonic() + timeout
+        ends = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         truncated = False
         with chan:
             chan.exec_command(command)
             chan.shutdown_write()  # no stdin: a command that reads it sees end of file
             while True:
-                while chan.recv_ready():
+                if chan.recv_ready():
                     out += chan.recv(65536)
-                while chan.recv_stderr_ready():
+                if chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                 if len(out) > limit or len(err) > limit:
                     truncated = True
                     break
+                remaining = ends - time.monotonic()
+                if remaining <= 0 or (cancel is not None and cancel.is_set()):
+                    raise CommandTimeout(f"no answer within {timeout:g} s")
                 # Done when the output has ended (EOF) and is all read, and the exit status is
                 # in. sshd may send the exit status while output is still on its way (the
                 # command exited with its last bytes in the pipe): the status alone is not the
@@ -190,10 +180,8 @@ class Session:
                             "connection_lost", f"the SSH connection to {self.address} was lost"
                         )
                     break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise CommandTimeout(f"no answer within {timeout:g} s")
-                select.select([chan], [], [], min(remaining, 0.2))
+                if drained:
+                    select.select([chan], [], [], min(remaining, SLICE))
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
         return Completed(status, bytes(out[:limit]), bytes(err[:limit]), truncated)
 

@@ -30,7 +30,10 @@ def student_copy(rubric: Rubric) -> str:
                     del items[i]["depends"]
         if not len(items):
             del sections[s]
-    document["hidden_items"] = rubric.hidden_items + len(hidden)
+    legacy = rubric.hidden_items and not rubric.hidden_ids  # an older copy: a count only
+    document["hidden_items"] = (
+        rubric.hidden_items + len(hidden) if legacy else [*rubric.hidden_ids, *sorted(hidden)]
+    )
     text = tomlkit.dumps(document)
     load_rubric(rubric.path, text)  # the copy is a valid rubric, or this is a bug
     return text

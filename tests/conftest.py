@@ -13,6 +13,7 @@ import pytest
 
 from grader.cli import main
 from tests.labsim.fleet import Fleet
+from tests.labsim.hostile import HOSTILE
 from tests.labsim.scenarios import SCENARIOS
 from tests.labsim.vm import missing_requirements
 
@@ -65,3 +66,9 @@ def fleet() -> Iterator[Fleet]:
 def scenario_vms(fleet: Fleet) -> dict[str, Any]:
     """One VM per scenario, booted and built once for the whole test session."""
     return fleet.boot(list(SCENARIOS))
+
+
+@pytest.fixture(scope="session")
+def hostile_vms(fleet: Fleet) -> dict[str, Any]:
+    """One VM per hostile or broken scenario ("h_<name>"), booted once for the session."""
+    return fleet.boot([(f"h_{name}", scenario) for name, scenario in HOSTILE.items()])

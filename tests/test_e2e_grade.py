@@ -11,7 +11,7 @@ import pytest
 
 from grader.backend import GraderBackend
 from grader.errors import ExitStatus
-from grader.ssh import KnownHosts, Target, connect
+from grader.ssh import KnownHosts, Target, connect, fingerprint
 from tests.labsim.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
@@ -103,10 +103,15 @@ def test_host_key_trusted_on_first_use_and_change_refused(grade, fleet, scenario
     changed = grade(*args)
     assert changed.exit == ExitStatus.NOT_GRADED
     assert changed.report["error_kind"] == "host_key_changed" and changed.report["checks"] == []
-    assert "--accept-changed-host-key" in changed.report["error"]
-    accepted = grade(*args, "--accept-changed-host-key")
+    assert f"--accept-changed-host-key {vm.address}" in changed.report["error"]
+    # accepting a change names the host it is for: another host's acceptance does not apply
+    elsewhere = grade(*args, "--accept-changed-host-key", "198.18.0.250")
+    assert elsewhere.report["error_kind"] == "host_key_changed"
+    accepted = grade(*args, "--accept-changed-host-key")  # with --host: that host
     assert accepted.report["status"] == "graded"
     assert other.get_base64() not in known_hosts.read_text()
+    old = f"ssh-rsa {fingerprint(other)}"
+    assert accepted.report["host_key_replaced"] == old  # the report says what it replaced
     assert grade(*args).report["status"] == "graded"  # the new key is now the trusted one
 
 

@@ -21,11 +21,6 @@ from tests.labsim.scenarios import SCENARIOS
 pytestmark = pytest.mark.vm
 
 
-@pytest.fixture(scope="module")
-def hostile_vms(fleet):
-    return fleet.boot([(f"h_{name}", scenario) for name, scenario in HOSTILE.items()])
-
-
 def statuses(report: dict) -> dict[str, str]:
     return {c["id"]: c["status"] for c in report["checks"]}
 

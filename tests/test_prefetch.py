@@ -1,16 +1,16 @@
 """The prefetch batch runs for real here (sh and coreutils, as on a VM): every command gives the
-same bytes, status and time-out as when it runs on its own."""
+same bytes, status and time-out as when it runs on its own, and a command that tampers with the
+batch (another command's files, forged frames, writes into the batch's output) can only make
+the commands it touched be asked live: never give one command another's answer."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 
-import pytest
-
 from grader.errors import CommandTimeout
 from grader.local import LocalExecutor
-from grader.prefetch import MAX_COMMANDS, Plan, batch_script, parse_batch
+from grader.prefetch import MAX_COMMANDS, Plan, batch_script, new_nonce, parse_batch
 
 COMMANDS = [
     b"echo hello",
@@ -18,7 +18,7 @@ COMMANDS = [
     b"printf 'a\\000b\\377c'",  # binary, NUL included
     b"echo out; echo err >&2; exit 3",
     b"p='/etc/hostname'; test -e \"$p\" && echo yes",
-    b"printf '@@lab-grader 0 1 2\\n'",  # output that looks like the framing
+    b"printf '\\n@@lab-grader 0 1 2\\n'",  # output that looks like the framing
     b"",  # nothing at all
     b"head -c 100000 /dev/zero",
 ]
@@ -29,15 +29,21 @@ def run_alone(command: bytes, timeout: float = 10):
 
 
 def run_batch(commands: list[bytes], timeout: float = 10, limit: int = 8 * 1024 * 1024):
+    """The results by command index (a command left out is to be asked live)."""
+    nonce = new_nonce()
     done = subprocess.run(
-        ["sh", "-c", batch_script(commands, timeout).decode()], capture_output=True, timeout=60
+        ["sh", "-c", batch_script(commands, timeout, nonce).decode()],
+        capture_output=True,
+        timeout=60,
     )
-    return parse_batch(done.stdout, len(commands), limit, timeout)
+    return parse_batch(done.stdout, len(commands), limit, timeout, nonce)
 
 
 def test_a_batch_gives_each_command_exactly_what_it_gives_alone():
-    for command, batched in zip(COMMANDS, run_batch(COMMANDS), strict=True):
-        alone = run_alone(command)
+    results = run_batch(COMMANDS)
+    assert sorted(results) == list(range(len(COMMANDS)))
+    for index, command in enumerate(COMMANDS):
+        batched, alone = results[index], run_alone(command)
         assert (batched.exit_status, batched.stdout, batched.stderr, batched.truncated) == (
             alone.exit_status,
             alone.stdout,
@@ -47,27 +53,73 @@ def test_a_batch_gives_each_command_exactly_what_it_gives_alone():
 
 
 def test_a_command_that_hangs_times_out_and_the_others_still_run():
-    first, slow, last = run_batch([b"echo before", b"sleep 30", b"echo after"], timeout=1)
+    results = run_batch([b"echo before", b"sleep 30", b"echo after"], timeout=1)
+    first, slow, last = results[0], results[1], results[2]
     assert first.stdout == b"before\n" and last.stdout == b"after\n"
     assert isinstance(slow, CommandTimeout)
 
 
 def test_output_past_the_limit_is_cut_and_said_to_be():
-    (big, small) = run_batch([b"head -c 5000 /dev/zero", b"echo ok"], limit=1000)
+    results = run_batch([b"head -c 5000 /dev/zero", b"echo ok"], limit=1000)
+    big, small = results[0], results[1]
     assert big.truncated and big.stdout == b"\0" * 1000
     assert small.stdout == b"ok\n" and not small.truncated
 
 
-def test_output_that_is_not_whole_is_refused():
+def test_output_that_is_not_whole_keeps_only_what_frames():
+    nonce = new_nonce()
     done = subprocess.run(
-        ["sh", "-c", batch_script([b"echo a", b"echo b"], 5).decode()],
+        ["sh", "-c", batch_script([b"echo a", b"echo b"], 5, nonce).decode()],
         capture_output=True,
         check=True,
     )
-    with pytest.raises(ValueError):
-        parse_batch(done.stdout[:-2], 2, 1000, 5)
-    with pytest.raises(ValueError):
-        parse_batch(b"garbage\n", 2, 1000, 5)
+    assert sorted(parse_batch(done.stdout, 2, 1000, 5, nonce)) == [0, 1]
+    assert sorted(parse_batch(done.stdout[:-2], 2, 1000, 5, nonce)) == [0]  # cut short: b live
+    assert parse_batch(b"garbage\n", 2, 1000, 5, nonce) == {}
+    assert parse_batch(done.stdout, 2, 1000, 5, new_nonce()) == {}  # another batch's frames
+
+
+#: The batch's own shell (its command line holds the nonce) is the parent of `timeout`, whose
+#: child `sh -c` runs the command: a command finds the nonce as root on a VM could.
+FIND_NONCE = (
+    "p=$(ps -o ppid= -p $$ | tr -d ' '); g=$(ps -o ppid= -p $p | tr -d ' '); "
+    "n=$(tr '\\0' ' ' < /proc/$g/cmdline | grep -o '@@lab-grader [0-9a-f]*' | head -1 "
+    "| cut -d' ' -f2)"
+)
+
+
+def test_a_command_forging_another_commands_record_is_never_believed():
+    forged = (
+        FIND_NONCE + "; printf '\\n@@lab-grader %s 2 0 6 0\\nforged\\n@@lab-grader %s end 2\\n' "
+        '"$n" "$n"'
+    )
+    results = run_batch([b"echo one", forged.encode(), b"echo three"])
+    assert results[1].stderr == b""  # it did find the nonce
+    assert results[0].stdout == b"one\n"
+    assert b"forged" in results[1].stdout  # its own output, whatever it holds
+    assert 2 not in results  # two records claim command 2: neither is believed, it runs live
+
+
+def test_a_command_writing_into_the_batchs_output_or_others_files_spoils_only_those():
+    # command 1 leaves a process behind that writes into the batch's own output and rewrites
+    # the files of the commands after it, while they run
+    saboteur = (
+        "d=$(dirname $(readlink /proc/$$/fd/1)); p=$(ps -o ppid= -p $$ | tr -d ' '); "
+        "o=/proc/$(ps -o ppid= -p $p | tr -d ' ')/fd/1; "
+        "( for i in $(seq 40); do printf 'junk' >> \"$o\"; "
+        'for f in "$d"/*; do printf x >> "$f"; done; sleep 0.05; done ) >/dev/null 2>&1 &'
+    )
+    commands = [b"echo before", saboteur.encode(), b"sleep 0.5; echo during", b"sleep 2; echo ok"]
+    words = {0: b"before", 2: b"during", 3: b"ok"}
+    results = run_batch(commands)
+    assert results[0].stdout == b"before\n"  # written out before the saboteur started
+    for index, result in results.items():
+        if index == 1:
+            continue
+        # root on the VM can write into a command's own files while it runs (as it could fake
+        # any command), but a record is only ever read as its own command's: never out of step
+        assert words[index] in result.stdout
+        assert not any(w in result.stdout for i, w in words.items() if i != index)
 
 
 def test_plan_learns_keeps_order_saves_and_survives_a_damaged_cache(tmp_path):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from grader.errors import InputError
+from grader.pack import load_pack
 from grader.rubric import default_rubric_path, load_rubric
-from grader.runner import load_lab_checks
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUBRIC = PROJECT / "rubric.toml"
@@ -28,7 +28,7 @@ def line_of(path: Path, needle: str) -> int:
 
 def load_error(path: Path) -> str:
     with pytest.raises(InputError) as info:
-        load_lab_checks(load_rubric(path))
+        load_pack(load_rubric(path))
     return str(info.value)
 
 
@@ -36,7 +36,10 @@ def test_lab6_rubric_loads_with_twenty_checks_and_twenty_points():
     rubric = load_rubric(default_rubric_path())
     assert rubric.path == RUBRIC
     assert len(rubric.items) == 20 and rubric.max_score == 20
-    assert set(load_lab_checks(rubric)) == {i.id for i in rubric.items}
+    pack = load_pack(rubric)
+    assert set(pack.checks) == {i.id for i in rubric.items}
+    # what a student reads of each item is its check's docstring (first line)
+    assert pack.rubric.item("smtp_daemon").title == "sendmail runs as its own daemon"
     assert rubric.secret_vars() == {"bob_password"}
     order = [i.id for i in rubric.items]
     assert order.index("pop3_greets") < order.index("pop3_login")
@@ -67,7 +70,9 @@ def test_negative_points_names_key_and_line(tmp_path):
 
 def test_missing_points(tmp_path):
     path = variant(
-        tmp_path, 'title = "Anonymous FTP is off"\npoints = 1\n', 'title = "Anonymous FTP is off"\n'
+        tmp_path,
+        'id = "vsftpd_anonymous_disabled"\npoints = 1\n',
+        'id = "vsftpd_anonymous_disabled"\n',
     )
     message = load_error(path)
     assert "(vsftpd_anonymous_disabled).points: this key is required" in message
@@ -91,8 +96,8 @@ def test_unknown_dependency(tmp_path):
 def test_dependency_cycle(tmp_path):
     path = variant(
         tmp_path,
-        'title = "Port 110 answers +OK from outside"\n',
-        'title = "Port 110 answers +OK from outside"\ndepends = ["pop3_login"]\n',
+        'id = "pop3_greets"\n',
+        'id = "pop3_greets"\ndepends = ["pop3_login"]\n',
     )
     message = load_error(path)
     assert "dependency cycle" in message
@@ -137,8 +142,8 @@ def test_student_copy_leaves_out_hidden_items_and_keeps_the_rest(grade, tmp_path
     # make a visible item depend on the hidden one, to see that dependency dropped
     path = variant(
         tmp_path,
-        'title = "Mailboxes are private"',
-        'title = "Mailboxes are private"\ndepends = ["queue_empty"]',
+        'id = "mailbox_permissions"',
+        'id = "mailbox_permissions"\ndepends = ["queue_empty"]',
     )
     text = RUBRIC.read_text().replace(
         'id = "pop3_in_inetd"\n', 'id = "pop3_in_inetd"\ndepends = ["mailbox_permissions"]\n'
@@ -148,10 +153,35 @@ def test_student_copy_leaves_out_hidden_items_and_keeps_the_rest(grade, tmp_path
     run = grade("rubric", str(path), "--student-copy", "--output", str(out))
     assert run.exit == 0
     copy = out.read_text()
-    assert "mailbox_permissions" not in copy and "Mailboxes are private" not in copy
+    # the hidden item is gone (its points, hint, dependencies); only its id is named, so that
+    # its check (which ships with the grader anyway) is known to be marked elsewhere
+    assert 'id = "mailbox_permissions"' not in copy and "chmod o-rw" not in copy
     assert copy.startswith("# Lab 6: email, processes and networking.")  # comments kept
-    assert "hidden_items = 1" in copy
+    assert 'hidden_items = ["mailbox_permissions"]' in copy
     student = load_rubric(out)
     assert len(student.items) == 19 and student.max_score == 19 and student.hidden_items == 1
     assert student.item("pop3_in_inetd").depends == ()
     assert grade("rubric", str(path), "--student-copy").stdout == copy  # to stdout by default
+
+
+def test_a_check_with_no_rubric_item_is_refused_naming_both_files(tmp_path):
+    import shutil
+
+    shutil.copytree(
+        PROJECT / "checks", tmp_path / "checks", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tmp_path / "checks" / "test_extra.py").write_text(
+        'def test_forgotten(host):\n    """A check nobody marks."""\n'
+    )
+    path = tmp_path / "rubric.toml"
+    path.write_text(RUBRIC.read_text())
+    message = load_error(path)
+    assert message.startswith(f"{tmp_path / 'checks' / 'test_extra.py'}:1: check 'forgotten'")
+    assert f"has no item in {path}" in message and "so it would never be run" in message
+
+
+def test_an_item_title_is_accepted_and_said_to_be_unused(tmp_path):
+    path = variant(tmp_path, 'id = "queue_empty"\n', 'id = "queue_empty"\ntitle = "Queue"\n')
+    rubric = load_pack(load_rubric(path)).rubric
+    assert rubric.item("queue_empty").title == "No mail waits in the queue"  # the docstring's
+    assert any("queue_empty: the title is not used" in note for note in rubric.notes)

@@ -443,6 +443,14 @@ def _subcommands(parser: Parser) -> None:
         help="The SSH password used at grading, from an environment variable: needed only to "
         "replay an answer in which the VM showed that password (the archive keeps it out).",
     )
+    regrade.add_argument(
+        "--roster",
+        type=Path,
+        metavar="CSV",
+        help="The roster the class was graded with: each student's variables and password "
+        "(password_env) as at grading, for answers that held a secret (the archive keeps "
+        "secrets out). With it, a regrade with the same rubric gives exactly the live marks.",
+    )
 
     show = sub(
         "show",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.cli.definition import UsageError
-from grader.cli.grading import given_variables, the_rubric
+from grader.cli.grading import given_variables, ssh_password, the_pack, the_rubric
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
 from grader.errors import ExitStatus, InputError
 from grader.files import write_atomic
@@ -27,11 +27,9 @@ def _folder(path: Path) -> Path:
 
 
 def rubric(opts: dict[str, Any]) -> int:
-    from grader.runner import load_lab_checks
     from grader.student_copy import student_copy
 
-    loaded = the_rubric({**opts, "rubric_path": opts.get("path") or opts["rubric_path"]})
-    load_lab_checks(loaded)
+    loaded = the_pack({**opts, "rubric_path": opts.get("path") or opts["rubric_path"]}).rubric
     if opts["student_copy"]:
         text = student_copy(loaded)
         if opts["output"] is None:
@@ -106,13 +104,13 @@ def merge(opts: dict[str, Any]) -> int:
 def regrade(opts: dict[str, Any]) -> int:
     from grader.progress import progress_for
     from grader.regrade import describe_changes, regrade_folder
-    from grader.runner import load_lab_checks
 
     directory = _folder(opts["directory"])
-    loaded = the_rubric(opts)
-    checks = load_lab_checks(loaded)
+    pack = the_pack(opts)
+    loaded = pack.rubric
     given = given_variables(opts)
     loaded.resolve_vars(given)  # unknown names are refused before anything is written
+    password = ssh_password(opts)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
     target = opts["out"] or directory.with_name(f"{directory.name}-regraded-{stamp}")
     if Path(target).resolve() == directory.resolve():
@@ -120,16 +118,24 @@ def regrade(opts: dict[str, Any]) -> int:
     found = ReportStore(directory).report_files()
     if not found:
         raise InputError(f"{directory}: no reports (<student>.json) to regrade")
+    per_student = None
+    if opts["roster"] is not None:
+        from grader.execution import Target
+        from grader.roster import load_roster
+
+        students = load_roster(Path(opts["roster"]), loaded, Target(host=""), keys=False)
+        per_student = {s.student: (dict(s.vars), s.target.password) for s in students}
     color = use_color(opts["color"], sys.stdout)
     started = time.monotonic()
     with progress_for(len(found), verb="Regrading", color=color) as progress:
         result = regrade_folder(
             found,
             Path(target),
-            loaded,
-            checks,
+            pack,
             given,
+            password,
             finished=lambda report: progress.finished(report, reused=False),
+            per_student=per_student,
         )
     to_terminal(
         "class",
@@ -142,7 +148,13 @@ def regrade(opts: dict[str, Any]) -> int:
     sys.stdout.write(describe_changes(result.changes))
     sys.stdout.write(
         f"Regraded {result.replayed} of {len(result.reports)} students from their evidence "
-        f"archives, without the VMs; {result.needed_live} check(s) needed the live VM.\n"
+        f"archives, without the VMs; {result.needed_live} check(s) needed the live VM"
+        + (
+            f", {result.needed_secret} a secret given at grading (see their messages)"
+            if result.needed_secret
+            else ""
+        )
+        + ".\n"
     )
     return class_exit_status(result.reports)
 

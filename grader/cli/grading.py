@@ -18,6 +18,7 @@ from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
 from grader.errors import InputError
 from grader.files import write_atomic
+from grader.pack import Pack
 from grader.render import render
 from grader.rubric import Rubric, default_rubric_path, load_rubric
 
@@ -74,6 +75,13 @@ def the_rubric(opts: Mapping[str, Any]) -> Rubric:
     return load_rubric(opts["rubric_path"] or default_rubric_path())
 
 
+def the_pack(opts: Mapping[str, Any]) -> Pack:
+    """The lab to grade with: its rubric, and its checks bound to it both ways."""
+    from grader.pack import load_pack
+
+    return load_pack(the_rubric(opts))
+
+
 def grade(opts: dict[str, Any]) -> int:
     host, roster, local = opts["host"], opts["roster"], opts["local"]
     chosen = [name for name, value in (("--host", host), ("--roster", roster), ("--local", local))
@@ -89,16 +97,20 @@ def grade(opts: dict[str, Any]) -> int:
     if local and (opts["password_env"] or opts["identity"] or opts["accept_changed"]):
         raise UsageError("--local grades this machine without SSH: SSH options do not apply")
 
-    from grader.runner import Options, grade_host, grade_local, load_lab_checks
-    from grader.ssh import KnownHosts, Target, load_identity
+    from grader.execution import Target
+    from grader.runner import Options, grade_host, grade_local
 
     given = given_variables(opts)
-    rubric = the_rubric(opts)
+    pack = the_pack(opts)
+    rubric = pack.rubric
     resolved = rubric.resolve_vars(given)
-    checks = load_lab_checks(rubric)
     password = ssh_password(opts)
-    if opts["identity"] is not None:
-        load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
+    known_hosts = None
+    if not local:
+        from grader.ssh import KnownHosts, load_identity
+
+        if opts["identity"] is not None:
+            load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
     accept = set(opts["accept_changed"])
     if "" in accept:
         if not host:
@@ -107,8 +119,10 @@ def grade(opts: dict[str, Any]) -> int:
                 "(--accept-changed-host-key HOST, repeatable)"
             )
         accept = (accept - {""}) | {host}
+    if not local:
+        known_hosts = KnownHosts(known_hosts_file(opts), frozenset(accept))
     options = Options(
-        known_hosts=KnownHosts(known_hosts_file(opts), frozenset(accept)),
+        known_hosts=known_hosts,
         connect_timeout=opts["connect_timeout"],
         command_timeout=opts["command_timeout"],
         reply_timeout=opts["reply_timeout"],
@@ -128,12 +142,12 @@ def grade(opts: dict[str, Any]) -> int:
         plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
     color = use_color(opts["color"], sys.stdout)
     if roster:
-        return _grade_class(Path(roster), rubric, checks, given, options, target, opts, plan, color)
+        return _grade_class(Path(roster), pack, given, options, target, opts, plan, color)
 
     if local:
-        grading = grade_local(rubric, checks, resolved, options)
+        grading = grade_local(pack, resolved, options)
     else:
-        grading = grade_host(target, rubric, checks, resolved, options, plan=plan)
+        grading = grade_host(target, pack, resolved, options, plan=plan)
         if plan is not None:
             plan.save()
     report = grading.report
@@ -178,8 +192,7 @@ def _warn_shared_passwords(students: Sequence[Any]) -> None:
 
 def _grade_class(
     roster: Path,
-    rubric: Rubric,
-    checks: Mapping[str, Any],
+    pack: Pack,
     given: Mapping[str, str],
     options: Any,
     defaults: Any,
@@ -192,6 +205,7 @@ def _grade_class(
     from grader.roster import load_roster, parse_shard, shard
     from grader.store import ReportStore
 
+    rubric = pack.rubric
     if opts["fmt"] != "text":
         raise UsageError(
             "--format is for --host and --local; a roster run writes every format to its "
@@ -210,8 +224,7 @@ def _grade_class(
     with _sigterm_interrupts(), progress_for(len(students), color=color) as progress:
         result = grade_roster(
             students,
-            rubric,
-            checks,
+            pack,
             given,
             options,
             store,

@@ -9,9 +9,9 @@ recording a zero.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from grader.render.safe import json_text
 from grader.render.text import looked_at
 from grader.results import Report
 
@@ -64,4 +64,4 @@ def results(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, **_: object) -> str:
-    return json.dumps(results(report), indent=2, ensure_ascii=False) + "\n"
+    return json_text(results(report)) + "\n"

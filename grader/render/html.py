@@ -7,6 +7,7 @@ import functools
 
 import jinja2
 
+from grader.render.safe import printable
 from grader.render.text import points
 from grader.results import Report
 
@@ -19,6 +20,8 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("grader", "templates"),
         autoescape=True,
+        # every value shown: control characters replaced (a page may be opened in a terminal)
+        finalize=lambda value: printable(value) if isinstance(value, str) else value,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
+from grader.render.safe import json_text
 from grader.results import Report
 
 
 def render(report: Report, **_: object) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return json_text(report.to_dict()) + "\n"

@@ -44,4 +44,6 @@ def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -
                 for name, spec in rubric.vars.items()
             )
         )
+    for note in rubric.notes:
+        console.print(Text(f"Note: {note}", style="yellow"))
     return console.file.getvalue()  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ reader sees, on the Unicode bidi overrides and isolates, which reorder text on s
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -20,24 +21,28 @@ from typing import Any, TypeVar
 _TERMINAL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ufffe\uffff]"
 )
-#: What a file for people (XML, Markdown, CSV) must not hold: the same but CR (a line end).
-_FILE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffe\uffff]"
-)
 
 T = TypeVar("T")
 
 
 def printable(text: str) -> str:
-    """Control characters replaced (U+FFFD): XML cannot hold them, and in Markdown they do
-    damage (escape sequences when the file is shown, reordered text)."""
-    return _FILE.sub("\ufffd", text)
+    """Control characters replaced (U+FFFD), for files people open (HTML, XML, Markdown): XML
+    cannot hold most of them, and a page shown in a terminal or an editor must not act on
+    them (escape sequences, a carriage return, reordered text)."""
+    return _TERMINAL.sub("\ufffd", text)
 
 
 def escaped(text: str) -> str:
     """Control characters written as escapes (``\\u001b``), for a terminal: nothing the VM sent
     can move the cursor, recolour the screen, set the clipboard or reorder the text, and a NUL
     is seen."""
+    return _TERMINAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """JSON for people and tools: UTF-8 kept readable, but every character a terminal would act
+    on written as a JSON escape (``\\u009b``), so the same document is safe on a screen."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
     return _TERMINAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

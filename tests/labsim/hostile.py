@@ -57,12 +57,15 @@ def hanging_ss(vm: VM) -> None:
 
 
 def huge_files(vm: VM) -> None:
+    """The lab done right, in huge files: nothing the lab asks about may be decided on a part."""
     do_the_lab(vm)
-    # a 200 MB message before bob's real ones, one of its lines 20 MB long
+    # a 200 MB message and 100,000 small ones before bob's real mail; one line 20 MB long
     vm.sh(
         "{ printf 'From junk@anglia.bryant Mon Nov 23 10:00:00 2026\\nSubject: junk\\n\\n'; "
         "head -c 180M /dev/zero | tr '\\0' x | fold -w 100; head -c 20M /dev/zero | tr '\\0' y; "
-        "printf '\\n\\n'; cat /var/mail/bob; } > /var/mail/bob.new && "
+        "printf '\\n\\n'; awk 'BEGIN { for (i = 1; i <= 100000; i++) printf \"From spam%d@x "
+        "Mon Nov 23 10:00:00 2026\\nSubject: offer %d\\n\\nbuy now\\n\\n\", i, i }'; "
+        "cat /var/mail/bob; } > /var/mail/bob.new && "
         "chown bob:mail /var/mail/bob.new && chmod 660 /var/mail/bob.new && "
         "mv /var/mail/bob.new /var/mail/bob",
         timeout=120,
@@ -75,6 +78,14 @@ def huge_files(vm: VM) -> None:
     vm.sh(
         "printf '\\xff\\xfe\\x00 binary junk \\xc3\\x28 not UTF-8\\n' >> /etc/ftpusers && "
         "printf '#\\xff\\xfe\\x00 junk comment \\xc3\\x28\\n' >> /etc/vsftpd.conf"
+    )
+    # an /etc/ftpusers of 5.3 MB, root listed after its first 4 MiB
+    vm.sh(
+        "grep -v '^root$' /etc/ftpusers > /etc/ftpusers.new && "
+        "awk 'BEGIN { for (i = 1; i <= 600000; i++) printf \"user%06d\\n\", i }' "
+        ">> /etc/ftpusers.new && echo root >> /etc/ftpusers.new && "
+        "mv /etc/ftpusers.new /etc/ftpusers",
+        timeout=60,
     )
 
 
@@ -107,6 +118,62 @@ def fake_ss(vm: VM) -> None:
     vm.sh(f"printf '%s' {shlex.quote(FAKE_SS)} > /usr/local/bin/ss && chmod 755 /usr/local/bin/ss")
 
 
+#: What a student's VM sends to a terminal if the grader let it: clear the screen, set the
+#: clipboard (OSC 52), a one-byte CSI (U+009B), carriage return and backspace to overwrite what
+#: was shown, a bidi override to reorder it, and rich markup.
+TERMINAL_PAYLOAD = "\x1b[2J\x1b]52;c;ZXZpbA==\x07\r\x08\u202e\u009b31m [bold]evil[/x]"
+FAKE_SMTP = f"""
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 25))
+s.listen(64)
+def talk(c):
+    c.sendall({("554 " + TERMINAL_PAYLOAD + chr(13) + chr(10)).encode()!r})
+    c.recv(100)
+    c.close()
+while True:
+    threading.Thread(target=talk, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+def control_chars(vm: VM) -> None:
+    """Terminal control sequences and markup in a greeting, a host name, a mail subject and a
+    process title."""
+    do_the_lab(vm)
+    payload = shlex.quote(TERMINAL_PAYLOAD)
+    message = (
+        "From mallory@anglia.bryant Mon Nov 23 10:00:00 2026\n"
+        f"Subject: {TERMINAL_PAYLOAD}\n\n{TERMINAL_PAYLOAD}\n\n"
+    )  # appended to bob's mailbox as delivered mail is: whatever mail(1) would make of it
+    vm.sh("cat >> /var/mail/bob", stdin=message.encode())
+    vm.sh(
+        "/usr/bin/python3 -c 'import socket, sys; socket.sethostname(sys.argv[1])' "
+        f"{shlex.quote(TERMINAL_PAYLOAD[:60])}"
+    )
+    loop = shlex.quote("while :; do sleep 3600; done")
+    vm.sh(f"setsid bash -c {loop} {payload} >/dev/null 2>&1 < /dev/null &")
+    # sendmail's daemon gone, and in its place on port 25 a server that greets with the payload
+    vm.sh("kill $(pidof sendmail-mta sendmail | tr ' ' '\\n' | head -1) 2>/dev/null || true")
+    vm.sh("pkill -f '^sendmail' || true")
+    student.wait_for(vm, "! ss -Hltn 'sport = :25' | grep -q LISTEN")
+    vm.sh(f"setsid /usr/bin/python3 -c {shlex.quote(FAKE_SMTP)} >/dev/null 2>&1 </dev/null &")
+    student.wait_for(vm, "ss -Hltn 'sport = :25' | grep -q LISTEN")
+
+
+#: bob's password on the masked_in_files VM: a word inetd.conf and /etc/services hold
+MASKED_PASSWORD = "time"
+
+
+def masked_in_files(vm: VM) -> None:
+    """What the grader masks for readers (a private key's first line, bob's password) placed
+    where a verdict is decided: a regrade must still decide as the live grading did."""
+    do_the_lab(vm)
+    vm.sh(f"echo bob:{MASKED_PASSWORD} | chpasswd")
+    vm.sh("sed -i '1i # -----BEGIN RSA PRIVATE KEY-----' /etc/inetd.conf")
+    student.inetd_service(vm, "time", enable=True, protocol="tcp")  # left on, below that line
+
+
 def _expect(**changes: str) -> dict[str, str]:
     return {**ALL_PASS, **changes}
 
@@ -129,7 +196,7 @@ HOSTILE = {
         ),
         Scenario(
             "huge_files",
-            "a 200 MB mailbox, a 100,000-line inetd.conf, binary junk",
+            "a 200 MB mailbox of 100,000 messages, a 100,000-line inetd.conf, a 6.6 MB ftpusers",
             huge_files,
             ALL_PASS,
         ),
@@ -156,6 +223,19 @@ HOSTILE = {
             "a fake ss hides port 25 and invents port 37",
             fake_ss,
             _expect(smtp_listening="fail", time_disabled="fail"),
+        ),
+        Scenario(
+            "masked_in_files",
+            "a private key's first line above an entry, bob's password a word of inetd.conf",
+            masked_in_files,
+            _expect(time_disabled="fail"),
+            {"bob_password": MASKED_PASSWORD},
+        ),
+        Scenario(
+            "control_chars",
+            "terminal control sequences and markup in a greeting, host name, subject, process",
+            control_chars,
+            _expect(smtp_daemon="fail", smtp_greets="fail"),
         ),
     )
 }

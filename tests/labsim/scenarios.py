@@ -44,6 +44,7 @@ class Scenario:
     description: str
     build: Callable[[VM], None]
     expected: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)  # rubric variables it is graded with
 
 
 def lab_start(vm: VM) -> None:

@@ -1,0 +1,229 @@
+"""Mail services seen from outside: an SMTP greeting, a POP3 greeting, a POP3 login.
+
+Each is one short conversation through ``net.Conversation``: a total deadline and a byte budget
+for the whole exchange, so a server that trickles, floods or never ends its reply costs the
+grading the probe's reply timeout at most. The standard library's clients speak the protocols.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+import smtplib
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from grader.errors import CheckError
+from grader.probes import Outside, Probe, too_long
+from grader.probes.net import Conversation, Exceeded
+
+
+@dataclass(frozen=True)
+class Greeting:
+    ok: bool
+    code: int | None  # SMTP reply code; None for POP3 or when nothing answered
+    text: str  # the greeting line(s), or why there was none
+    trouble: str | None = None  # the conversation went past the probe's bounds
+
+
+@dataclass(frozen=True)
+class Pop3Answer:
+    ok: bool
+    messages: int | None  # messages in the mailbox, from STAT
+    text: str  # the server's answer, or why the login did not work
+    trouble: str | None = None  # the conversation went past the probe's bounds, or made no sense
+
+
+def why(error: BaseException, port: int, timeout: float) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection to port {port} refused (nothing listens there)"
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return f"no answer on port {port} within {timeout:g} s"
+    if isinstance(error, (smtplib.SMTPServerDisconnected, EOFError)):
+        return f"port {port} closed the connection without a greeting"
+    return f"port {port}: {error}"
+
+
+def _conversation(outside: Outside, port: int) -> Conversation:
+    return Conversation(
+        outside.address, port, outside.timeout, outside.reply_timeout, outside.deadline
+    )
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib's client over a bounded conversation (sendmail and others may pause before
+    their greeting; the conversation's deadline is the reply timeout)."""
+
+    def __init__(self, outside: Outside) -> None:
+        super().__init__(local_hostname="lab-grader", timeout=outside.reply_timeout)
+        self.outside = outside
+        self.conversation: Conversation | None = None
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        self.conversation = _conversation(self.outside, port)
+        return self.conversation
+
+
+class _POP3(poplib.POP3):
+    def __init__(self, outside: Outside, port: int) -> None:
+        self.outside = outside
+        self.conversation: Conversation | None = None
+        try:
+            super().__init__(outside.address, port, timeout=outside.reply_timeout)
+        except BaseException as e:
+            e.conversation = self.conversation  # type: ignore[attr-defined]
+            if self.conversation is not None:
+                self.conversation.close()
+            raise
+
+    def _create_socket(self, timeout: float) -> Any:
+        self.conversation = _conversation(self.outside, self.port)
+        return self.conversation
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
+
+
+def _goodbye(client: smtplib.SMTP | poplib.POP3) -> None:
+    """QUIT politely, and close the connection whatever the server answers."""
+    with contextlib.suppress(OSError, smtplib.SMTPException, poplib.error_proto, ValueError):
+        client.quit()
+    with contextlib.suppress(OSError):
+        client.close()
+
+
+def _failed(
+    error: BaseException, conversation: Conversation | None, port: int, outside: Outside
+) -> tuple[str, str | None]:
+    """Why a conversation ended early, and whether that was the probe's trouble (a bound hit
+    once the service had started to answer, or the grading's deadline: the check is an error)
+    rather than the VM's answer (nothing answered: a lost mark for the check to decide)."""
+    if conversation is None or conversation.why is None:
+        return why(error, port, outside.reply_timeout), None
+    if conversation.received or outside.deadline.passed:
+        return f"port {port}: {conversation.why}", conversation.why
+    return f"no answer on port {port} within {outside.reply_timeout:g} s", None
+
+
+class SmtpGreeting(Probe):
+    """``outside.smtp_greeting(port=25)``: connect, read the greeting, QUIT."""
+
+    name = "smtp_greeting"
+    Answer = Greeting
+
+    def key(self, outside: Outside, port: int = 25) -> list[Any]:
+        return [port]
+
+    def ask(self, outside: Outside, port: int = 25) -> Greeting:
+        outside.deadline.check()
+        client = _SMTP(outside)
+        started = time.monotonic()
+        try:
+            code, text = client.connect(outside.address, port)
+        except (OSError, smtplib.SMTPException) as e:
+            _goodbye(client)
+            return Greeting(False, None, *_failed(e, client.conversation, port, outside))
+        waited = time.monotonic() - started
+        _goodbye(client)
+        greeting = text.decode(errors="replace")
+        if waited >= 1:
+            greeting += f" (greeting after {waited:.1f} s)"
+        return Greeting(code == 220, code, greeting)
+
+    def shown(self, outside: Outside, answer: Greeting, port: int = 25) -> tuple[str, str]:
+        return f"SMTP connection to {outside.address}:{port}", f"{answer.code or ''} {answer.text}"
+
+    def result(self, outside: Outside, answer: Greeting, port: int = 25) -> Greeting:
+        if answer.trouble:
+            raise too_long(f"the SMTP server on port {port}", answer.trouble)
+        if answer.code == 421:
+            raise CheckError(
+                f"port {port} answered {answer.code} {answer.text}: the SMTP server turned the "
+                "grader away for now (servers limit how often one client may connect); grade "
+                "again in a few minutes"
+            )
+        return answer
+
+
+class Pop3Greeting(Probe):
+    """``outside.pop3_greeting(port=110)``: connect, read the greeting, QUIT."""
+
+    name = "pop3_greeting"
+    Answer = Greeting
+
+    def key(self, outside: Outside, port: int = 110) -> list[Any]:
+        return [port]
+
+    def ask(self, outside: Outside, port: int = 110) -> Greeting:
+        outside.deadline.check()
+        try:
+            client = _POP3(outside, port)
+        except (OSError, poplib.error_proto) as e:
+            return Greeting(
+                False, None, *_failed(e, getattr(e, "conversation", None), port, outside)
+            )
+        text = client.getwelcome().decode(errors="replace")
+        _goodbye(client)
+        return Greeting(text.startswith("+OK"), None, text)
+
+    def shown(self, outside: Outside, answer: Greeting, port: int = 110) -> tuple[str, str]:
+        return f"POP3 connection to {outside.address}:{port}", answer.text
+
+    def result(self, outside: Outside, answer: Greeting, port: int = 110) -> Greeting:
+        if answer.trouble:
+            raise too_long(f"the POP3 server on port {port}", answer.trouble)
+        return answer
+
+
+class Pop3Login(Probe):
+    """``outside.pop3_login(user, password, port=110)``: USER, PASS, STAT, QUIT. Read-only: no
+    message is retrieved or deleted."""
+
+    name = "pop3_login"
+    Answer = Pop3Answer
+
+    def key(self, outside: Outside, user: str, password: str, port: int = 110) -> list[Any]:
+        return [user, password, port]
+
+    def ask(self, outside: Outside, user: str, password: str, port: int = 110) -> Pop3Answer:
+        outside.deadline.check()
+        try:
+            client = _POP3(outside, port)
+        except (OSError, poplib.error_proto) as e:
+            return Pop3Answer(
+                False, None, *_failed(e, getattr(e, "conversation", None), port, outside)
+            )
+        try:
+            client.user(user)
+            client.pass_(password)
+            count, size = client.stat()
+        except poplib.error_proto as e:
+            text = e.args[0].decode(errors="replace") if e.args else str(e)
+            return Pop3Answer(False, None, f"login refused: {text}")
+        except Exceeded as e:
+            return Pop3Answer(False, None, *_failed(e, client.conversation, port, outside))
+        except (ValueError, IndexError):  # STAT answered, but not with a count
+            return Pop3Answer(
+                False, None, "STAT did not answer with a count", trouble="STAT's answer is garbled"
+            )
+        except OSError as e:
+            return Pop3Answer(False, None, why(e, port, outside.reply_timeout))
+        finally:
+            _goodbye(client)
+        return Pop3Answer(True, count, f"+OK {count} messages ({size} octets)")
+
+    def shown(
+        self, outside: Outside, answer: Pop3Answer, user: str, password: str, port: int = 110
+    ) -> tuple[str, str]:
+        asked = f"USER {user}, PASS ****, STAT, QUIT"
+        return f"POP3 login to {outside.address}:{port} as {user} ({asked})", answer.text
+
+    def result(
+        self, outside: Outside, answer: Pop3Answer, user: str, password: str, port: int = 110
+    ) -> Pop3Answer:
+        if answer.trouble:
+            raise too_long(f"the POP3 server on port {port}", answer.trouble)
+        return answer

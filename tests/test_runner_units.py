@@ -1,0 +1,32 @@
+"""Small promises of the grading path that need no VM: messages stay sentences, shared files
+get the usual mode while evidence stays private."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from grader.checkload import Check
+from grader.files import write_atomic
+from grader.runner import MESSAGE_LIMIT, run_check
+
+
+def test_a_huge_message_is_clipped_to_a_sentence():
+    def huge() -> None:
+        raise AssertionError("x" * 5_000_000)
+
+    outcome = run_check(Check("huge", huge, (), "A check.", "here:1"), {})
+    assert outcome.status == "fail"
+    assert len(outcome.message) < MESSAGE_LIMIT + 100
+    assert outcome.message.endswith(f"({5_000_000 - MESSAGE_LIMIT} more characters)")
+
+
+def test_files_for_people_follow_the_umask_and_evidence_stays_private(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "index.html", "<p>class</p>")
+        write_atomic(tmp_path / "s1.evidence.json.gz", b"...", private=True)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "index.html").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "s1.evidence.json.gz").stat().st_mode) == 0o600
