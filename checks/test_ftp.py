@@ -1,17 +1,10 @@
 """Exercise 4.1-4.3: vsftpd configured, ftp disabled again in inetd, root kept out."""
 
+from grader.toolkit import compare_views, listeners
+
 from .support.inetd import entries_for_port
-from .support.remote import compare_views, inetd_entries, listeners, read_file, services
-from .support.vsftpd import boolean, parse_vsftpd_conf
-
-
-def _vsftpd_settings(host, lab):
-    content = read_file(host, lab.paths.vsftpd_conf)
-    assert content is not None, (
-        f"{lab.paths.vsftpd_conf} does not exist, so vsftpd runs "
-        "with its built-in defaults (anonymous FTP on, local users off)"
-    )
-    return parse_vsftpd_conf(content.text)
+from .support.remote import inetd_entries, listed_users, services, vsftpd_settings
+from .support.vsftpd import boolean
 
 
 def test_ftp_disabled(host, lab, outside):
@@ -39,7 +32,7 @@ def test_vsftpd_anonymous_disabled(host, lab):
 
     vsftpd does not allow anonymous FTP (anonymous_enable=NO).
     """
-    anonymous = boolean(_vsftpd_settings(host, lab), "anonymous_enable")
+    anonymous = boolean(vsftpd_settings(host, lab), "anonymous_enable")
     assert anonymous.problem is None, anonymous.problem
     assert not anonymous.value, anonymous.describe("anonymous_enable")
 
@@ -49,7 +42,7 @@ def test_vsftpd_local_write(host, lab):
 
     vsftpd lets local users log in and write (local_enable=YES, write_enable=YES).
     """
-    settings = _vsftpd_settings(host, lab)
+    settings = vsftpd_settings(host, lab)
     for name in ("local_enable", "write_enable"):
         setting = boolean(settings, name)
         assert setting.problem is None, setting.problem
@@ -61,7 +54,6 @@ def test_ftp_root_denied(host, lab):
 
     root cannot log in over FTP: it is listed in /etc/ftpusers.
     """
-    content = read_file(host, lab.paths.ftpusers)
-    assert content is not None, f"{lab.paths.ftpusers} does not exist, so root is not kept out"
-    users = {line.split("#", 1)[0].strip() for line in content.text.splitlines()}
+    users = listed_users(host, lab.paths.ftpusers, "root")
+    assert users is not None, f"{lab.paths.ftpusers} does not exist, so root is not kept out"
     assert "root" in users, f"root is not listed in {lab.paths.ftpusers}, so root may log in"

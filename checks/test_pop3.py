@@ -1,7 +1,9 @@
 """Exercises 3.4-3.7: POP3 served through inetd."""
 
+from grader.toolkit import compare_views, listeners
+
 from .support.inetd import entries_for_port
-from .support.remote import compare_views, inetd_entries, listeners, services
+from .support.remote import inetd_entries, services
 
 
 def test_pop3_in_inetd(host, lab):

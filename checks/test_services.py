@@ -1,7 +1,9 @@
 """Exercise 4: inetd's services: the time service removed, telnet enabled."""
 
+from grader.toolkit import compare_views, listeners
+
 from .support.inetd import entries_for_port
-from .support.remote import compare_views, inetd_entries, listeners, services
+from .support.remote import inetd_entries, services
 
 
 def test_time_disabled(host, lab, outside):

@@ -1,15 +1,9 @@
 """Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
 
+from grader.toolkit import Process, compare_views, is_loopback, listdir, listeners, processes
+
 from .support.inetd import entries_for_port
-from .support.remote import (
-    Process,
-    compare_views,
-    inetd_entries,
-    listdir,
-    listeners,
-    processes,
-    services,
-)
+from .support.remote import inetd_entries, services
 
 SUPER_SERVERS = ("inetd", "xinetd")
 QUEUE_FILE_PREFIXES = ("qf", "Qf", "hf")  # sendmail's control files: one per waiting message
@@ -64,7 +58,7 @@ def test_smtp_greets(host, outside):
     if greeting.ok:
         return
     found = listeners(host, 25)
-    if found and all(x.address.startswith("127.") or x.address == "::1" for x in found):
+    if found and all(is_loopback(x.address) for x in found):
         raise AssertionError(
             f"port 25 cannot be reached from outside ({greeting.text}): sendmail listens only on "
             f"{', '.join(x.address for x in found)} (the Addr= in sendmail.mc's DAEMON_OPTIONS)"

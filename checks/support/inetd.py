@@ -37,8 +37,13 @@ class Entry:
 
 
 def parse_inetd_conf(text: str) -> list[Entry]:
+    return parse_inetd_lines(enumerate(text.splitlines(), start=1))
+
+
+def parse_inetd_lines(numbered: Iterable[tuple[int, str]]) -> list[Entry]:
+    """The entries among (line number, line) pairs: a whole file's, or the lines picked."""
     entries = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in numbered:
         stripped = raw.strip()
         if not stripped:
             continue
@@ -54,8 +59,12 @@ def parse_inetd_conf(text: str) -> list[Entry]:
 
 def parse_services(text: str) -> dict[str, set[tuple[int, str]]]:
     """/etc/services: every name and alias -> {(port, 'tcp' | 'udp' ...)}."""
+    return parse_services_lines(text.splitlines())
+
+
+def parse_services_lines(lines: Iterable[str]) -> dict[str, set[tuple[int, str]]]:
     names: dict[str, set[tuple[int, str]]] = {}
-    for raw in text.splitlines():
+    for raw in lines:
         fields = raw.split("#", 1)[0].split()
         if len(fields) < 2 or "/" not in fields[1]:
             continue

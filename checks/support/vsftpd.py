@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 TRUE = frozenset({"YES", "TRUE", "1"})
@@ -46,8 +47,13 @@ class Boolean:
 
 
 def parse_vsftpd_conf(text: str) -> list[Setting]:
+    return parse_vsftpd_lines(enumerate(text.split("\n"), start=1))
+
+
+def parse_vsftpd_lines(numbered: Iterable[tuple[int, str]]) -> list[Setting]:
+    """The settings among (line number, line) pairs: a whole file's, or the lines picked."""
     settings = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in numbered:
         if not line or line[0] == "#" or line.isspace():
             continue
         name, _, value = line.lstrip(" \t\r\n\v\f").partition("=")

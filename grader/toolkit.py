@@ -1,0 +1,271 @@
+"""The grader's toolkit for checks: what a lab's checks may use besides testinfra's ``host``.
+
+A check is a plain pytest-testinfra test: everything it learns about the VM comes through
+``host`` (commands on the VM, memoized, recorded as evidence, prefetched and replayed by
+``grade regrade``) or ``outside`` (probes from the grading machine); the rubric's paths and
+variables come through ``lab``. The helpers here are built on ``host`` in the same way, so a
+check that uses them runs unchanged under plain ``pytest --hosts=...`` too.
+
+Two rules hold for every helper:
+
+* **Nothing from the VM is trusted.** Files are read without following a symbolic link (a
+  student's mailbox that points at /etc/shadow is never read), names from the VM are never put
+  in a command, every argument is quoted.
+* **A bound is never a verdict.** What the VM sends is read up to a bound (``READ_LIMIT``).
+  Ask the VM for what the check needs (the lines that matter, with ``read_lines``) rather than
+  a whole file, so that size stops mattering; where a bound is still reached, the content says
+  so, and reading it as if it were whole raises ``ReadInPart``: the check is ``error`` ("read
+  in part, not decided"), not counted against the student, never ``fail``.
+
+Also here: ``skip`` and ``fail`` (pytest's own outcomes when pytest is there), and ``note``
+(say something about a check without changing its verdict).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grader.errors import CheckError
+from grader.evidence import note
+from grader.outcomes import fail, skip
+
+__all__ = [
+    "READ_LIMIT",
+    "FileContent",
+    "Lines",
+    "Listener",
+    "Process",
+    "ReadInPart",
+    "compare_views",
+    "fail",
+    "is_loopback",
+    "listdir",
+    "listeners",
+    "note",
+    "output",
+    "processes",
+    "read_file",
+    "read_lines",
+    "skip",
+]
+
+#: Bytes of a file, or of the lines asked for, read at most.
+READ_LIMIT = 4 * 1024 * 1024
+
+
+class ReadInPart(CheckError):
+    """A check would have decided on part of what it asked for: it is an error instead."""
+
+
+# ----- what listens, what runs -----
+
+
+@dataclass(frozen=True)
+class Listener:
+    protocol: str  # tcp or udp
+    address: str  # 0.0.0.0, ::, 127.0.0.1 ...
+
+    def __str__(self) -> str:
+        return f"{self.protocol} {self.address}"
+
+
+def listeners(host: Any, port: int, protocols: tuple[str, ...] = ("tcp",)) -> list[Listener]:
+    """What listens on ``port`` on the VM, on any address, IPv4 or IPv6 (``ss -l``)."""
+    found = []
+    for spec in host.socket.get_listening_sockets():
+        protocol, _, rest = spec.partition("://")
+        if protocol not in protocols:
+            continue
+        address, _, number = rest.rpartition(":")
+        if number.isdigit() and int(number) == port:
+            found.append(Listener(protocol, address))
+    return list(dict.fromkeys(found))  # ss's "*" is reported as both 0.0.0.0 and ::
+
+
+def is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
+
+
+def compare_views(host: Any, outside: Any, port: int) -> None:
+    """Note it when the VM's own socket list and the port scan from outside disagree about a TCP
+    port: a firewall, a fake ``ss``, or a daemon that restarted in between."""
+    # only sockets that take the scan's address family: the scan goes to one address, and a
+    # socket on [::] alone (IPv6-only) refuses IPv4 (ss shows a dual-stack one as *, both)
+    family_v6 = ":" in outside.address
+    inside = [
+        x
+        for x in listeners(host, port)
+        if not is_loopback(x.address) and (":" in x.address) == family_v6
+    ]
+    state = outside.port_state(port)
+    if inside and state != "open":
+        note(
+            f"inconsistent: on the VM port {port} listens ({', '.join(map(str, inside))}), but "
+            f"from outside it is {state}: a firewall, a fake listener, or a daemon that "
+            "restarted?"
+        )
+    elif not listeners(host, port) and state == "open":
+        note(
+            f"inconsistent: nothing listens on port {port} according to the VM (ss), but from "
+            "outside it is open: a fake ss, or a daemon that started in between?"
+        )
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    ppid: int
+    comm: str
+    args: str
+
+
+def output(host: Any, command: str, *args: str, about: str | None = None) -> str:
+    """stdout of a command that must succeed. When it fails the check cannot judge: that is an
+    error of the grading, not a failure of the student's VM (PermissionError when the VM said
+    "Permission denied": the grader needs root there). ``about`` names what the command reads,
+    for the message a student sees (else the file a safe read is of, or the command)."""
+    result = host.run(command, *args)
+    if result.rc != 0:
+        if "Permission denied" in result.stderr:
+            what = about or _what(command, args)
+            raise PermissionError(f"{what}: only root may read it; run the grader with sudo")
+        raise CheckError(
+            f"`{_shown(result)}` failed with exit status {result.rc}: {result.stderr.strip()[:300]}"
+        )
+    return str(result.stdout)
+
+
+def _shown(result: Any) -> str:
+    return str(result.command.decode(errors="replace"))
+
+
+def _what(command: str, args: tuple[str, ...]) -> str:
+    """A failed command in words a person reads: the file it was about, else the command."""
+    if command in (_READ_FILE, _READ_LINES) and args:
+        return args[0]
+    return f"`{command % args if args else command}`"
+
+
+def processes(host: Any) -> dict[int, Process]:
+    """Every process on the VM by pid: its parent, command name and arguments (``ps``)."""
+    out = output(host, "ps -e -ww -o pid=,ppid=,comm=,args=")
+    table = {}
+    for line in out.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) >= 3 and fields[0].isdigit() and fields[1].isdigit():
+            pid, ppid = int(fields[0]), int(fields[1])
+            table[pid] = Process(pid, ppid, fields[2], fields[3] if len(fields) > 3 else "")
+    return table
+
+
+def listdir(host: Any, folder: str) -> list[str]:
+    """The names in a folder (hidden ones included)."""
+    return [name for name in output(host, "ls -1 -A -- %s", folder).split("\n") if name]
+
+
+# ----- files, read safely and never decided on in part -----
+
+
+@dataclass(frozen=True)
+class FileContent:
+    path: str
+    data: bytes  # what was read: the whole file, or its first ``limit`` bytes
+    size: int  # the file's size on the VM
+    complete: bool
+
+    @property
+    def part(self) -> str:
+        """What was read, whole or not: for finding something (found is found)."""
+        return self.data.decode("utf-8", errors="replace")
+
+    @property
+    def text(self) -> str:
+        """The whole file's text; ReadInPart when only part of it was read."""
+        if not self.complete:
+            raise ReadInPart(
+                f"{self.path} is {self.size} bytes, more than the grader reads of a file "
+                f"({len(self.data)}), so it was read in part and this is not decided on it"
+            )
+        return self.part
+
+
+@dataclass(frozen=True)
+class Lines:
+    path: str
+    found: tuple[tuple[int, str], ...]  # (line number, text) of the lines asked for
+    complete: bool
+
+    @property
+    def numbered(self) -> tuple[tuple[int, str], ...]:
+        """Every line asked for; ReadInPart when they went past the bound."""
+        if not self.complete:
+            raise ReadInPart(
+                f"the lines of {self.path} the check looks at are more than the grader reads "
+                f"({READ_LIMIT} bytes), so they were read in part and this is not decided"
+            )
+        return self.found
+
+
+#: Says what the path is, and reads a regular file with dd's nofollow, so a symlink (to
+#: /etc/shadow, say) is never followed, even by a prefetch.
+_CHECKED = (
+    'p=%s; if [ -L "$p" ]; then echo symlink; readlink -- "$p"; '
+    'elif [ ! -e "$p" ]; then echo missing; '
+    'elif [ ! -f "$p" ]; then echo other; '
+    'elif [ ! -r "$p" ]; then echo "$p: Permission denied" >&2; exit 1; '
+    'else echo "file $(stat -c %%s -- "$p")" && '
+)
+_READ_FILE = _CHECKED + 'dd if="$p" iflag=nofollow,count_bytes count=%s bs=65536 status=none; fi'
+#: The lines matching an extended regular expression, numbered, bounded (one byte more than
+#: the bound is read, to know whether the bound was reached).
+_READ_LINES = (
+    _CHECKED + 'dd if="$p" iflag=nofollow bs=65536 status=none '
+    "| grep -n -a -E -e %s | head -c %s; fi"
+)
+
+
+def _checked(host: Any, command: str, path: str, *args: str) -> tuple[str, bytes] | None:
+    """Run a safe read; (size line, data), or None when the file does not exist."""
+    result = host.run(command, path, *args)
+    if result.rc != 0:
+        output(host, command, path, *args)  # raises, saying why
+    kind, _, rest = result.stdout_bytes.partition(b"\n")
+    if kind == b"symlink":
+        target = rest.decode(errors="replace").strip()
+        raise AssertionError(f"{path} is a symbolic link (to {target}); it was not read")
+    if kind == b"missing":
+        return None
+    if not kind.startswith(b"file "):
+        raise AssertionError(f"{path} is not a regular file; it was not read")
+    return kind.decode(), rest
+
+
+def read_file(host: Any, path: str, limit: int = READ_LIMIT) -> FileContent | None:
+    """A regular file's content (its first ``limit`` bytes at most); None when it does not
+    exist. A symlink or anything but a regular file is refused (the check fails saying so)."""
+    found = _checked(host, _READ_FILE, path, str(limit))
+    if found is None:
+        return None
+    kind, data = found
+    size = int(kind.split()[1])
+    return FileContent(path, data, size, size <= limit)
+
+
+def read_lines(host: Any, path: str, pattern: str, limit: int = READ_LIMIT) -> Lines | None:
+    """The lines of a file that match ``pattern`` (a POSIX extended regular expression, as
+    grep -E reads it), with their line numbers, picked on the VM: a check of a few settings
+    costs the same whatever the file's size. None when the file does not exist."""
+    found = _checked(host, _READ_LINES, path, pattern, str(limit + 1))
+    if found is None:
+        return None
+    _, data = found
+    complete = len(data) <= limit
+    lines = []
+    for raw in data[:limit].split(b"\n"):
+        number, sep, text = raw.partition(b":")
+        if sep and number.isdigit():
+            lines.append((int(number), text.decode("utf-8", errors="replace")))
+    if not complete and lines:
+        lines.pop()  # the last line read may have been cut
+    return Lines(path, tuple(lines), complete)
