@@ -56,7 +56,7 @@ def regrade_folder(
     finished: Callable[[Report], None] = lambda report: None,
     per_student: Mapping[str, tuple[Mapping[str, str], str | None]] | None = None,
 ) -> Regraded:
-    """Regrade the reports ``found`` in a folder (``ReportStore.report_files()``) into ``out``.
+    """Regrade the reports ``found`` in a folder (``ReportStore.read_all()``) into ``out``.
     ``given`` variables and ``ssh_password`` apply to everyone; ``per_student`` (a roster's
     variables and SSH password, by student) to one student each."""
     rubric = pack.rubric
@@ -149,11 +149,14 @@ def describe_changes(changes: list[Change], limit: int = 40) -> str:
 
 def find_report(directory: Path, who: str) -> tuple[Path, Report]:
     """A report of the folder by student id, host, or file name."""
-    found = ReportStore(directory).report_files()
-    for path, report in found:
+    folder = ReportStore(directory).read_all()
+    for path, report in folder.found:
         if who in (report.student, report.host, path.stem, path.name):
             return path, report
-    names = [r.student or r.host for _, r in found]
+    for path, why in folder.unreadable:
+        if who in (path.stem, path.name):
+            raise InputError(f"{path}: not a report this grader can read ({why})")
+    names = [r.student or r.host for _, r in folder.found]
     if not names:
         raise InputError(f"{directory}: no reports (<student>.json) in this folder")
     raise InputError(f"{directory}: no report of {who!r}{closest(who, names)}")

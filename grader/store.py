@@ -7,8 +7,10 @@ only, and ``--resume`` can trust every report it finds.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from grader import manifest
 from grader.archive import Archive, archive_path, dumps
 from grader.files import safe_name, write_atomic
 from grader.outputs import class_outputs
@@ -58,16 +60,40 @@ class ReportStore:
         for relative, text in class_outputs(reports, rubric).items():
             write_atomic(self.directory / relative, text)
 
-    def all_reports(self) -> list[Report]:
-        """Every report in the folder (other JSON files are not reports and are left alone)."""
-        return [report for _, report in self.report_files()]
-
-    def report_files(self) -> list[tuple[Path, Report]]:
-        """Every report in the folder with its file."""
-        found = []
+    def read_all(self) -> Folder:
+        """Every report in the folder, and every file that should be one but cannot be read
+        (the run's manifest is not a report)."""
+        found, unreadable = [], []
         for path in sorted(self.directory.glob("*.json")):
-            try:
-                found.append((path, Report.from_dict(json.loads(path.read_text()))))
-            except (OSError, ValueError, KeyError, TypeError):
+            if path.name == manifest.NAME:
                 continue
-        return found
+            try:
+                document = json.loads(path.read_text())
+            except OSError as e:
+                unreadable.append((path, e.strerror or str(e)))
+                continue
+            except (ValueError, RecursionError):
+                unreadable.append((path, "not valid JSON"))
+                continue
+            try:
+                found.append((path, Report.from_dict(document)))
+            except (KeyError, TypeError, AttributeError, ValueError):
+                unreadable.append((path, "JSON, but not a report's fields"))
+        return Folder(found, unreadable)
+
+
+@dataclass(frozen=True)
+class Folder:
+    """What a folder of reports holds: the reports read, and the files that could not be."""
+
+    found: list[tuple[Path, Report]]
+    unreadable: list[tuple[Path, str]]
+
+    @property
+    def reports(self) -> list[Report]:
+        return [report for _, report in self.found]
+
+    def complaints(self) -> list[str]:
+        return [
+            f"{path}: not a report this grader can read ({why})" for path, why in self.unreadable
+        ]

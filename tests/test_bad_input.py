@@ -83,7 +83,14 @@ CASES = {
         ["no reports (<student>.json) to regrade"],
     ),
     "regrade with an unknown variable": (
-        lambda t: ["regrade", str(t), "--var", "bob_pasword=x"],
+        lambda t: [
+            "regrade",
+            str(t),
+            "--rubric",
+            str(PROJECT / "rubric.toml"),
+            "--var",
+            "bob_pasword=x",
+        ],
         ["rubric.toml: unknown variable 'bob_pasword'", "did you mean 'bob_password'?"],
     ),
     "show of a folder with no reports": (

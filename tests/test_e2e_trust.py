@@ -81,7 +81,7 @@ def write_roster(path: Path, fleet, rows: list[tuple[str, str, int | None, dict]
 
 def decisions(folder: Path) -> dict[str, dict]:
     found = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("[!.]*.json")):
         report = json.loads(path.read_text())
         found[report["student"]] = {
             "status": report["status"],

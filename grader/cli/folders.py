@@ -9,13 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grader import manifest
 from grader.cli.definition import UsageError
-from grader.cli.grading import given_variables, ssh_password, the_pack, the_rubric
+from grader.cli.grading import given_variables, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
 from grader.errors import ExitStatus, InputError
 from grader.files import write_atomic
+from grader.pack import Pack
+from grader.render.safe import escaped
 from grader.results import Report
-from grader.store import ReportStore
+from grader.rubric import default_rubric_path
+from grader.runner import now
+from grader.store import Folder, ReportStore
 
 
 def _folder(path: Path) -> Path:
@@ -43,12 +48,46 @@ def rubric(opts: dict[str, Any]) -> int:
     return ExitStatus.OK
 
 
+def _complain(folder: Folder) -> int:
+    """Name every file of a folder that should be a report and could not be read; the exit
+    status a command ends with when there was one (a student was left out)."""
+    for line in folder.complaints():
+        sys.stderr.write(f"grade: error: {escaped(line)}\n")
+    return ExitStatus.NOT_GRADED if folder.unreadable else ExitStatus.OK
+
+
+def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report]) -> Pack:
+    """The pack to mark a graded folder with: --rubric when given, else the rubric the folder
+    says it was graded with (its manifest), else the built-in lab's; a folder graded with
+    another rubric than the one found is refused rather than marked with the wrong one."""
+    if opts["rubric_path"] is not None:
+        return the_pack(opts)
+    recorded = manifest.read(directory)
+    path = Path(recorded.rubric_path) if recorded else default_rubric_path()
+    if recorded is not None and not path.is_file():
+        raise InputError(
+            f"{directory} was graded with the rubric {path}, which is not there any more; "
+            "give the rubric to mark with (--rubric PATH)"
+        )
+    pack = the_pack({**opts, "rubric_path": path})
+    graded_with = {r.rubric.sha256 for r in reports} - {pack.rubric.sha256}
+    if graded_with:
+        raise InputError(
+            f"{directory} was graded with another rubric (sha256 {sorted(graded_with)[0][:12]}) "
+            f"than {path} (sha256 {pack.rubric.sha256[:12]}); give the rubric to mark with "
+            "(--rubric PATH)"
+        )
+    return pack
+
+
 def export(opts: dict[str, Any]) -> int:
     from grader.render.lms import render as render_lms
 
     directory = _folder(opts["directory"])
-    reports = [r for r in ReportStore(directory).all_reports() if r.student is not None]
+    folder = ReportStore(directory).read_all()
+    reports = [r for r in folder.reports if r.student is not None]
     if not reports:
+        _complain(folder)
         raise InputError(f"{directory}: no student reports (<student>.json) found")
     sys.stdout.write(
         render_lms(
@@ -59,22 +98,67 @@ def export(opts: dict[str, Any]) -> int:
             feedback=opts["feedback"],
         )
     )
-    return ExitStatus.OK
+    return _complain(folder)
+
+
+def _shards(runs: list[tuple[Path, manifest.Manifest | None]]) -> None:
+    """Refuse shards that do not make one whole roster: a folder that is not a run's, another
+    roster's or another rubric's, a shard missing or given twice."""
+    first_dir, first = runs[0]
+    for directory, run in runs:
+        if run is None or run.kind not in ("roster", "merge"):
+            raise InputError(
+                f"{directory}: not the folder of a roster run (no {manifest.NAME} of one); "
+                "merge takes the folders of grade --roster --shard K/N"
+            )
+        assert first is not None
+        if run.roster_sha256 != first.roster_sha256:
+            raise InputError(f"{directory}: graded from another roster than {first_dir}")
+        if run.rubric_sha256 != first.rubric_sha256:
+            raise InputError(
+                f"{directory}: graded with another rubric (sha256 {run.rubric_sha256[:12]}) "
+                f"than {first_dir} (sha256 {first.rubric_sha256[:12]})"
+            )
+    slices: dict[int, Path] = {}
+    sizes = set()
+    for directory, run in runs:
+        k, n = run.shard if run and run.shard else (1, 1)
+        sizes.add(n)
+        if k in slices:
+            raise InputError(f"shard {k}/{n} is given twice: {slices[k]} and {directory}")
+        slices[k] = directory
+    if len(sizes) > 1:
+        raise InputError(
+            "the folders are slices of different shardings: "
+            + ", ".join(f"{d} ({r.shard[0]}/{r.shard[1]})" for d, r in runs if r and r.shard)
+        )
+    (n,) = sizes
+    missing = [f"{k}/{n}" for k in range(1, n + 1) if k not in slices]
+    if missing:
+        raise InputError(
+            f"shard {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: merge "
+            f"needs every slice of the roster ({n} in all), or students would be lost"
+        )
 
 
 def merge(opts: dict[str, Any]) -> int:
     from grader.archive import archive_path
     from grader.batch import close_class
 
-    loaded = the_rubric(opts)
+    directories = [_folder(d) for d in opts["directories"]]
+    runs = [(d, manifest.read(d)) for d in directories]
+    _shards(runs)
+    folders = [ReportStore(d).read_all() for d in directories]
+    reports_seen = [r for f in folders for r in f.reports]
+    loaded = _recorded_pack({**opts, "color": opts["color"]}, directories[0], reports_seen).rubric
     found: dict[str, tuple[Report, Path]] = {}
-    for directory in map(_folder, opts["directories"]):
-        for path, report in ReportStore(directory).report_files():
+    for directory, folder in zip(directories, folders):
+        for path, report in folder.found:
             if report.student is None:
                 continue
             if report.rubric.sha256 != loaded.sha256:
                 raise InputError(
-                    f"{directory}: {report.student}'s report was graded with another rubric "
+                    f"{path}: {report.student}'s report was graded with another rubric "
                     f"(sha256 {report.rubric.sha256[:12]}, not {loaded.sha256[:12]} of "
                     f"{loaded.path}); give the rubric the shards used with --rubric"
                 )
@@ -84,9 +168,11 @@ def merge(opts: dict[str, Any]) -> int:
                     f"{directory}: shards must not overlap"
                 )
             found[report.student] = (report, path)
+    expected = {s for _, run in runs if run for s in run.students}
+    absent = sorted(expected - set(found))
     if not found:
         raise InputError(
-            "no student reports (<student>.json) in " + ", ".join(map(str, opts["directories"]))
+            "no student reports (<student>.json) in " + ", ".join(map(str, directories))
         )
     out = Path(opts["out"])
     store = ReportStore(out)
@@ -96,9 +182,27 @@ def merge(opts: dict[str, Any]) -> int:
             store.take_archive(report, path)
         store.save(report)
     reports = close_class(store, merged, loaded)
+    first = runs[0][1]
+    assert first is not None
+    manifest.Manifest(
+        loaded.title,
+        loaded.sha256,
+        str(loaded.path.resolve()),
+        roster_sha256=first.roster_sha256,
+        students=tuple(sorted(expected | set(found))),
+        kind="merge",
+        made_at=now(),
+    ).write(out)
     color = use_color(opts["color"], sys.stdout)
-    to_terminal("class", reports, color, rubric=loaded, directory=out)
-    return class_exit_status(reports)
+    to_terminal("class", reports, color, rubric=loaded, directory=out, expected=len(expected))
+    status = max(class_exit_status(reports), *(_complain(f) for f in folders))
+    if absent:
+        sys.stderr.write(
+            f"grade: error: {len(absent)} student(s) of the roster have no report in any shard: "
+            f"{escaped(', '.join(absent[:20]))}{' ...' if len(absent) > 20 else ''}\n"
+        )
+        status = ExitStatus.NOT_GRADED
+    return status
 
 
 def regrade(opts: dict[str, Any]) -> int:
@@ -106,18 +210,22 @@ def regrade(opts: dict[str, Any]) -> int:
     from grader.regrade import describe_changes, regrade_folder
 
     directory = _folder(opts["directory"])
-    pack = the_pack(opts)
-    loaded = pack.rubric
     given = given_variables(opts)
+    pack = the_pack(opts) if opts["rubric_path"] else None
+    if pack is not None:
+        pack.rubric.resolve_vars(given)  # unknown names are refused before anything is read
+    folder = ReportStore(directory).read_all()
+    if not folder.found:
+        _complain(folder)
+        raise InputError(f"{directory}: no reports (<student>.json) to regrade")
+    pack = pack or _recorded_pack(opts, directory, folder.reports)
+    loaded = pack.rubric
     loaded.resolve_vars(given)  # unknown names are refused before anything is written
     password = ssh_password(opts)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
-    target = opts["out"] or directory.with_name(f"{directory.name}-regraded-{stamp}")
-    if Path(target).resolve() == directory.resolve():
+    target = Path(opts["out"] or directory.with_name(f"{directory.name}-regraded-{stamp}"))
+    if target.resolve() == directory.resolve():
         raise UsageError("--out must be another folder: the graded folder is kept as it is")
-    found = ReportStore(directory).report_files()
-    if not found:
-        raise InputError(f"{directory}: no reports (<student>.json) to regrade")
     per_student = None
     if opts["roster"] is not None:
         from grader.execution import Target
@@ -127,16 +235,28 @@ def regrade(opts: dict[str, Any]) -> int:
         per_student = {s.student: (dict(s.vars), s.target.password) for s in students}
     color = use_color(opts["color"], sys.stdout)
     started = time.monotonic()
-    with progress_for(len(found), verb="Regrading", color=color) as progress:
+    source = manifest.read(directory)
+    with progress_for(len(folder.found), verb="Regrading", color=color) as progress:
         result = regrade_folder(
-            found,
-            Path(target),
+            folder.found,
+            target,
             pack,
             given,
             password,
             finished=lambda report: progress.finished(report, reused=False),
             per_student=per_student,
         )
+    manifest.Manifest(
+        loaded.title,
+        loaded.sha256,
+        str(loaded.path.resolve()),
+        roster_sha256=source.roster_sha256 if source else None,
+        shard=source.shard if source else None,
+        students=source.students if source else (),
+        kind="regrade",
+        made_at=now(),
+        regraded_from=str(directory.resolve()),
+    ).write(target)
     to_terminal(
         "class",
         result.reports,
@@ -147,16 +267,18 @@ def regrade(opts: dict[str, Any]) -> int:
     )
     sys.stdout.write(describe_changes(result.changes))
     sys.stdout.write(
-        f"Regraded {result.replayed} of {len(result.reports)} students from their evidence "
-        f"archives, without the VMs; {result.needed_live} check(s) needed the live VM"
+        f"Regraded {result.replayed} of {len(result.reports) + len(folder.unreadable)} students "
+        f"from their evidence archives, without the VMs; {result.needed_live} check(s) needed "
+        "the live VM"
         + (
-            f", {result.needed_secret} a secret given at grading (see their messages)"
+            f", {result.needed_secret} a secret given at grading (give the roster the class was "
+            "graded with, --roster CSV, or --var-env / --password-env)"
             if result.needed_secret
             else ""
         )
         + ".\n"
     )
-    return class_exit_status(result.reports)
+    return max(class_exit_status(result.reports), _complain(folder))
 
 
 def show(opts: dict[str, Any]) -> int:

@@ -14,10 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grader import manifest
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
 from grader.errors import InputError
 from grader.files import write_atomic
+from grader.manifest import Manifest, sha256_of
 from grader.pack import Pack
 from grader.render import render
 from grader.rubric import Rubric, default_rubric_path, load_rubric
@@ -160,6 +162,7 @@ def grade(opts: dict[str, Any]) -> int:
 
         store = ReportStore(Path(opts["out"]))
         store.save(report, grading.archive)
+        _manifest(rubric, "local" if local else "host").write(store.directory)
         if opts["fmt"] in ("html", "md"):
             path = store.report_path(report).with_suffix(f".{opts['fmt']}")
             write_atomic(path, render(opts["fmt"], report))
@@ -169,6 +172,14 @@ def grade(opts: dict[str, Any]) -> int:
         sys.stdout.write(render(opts["fmt"], report))
         sys.stdout.flush()
     return exit_status(report)
+
+
+def _manifest(rubric: Rubric, kind: str, **fields: Any) -> Manifest:
+    from grader.runner import now
+
+    return Manifest(
+        rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=now(), **fields
+    )
 
 
 def _warn_shared_passwords(students: Sequence[Any]) -> None:
@@ -214,12 +225,30 @@ def _grade_class(
     if opts["resume"] and opts["out"] is None:
         raise UsageError("--resume needs --out DIR: the folder of the run to resume")
     students = load_roster(roster, rubric, defaults)
-    if opts["shard"]:
-        students = shard(students, *parse_shard(opts["shard"]))
+    part = parse_shard(opts["shard"]) if opts["shard"] else None
+    if part is not None:
+        students = shard(students, *part)
     _warn_shared_passwords(students)
     slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
     directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
     store = ReportStore(Path(directory))
+    run = _manifest(
+        rubric,
+        "roster",
+        roster_sha256=sha256_of(roster),
+        shard=part,
+        students=tuple(s.student for s in students),
+    )
+    earlier = manifest.read(store.directory) if opts["resume"] else None
+    if earlier is not None and (earlier.roster_sha256, earlier.shard) != (
+        run.roster_sha256,
+        run.shard,
+    ):
+        raise InputError(
+            f"{store.directory} holds a run of another roster or shard: --resume finishes the "
+            "run of the same roster (and shard) it was started with"
+        )
+    run.write(store.directory)
     started = time.monotonic()
     with _sigterm_interrupts(), progress_for(len(students), color=color) as progress:
         result = grade_roster(
