@@ -1,5 +1,6 @@
 """Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
 
+from grader.probes.mail import TurnedAway
 from grader.toolkit import Process, compare_views, is_loopback, listdir, listeners, processes
 
 from .support.inetd import entries_for_port
@@ -49,12 +50,20 @@ def test_smtp_listening(host, outside):
     assert listeners(host, 25), "nothing listens on TCP port 25 on the VM" + _mta_refusing(host)
 
 
+#: What Debian's and Slackware's sendmail allow one client (ClientRate in /etc/mail/access,
+#: ConnectionRateWindowSize in sendmail.cf), for the student told they were turned away
+RATE_LIMIT = "sendmail allows 10 connections per client in 10 minutes"
+
+
 def test_smtp_greets(host, outside):
     """Port 25 greets from outside.
 
     From outside the VM, port 25 answers with an SMTP 220 greeting.
     """
-    greeting = outside.smtp_greeting(25)
+    try:
+        greeting = outside.smtp_greeting(25)
+    except TurnedAway as e:
+        raise e.explained(RATE_LIMIT) from None
     if greeting.ok:
         return
     found = listeners(host, 25)

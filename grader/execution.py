@@ -48,3 +48,4 @@ class Target:
     user: str = "root"
     identity: Path | None = None
     password: str | None = field(default=None, repr=False)  # never in a log or a message
+    sudo: bool = False  # run each command with sudo (a user who is not root, sudo with no password)

@@ -10,7 +10,7 @@ from grader.outcomes import skip
 
 
 class Paths:
-    """Attribute access to the rubric's [paths]: ``lab.paths.inetd_conf``."""
+    """Attribute access to the rubric's [paths]: ``lab.paths.web_root``."""
 
     def __init__(self, paths: Mapping[str, str | list[str]]) -> None:
         self._paths = dict(paths)

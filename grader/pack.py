@@ -8,12 +8,18 @@ names no check, and a check that no rubric item marks, are both refused, naming 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
 
 from grader.checkload import Check, load_checks, load_probes
+from grader.errors import InputError
+from grader.files import write_atomic
 from grader.probes import Registry, pack_probes
-from grader.rubric import Rubric, bind_checks
+from grader.rubric import Rubric, bind_checks, load_rubric
 
 #: What a check may ask for by parameter name.
 FIXTURES = ("host", "lab", "outside")
@@ -24,6 +30,24 @@ class Pack:
     rubric: Rubric
     checks: Mapping[str, Check]
     probes: Registry
+
+
+def copy_pack(rubric: Rubric, folder: Path) -> Path:
+    """An editable copy of a lab in ``folder``: the rubric (comments kept) and its checks folder
+    next to it, so it grades where it is put. Returns the copy's rubric; refuses to write over
+    a folder that already holds one."""
+    target = folder / "rubric.toml"
+    if target.exists() or (folder / "checks").exists():
+        raise InputError(f"{folder}: already holds a rubric.toml or checks/; copy to a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        rubric.checks_dir, folder / "checks", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    document = tomlkit.parse(rubric.path.read_text())
+    document["checks"] = "checks"
+    write_atomic(target, tomlkit.dumps(document))
+    load_pack(load_rubric(target))  # the copy grades as it is, or this is a bug
+    return target
 
 
 def load_pack(rubric: Rubric) -> Pack:

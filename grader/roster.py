@@ -3,7 +3,7 @@
 A header row; required columns ``student`` and ``host``; optional ``port``, ``user``,
 ``identity`` (a private key file, relative to the roster's folder) and ``password_env`` (the
 name of an environment variable holding the SSH password); every other column is a rubric
-variable for that student (e.g. ``bob_password``), an empty cell meaning the default. Blank
+variable for that student (e.g. ``db_password``), an empty cell meaning the default. Blank
 lines and a UTF-8 byte order mark are fine. Every problem is refused before anything is graded,
 naming the file and the line.
 """
@@ -171,6 +171,7 @@ def _student(
         host=cells["host"],
         port=port,
         user=cells.get("user") or defaults.user,
+        sudo=defaults.sudo,
         identity=identity,
         password=password,
     )

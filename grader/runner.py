@@ -207,7 +207,10 @@ def grade_host(
                     deadline,
                     pack.probes,
                 )
-                outcomes = run_on(host, outside, pack, variables, mask, deadline)
+                try:
+                    outcomes = run_on(host, outside, pack, variables, mask, deadline)
+                finally:
+                    outside.close()
             except HostError as e:
                 e.host_key, e.address = session.host_key, session.address
                 raise
@@ -288,7 +291,10 @@ def grade_local(pack: Pack, variables: Mapping[str, str], options: Options) -> G
         registry=pack.probes,
         own_machine=True,
     )
-    outcomes = run_on(host, outside, pack, variables, mask, deadline)
+    try:
+        outcomes = run_on(host, outside, pack, variables, mask, deadline)
+    finally:
+        outside.close()
     kept = _archive(
         host, outside, target, rubric, None, variables, options, graded_at, None, outcomes
     )

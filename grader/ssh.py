@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import select
+import shlex
 import socket
 import tempfile
 import threading
@@ -122,7 +123,9 @@ class Session:
         address: str,
         host_key: str,
         replaced_key: str | None = None,
+        sudo: bool = False,
     ) -> None:
+        self.sudo = sudo  # every command through `sudo -n` (the user is not root)
         self.client = client
         self.address = address  # the IP address the host name resolved to
         self.host_key = host_key  # fingerprint of the key the host showed
@@ -153,6 +156,10 @@ class Session:
         ends = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         truncated = False
+        if self.sudo:  # the same command, as root; -n: never wait for a password
+            command = b"sudo -n -- sh -c " + shlex.quote(
+                command.decode("utf-8", "surrogateescape")
+            ).encode("utf-8", "surrogateescape")
         with chan:
             chan.exec_command(command)
             chan.shutdown_write()  # no stdin: a command that reads it sees end of file
@@ -252,4 +259,4 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
     transport = client.get_transport()
     assert transport is not None
     key = fingerprint(transport.get_remote_server_key())
-    return Session(client, address, key, policy.replaced)
+    return Session(client, address, key, policy.replaced, target.sudo)

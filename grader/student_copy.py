@@ -8,14 +8,22 @@ can still say "N more checks are marked by your instructor".
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import tomlkit
 
 from grader.rubric import Rubric, load_rubric
 
 
-def student_copy(rubric: Rubric) -> str:
+def student_copy(rubric: Rubric, folder: Path | None = None) -> str:
+    """The copy's text. Its ``checks`` names the lab's checks folder from ``folder`` (where the
+    copy is written; absolute when it goes to stdout), so the copy grades where it is put."""
     hidden = {item.id for item in rubric.items if item.visibility == "hidden"}
     document = tomlkit.parse(rubric.path.read_text())
+    document["checks"] = (
+        os.path.relpath(rubric.checks_dir, folder.resolve()) if folder else str(rubric.checks_dir)
+    )
     sections = document["sections"]
     for s in reversed(range(len(sections))):
         items = sections[s]["items"]
@@ -35,5 +43,5 @@ def student_copy(rubric: Rubric) -> str:
         rubric.hidden_items + len(hidden) if legacy else [*rubric.hidden_ids, *sorted(hidden)]
     )
     text = tomlkit.dumps(document)
-    load_rubric(rubric.path, text)  # the copy is a valid rubric, or this is a bug
+    load_rubric((folder or rubric.checks_dir.parent) / "student.toml", text)  # valid, or a bug
     return text

@@ -129,6 +129,15 @@ def test_password_login_keeps_the_password_secret(grade, fleet, scenario_vms, mo
     )
     assert run.report["status"] == "graded"  # as bob: logged in, though root's checks suffer
     assert fleet.password not in run.stdout + run.stderr
+    needs_root = {c["id"] for c in run.report["checks"] if c["error_kind"] == "needs_root"}
+    assert needs_root == {"queue_empty", "mail_bcc_root"}
+    # root logs in with a key only (stock sshd): with a password, a user who may sudo
+    run = grade(
+        "--host", scenario_vms["complete"].address, "--user", "bob", "--sudo",
+        "--password-env", "LAB_SSH_PASSWORD", "--format", "json",
+        "--var", f"bob_password={fleet.password}",
+    )  # fmt: skip
+    assert {c["id"]: c["status"] for c in run.report["checks"]} == SCENARIOS["complete"].expected
 
 
 def test_same_command_runs_once_per_host(fleet, scenario_vms, tmp_path):
@@ -175,7 +184,8 @@ def test_sendmail_turning_the_grader_away_is_an_error_not_a_fail(grade, fleet, s
     run = grade(*fleet.grade_args(vm))
     greets = next(c for c in run.report["checks"] if c["id"] == "smtp_greets")
     assert greets["status"] == "error" and "421" in greets["message"]
-    assert "grade again in a few minutes" in greets["message"]
+    assert "This is not a lost mark; try again in a few minutes" in greets["message"]
+    assert "sendmail allows 10 connections per client in 10 minutes" in greets["message"]
     others = [c["status"] for c in run.report["checks"] if c["id"] != "smtp_greets"]
     assert others == ["pass"] * 19
 

@@ -82,7 +82,7 @@ def test_without_root_the_checks_needing_root_are_named_and_the_rest_graded(flee
     for c in report["checks"]:
         assert c["status"] == ("error" if c["id"] in need_root else "pass"), c
         if c["id"] in need_root:
-            assert "permission denied" in c["message"]
+            assert "only root may read it" in c["message"]
     assert run.returncode == ExitStatus.NOT_ALL_PASSED
     text = local(vm, command, f"--var bob_password={fleet.password}", user="bob").stdout
     text = " ".join(text.split())  # as read, whatever the terminal's width

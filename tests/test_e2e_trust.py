@@ -144,6 +144,7 @@ def test_what_is_masked_for_readers_never_changes_a_verdict(grade, fleet, hostil
     # people see where the grader masked text
     shown = grade("show", str(out), vm.address, "time_disabled", "--all")
     assert "secret(s) of the grading out of this record: shown as ****" in shown.stdout
+    shown = grade("show", str(out), vm.address, "vsftpd_anonymous_disabled", "--all")
     assert "PRIVATE KEY (left out by the grader)" in shown.stdout
     assert "a private key block is left out of what is shown" in shown.stdout
 

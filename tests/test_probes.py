@@ -163,3 +163,25 @@ def test_a_web_server_that_floods_is_cut_off():
     with server(flood) as port:
         page = outside().http("/", port=port)  # the page is read up to its limit, no more
     assert page.ok and page.truncated and len(page.body) == 256 * 1024
+
+
+def test_a_self_check_connects_once_to_a_port_it_scans_and_talks_to(monkeypatch):
+    """Without root the port scan connects; the connection then serves the greeting probe, so
+    a mail server that counts connections per client sees one per self-check."""
+    import grader.probes.scan as scan
+
+    monkeypatch.setattr(scan, "scan_type", lambda: "-sT")  # as a student without root
+    connections = []
+
+    def greet(client: socket.socket) -> None:
+        connections.append(client)
+        client.sendall(b"220 hello\r\n")
+        client.recv(100)
+
+    with server(greet) as port:
+        probe = Outside("127.0.0.1", ports=(port,), reply_timeout=REPLY_TIMEOUT, own_machine=True)
+        assert probe.port_state(port) == "open"
+        assert probe.smtp_greeting(port).ok
+        probe.close()
+        time.sleep(0.2)
+    assert len(connections) == 1

@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "resume": False,
     "port": 22,
     "user": "root",
+    "sudo": False,
     "identity": None,
     "password_env": None,
     "rubric_path": None,
@@ -173,6 +174,13 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
     ssh.add_argument(
         "--user",
         help="SSH user (default root: the checks look where only root may).",
+    )
+    ssh.add_argument(
+        "--sudo",
+        action="store_true",
+        help="Run every command on the VM with sudo -n, for a --user who is not root (stock "
+        "sshd lets root log in with a key only: with a password, log in as a user who may "
+        "sudo without one).",
     )
     ssh.add_argument(
         "--identity",
@@ -343,6 +351,14 @@ def _subcommands(parser: Parser) -> None:
         type=Path,
         default=None,
         help="With --student-copy: write it to this file instead of stdout.",
+    )
+    rubric.add_argument(
+        "--copy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Write an editable copy of the lab (its rubric and its checks folder) to DIR, "
+        "which grades as it is (grade --rubric DIR/rubric.toml).",
     )
 
     export = sub(

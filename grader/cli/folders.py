@@ -35,12 +35,26 @@ def rubric(opts: dict[str, Any]) -> int:
     from grader.student_copy import student_copy
 
     loaded = the_pack({**opts, "rubric_path": opts.get("path") or opts["rubric_path"]}).rubric
+    if opts["copy"] is not None:
+        if opts["student_copy"] or opts["output"] is not None:
+            raise UsageError(
+                "--copy writes a whole lab; --student-copy and --output do not go with it"
+            )
+        from grader.pack import copy_pack
+
+        where = copy_pack(loaded, opts["copy"])
+        sys.stdout.write(
+            f"Copied {loaded.title} to {opts['copy']}/ (rubric.toml and checks/); grade with it: "
+            f"grade --rubric {where}\n"
+        )
+        return ExitStatus.OK
     if opts["student_copy"]:
-        text = student_copy(loaded)
-        if opts["output"] is None:
+        output = opts["output"]
+        text = student_copy(loaded, output.parent if output is not None else None)
+        if output is None:
             sys.stdout.write(text)
         else:
-            write_atomic(opts["output"], text)
+            write_atomic(output, text)
         return ExitStatus.OK
     if opts["output"] is not None:
         raise UsageError("--output is for --student-copy")

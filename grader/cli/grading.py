@@ -96,7 +96,9 @@ def grade(opts: dict[str, Any]) -> int:
         raise UsageError("--resume and --shard are for a --roster run")
     if roster and opts["student_view"]:
         raise UsageError("--student-view is for --host and --local")
-    if local and (opts["password_env"] or opts["identity"] or opts["accept_changed"]):
+    if local and (
+        opts["password_env"] or opts["identity"] or opts["accept_changed"] or opts["sudo"]
+    ):
         raise UsageError("--local grades this machine without SSH: SSH options do not apply")
 
     from grader.execution import Target
@@ -136,6 +138,7 @@ def grade(opts: dict[str, Any]) -> int:
         user=opts["user"],
         identity=opts["identity"],
         password=password,
+        sudo=opts["sudo"],
     )
     plan = None
     if not opts["no_prefetch"]:

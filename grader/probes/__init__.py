@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -149,6 +150,8 @@ class Outside:
         self._memo: dict[str, Any] = {}
         self._keys: dict[str, tuple[str, list[Any]]] = {}
         self._lock = threading.Lock()
+        self._held: dict[int, socket.socket] = {}  # a connect scan's open connections
+        self._held_lock = threading.Lock()  # apart: a probe takes one while being asked
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -175,6 +178,26 @@ class Outside:
                 self._memo[memo] = asking()
                 self._keys[memo] = (name, json.loads(json.dumps(key)))
             return self._memo[memo]
+
+    def hold(self, port: int, sock: socket.socket) -> None:
+        """Keep a connection a connect scan made, for the next conversation with that port."""
+        with self._held_lock:
+            previous = self._held.pop(port, None)
+            self._held[port] = sock
+        if previous is not None:
+            previous.close()
+
+    def take(self, port: int) -> socket.socket | None:
+        """A connection to ``port`` the scan made and kept, if any (one use)."""
+        with self._held_lock:
+            return self._held.pop(port, None)
+
+    def close(self) -> None:
+        """Close what the scan kept and no conversation used."""
+        with self._held_lock:
+            held, self._held = list(self._held.values()), {}
+        for sock in held:
+            sock.close()
 
     def answers(self) -> list[tuple[str, list[Any], Any]]:
         """Every probe made, its key and what it found, in the order made (for the archive)."""

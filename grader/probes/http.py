@@ -42,6 +42,7 @@ class _Connection(http.client.HTTPConnection):
             self.outside.reply_timeout,
             self.outside.deadline,
             limit=BODY_LIMIT + 64 * 1024,
+            connected=self.outside.take(self.port),
         )
         self.sock = self.conversation
 

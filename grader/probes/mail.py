@@ -13,6 +13,7 @@ import smtplib
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from grader.errors import CheckError
@@ -48,13 +49,41 @@ def why(error: BaseException, port: int, timeout: float) -> str:
 
 def _conversation(outside: Outside, port: int) -> Conversation:
     return Conversation(
-        outside.address, port, outside.timeout, outside.reply_timeout, outside.deadline
+        outside.address,
+        port,
+        outside.timeout,
+        outside.reply_timeout,
+        outside.deadline,
+        connected=outside.take(port),
     )
 
 
+class TurnedAway(CheckError):
+    """An SMTP server answered 421: it limits how many connections one client may make in a
+    while, and this grading is past it. Not the student's mistake: the check is an error."""
+
+    @classmethod
+    def now(cls, own_machine: bool, port: int, said: str) -> TurnedAway:
+        when = datetime.now(timezone.utc).strftime("%H:%M UTC")
+        who = (
+            "your own recent self-checks count against it (each one connects once)"
+            if own_machine
+            else "gradings of this VM count against it (each one connects once)"
+        )
+        return cls(
+            f"port {port} answered {said}: the SMTP server turned the grader away at {when}, as "
+            f"it limits how many connections one client may make in a while, and {who}. This "
+            "is not a lost mark; try again in a few minutes"
+        )
+
+    def explained(self, more: str) -> TurnedAway:
+        """The same, with what the lab knows of its server's limit."""
+        return TurnedAway(f"{self} ({more})")
+
+
 class _SMTP(smtplib.SMTP):
-    """smtplib's client over a bounded conversation (sendmail and others may pause before
-    their greeting; the conversation's deadline is the reply timeout)."""
+    """smtplib's client over a bounded conversation (a mail server may pause before
+    its greeting; the conversation's deadline is the reply timeout)."""
 
     def __init__(self, outside: Outside) -> None:
         super().__init__(local_hostname="lab-grader", timeout=outside.reply_timeout)
@@ -140,11 +169,7 @@ class SmtpGreeting(Probe):
         if answer.trouble:
             raise too_long(f"the SMTP server on port {port}", answer.trouble)
         if answer.code == 421:
-            raise CheckError(
-                f"port {port} answered {answer.code} {answer.text}: the SMTP server turned the "
-                "grader away for now (servers limit how often one client may connect); grade "
-                "again in a few minutes"
-            )
+            raise TurnedAway.now(outside.own_machine, port, f"{answer.code} {answer.text}")
         return answer
 
 

@@ -37,6 +37,7 @@ class Conversation:
         deadline: Deadline,
         limit: int = RECEIVE_LIMIT,
         kind: int = socket.SOCK_STREAM,
+        connected: socket.socket | None = None,
     ) -> None:
         deadline.check()
         self.host_deadline = deadline
@@ -47,6 +48,9 @@ class Conversation:
         self._closing = False
         self.why: str | None = None  # set when a bound ended the conversation
         self.ends = time.monotonic() + reply_timeout
+        if connected is not None:  # a connection the port scan made and kept for this
+            self.sock = connected
+            return
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.sock = socket.socket(family, kind)
         try:

@@ -1,7 +1,9 @@
-"""python -m tests.labsim demo: grade the sample student VMs with `grade --host`.
+"""The lab simulator from the command line (as root):
 
-Boots one simulated VM per scenario, runs the real `grade` command on each (as an instructor
-would), prints one full report and a summary of all, and removes the VMs.
+python -m tests.labsim demo     boot the sample VMs, grade each with `grade --host`, remove them
+python -m tests.labsim up       boot the sample VMs and leave them running, to try by hand
+python -m tests.labsim down     remove the VMs `up` left running
+python -m tests.labsim class N  grade a class of N simulated VMs with `grade --roster`
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from grader.rubric import default_rubric_path, load_rubric
 
 from .fleet import Fleet
 from .scenarios import SCENARIOS
-from .vm import missing_requirements
+from .vm import VM, missing_requirements
 
 PROJECT = Path(__file__).resolve().parents[2]
+STATE = Path("/run/labsim/state.json")  # what `up` left running, for `down`
 FULL_MARKS = {i.id: points(i.points) for i in load_rubric(default_rubric_path()).items}
 
 
@@ -39,12 +42,7 @@ def demo(names: list[str], show: str, out: Path) -> int:
     grade = shutil.which("grade", path=str(Path(sys.executable).parent)) or "grade"
     started = time.monotonic()
     with Fleet() as fleet:
-        with console.status(f"Booting {len(names)} sample VMs and doing the lab on them..."):
-            vms = fleet.boot(names)
-        console.print(
-            f"Booted {len(vms)} VMs in {time.monotonic() - started:.1f} s "
-            f"on the isolated bridge 198.18.0.0/24.\n"
-        )
+        vms = boot_with_progress(console, fleet, names)
         base = [
             grade,
             "--identity",
@@ -94,6 +92,73 @@ def demo(names: list[str], show: str, out: Path) -> int:
         f"The VMs are gone; to mark them again from their evidence: grade regrade {out}"
     )
     return 0 if all_as_expected else 1
+
+
+def boot_with_progress(console: Console, fleet: Fleet, names: list[str]) -> dict[str, VM]:
+    """Boot the scenarios' VMs, saying what is happening as each one is ready."""
+    started = time.monotonic()
+    console.print(
+        f"Booting {len(names)} sample VMs (namespaces running sshd, inetd, sendmail, popa3d, "
+        "vsftpd, telnetd) and doing the lab on each as its scenario says. Each takes a few "
+        "seconds; the very first run after installing the packages is slower (sendmail "
+        "builds its maps, caches are cold).",
+        highlight=False,
+    )
+    done = 0
+
+    def booted(vm: VM, seconds: float) -> None:
+        nonlocal done
+        done += 1
+        console.print(f"  [{done}/{len(names)}] {vm.name} ({vm.address}) ready in {seconds:.1f} s",
+                      highlight=False, markup=False)  # fmt: skip
+
+    vms = fleet.boot(names, booted=booted)
+    console.print(
+        f"Booted {len(vms)} VMs in {time.monotonic() - started:.1f} s on the isolated bridge "
+        "198.18.0.0/24.\n"
+    )
+    return vms
+
+
+def up(names: list[str]) -> int:
+    """Boot the sample VMs and leave them running; print how to grade them by hand."""
+    console = Console()
+    problems = missing_requirements()
+    if problems:
+        console.print(f"The lab simulator cannot run here: {'; '.join(problems)}", markup=False)
+        return 2
+    Fleet.take_down(STATE)
+    fleet = Fleet().__enter__()
+    try:
+        vms = boot_with_progress(console, fleet, names)
+    except BaseException:
+        fleet.close()
+        raise
+    key, known = fleet.identity, fleet.workdir / "known_hosts"
+    table = Table(title="Sample VMs, running", header_style="bold")
+    for column in ("VM", "address", "what the student did"):
+        table.add_column(column)
+    for name, vm in vms.items():
+        table.add_row(name, vm.address, SCENARIOS[name].description)
+    console.print(table)
+    first = next(iter(vms.values()))
+    console.print(
+        f"SSH key: {key}  (root's password on every VM: {fleet.password})\n"
+        f"Grade one:  grade --host {first.address} --identity {key} --known-hosts {known} "
+        f"--var bob_password={fleet.password}\n"
+        f"Log in:     ssh -i {key} -o UserKnownHostsFile={known} root@{first.address}\n"
+        "Take them down: python -m tests.labsim down  (running the tests also does)",
+        highlight=False,
+        markup=False,
+    )
+    fleet.keep_running(STATE)
+    return 0
+
+
+def down() -> int:
+    count = Fleet.take_down(STATE)
+    print(f"Removed {count} sample VM(s) and the simulator's bridge.")
+    return 0
 
 
 def screenshot(page: Path, picture: Path) -> None:
@@ -187,13 +252,20 @@ def main() -> int:
         "--out", type=Path, default=PROJECT / "reports" / f"class-{datetime.now():%Y%m%d-%H%M%S}"
     )
     many.add_argument("--screenshot", type=Path, help="save a picture of index.html here")
+    started = sub.add_parser("up", help="boot the sample VMs and leave them running (needs root)")
+    started.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    sub.add_parser("down", help="remove the VMs `up` left running")
     args = parser.parse_args()
     if args.command == "class":
         return grade_class(args.count, args.workers, args.out, args.screenshot)
+    if args.command == "down":
+        return down()
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")
     names = args.scenarios or list(SCENARIOS)
+    if args.command == "up":
+        return up(names)
     return demo(names, args.show, args.out)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -86,17 +88,22 @@ class Fleet:
         scenarios: Iterable[str | tuple[str, Scenario]],
         host_key_file: Path | None = None,
         authorized_key: str | None = None,
+        booted: Callable[[VM, float], None] | None = None,
     ) -> dict[str, VM]:
         """Boot one VM per scenario (a name of SCENARIOS, or (vm name, Scenario)), in parallel.
         ``host_key_file`` gives them all one host key (cloned VMs); ``authorized_key`` lets
-        root log in with another key than the fleet's."""
+        root log in with another key than the fleet's; ``booted`` hears of each VM built, with
+        the seconds it took."""
         plan = [(s, SCENARIOS[s]) if isinstance(s, str) else s for s in scenarios]
         vms = [(self.vm(name, host_key_file, authorized_key), scenario) for name, scenario in plan]
 
         def build(pair: tuple[VM, Scenario]) -> None:
             vm, scenario = pair
+            started = time.monotonic()
             vm.boot()
             scenario.build(vm)
+            if booted is not None:
+                booted(vm, time.monotonic() - started)
 
         with ThreadPoolExecutor(self.workers) as pool:
             list(pool.map(build, vms))
@@ -133,6 +140,29 @@ class Fleet:
             timeout=300,
         )
         return f"{GRADER_HOME}/venv/bin/grade"
+
+    def keep_running(self, state: Path) -> None:
+        """Leave the VMs running after this process ends (``python -m tests.labsim up``):
+        what ``down`` needs to take them away is written to ``state``."""
+        state.parent.mkdir(parents=True, exist_ok=True)
+        vms = [{"name": vm.name, "address": vm.address} for vm in self.vms]
+        state.write_text(json.dumps({"workdir": str(self.workdir), "vms": vms}, indent=2))
+        self.vms.clear()
+        if self.network is not None:
+            self.network.release()  # the bridge stays; the next simulator run takes it down
+            self.network = None
+
+    @staticmethod
+    def take_down(state: Path) -> int:
+        """Remove VMs left running by ``keep_running`` (and any other leftovers)."""
+        Network.remove_leftovers()
+        count = 0
+        if state.exists():
+            found = json.loads(state.read_text())
+            count = len(found.get("vms", []))
+            shutil.rmtree(found.get("workdir", ""), ignore_errors=True)
+            state.unlink()
+        return count
 
     def close(self) -> None:
         try:

@@ -172,6 +172,9 @@ def masked_in_files(vm: VM) -> None:
     vm.sh(f"echo bob:{MASKED_PASSWORD} | chpasswd")
     vm.sh("sed -i '1i # -----BEGIN RSA PRIVATE KEY-----' /etc/inetd.conf")
     student.inetd_service(vm, "time", enable=True, protocol="tcp")  # left on, below that line
+    # a line vsftpd reads (and ignores) above the settings that decide two checks: cut out
+    # "to the end of the key", the settings would be gone
+    vm.sh("sed -i '1i -----BEGIN RSA PRIVATE KEY-----' /etc/vsftpd.conf")
 
 
 def _expect(**changes: str) -> dict[str, str]:

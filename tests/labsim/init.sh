@@ -41,6 +41,9 @@ echo "root:$VM_PASSWORD" | chpasswd
 # the lab's users and starting configuration (smith was deleted in an earlier lab)
 useradd -m -s /bin/bash bob
 echo "bob:$VM_PASSWORD" | chpasswd
+if [ -d /etc/sudoers.d ]; then   # bob may sudo without a password (grade --user bob --sudo)
+    echo 'bob ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/labsim-bob && chmod 440 /etc/sudoers.d/labsim-bob
+fi
 install -m 644 "$FILES/inetd.conf" /etc/inetd.conf
 install -m 644 "$FILES/vsftpd.conf" /etc/vsftpd.conf
 

@@ -92,8 +92,12 @@ class Network:
         try:
             self.remove_leftovers()
         finally:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+            self.release()
+
+    def release(self) -> None:
+        """Let another simulator run take the bridge (and, with it, whatever is left on it)."""
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
 
 
 def _kill_netns(name: str) -> None:
