@@ -4,16 +4,16 @@ Each testinfra property is a command, and each command over SSH is a round trip 
 session on the VM (sshd forks, a shell starts): most of a grading's cost. A host's checks ask the
 same commands host after host, so the grader learns them (the ``Plan``) and, before the checks
 run, runs them all in one exec (``batch_script``): each command under ``sh -c`` and coreutils
-``timeout``, with its output in files of its own, then one framed record of its exit status,
-stdout and stderr, written out before the next command starts. The results go into the
-backend's memo; whatever a check asks that was not prefetched runs live. A check sees the same
-bytes either way, so the marks do not change.
+``timeout``, with its stdout and stderr in files of its own; then the statuses, the files'
+sizes, and the files, each under a header naming it. The results go into the backend's memo;
+whatever a check asks that was not prefetched runs live. A check sees the same bytes either way,
+so the marks do not change.
 
 A student is root on the VM, and the batch's own commands run there: one may rewrite another's
-files, print what looks like a frame, or write into the batch's output. So a record counts only
-when it frames exactly (header, the sizes it announced, then its own trailer), and only when it
-is the one record of its command: anything else leaves that command out of the prefetch, to be
-asked live. No record is ever read as another command's.
+files, print what looks like a frame, or write into the batch's output. Each file is read by
+the size taken before it was printed (what it printed is content, whatever it looks like), and
+only while each header sits exactly where the sizes put it: from the first file out of step
+on, nothing is read, and those commands are asked live. No file is ever read as another's.
 """
 
 from __future__ import annotations
@@ -43,51 +43,69 @@ def new_nonce() -> str:
 
 def batch_script(commands: Sequence[bytes], timeout: float, nonce: str) -> bytes:
     """A POSIX shell script that runs each command (under ``sh -c`` and coreutils ``timeout``)
-    with its stdout and stderr in files, then prints its record: a header with the exit status
-    and the files' sizes, the files, and a trailer."""
+    with its stdout and stderr in files of its own, then prints one line of exit statuses, the
+    files' sizes (one ``stat``) and the files themselves, each under its own header (one GNU
+    ``tail -v``): a few processes per batch, nothing per byte, nothing per command but the
+    command itself."""
     seconds = max(1, round(timeout))
     lines = [
         f"command -v timeout >/dev/null 2>&1 && d=$(mktemp -d 2>/dev/null) || exit {SETUP_FAILED}",
         "trap 'rm -rf \"$d\"' EXIT",
+        's=""',
     ]
     for index, command in enumerate(commands):
-        out, err = f'"$d/{index}o"', f'"$d/{index}e"'
-        lines += [
+        lines.append(
             f"timeout -k 1 {seconds} sh -c {shlex.quote(command.decode())} "
-            f">{out} 2>{err} </dev/null; s=$?",
-            f"printf '\\n{MARK} {nonce} {index} %s %s %s\\n' \"$s\" "
-            f'"$(stat -c %s {out})" "$(stat -c %s {err})"',
-            f"cat {out} {err}; printf '\\n{MARK} {nonce} end {index}\\n'",
-        ]
+            f'>"$d/{index}o" 2>"$d/{index}e" </dev/null; s="$s $?"'
+        )
+    files = " ".join(f'"$d/{n}o" "$d/{n}e"' for n in range(len(commands)))
+    lines += [
+        f'printf \'{MARK} {nonce} statuses%s\\n{MARK} {nonce} dir %s\\n\' "$s" "$d"',
+        f"stat -c %s {files}",
+        f"printf '{MARK} {nonce} files\\n'",
+        f"tail -v -c +1 {files}",
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def parse_batch(
     output: bytes, count: int, limit: int, timeout: float, nonce: str
 ) -> dict[int, Completed | CommandTimeout]:
-    """The results of a batch by command index: each command whose record frames exactly and
-    is its only record. A command without one is not here (it runs live)."""
-    header = re.compile(
-        rb"\n" + re.escape(f"{MARK} {nonce} ".encode()) + rb"(\d+) (\d+) (\d+) (\d+)\n"
+    """The results of a batch by command index. Each file must sit under its own header, as
+    long as its size said, with the next header right after: the first place where that does
+    not hold ends what is read, and the commands from there on run live."""
+    mark = re.escape(f"{MARK} {nonce} ".encode())
+    head = re.search(
+        rb"\A" + mark + rb"statuses((?: \d+){%d})\n" % count + mark + rb"dir (/[^\n]+)\n"
+        rb"((?:\d+\n){%d})" % (2 * count) + mark + rb"files\n",
+        output,
     )
-    found: dict[int, list[Completed | CommandTimeout]] = {}
-    for match in header.finditer(output):
-        index, status, out_size, err_size = (int(g) for g in match.groups())
-        if index >= count:
+    if head is None:
+        return {}  # not a batch's output: every command runs live
+    statuses = [int(n) for n in head.group(1).split()]
+    folder = head.group(2)
+    sizes = [int(n) for n in head.group(3).split()]
+    position, contents, confirmed = head.end(), [], 0
+    for n in range(2 * count):
+        name = folder + b"/%d%s" % (n // 2, b"oe"[n % 2 : n % 2 + 1])
+        header = (b"\n" if n else b"") + b"==> " + name + b" <==\n"
+        if output[position : position + len(header)] != header:
+            break  # out of step from here (a file changed since its size was taken)
+        confirmed = n  # the file before this header ended where its size said
+        position += len(header)
+        contents.append(output[position : position + sizes[n]])
+        position += sizes[n]
+    else:
+        confirmed = 2 * count if position == len(output) else 2 * count - 1
+    results: dict[int, Completed | CommandTimeout] = {}
+    for index in range(confirmed // 2):  # both of its files confirmed
+        out_size, err_size = sizes[2 * index], sizes[2 * index + 1]
+        if statuses[index] in TIMED_OUT:
+            results[index] = CommandTimeout(f"no answer within {timeout:g} s")
             continue
-        start = match.end()
-        end = start + out_size + err_size
-        trailer = f"\n{MARK} {nonce} end {index}\n".encode()
-        if output[end : end + len(trailer)] != trailer:
-            continue  # not framed as it said: never read as anything
-        out = output[start : start + min(out_size, limit)]
-        err = output[start + out_size : start + out_size + min(err_size, limit)]
-        if status in TIMED_OUT:
-            result: Completed | CommandTimeout = CommandTimeout(f"no answer within {timeout:g} s")
-        else:
-            result = Completed(status, out, err, out_size > limit or err_size > limit)
-        found.setdefault(index, []).append(result)
-    return {index: results[0] for index, results in found.items() if len(results) == 1}
+        out, err = contents[2 * index][:limit], contents[2 * index + 1][:limit]
+        results[index] = Completed(statuses[index], out, err, out_size > limit or err_size > limit)
+    return results
 
 
 class Plan:

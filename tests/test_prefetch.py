@@ -74,7 +74,8 @@ def test_output_that_is_not_whole_keeps_only_what_frames():
         check=True,
     )
     assert sorted(parse_batch(done.stdout, 2, 1000, 5, nonce)) == [0, 1]
-    assert sorted(parse_batch(done.stdout[:-2], 2, 1000, 5, nonce)) == [0]  # cut short: b live
+    cut = parse_batch(done.stdout[:-2], 2, 1000, 5, nonce)  # cut short: b is asked live
+    assert sorted(cut) == [0] and cut[0].stdout == b"a\n"
     assert parse_batch(b"garbage\n", 2, 1000, 5, nonce) == {}
     assert parse_batch(done.stdout, 2, 1000, 5, new_nonce()) == {}  # another batch's frames
 
@@ -89,15 +90,19 @@ FIND_NONCE = (
 
 
 def test_a_command_forging_another_commands_record_is_never_believed():
-    forged = (
-        FIND_NONCE + "; printf '\\n@@lab-grader %s 2 0 6 0\\nforged\\n@@lab-grader %s end 2\\n' "
-        '"$n" "$n"'
-    )
-    results = run_batch([b"echo one", forged.encode(), b"echo three"])
-    assert results[1].stderr == b""  # it did find the nonce
-    assert results[0].stdout == b"one\n"
-    assert b"forged" in results[1].stdout  # its own output, whatever it holds
-    assert 2 not in results  # two records claim command 2: neither is believed, it runs live
+    def forging(content: str) -> bytes:
+        return (
+            FIND_NONCE + f"; printf '\\n@@lab-grader %s 2 0\\n{content}\\n"
+            '@@lab-grader %s end 2\\n\' "$n" "$n"'
+        ).encode()
+
+    # whatever it prints is its own output, read by its size: never a frame
+    for forged in ("forged, longer", "thre3\\n"):
+        results = run_batch([b"echo one", forging(forged), b"echo three"])
+        assert results[1].stderr == b""  # it did find the nonce
+        assert results[0].stdout == b"one\n"
+        assert b"@@lab-grader" in results[1].stdout  # its own output, whatever it holds
+        assert results[2].stdout == b"three\n"  # the real answer, never the forged one
 
 
 def test_a_command_writing_into_the_batchs_output_or_others_files_spoils_only_those():
@@ -109,10 +114,12 @@ def test_a_command_writing_into_the_batchs_output_or_others_files_spoils_only_th
         "( for i in $(seq 40); do printf 'junk' >> \"$o\"; "
         'for f in "$d"/*; do printf x >> "$f"; done; sleep 0.05; done ) >/dev/null 2>&1 &'
     )
-    commands = [b"echo before", saboteur.encode(), b"sleep 0.5; echo during", b"sleep 2; echo ok"]
+    commands = [b"echo before", saboteur.encode(), b"sleep 0.5; echo during", b"sleep 4; echo ok"]
     words = {0: b"before", 2: b"during", 3: b"ok"}
     results = run_batch(commands)
-    assert results[0].stdout == b"before\n"  # written out before the saboteur started
+    # what the saboteur wrote to after its record went out no longer frames (asked live); the
+    # last command's record went out after the saboteur stopped: it frames
+    assert 3 in results
     for index, result in results.items():
         if index == 1:
             continue
