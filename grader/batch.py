@@ -67,7 +67,7 @@ def grade_roster(
     def grade(student: Student) -> Grading:
         progress.started(student)
         try:
-            merged = rubric.resolve_vars({**variables, **student.vars})
+            merged = rubric.resolve_vars({**variables, **student.vars}, student=student.student)
             return grade_host(
                 student.target,
                 pack,
@@ -138,7 +138,7 @@ def grade_roster(
 
 def close_class(store: ReportStore, reports: Sequence[Report], rubric: Rubric) -> list[Report]:
     """Flag clones across the class, save the reports that changed, write the class's files."""
-    flagged = flag_shared_host_keys(reports)
+    flagged = flag_shared_host_keys(reports, rubric.unique)
     for before, after in zip(reports, flagged, strict=True):
         if before != after:
             store.save(after)

@@ -83,6 +83,8 @@ class Report:
     evidence_sha256: str | None = None  # checksum of the evidence archive of this grading
     regraded_at: str | None = None  # set when re-marked from the evidence archive (grade regrade)
     host_key_replaced: str | None = None  # the stored key a changed one was accepted over
+    variant: dict[str, str] = dataclasses.field(default_factory=dict)  # the student's own values
+    fingerprints: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # [[unique]]
 
     @property
     def all_passed(self) -> bool:

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader.errors import InputError
+from grader.variants import Var, derive, problems
 
 Visibility = Literal["visible", "hidden"]
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -38,10 +39,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class VarSpec(_Model):
+class VarModel(_Model):
     default: str = ""
     secret: bool = False
     help: str = ""
+    derive: str | None = None  # a template, per student (see grader.variants)
+    key: Annotated[str, Field(pattern=_NAME)] | None = None
+    range: Annotated[list[int], Field(min_length=2, max_length=2)] | None = None
+
+
+class UniqueModel(_Model):
+    id: Annotated[str, Field(pattern=_NAME)]
+    what: Annotated[str, Field(min_length=1)]  # how a flag names it ("machine-id")
+    command: Annotated[str, Field(min_length=1)]  # its output's lines are the values
 
 
 class ItemModel(_Model):
@@ -67,8 +77,9 @@ class RubricModel(_Model):
     title: Annotated[str, Field(min_length=1)]
     checks: str = "checks"
     paths: dict[Annotated[str, Field(pattern=_NAME)], str | list[str]] = {}
-    vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarSpec] = {}
+    vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarModel] = {}
     outside: OutsideModel = OutsideModel()
+    unique: list[UniqueModel] = []
     # set by a student copy: the ids of the items it left out (older copies: how many)
     hidden_items: list[Annotated[str, Field(pattern=_NAME)]] | Annotated[int, Field(ge=0)] = []
     sections: Annotated[list[SectionModel], Field(min_length=1)]
@@ -86,15 +97,25 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Unique:
+    """Something no two students' VMs share (a machine-id): the class run flags those who do."""
+
+    id: str
+    what: str
+    command: str
+
+
+@dataclass(frozen=True)
 class Rubric:
     path: Path
     title: str
     sha256: str
     checks_dir: Path
     paths: Mapping[str, str | list[str]]
-    vars: Mapping[str, VarSpec]
+    vars: Mapping[str, Var]
     ports: tuple[int, ...]
     items: tuple[Item, ...]  # in dependency order: every item after the items it depends on
+    unique: tuple[Unique, ...] = ()
     hidden_items: int = 0  # items a student copy left out (counted in the student view)
     hidden_ids: tuple[str, ...] = ()  # their ids (checks without an item here, on purpose)
     notes: tuple[str, ...] = ()  # said by `grade rubric`: keys that are accepted, not used
@@ -114,8 +135,9 @@ class Rubric:
     def secret_vars(self) -> set[str]:
         return {name for name, spec in self.vars.items() if spec.secret}
 
-    def resolve_vars(self, given: Mapping[str, str]) -> dict[str, str]:
-        """Rubric defaults overlaid with the variables given on the command line or roster."""
+    def resolve_vars(self, given: Mapping[str, str], student: str | None = None) -> dict[str, str]:
+        """Rubric defaults overlaid with the variables given on the command line or roster;
+        with ``student``, the derived variables not given are that student's variant."""
         unknown = sorted(set(given) - set(self.vars))
         if unknown:
             raise InputError(
@@ -123,16 +145,27 @@ class Rubric:
                 f"{closest(unknown[0], self.vars)}; the rubric's [vars] declares "
                 f"{', '.join(sorted(self.vars)) or 'none'}"
             )
-        return {name: given.get(name, spec.default) for name, spec in self.vars.items()}
+        values = {name: given.get(name, spec.default) for name, spec in self.vars.items()}
+        for name, spec in self.vars.items():
+            if spec.derive is not None and name not in given:
+                found = derive(spec, student, values) if student else None
+                values[name] = found or ""
+        return values
+
+    def variant(self, values: Mapping[str, str]) -> dict[str, str]:
+        """The derived variables' values (a student's variant, shown in their report)."""
+        return {
+            name: values.get(name, "")
+            for name, spec in self.vars.items()
+            if spec.derive is not None and not spec.secret
+        }
 
 
 def default_rubric_path() -> Path:
-    """The Lab 6 rubric: the source checkout's, else the copy installed inside the package."""
-    package_dir = Path(__file__).resolve().parent
-    for candidate in (package_dir.parent / "rubric.toml", package_dir / "_lab" / "rubric.toml"):
-        if candidate.is_file():
-            return candidate
-    raise InputError("the default rubric.toml is missing from this installation; give --rubric")
+    """The built-in lab's rubric (see grader.packs)."""
+    from grader.packs import built_in_rubric
+
+    return built_in_rubric()
 
 
 def load_rubric(path: Path, text: str | None = None) -> Rubric:
@@ -186,6 +219,29 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
                         f"rubric{closest(dep, items)}"
                     )
     order = _dependency_order(path, items)
+    variables = {
+        name: (
+            Var(
+                spec.default,
+                spec.secret,
+                spec.help,
+                spec.derive,
+                spec.key,
+                (spec.range[0], spec.range[1]) if spec.range else None,
+            )
+            if isinstance(spec, VarModel)
+            else Var(default=spec)
+        )
+        for name, spec in model.vars.items()
+    }
+    for name, var in variables.items():
+        for problem in problems(name, var, list(variables)):
+            raise InputError(where(("vars", name)) + f"vars.{name}.{problem}")
+    seen_unique: set[str] = set()
+    for n, unique in enumerate(model.unique):
+        if unique.id in seen_unique:
+            raise InputError(where(("unique", n, "id")) + f"unique id {unique.id!r} is used twice")
+        seen_unique.add(unique.id)
     checks_dir = (path.parent / model.checks).resolve()
     if not checks_dir.is_dir():
         raise InputError(where(("checks",)) + f"checks folder {checks_dir} does not exist")
@@ -195,11 +251,9 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         sha256=hashlib.sha256(raw).hexdigest(),
         checks_dir=checks_dir,
         paths=dict(model.paths),
-        vars={
-            name: spec if isinstance(spec, VarSpec) else VarSpec(default=spec)
-            for name, spec in model.vars.items()
-        },
+        vars=variables,
         ports=tuple(model.outside.ports),
+        unique=tuple(Unique(u.id, u.what, u.command) for u in model.unique),
         items=tuple(items[i] for i in order),
         hidden_items=(
             model.hidden_items if isinstance(model.hidden_items, int) else len(model.hidden_items)
@@ -259,7 +313,7 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-_UNION_TAGS = frozenset({"str", "list[str]", "VarSpec"})
+_UNION_TAGS = frozenset({"str", "list[str]", "VarModel", "list[constrained-str]", "int"})
 
 
 def _describe_validation_error(
@@ -292,7 +346,9 @@ def _allowed_keys(loc: Sequence[object]) -> list[str]:
     elif parents[-1:] == ["outside"]:
         model = OutsideModel
     elif parents[:1] == ["vars"]:
-        model = VarSpec
+        model = VarModel
+    elif parents[:1] == ["unique"]:
+        model = UniqueModel
     return list(model.model_fields)
 
 

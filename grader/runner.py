@@ -8,6 +8,7 @@ archive (``grade regrade``): the executor and the outside view are what differ.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import socket
 import threading
 import time
@@ -38,6 +39,8 @@ from grader.scoring import score
 TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
 #: Longest message a check leaves: a sentence. The evidence is where the text lives.
 MESSAGE_LIMIT = 600
+#: Digests of one [[unique]] value a report keeps (a mailbox may hold thousands of Message-IDs)
+FINGERPRINTS = 100
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,7 @@ def grade_host(
                 )
                 try:
                     outcomes = run_on(host, outside, pack, variables, mask, deadline)
+                    shared = fingerprints(host, rubric)
                 finally:
                     outside.close()
             except HostError as e:
@@ -265,11 +269,15 @@ def grade_host(
             round_trips=host.backend.round_trips,
             evidence_sha256=kept.sha256,
             host_key_replaced=session.replaced_key,
+            variant=rubric.variant(variables),
+            fingerprints=shared,
         )
         return Grading(report, kept)
 
 
-def grade_local(pack: Pack, variables: Mapping[str, str], options: Options) -> Grading:
+def grade_local(
+    pack: Pack, variables: Mapping[str, str], options: Options, student: str | None = None
+) -> Grading:
     """Grade the machine the grader runs on: commands run here, the outside probes go to this
     machine's own network address."""
     from grader.execution import Target
@@ -293,20 +301,23 @@ def grade_local(pack: Pack, variables: Mapping[str, str], options: Options) -> G
     )
     try:
         outcomes = run_on(host, outside, pack, variables, mask, deadline)
+        shared = fingerprints(host, rubric)
     finally:
         outside.close()
     kept = _archive(
-        host, outside, target, rubric, None, variables, options, graded_at, None, outcomes
+        host, outside, target, rubric, student, variables, options, graded_at, None, outcomes
     )
     report = _graded(
         target,
         rubric,
-        None,
+        student,
         outcomes,
         graded_at,
         started,
         address=address,
         evidence_sha256=kept.sha256,
+        variant=rubric.variant(variables),
+        fingerprints=shared,
     )
     return Grading(report, kept)
 
@@ -325,13 +336,14 @@ def regrade(
     rubric = pack.rubric
     started = time.monotonic()
     replay = Replay(kept, rubric.vars, given, ssh_password)
-    variables = rubric.resolve_vars(replay.variables)
+    variables = rubric.resolve_vars(replay.variables, student=report.student)
     host = make_host(ReplayExecutor(replay), kept.body.limits.command_timeout)
     outside = ReplayOutside(replay, rubric.ports, pack.probes)
     target = Target(host=report.host)
     mask = _mask(ssh_password, rubric, variables)
     cut_off = frozenset(kept.body.cut_off)
     outcomes = run_on(host, outside, pack, variables, mask, cut_off=cut_off)
+    shared = fingerprints(host, rubric)
     graded = _graded(
         target,
         rubric,
@@ -346,6 +358,8 @@ def regrade(
         evidence_sha256=kept.sha256,
         regraded_at=now(),
         host_key_replaced=report.host_key_replaced,
+        variant=rubric.variant(variables),
+        fingerprints=shared,
     )
     return dataclasses.replace(graded, duration_s=report.duration_s)
 
@@ -364,6 +378,24 @@ def run_on(
     rubric = pack.rubric
     fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
     return run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
+
+
+def fingerprints(host: testinfra.host.Host, rubric: Rubric) -> dict[str, list[str]]:
+    """The values no two students' VMs should share (the rubric's [[unique]]), as short
+    digests: a report says whether two VMs share one, never what it is."""
+    found = {}
+    for unique in rubric.unique:
+        try:
+            result = host.run(unique.command)
+        except (CheckError, HostError):
+            continue  # not asked (a replay of an older archive, the deadline): no flag
+        values = {line.strip() for line in result.stdout.splitlines() if line.strip()}
+        digests = sorted(
+            hashlib.sha256(f"{unique.id}:{v}".encode()).hexdigest()[:16] for v in values
+        )
+        # at most the FINGERPRINTS smallest: the same values give the same ones, on any VM
+        found[unique.id] = digests[:FINGERPRINTS]
+    return found
 
 
 def _mask(password: str | None, rubric: Rubric, variables: Mapping[str, str]) -> Redactor:

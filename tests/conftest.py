@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from grader.cli import main
+from labs.lab7.scenarios import TOOLS as LAB7_TOOLS
 from tests.labsim.fleet import Fleet
 from tests.labsim.hostile import HOSTILE
 from tests.labsim.scenarios import SCENARIOS
+from tests.labsim.scenarios import TOOLS as LAB6_TOOLS
 from tests.labsim.vm import missing_requirements
 
 
@@ -47,7 +49,7 @@ def grade(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    problems = missing_requirements()
+    problems = missing_requirements((*LAB6_TOOLS, *LAB7_TOOLS))
     if not problems or os.environ.get("LABSIM_REQUIRED") == "1":
         return  # on CI the simulator is required: its tests run and fail loudly if it cannot
     skip = pytest.mark.skip(reason="lab simulator unavailable: " + "; ".join(problems))

@@ -43,6 +43,8 @@ CLASS = {
     "erin": "complete",  # erin and frank: one VM cloned (the same host key)
     "frank": "root_ftp_allowed",
     "ivan": "hostile_strings",  # markup and formulas in his mail subjects, host name, processes
+    "kate": "complete",  # kate and liam: one VM copied, its host key made again (ssh-keygen -A)
+    "liam": "untouched",
     "gina": None,  # nothing answers at her address
     "hal": None,  # his VM does not accept the grader's key
 }
@@ -66,6 +68,10 @@ def class_roster(fleet, tmp_path_factory) -> Path:
     vms |= fleet.boot(
         [("erin", SCENARIOS["complete"]), ("frank", SCENARIOS["root_ftp_allowed"])],
         host_key_file=shared,
+    )
+    vms |= fleet.boot(
+        [("kate", SCENARIOS["complete"]), ("liam", SCENARIOS["untouched"])],
+        machine_id="0123456789abcdef0123456789abcdef",
     )
     stranger = tmp_path_factory.mktemp("stranger") / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
@@ -162,7 +168,10 @@ def test_class_graded_with_summary_reports_and_flags(grade, class_roster, tmp_pa
     assert results(out)["erin"]["flags"] == [["frank"]]
     assert results(out)["frank"]["flags"] == [["erin"]]
     assert "as frank" in rows["erin"]["flags"] and "as erin" in rows["frank"]["flags"]
-    assert [s for s, r in rows.items() if r["flags"]] == ["erin", "frank"]
+    # kate and liam: another host key each, one machine-id (the rubric's [[unique]])
+    assert results(out)["kate"]["flags"] == [["liam"]]
+    assert "same machine-id as liam: a copied VM?" in rows["kate"]["flags"]
+    assert [s for s, r in rows.items() if r["flags"]] == ["erin", "frank", "kate", "liam"]
     # progress: one line per student (stderr is not a terminal here); the closing table
     for student in CLASS:
         assert f"] {student} (" in run.stderr

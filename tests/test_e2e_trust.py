@@ -24,6 +24,7 @@ import pytest
 
 from grader.errors import ExitStatus
 from tests.labsim.hostile import HOSTILE, MASKED_PASSWORD, TERMINAL_PAYLOAD
+from tests.labsim.prove import problems
 from tests.labsim.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
@@ -111,6 +112,9 @@ def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
         if scenario.expected:
             statuses = {c["id"]: c["status"] for c in graded[name]["checks"]}
             assert statuses == scenario.expected, name
+    # Lab 6 proves its checks on its own scenarios: each passes in one and fails in another
+    lab6 = {name: {c["id"]: c["status"] for c in graded[name]["checks"]} for name in SCENARIOS}
+    assert problems({n: s.expected for n, s in SCENARIOS.items()}, lab6) == []
     again = grade("regrade", str(live), "--roster", str(roster), "--out", str(tmp_path / "again"))
     assert again.exit == ExitStatus.NOT_GRADED, again.stderr  # the same two, not graded then
     assert decisions(tmp_path / "again") == graded

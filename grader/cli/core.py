@@ -26,6 +26,7 @@ COMMANDS = {
     "merge": "grader.cli.folders:merge",
     "regrade": "grader.cli.folders:regrade",
     "show": "grader.cli.folders:show",
+    "labs": "grader.cli.folders:labs",
 }
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")

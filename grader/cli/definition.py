@@ -54,7 +54,7 @@ or input, 3 the host could not be graded (unreachable, login refused, host key c
 in the grader. With --roster: 0 every student graded, 2 bad input, 3 at least one student could
 not be graded, 130 interrupted.
 
-Subcommands (grade SUBCOMMAND --help for each): rubric, export, merge, regrade, show.
+Subcommands (grade SUBCOMMAND --help for each): rubric, labs, export, merge, regrade, show.
 """
 
 #: The grading options' values when they are not given.
@@ -72,6 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "identity": None,
     "password_env": None,
     "rubric_path": None,
+    "lab": None,
+    "student": None,
     "variables": [],
     "var_env": [],
     "fmt": "text",
@@ -147,12 +149,12 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
         "to grade everything.",
     )
     lab = parser.add_argument_group("the lab")
+    _lab_options(lab, "Rubric to grade with")
     lab.add_argument(
-        "--rubric",
-        dest="rubric_path",
-        type=Path,
-        metavar="PATH",
-        help="Rubric to grade with (default: the built-in lab's rubric.toml).",
+        "--student",
+        metavar="ID",
+        help="With --host or --local: whose VM this is. The report names them, and a rubric's "
+        "per-student variables (a zone, a port) are theirs.",
     )
     lab.add_argument(
         "--var",
@@ -308,6 +310,22 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _lab_options(group: Any, rubric_help: str) -> None:
+    """--lab NAME and --rubric PATH: which lab (default: the built-in one)."""
+    group.add_argument(
+        "--lab",
+        metavar="NAME",
+        help="The lab pack to use, by name (grade labs lists them; default: the built-in lab).",
+    )
+    group.add_argument(
+        "--rubric",
+        dest="rubric_path",
+        type=Path,
+        metavar="PATH",
+        help=f"{rubric_help}: a lab's rubric.toml, next to its checks folder.",
+    )
+
+
 def _color_option(group: Any) -> None:
     group.add_argument(
         "--color",
@@ -336,9 +354,7 @@ def _subcommands(parser: Parser) -> None:
         "built-in lab's rubric).",
     )
     rubric.add_argument("path", nargs="?", type=Path, default=None, help="The rubric file.")
-    rubric.add_argument(
-        "--rubric", dest="rubric_path", type=Path, metavar="PATH", help="The same as PATH."
-    )
+    _lab_options(rubric, "The same as PATH")
     rubric.add_argument(
         "--student-copy",
         action="store_true",
@@ -403,13 +419,7 @@ def _subcommands(parser: Parser) -> None:
     merge.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="The folder of the whole class."
     )
-    merge.add_argument(
-        "--rubric",
-        dest="rubric_path",
-        type=Path,
-        metavar="PATH",
-        help="The rubric the shards graded with (default: the built-in lab's).",
-    )
+    _lab_options(merge, "The rubric the shards graded with (default: the one they record)")
 
     regrade = sub(
         "regrade",
@@ -425,13 +435,7 @@ def _subcommands(parser: Parser) -> None:
         "not.",
     )
     regrade.add_argument("directory", type=Path, help="The graded folder (never written to).")
-    regrade.add_argument(
-        "--rubric",
-        dest="rubric_path",
-        type=Path,
-        metavar="PATH",
-        help="The rubric to mark with now (default: the built-in lab's).",
-    )
+    _lab_options(regrade, "The rubric to mark with now (default: the one the folder records)")
     regrade.add_argument(
         "--out",
         type=Path,
@@ -487,8 +491,15 @@ def _subcommands(parser: Parser) -> None:
         default=60,
         help="Lines shown of each output (default 60).",
     )
+    labs = sub(
+        "labs",
+        "the lab packs the grader can see",
+        "List the lab packs the grader can see, by name (for --lab NAME): the built-in lab, "
+        "the packs in the folders of GRADER_LABS, in ./labs, and those that come with the "
+        "grader.",
+    )
     parser.subcommands = dict(commands.choices)
-    for each in (rubric, export, merge, regrade, show):
+    for each in (rubric, export, merge, regrade, show, labs):
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from grader import manifest
 from grader.cli.definition import UsageError
-from grader.cli.grading import given_variables, ssh_password, the_pack
+from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
 from grader.errors import ExitStatus, InputError
 from grader.files import write_atomic
@@ -74,7 +74,7 @@ def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report])
     """The pack to mark a graded folder with: --rubric when given, else the rubric the folder
     says it was graded with (its manifest), else the built-in lab's; a folder graded with
     another rubric than the one found is refused rather than marked with the wrong one."""
-    if opts["rubric_path"] is not None:
+    if rubric_path(opts) is not None:
         return the_pack(opts)
     recorded = manifest.read(directory)
     path = Path(recorded.rubric_path) if recorded else default_rubric_path()
@@ -225,7 +225,7 @@ def regrade(opts: dict[str, Any]) -> int:
 
     directory = _folder(opts["directory"])
     given = given_variables(opts)
-    pack = the_pack(opts) if opts["rubric_path"] else None
+    pack = the_pack(opts) if rubric_path(opts) else None
     if pack is not None:
         pack.rubric.resolve_vars(given)  # unknown names are refused before anything is read
     folder = ReportStore(directory).read_all()
@@ -293,6 +293,16 @@ def regrade(opts: dict[str, Any]) -> int:
         + ".\n"
     )
     return max(class_exit_status(result.reports), _complain(folder))
+
+
+def labs(opts: dict[str, Any]) -> int:
+    from grader.packs import available
+
+    packs = available()
+    width = max(len(p.name) for p in packs)
+    lines = [f"{p.name:<{width}}  {p.title}\n{'':<{width}}  {p.rubric}" for p in packs]
+    sys.stdout.write(escaped("\n".join(lines)) + "\n")
+    return ExitStatus.OK
 
 
 def show(opts: dict[str, Any]) -> int:

@@ -73,8 +73,19 @@ def cache_dir(opts: Mapping[str, Any]) -> Path:
     return platformdirs.user_cache_path("lab-grader")
 
 
+def rubric_path(opts: Mapping[str, Any]) -> Path | None:
+    """The rubric --lab NAME or --rubric PATH names; None when neither is given."""
+    if opts.get("lab") and opts.get("rubric_path"):
+        raise UsageError("--lab and --rubric name the lab twice: give one of them")
+    if opts.get("lab"):
+        from grader.packs import find
+
+        return find(opts["lab"])
+    return Path(opts["rubric_path"]) if opts.get("rubric_path") else None
+
+
 def the_rubric(opts: Mapping[str, Any]) -> Rubric:
-    return load_rubric(opts["rubric_path"] or default_rubric_path())
+    return load_rubric(rubric_path(opts) or default_rubric_path())
 
 
 def the_pack(opts: Mapping[str, Any]) -> Pack:
@@ -107,7 +118,9 @@ def grade(opts: dict[str, Any]) -> int:
     given = given_variables(opts)
     pack = the_pack(opts)
     rubric = pack.rubric
-    resolved = rubric.resolve_vars(given)
+    if roster and opts["student"]:
+        raise UsageError("--student is for --host and --local: a roster names its students")
+    resolved = rubric.resolve_vars(given, student=opts["student"])
     password = ssh_password(opts)
     known_hosts = None
     if not local:
@@ -150,9 +163,9 @@ def grade(opts: dict[str, Any]) -> int:
         return _grade_class(Path(roster), pack, given, options, target, opts, plan, color)
 
     if local:
-        grading = grade_local(pack, resolved, options)
+        grading = grade_local(pack, resolved, options, student=opts["student"])
     else:
-        grading = grade_host(target, pack, resolved, options, plan=plan)
+        grading = grade_host(target, pack, resolved, options, student=opts["student"], plan=plan)
         if plan is not None:
             plan.save()
     report = grading.report

@@ -80,7 +80,10 @@ class Http(Probe):
             return HttpAnswer(False, None, "", text=why(e, port, outside.reply_timeout))
         finally:
             connection.close()
-        headers = {k.lower(): v for k, v in response.getheaders() if k.lower() in HEADERS}
+        # in one order whatever the server's: an archive keeps a dict in key order
+        headers = dict(
+            sorted((k.lower(), v) for k, v in response.getheaders() if k.lower() in HEADERS)
+        )
         return HttpAnswer(
             True,
             response.status,

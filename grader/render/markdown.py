@@ -35,6 +35,11 @@ def render(report: Report, **_: object) -> str:
             f"**Not graded** ({escape(report.error_kind or '')}): {escape(report.error or '')}"
         )
         return "\n".join(out) + "\n"
+    if report.variant:
+        mine = ", ".join(
+            f"{escape(k)} = {escape(v or '(not known)')}" for k, v in report.variant.items()
+        )
+        out += [f"Your variant: {mine}", ""]
     out.append(
         f"**Score {points(report.score or 0)} / {points(report.max_score)}** "
         f"(graded {report.graded_at}"

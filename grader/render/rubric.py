@@ -39,10 +39,18 @@ def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -
         console.print(
             "Variables: "
             + ", ".join(
-                f"{name}{' (secret)' if spec.secret else ''}"
-                f"{'' if spec.secret else f' = {spec.default!r}'}"
+                f"{name} (secret)"
+                if spec.secret
+                else f"{name} (per student: {spec.derive})"
+                if spec.derive is not None
+                else f"{name} = {spec.default!r}"
                 for name, spec in rubric.vars.items()
             )
+        )
+    if rubric.unique:
+        console.print(
+            "No two students' VMs may share: "
+            + ", ".join(f"{u.what} ({u.command})" for u in rubric.unique)
         )
     for note in rubric.notes:
         console.print(Text(f"Note: {note}", style="yellow"))

@@ -52,6 +52,11 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         f"graded {report.graded_at} in {report.duration_s:g} s"
         + (f", regraded {report.regraded_at} from its evidence" if report.regraded_at else "")
     )
+    if report.variant:
+        mine = ", ".join(
+            f"{name} = {value or '(not known)'}" for name, value in report.variant.items()
+        )
+        console.print(Text(f"Your variant: {mine}", style="bold"))
     if report.host_key:
         replaced = report.host_key_replaced
         console.print(

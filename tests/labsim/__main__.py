@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from grader.render.text import points
 from grader.rubric import default_rubric_path, load_rubric
 
 from .fleet import Fleet
-from .scenarios import SCENARIOS
+from .scenarios import SCENARIOS, Scenario
+from .scenarios import TOOLS as LAB6_TOOLS
 from .vm import VM, missing_requirements
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -94,14 +96,16 @@ def demo(names: list[str], show: str, out: Path) -> int:
     return 0 if all_as_expected else 1
 
 
-def boot_with_progress(console: Console, fleet: Fleet, names: list[str]) -> dict[str, VM]:
+def boot_with_progress(
+    console: Console, fleet: Fleet, names: Sequence[str | tuple[str, Scenario]]
+) -> dict[str, VM]:
     """Boot the scenarios' VMs, saying what is happening as each one is ready."""
     started = time.monotonic()
     console.print(
-        f"Booting {len(names)} sample VMs (namespaces running sshd, inetd, sendmail, popa3d, "
-        "vsftpd, telnetd) and doing the lab on each as its scenario says. Each takes a few "
-        "seconds; the very first run after installing the packages is slower (sendmail "
-        "builds its maps, caches are cold).",
+        f"Booting {len(names)} simulated VMs (Linux namespaces running the lab's real "
+        "daemons) and doing the lab on each as its scenario says. Each takes a few seconds; "
+        "the very first run after installing the packages is slower (daemons build their "
+        "maps, caches are cold).",
         highlight=False,
     )
     done = 0
@@ -153,6 +157,62 @@ def up(names: list[str]) -> int:
     )
     fleet.keep_running(STATE)
     return 0
+
+
+def prove(pack: Path | None) -> int:
+    """Boot a pack's scenarios, grade them as a class, and say whether every check gives the
+    verdict each scenario states and both passes and fails somewhere (tests.labsim.prove)."""
+    import importlib.util
+
+    from .prove import problems
+
+    console = Console()
+    if pack is None:
+        rubric, scenarios, tools = PROJECT / "rubric.toml", SCENARIOS, LAB6_TOOLS
+        variables: dict[str, str] = {}
+    else:
+        spec = importlib.util.spec_from_file_location("pack_scenarios", pack / "scenarios.py")
+        if spec is None or spec.loader is None:
+            console.print(f"{pack}: no scenarios.py", markup=False)
+            return 2
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        rubric, scenarios, tools = pack / "rubric.toml", module.SCENARIOS, module.TOOLS
+        variables = getattr(module, "GRADING_VARS", {})
+    missing = missing_requirements(tools)
+    if missing:
+        console.print(f"The lab simulator cannot run here: {'; '.join(missing)}", markup=False)
+        return 2
+    grade = shutil.which("grade", path=str(Path(sys.executable).parent)) or "grade"
+    with Fleet() as fleet:
+        vms = boot_with_progress(console, fleet, [(n, s) for n, s in scenarios.items()])
+        roster = fleet.workdir / "class.csv"
+        roster.write_text(
+            "student,host,identity\n"
+            + "".join(f"{n},{vm.address},{fleet.identity}\n" for n, vm in vms.items())
+        )
+        out = fleet.workdir / "graded"
+        given = [a for k, v in variables.items() for a in ("--var", f"{k}={v}")]
+        if pack is None:
+            given += ["--var", f"bob_password={fleet.password}"]
+        subprocess.run(
+            [grade, "--roster", str(roster), "--rubric", str(rubric), "--out", str(out),
+             "--known-hosts", str(fleet.workdir / "kh"), *given],
+            check=False, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        graded = {
+            n: {c["id"]: c["status"] for c in json.loads((out / f"{n}.json").read_text())["checks"]}
+            for n in vms
+        }
+    found = problems({n: s.expected for n, s in scenarios.items()}, graded)
+    for line in found:
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(
+        f"{rubric}: {'the checks prove the lab' if not found else f'{len(found)} problem(s)'} "
+        f"on {len(scenarios)} scenarios",
+        markup=False,
+    )
+    return 1 if found else 0
 
 
 def down() -> int:
@@ -255,11 +315,15 @@ def main() -> int:
     started = sub.add_parser("up", help="boot the sample VMs and leave them running (needs root)")
     started.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     sub.add_parser("down", help="remove the VMs `up` left running")
+    proving = sub.add_parser("prove", help="grade a pack's scenarios: do its checks prove it?")
+    proving.add_argument("pack", nargs="?", type=Path, help="a pack folder (default: Lab 6)")
     args = parser.parse_args()
     if args.command == "class":
         return grade_class(args.count, args.workers, args.out, args.screenshot)
     if args.command == "down":
         return down()
+    if args.command == "prove":
+        return prove(args.pack)
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")

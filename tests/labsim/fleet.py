@@ -69,7 +69,11 @@ class Fleet:
         return path
 
     def vm(
-        self, name: str, host_key_file: Path | None = None, authorized_key: str | None = None
+        self,
+        name: str,
+        host_key_file: Path | None = None,
+        authorized_key: str | None = None,
+        machine_id: str | None = None,
     ) -> VM:
         """Create (not boot) one more VM; by default root accepts the fleet's key."""
         vm = VM(
@@ -79,6 +83,7 @@ class Fleet:
             authorized_key=authorized_key or self.identity.with_suffix(".pub").read_text().strip(),
             password=self.password,
             host_key_file=host_key_file,
+            machine_id=machine_id,
         )
         self.vms.append(vm)
         return vm
@@ -89,13 +94,17 @@ class Fleet:
         host_key_file: Path | None = None,
         authorized_key: str | None = None,
         booted: Callable[[VM, float], None] | None = None,
+        machine_id: str | None = None,
     ) -> dict[str, VM]:
         """Boot one VM per scenario (a name of SCENARIOS, or (vm name, Scenario)), in parallel.
         ``host_key_file`` gives them all one host key (cloned VMs); ``authorized_key`` lets
-        root log in with another key than the fleet's; ``booted`` hears of each VM built, with
-        the seconds it took."""
+        root log in with another key than the fleet's; ``machine_id`` gives them all one (VMs
+        copied from one another); ``booted`` hears of each VM built, with the seconds it took."""
         plan = [(s, SCENARIOS[s]) if isinstance(s, str) else s for s in scenarios]
-        vms = [(self.vm(name, host_key_file, authorized_key), scenario) for name, scenario in plan]
+        vms = [
+            (self.vm(name, host_key_file, authorized_key, machine_id), scenario)
+            for name, scenario in plan
+        ]
 
         def build(pair: tuple[VM, Scenario]) -> None:
             vm, scenario = pair

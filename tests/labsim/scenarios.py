@@ -1,4 +1,5 @@
-"""Scenarios: a student's VM after Lab 6 done right, not at all, or with one common mistake.
+"""Lab 6's scenarios: a student's VM after the lab done right, not at all, or with one common
+mistake.
 
 Each scenario is the lab's starting VM plus what the student did, and states the status every
 Lab 6 check must give (with bob's password given to the grader).
@@ -9,9 +10,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import student
 from .vm import VM
+
+FILES = Path(__file__).resolve().parent / "files"  # Lab 6's inetd.conf and vsftpd.conf
+#: What Lab 6's VMs run, besides what every simulated VM has
+TOOLS = ("inetd", "sendmail-mta", "popa3d", "vsftpd", "telnetd", "tcpd", "mail")
 
 CHECK_IDS = (
     "smtp_daemon",
@@ -47,9 +53,41 @@ class Scenario:
     vars: dict[str, str] = field(default_factory=dict)  # rubric variables it is graded with
 
 
+#: The VM as handed out, before its daemons start: every VM is "anglia.bryant", as in the
+#: handout; bob is the lab's user (smith was deleted in an earlier lab), and may sudo (for
+#: grading as bob with --sudo); inetd.conf and vsftpd.conf as Debian ships them.
+PREPARE = """
+hostname anglia
+printf '127.0.0.1\\tlocalhost\\n%s\\tanglia.bryant anglia\\n' {address} > /etc/hosts
+echo anglia.bryant > /etc/mailname
+# The VMs share one kernel, so its load average is the whole machine's: with a busy machine,
+# sendmail's QueueLA/RefuseLA (8 and 12) would make every VM stop listening on port 25 at
+# once. A real VM has a load of its own; here the limits are set out of reach.
+sed -i 's/^#O QueueLA=.*/O QueueLA=1000/; s/^#O RefuseLA=.*/O RefuseLA=1000/' /etc/mail/sendmail.cf
+useradd -m -s /bin/bash bob
+echo "bob:{password}" | chpasswd
+if [ -d /etc/sudoers.d ]; then
+    echo 'bob ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/labsim-bob
+    chmod 440 /etc/sudoers.d/labsim-bob
+fi
+install -m 644 {files}/inetd.conf /etc/inetd.conf
+install -m 644 {files}/vsftpd.conf /etc/vsftpd.conf
+mkdir -p /run/vsftpd/empty /run/sendmail/mta /run/sendmail/msp
+chown smmta:smmsp /run/sendmail/mta && chmod 2755 /run/sendmail/mta
+chown smmsp:smmsp /run/sendmail/msp && chmod 2775 /run/sendmail/msp
+"""
+
+
 def lab_start(vm: VM) -> None:
     """The VM as handed out: inetd runs with the time service; sendmail is installed but its
     daemon is not running; vsftpd allows anonymous FTP."""
+    vm.sh(
+        PREPARE.format(
+            address=vm.address,
+            password=shlex.quote(vm.password),
+            files=shlex.quote(str(FILES)),
+        )
+    )
     student.start_inetd(vm)
 
 
@@ -73,6 +111,7 @@ def do_the_lab(
     vsftpd_override: bool = False,
     mailbox_mode: str | None = None,
     root_in_ftpusers: bool = True,
+    smtp_left_in_inetd: bool = False,
 ) -> None:
     """Lab 6 done by a student, with an optional mistake given by one keyword."""
     lab_start(vm)
@@ -119,6 +158,10 @@ def do_the_lab(
     student.inetd_service(vm, "ftp", enable=False, protocol="tcp")
     if restart_inetd:
         student.restart_inetd(vm)
+    if smtp_left_in_inetd:  # Exercise 0 tried, and never undone (inetd not restarted since)
+        student.add_inetd_line(
+            vm, "smtp\tstream\ttcp\tnowait\troot\t/usr/sbin/tcpd\t/usr/sbin/sendmail -bs"
+        )
     # Exercise 3.2 and 4.3
     if mailbox_mode:
         vm.sh(f"chmod {mailbox_mode} /var/mail/bob")
@@ -223,6 +266,12 @@ SCENARIOS = {
             "root removed from /etc/ftpusers",
             lambda vm: do_the_lab(vm, root_in_ftpusers=False),
             _expect(ftp_root_denied="fail"),
+        ),
+        Scenario(
+            "smtp_left_in_inetd",
+            "Exercise 0's smtp line left in inetd.conf",
+            lambda vm: do_the_lab(vm, smtp_left_in_inetd=True),
+            _expect(smtp_not_in_inetd="fail"),
         ),
         Scenario(
             "hostile_strings",

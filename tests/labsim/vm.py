@@ -1,6 +1,6 @@
 """Simulated student VMs: Linux namespaces on an isolated bridge, running the real daemons.
 
-Each VM has its own network namespace, joined by a veth pair to the bridge ``l6s-br`` that has
+Each VM has its own network namespace, joined by a veth pair to the bridge ``lsim-br`` that has
 no uplink and no forwarding (addresses in 198.18.0.0/24, the grading side is 198.18.0.1), and its
 own mount, pid, uts and ipc namespaces with copy-on-write /etc, /var, /home and /root (see
 init.sh). Everything is removed on ``close()``; resources left by a killed run are removed by
@@ -21,38 +21,26 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PREFIX = "l6s"
+PREFIX = "lsim"
 BRIDGE = f"{PREFIX}-br"
 NETWORK = "198.18.0"  # /24 inside 198.18.0.0/15, the benchmarking range, never routed
 GATEWAY = f"{NETWORK}.1"
 LOCK = Path("/run/lock/labsim.lock")
-REQUIRED_TOOLS = (
-    "ip",
-    "unshare",
-    "nsenter",
-    "sshd",
-    "inetd",
-    "sendmail-mta",
-    "popa3d",
-    "vsftpd",
-    "telnetd",
-    "tcpd",
-    "mail",
-    "nmap",
-)
+#: What every simulated VM needs; a pack's scenarios name the daemons of their own lab.
+REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "sshd", "ssh-keygen", "nmap")
 
 
 class SimulatorError(RuntimeError):
     pass
 
 
-def missing_requirements() -> list[str]:
-    """Why the simulator cannot run here, or [] when it can."""
+def missing_requirements(tools: tuple[str, ...] = ()) -> list[str]:
+    """Why the simulator cannot run here (with a pack's ``tools``), or [] when it can."""
     problems = [] if os.geteuid() == 0 else ["needs root (namespaces, mounts, a bridge)"]
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     problems += [
-        f"{tool} is not installed"
-        for tool in REQUIRED_TOOLS
+        f"{tool} is not installed (scripts/setup installs it)"
+        for tool in (*REQUIRED_TOOLS, *tools)
         if shutil.which(tool, path=path) is None
     ]
     return problems
@@ -123,6 +111,7 @@ class VM:
         authorized_key: str,
         password: str,
         host_key_file: Path | None = None,
+        machine_id: str | None = None,
     ) -> None:
         if not 2 <= index + 10 <= 250:
             raise SimulatorError(f"VM index {index} out of range")
@@ -134,6 +123,7 @@ class VM:
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
         self._authorized_key = authorized_key
         self._host_key_file = host_key_file
+        self._machine_id = machine_id
         self._process: subprocess.Popen[bytes] | None = None
         self.init_pid: int | None = None
 
@@ -163,8 +153,8 @@ class VM:
             "VM_ADDRESS": self.address,
             "VM_PASSWORD": self.password,
             "AUTHORIZED_KEY": self._authorized_key,
-            "FILES": str(HERE / "files"),
             "HOST_KEY_FILE": str(self._host_key_file or ""),
+            "MACHINE_ID": self._machine_id or "",
             "LANG": "C.UTF-8",
         }
         log = open(self.dir / "init.log", "wb")  # noqa: SIM115 - the child writes it

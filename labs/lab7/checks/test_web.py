@@ -1,0 +1,52 @@
+"""Exercise 2: the student's pages, served by Apache (or nginx)."""
+
+from grader.toolkit import processes
+
+WEB_SERVERS = ("apache2", "httpd", "nginx")
+
+
+def test_web_running(host):
+    """A web server (Apache; nginx also accepted) runs."""
+    found = [p for p in processes(host).values() if p.comm in WEB_SERVERS]
+    assert found, "no web server (apache2, nginx) is running"
+
+
+def _page(outside, host_name, path="/"):
+    page = outside.http(path, host=host_name)
+    assert page.ok, f"no answer on port 80 for http://{host_name}{path}: {page.text}"
+    return page
+
+
+def test_page_carries_token(lab, outside):
+    """The site's page carries the student's word."""
+    name = f"www.{lab.var('zone')}"
+    page = _page(outside, name)
+    assert page.status == 200, f"http://{name}/ answered {page.status} {page.reason}"
+    token = lab.var("token")
+    assert token in page.body, f"http://{name}/ does not carry your word {token!r}"
+
+
+def test_listing_off(lab, outside):
+    """Directory listing is off: /files/ is not listed."""
+    name = f"www.{lab.var('zone')}"
+    page = _page(outside, name, "/files/")
+    listed = page.status == 200 and "Index of" in page.body
+    assert not listed, (
+        f"http://{name}/files/ lists the folder's files (Options Indexes is still on)"
+    )
+
+
+def test_second_vhost(lab, outside):
+    """A second virtual host answers for shop in the zone."""
+    zone, token = lab.var("zone"), lab.var("token")
+    shop = _page(outside, f"shop.{zone}")
+    main = _page(outside, f"www.{zone}")
+    assert shop.status == 200, f"http://shop.{zone}/ answered {shop.status} {shop.reason}"
+    if shop.body == main.body:
+        raise AssertionError(
+            f"Host: shop.{zone} gets the main site's page: no virtual host has ServerName "
+            f"shop.{zone} (check its ServerName, and that it is enabled)"
+        )
+    assert "shop" in shop.body.lower() and token in shop.body, (
+        f"http://shop.{zone}/ does not say shop with your word {token!r}"
+    )
