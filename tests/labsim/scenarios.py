@@ -70,8 +70,6 @@ if [ -d /etc/sudoers.d ]; then
     echo 'bob ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/labsim-bob
     chmod 440 /etc/sudoers.d/labsim-bob
 fi
-install -m 644 {files}/inetd.conf /etc/inetd.conf
-install -m 644 {files}/vsftpd.conf /etc/vsftpd.conf
 mkdir -p /run/vsftpd/empty /run/sendmail/mta /run/sendmail/msp
 chown smmta:smmsp /run/sendmail/mta && chmod 2755 /run/sendmail/mta
 chown smmsp:smmsp /run/sendmail/msp && chmod 2775 /run/sendmail/msp
@@ -81,13 +79,10 @@ chown smmsp:smmsp /run/sendmail/msp && chmod 2775 /run/sendmail/msp
 def lab_start(vm: VM) -> None:
     """The VM as handed out: inetd runs with the time service; sendmail is installed but its
     daemon is not running; vsftpd allows anonymous FTP."""
-    vm.sh(
-        PREPARE.format(
-            address=vm.address,
-            password=shlex.quote(vm.password),
-            files=shlex.quote(str(FILES)),
-        )
-    )
+    vm.sh(PREPARE.format(address=vm.address, password=shlex.quote(vm.password)))
+    # as the files' bytes: the project's folder may not be seen from the VM (its own /tmp)
+    for name in ("inetd.conf", "vsftpd.conf"):
+        vm.sh(f"install -m 644 /dev/stdin /etc/{name}", stdin=(FILES / name).read_bytes())
     student.start_inetd(vm)
 
 
