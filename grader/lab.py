@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from grader.errors import CheckError
-from grader.outcomes import skip
+from grader.outcomes import NeedsVariable
 
 
 class Paths:
@@ -33,5 +33,8 @@ class Lab:
             raise CheckError(f"the rubric's [vars] has no {name!r}")
         value = self.vars[name]
         if not value:
-            skip(f"needs the variable {name} (give it with --var {name}=...)")
+            raise NeedsVariable(
+                msg=f"needs the variable {name} (give it with --var-env {name}=ENVVAR, "
+                f"or --var {name}=...)",
+            )
         return value

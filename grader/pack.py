@@ -13,13 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomlkit
-
 from grader.checkload import Check, load_checks, load_probes
 from grader.errors import InputError
 from grader.files import write_atomic
 from grader.probes import Registry, pack_probes
-from grader.rubric import Rubric, bind_checks, load_rubric
+from grader.rubric import Rubric, bind_checks
 
 #: What a check may ask for by parameter name.
 FIXTURES = ("host", "lab", "outside")
@@ -43,11 +41,20 @@ def copy_pack(rubric: Rubric, folder: Path) -> Path:
     shutil.copytree(
         rubric.checks_dir, folder / "checks", ignore=shutil.ignore_patterns("__pycache__")
     )
+    import tomlkit
+
     document = tomlkit.parse(rubric.path.read_text())
     document["checks"] = "checks"
     write_atomic(target, tomlkit.dumps(document))
+    from grader.rubric import load_rubric
+
     load_pack(load_rubric(target))  # the copy grades as it is, or this is a bug
     return target
+
+
+def embedded_pack(rubric: Rubric) -> Pack:
+    """The pack of a self-check bundle: its rubric compiled, its checks next to it."""
+    return load_pack(rubric)
 
 
 def load_pack(rubric: Rubric) -> Pack:

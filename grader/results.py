@@ -23,8 +23,28 @@ class Outcome:
     status: CheckStatus
     message: str = ""
     evidence: tuple[Evidence, ...] = ()
-    error_kind: str | None = None  # with status "error": needs_root, timeout, unavailable, ...
+    error_kind: str | None = None  # why "error" (needs_root, timeout ...) or "skipped" (below)
     notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
+
+    @property
+    def lost(self) -> bool:
+        """A mark the student lost: a check that failed, or one skipped because a check it
+        depends on was lost. A check that could not run (an error, a variable not given, a
+        dependency that could not run either) is not checked: no lost mark."""
+        return self.status == "fail" or (
+            self.status == "skipped" and self.error_kind == LOST_DEPENDENCY
+        )
+
+
+#: Kinds of "skipped": a dependency was lost (a lost mark), a dependency could not be checked,
+#: a variable the check needs was not given, the check skipped itself (none of them lost)
+LOST_DEPENDENCY = "dependency"
+SKIP_KINDS = (LOST_DEPENDENCY, "dependency_not_checked", "needs_variable", "not_applicable")
+
+
+def is_lost(status: str, kind: str | None) -> bool:
+    # a skip of unknown kind (a report from before kinds) counts as lost, as it did then
+    return status == "fail" or (status == "skipped" and kind in (LOST_DEPENDENCY, None))
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,11 @@ class CheckResult:
     # check_crashed (a bug in the check)
     visibility: str = "visible"  # "hidden": shown to the instructor, only counted to students
     notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
+
+    @property
+    def lost(self) -> bool:
+        """A lost mark (see Outcome.lost); else passed, or not checked."""
+        return is_lost(self.status, self.error_kind)
 
 
 @dataclass(frozen=True)
@@ -91,7 +116,10 @@ class Report:
         return self.status == "graded" and all(c.status == "pass" for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return _numbers(dataclasses.asdict(self))
+        data = _numbers(dataclasses.asdict(self))
+        for check, result in zip(data["checks"], self.checks):
+            check["lost"] = result.lost  # for tools: derived, not read back
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
@@ -100,7 +128,7 @@ class Report:
         fields["checks"] = tuple(
             CheckResult(
                 **{
-                    **c,
+                    **{k: v for k, v in c.items() if k != "lost"},
                     "evidence": tuple(Evidence(**e) for e in c["evidence"]),
                     "notes": tuple(c.get("notes", ())),
                 }
@@ -120,7 +148,7 @@ def _numbers(value: Any) -> Any:
         return int(value)
     if isinstance(value, dict):
         return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [_numbers(v) for v in value]
     return value
 

@@ -16,73 +16,19 @@ rubrics have, is still accepted and not used; ``grade rubric`` says so.)
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import graphlib
 import hashlib
 import re
-import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from grader.closest import closest
 from grader.errors import InputError
 from grader.variants import Var, derive, problems
 
 Visibility = Literal["visible", "hidden"]
-_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class VarModel(_Model):
-    default: str = ""
-    secret: bool = False
-    help: str = ""
-    derive: str | None = None  # a template, per student (see grader.variants)
-    key: Annotated[str, Field(pattern=_NAME)] | None = None
-    range: Annotated[list[int], Field(min_length=2, max_length=2)] | None = None
-
-
-class UniqueModel(_Model):
-    id: Annotated[str, Field(pattern=_NAME)]
-    what: Annotated[str, Field(min_length=1)]  # how a flag names it ("machine-id")
-    command: Annotated[str, Field(min_length=1)]  # its output's lines are the values
-
-
-class ItemModel(_Model):
-    id: Annotated[str, Field(pattern=_NAME)]
-    title: str | None = None  # not used: the check's docstring is what a student reads
-    points: Annotated[float, Field(ge=0)]
-    hint: str = ""
-    depends: list[str] = []
-    visibility: Visibility = "visible"
-
-
-class SectionModel(_Model):
-    id: Annotated[str, Field(min_length=1)]
-    title: Annotated[str, Field(min_length=1)]
-    items: Annotated[list[ItemModel], Field(min_length=1)]
-
-
-class OutsideModel(_Model):
-    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
-
-
-class RubricModel(_Model):
-    title: Annotated[str, Field(min_length=1)]
-    checks: str = "checks"
-    paths: dict[Annotated[str, Field(pattern=_NAME)], str | list[str]] = {}
-    vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarModel] = {}
-    outside: OutsideModel = OutsideModel()
-    unique: list[UniqueModel] = []
-    # set by a student copy: the ids of the items it left out (older copies: how many)
-    hidden_items: list[Annotated[str, Field(pattern=_NAME)]] | Annotated[int, Field(ge=0)] = []
-    sections: Annotated[list[SectionModel], Field(min_length=1)]
 
 
 @dataclass(frozen=True)
@@ -119,6 +65,28 @@ class Rubric:
     hidden_items: int = 0  # items a student copy left out (counted in the student view)
     hidden_ids: tuple[str, ...] = ()  # their ids (checks without an item here, on purpose)
     notes: tuple[str, ...] = ()  # said by `grade rubric`: keys that are accepted, not used
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], folder: Path) -> Rubric:
+        """A rubric compiled to JSON values (grader.bundle), rebuilt in ``folder`` without
+        reading TOML or validating again: it was validated when it was compiled."""
+        return cls(
+            path=folder / str(data["path"]),
+            title=data["title"],
+            sha256=data["sha256"],
+            checks_dir=folder / str(data["checks_dir"]),
+            paths=dict(data["paths"]),
+            vars={
+                name: Var(**{**spec, "range": tuple(spec["range"]) if spec["range"] else None})
+                for name, spec in data["vars"].items()
+            },
+            ports=tuple(data["ports"]),
+            items=tuple(Item(**{**i, "depends": tuple(i["depends"])}) for i in data["items"]),
+            unique=tuple(Unique(**u) for u in data["unique"]),
+            hidden_items=data["hidden_items"],
+            hidden_ids=tuple(data["hidden_ids"]),
+            notes=tuple(data["notes"]),
+        )
 
     @property
     def max_score(self) -> float:
@@ -174,17 +142,23 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         raw = path.read_bytes() if text is None else text.encode()
     except OSError as e:
         raise InputError(f"{path}: cannot read the rubric: {e.strerror}") from None
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from grader.rubric_schema import RubricModel, VarModel, describe_validation_error
+
     text = raw.decode("utf-8", errors="replace")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
+    where = _KeyLocator(path, text)
     try:
         model = RubricModel.model_validate(data)
     except ValidationError as e:
-        raise InputError(_describe_validation_error(path, text, data, e)) from None
+        raise InputError(describe_validation_error(where, data, e)) from None
 
-    where = _KeyLocator(path, text)
     items: dict[str, Item] = {}
     notes = []
     for si, section in enumerate(model.sections):
@@ -306,66 +280,6 @@ def _dependency_order(path: Path, items: Mapping[str, Item]) -> list[str]:
         done.append(nxt)
         pending.remove(nxt)
     return done
-
-
-def closest(name: str, candidates: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-_UNION_TAGS = frozenset({"str", "list[str]", "VarModel", "list[constrained-str]", "int"})
-
-
-def _describe_validation_error(
-    path: Path, text: str, data: Mapping[str, object], error: ValidationError
-) -> str:
-    # An unknown key is most often a misspelt one (and then a required key is "missing" too):
-    # name it first. Otherwise the most specific problem.
-    first = min(error.errors(), key=lambda e: (e["type"] != "extra_forbidden", -len(e["loc"])))
-    # pydantic names the member of a union it tried ("str", "VarSpec"): not part of the key
-    loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
-    key = _format_key(loc, data)
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc)
-        message = f"unknown key{closest(str(loc[-1]), allowed)}"
-    elif first["type"] == "missing":
-        message = "this key is required"
-    more = error.error_count() - 1
-    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    return f"{_KeyLocator(path, text)(loc)}{key}: {message}{suffix}"
-
-
-def _allowed_keys(loc: Sequence[object]) -> list[str]:
-    parents = [p for p in loc[:-1] if isinstance(p, str)]
-    model: type[BaseModel] = RubricModel
-    if parents[-1:] == ["sections"]:
-        model = SectionModel
-    elif parents[-1:] == ["items"]:
-        model = ItemModel
-    elif parents[-1:] == ["outside"]:
-        model = OutsideModel
-    elif parents[:1] == ["vars"]:
-        model = VarModel
-    elif parents[:1] == ["unique"]:
-        model = UniqueModel
-    return list(model.model_fields)
-
-
-def _format_key(loc: Sequence[object], data: Mapping[str, object]) -> str:
-    """('sections', 2, 'items', 0, 'points') -> sections[2].items[0] (pop3_login).points"""
-    out = ""
-    node: object = data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("id"), str):
-                out += f" ({node['id']})"
-        else:
-            out += f".{part}" if out else str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return out or "(top level)"
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

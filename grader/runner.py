@@ -28,7 +28,7 @@ from grader.deadline import Deadline, DeadlinePassed
 from grader.errors import CheckError, CommandTimeout, HostError
 from grader.holes import NeedsSecret
 from grader.lab import Lab, Paths
-from grader.outcomes import Failed, Skipped
+from grader.outcomes import Failed, NeedsVariable, Skipped
 from grader.pack import Pack
 from grader.probes import Outside
 from grader.results import Outcome, Redactor, Report, RubricRef, redact
@@ -73,8 +73,12 @@ def run_check(
             outcome = Outcome("fail", str(e) or _assert_line(e))
         except Failed as e:
             outcome = Outcome("fail", str(getattr(e, "msg", "") or e) or "failed")
+        except NeedsVariable as e:
+            message = str(getattr(e, "msg", "") or e) or "skipped"
+            outcome = Outcome("skipped", message, error_kind="needs_variable")
         except Skipped as e:
-            outcome = Outcome("skipped", str(getattr(e, "msg", "") or e) or "skipped")
+            message = str(getattr(e, "msg", "") or e) or "skipped"
+            outcome = Outcome("skipped", message, error_kind="not_applicable")
         except HostError:
             raise  # the connection is gone: the host, not the check, failed
         except PermissionError as e:
@@ -130,12 +134,18 @@ def run_checks(
                 why = "not checked: the grading was interrupted"
             outcomes[item.id] = Outcome("error", why, error_kind="deadline")
         elif blocked:
-            outcomes[item.id] = Outcome(
-                "skipped", f"not checked: {', '.join(blocked)} must pass first"
-            )
             # Still asked, with its verdict thrown away: its answers go into the evidence
-            # archive, so a regrade with this dependency dropped needs no live VM.
-            run_check(checks[item.id], fixtures, mask)
+            # archive, so a regrade with this dependency dropped needs no live VM; and what
+            # it will need once they pass is said now, not a run later.
+            ahead = run_check(checks[item.id], fixtures, mask)
+            lost = any(outcomes[d].lost for d in blocked)
+            needs = ahead.message.replace("needs ", "need ", 1)
+            also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""
+            outcomes[item.id] = Outcome(
+                "skipped",
+                f"not checked: {', '.join(blocked)} must pass first{also}",
+                error_kind="dependency" if lost else "dependency_not_checked",
+            )
         else:
             outcomes[item.id] = run_check(checks[item.id], fixtures, mask)
     return outcomes

@@ -280,3 +280,17 @@ def test_no_format_crashes_on_an_empty_check_list():
     empty = dataclasses.replace(CLASS[0], checks=(), score=0.0)
     for fmt in ("html", "md", "junit", "gradescope", "json", "text"):
         assert render(fmt, empty)
+
+
+def test_class_overview_without_matplotlib_shows_the_figures_as_tables():
+    reports = [report("alice"), report("bob", status="unreachable", score=None, checks=())]
+    html = render("index", reports, rubric=RUBRIC, charts=False)
+    assert_nothing_injected(html, allowed_scripts=1)
+    assert 'id="histogram-table"' in html and 'id="passrates-table"' in html
+    assert "<img" not in html
+
+
+def test_class_overview_where_nobody_was_graded_says_so():
+    reports = [report("bob", status="unreachable", score=None, checks=())]
+    html = render("index", reports, rubric=RUBRIC)
+    assert "Nobody was graded" in html and "<img" not in html

@@ -27,6 +27,7 @@ COMMANDS = {
     "regrade": "grader.cli.folders:regrade",
     "show": "grader.cli.folders:show",
     "labs": "grader.cli.folders:labs",
+    "bundle": "grader.cli.folders:bundle",
 }
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")
@@ -55,13 +56,13 @@ def options(parser: Parser, namespace: argparse.Namespace) -> dict[str, Any]:
     return {**DEFAULTS, **given, "command": command}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:
     """Run ``grade`` with ``argv`` and return its exit status (tests call this in-process)."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
     try:
         configure_logging()
-        parser = build_parser()
+        parser = build_parser(prog)
         opts = options(parser, parser.parse_args(args))
         module, function = COMMANDS[opts["command"]].split(":")
         handler = getattr(importlib.import_module(module), function)
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("grade: interrupted\n")
         return 130
     except InputError as e:
-        sys.stderr.write(f"grade: error: {escaped(str(e))}\n")
+        sys.stderr.write(f"{prog}: error: {escaped(str(e))}\n")
         return ExitStatus.BAD_INPUT
     except Exception as e:
         if show_traceback:

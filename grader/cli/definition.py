@@ -54,7 +54,8 @@ or input, 3 the host could not be graded (unreachable, login refused, host key c
 in the grader. With --roster: 0 every student graded, 2 bad input, 3 at least one student could
 not be graded, 130 interrupted.
 
-Subcommands (grade SUBCOMMAND --help for each): rubric, labs, export, merge, regrade, show.
+Subcommands (grade SUBCOMMAND --help for each): rubric, labs, bundle, export, merge, regrade,
+show.
 """
 
 #: The grading options' values when they are not given.
@@ -71,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "sudo": False,
     "identity": None,
     "password_env": None,
+    "ask_password": False,
     "rubric_path": None,
     "lab": None,
     "student": None,
@@ -196,6 +198,12 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
         help="Name of an environment variable holding the SSH password (so the password never "
         "appears on a command line). The grader warns when one password would go to several "
         "hosts.",
+    )
+    ssh.add_argument(
+        "--ask-password",
+        action="store_true",
+        help="Ask for the SSH password on the terminal (not echoed) instead of reading it "
+        "from an environment variable.",
     )
     ssh.add_argument(
         "--known-hosts",
@@ -491,6 +499,36 @@ def _subcommands(parser: Parser) -> None:
         default=60,
         help="Lines shown of each output (default 60).",
     )
+    bundle = sub(
+        "bundle",
+        "a one-file self-check for students to run on their VM",
+        "Write a self-check students copy onto their lab VM and run with its own python3 "
+        "(3.9 or newer), offline, nothing to install: `python3 FILE` then behaves as "
+        "`grade --local` with this lab (the same options and output). It holds the student "
+        "copy of the rubric (hidden items left out) and the lab's checks. With --student (or a "
+        "--roster, one file per student), each student's variant is written in; no secret "
+        "ever is.",
+    )
+    _lab_options(bundle, "The lab to bundle")
+    bundle.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="Where to write it (with --roster: a folder, one <student>.pyz each).",
+    )
+    bundle.add_argument("--student", metavar="ID", help="Make it for one student.")
+    bundle.add_argument(
+        "--roster", type=Path, metavar="CSV", help="Make one for each student of a roster."
+    )
+    bundle.add_argument(
+        "--var-env",
+        dest="var_env_after",
+        action="append",
+        metavar="NAME=ENVVAR",
+        help="A variable the variants are derived from (a course secret): never written in.",
+    )
     labs = sub(
         "labs",
         "the lab packs the grader can see",
@@ -499,14 +537,14 @@ def _subcommands(parser: Parser) -> None:
         "grader.",
     )
     parser.subcommands = dict(commands.choices)
-    for each in (rubric, export, merge, regrade, show, labs):
+    for each in (rubric, export, merge, regrade, show, labs, bundle):
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
 
 
-def build_parser() -> Parser:
+def build_parser(prog: str = "grade") -> Parser:
     parser = Parser(
-        prog="grade",
+        prog=prog,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=_formatter,

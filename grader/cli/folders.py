@@ -14,7 +14,7 @@ from grader.cli.definition import UsageError
 from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
 from grader.errors import ExitStatus, InputError
-from grader.files import write_atomic
+from grader.files import safe_name, write_atomic
 from grader.pack import Pack
 from grader.render.safe import escaped
 from grader.results import Report
@@ -293,6 +293,46 @@ def regrade(opts: dict[str, Any]) -> int:
         + ".\n"
     )
     return max(class_exit_status(result.reports), _complain(folder))
+
+
+def bundle(opts: dict[str, Any]) -> int:
+    from grader.bundle import build
+    from grader.pack import load_pack
+    from grader.rubric import load_rubric
+    from grader.student_copy import student_copy
+
+    full = the_pack(opts).rubric
+    text = student_copy(full, full.path.parent)  # hidden items out; checks = "checks"
+    copy = load_pack(load_rubric(full.path, text)).rubric
+    given = given_variables(opts)
+    copy.resolve_vars(given)  # unknown names refused
+    if opts["roster"] and opts["student"]:
+        raise UsageError("--student makes one file; --roster one for each student: give one")
+    students: list[str | None] = [opts["student"]]
+    output = Path(opts["output"])
+    if opts["roster"]:
+        from grader.execution import Target
+        from grader.roster import load_roster
+
+        roster = load_roster(Path(opts["roster"]), copy, Target(host=""), keys=False)
+        students = [s.student for s in roster]
+    for student in students:
+        values = copy.resolve_vars(given, student=student)
+        if student is not None:
+            missing = [n for n, v in copy.variant(values).items() if not v]
+            if missing:
+                raise InputError(
+                    f"{', '.join(missing)} cannot be derived for {student}: give what it is "
+                    "derived from (--var-env NAME=ENVVAR)"
+                )
+        target = output / f"{safe_name(student or 'selfcheck')}.pyz" if opts["roster"] else output
+        size = build(copy, text, target, student, values)
+        sys.stdout.write(f"{escaped(str(target))}: {size / 1e6:.1f} MB\n")
+    sys.stdout.write(
+        f"Students run it on their VM: python3 {output.name if not opts['roster'] else 'FILE'} "
+        "(as root to check everything; --help says more)\n"
+    )
+    return ExitStatus.OK
 
 
 def labs(opts: dict[str, Any]) -> int:

@@ -44,6 +44,15 @@ def given_variables(opts: Mapping[str, Any]) -> dict[str, str]:
 
 
 def ssh_password(opts: Mapping[str, Any]) -> str | None:
+    if opts.get("ask_password"):
+        if opts["password_env"]:
+            raise UsageError("--ask-password and --password-env both give the password: one")
+        if not sys.stdin.isatty():
+            raise UsageError("--ask-password needs a terminal to ask on (or use --password-env)")
+        import getpass
+
+        who = f"{opts['user']}@{opts['host']}" if opts.get("host") else "the VMs"
+        return getpass.getpass(f"SSH password for {who}: ") or None
     name = opts["password_env"]
     if name is None:
         return None
@@ -51,6 +60,25 @@ def ssh_password(opts: Mapping[str, Any]) -> str | None:
     if password is None:
         raise InputError(f"--password-env {name}: the environment variable {name} is not set")
     return password
+
+
+def _asked(rubric: Rubric, given: Mapping[str, str], opts: Mapping[str, Any]) -> dict[str, str]:
+    """A student at a terminal is asked for the secret variables not given (bob's password):
+    Enter skips, and the checks that need one say so, not counted as lost marks."""
+    view = opts["student_view"] if opts["student_view"] is not None else opts["local"]
+    if not (view and sys.stdin.isatty() and sys.stderr.isatty()):
+        return {}
+    import getpass
+
+    found = {}
+    keys = {var.key for var in rubric.vars.values() if var.key}  # a course's: never a student's
+    for name, var in rubric.vars.items():
+        if var.secret and name not in keys and name not in given and not var.default:
+            about = var.help or name
+            answer = getpass.getpass(f"{about} ({name}; Enter to skip the checks that need it): ")
+            if answer:
+                found[name] = answer
+    return found
 
 
 def known_hosts_file(opts: Mapping[str, Any]) -> Path:
@@ -88,8 +116,19 @@ def the_rubric(opts: Mapping[str, Any]) -> Rubric:
     return load_rubric(rubric_path(opts) or default_rubric_path())
 
 
+#: The lab a self-check bundle was made with (grader.selfcheck): it grades with no other
+EMBEDDED: Pack | None = None
+
+
 def the_pack(opts: Mapping[str, Any]) -> Pack:
     """The lab to grade with: its rubric, and its checks bound to it both ways."""
+    if EMBEDDED is not None:
+        if opts.get("lab") or opts.get("rubric_path"):
+            raise UsageError(
+                "this self-check grades with the lab it was made for: --lab and --rubric do "
+                "not apply"
+            )
+        return EMBEDDED
     from grader.pack import load_pack
 
     return load_pack(the_rubric(opts))
@@ -120,6 +159,8 @@ def grade(opts: dict[str, Any]) -> int:
     rubric = pack.rubric
     if roster and opts["student"]:
         raise UsageError("--student is for --host and --local: a roster names its students")
+    if not roster:
+        given = {**given, **_asked(rubric, given, opts)}
     resolved = rubric.resolve_vars(given, student=opts["student"])
     password = ssh_password(opts)
     known_hosts = None
@@ -154,7 +195,7 @@ def grade(opts: dict[str, Any]) -> int:
         sudo=opts["sudo"],
     )
     plan = None
-    if not opts["no_prefetch"]:
+    if not opts["no_prefetch"] and not local:  # a local command is no round trip to save
         from grader.prefetch import Plan
 
         plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")

@@ -38,6 +38,11 @@ def class_exit_status(reports: Sequence[Report]) -> int:
 
 
 def exit_status(report: Report) -> int:
+    """0 every check passed, 1 some did not, 3 not graded. A student (the student view) is
+    told 1 only for a lost mark: a check that could not be checked is not one."""
     if report.status != "graded":
         return ExitStatus.NOT_GRADED
+    if report.view == "student":
+        lost = any(c.lost for c in report.checks)
+        return ExitStatus.NOT_ALL_PASSED if lost else ExitStatus.OK
     return ExitStatus.OK if report.all_passed else ExitStatus.NOT_ALL_PASSED

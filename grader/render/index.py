@@ -12,9 +12,7 @@ import io
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from typing import Any
 
 from grader.files import safe_name
 from grader.render.html import environment
@@ -25,13 +23,16 @@ from grader.rubric import Rubric
 BANDS = 10
 
 
-def _svg(figure: Figure) -> str:
+def _svg(figure: Any) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return base64.b64encode(buffer.getvalue()).decode()
 
 
 def histogram(scores: Sequence[float], max_score: float) -> str:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     figure = Figure(figsize=(6, 3.2))
     axes = figure.subplots()
     step = max_score / BANDS if max_score else 1.0
@@ -47,6 +48,8 @@ def histogram(scores: Sequence[float], max_score: float) -> str:
 
 
 def pass_rates(rates: Mapping[str, float]) -> str:
+    from matplotlib.figure import Figure
+
     ordered = sorted(rates.items(), key=lambda kv: (kv[1], kv[0]))
     figure = Figure(figsize=(6, 0.25 * len(ordered) + 0.9))
     axes = figure.subplots()
@@ -62,7 +65,28 @@ def pass_rates(rates: Mapping[str, float]) -> str:
     return _svg(figure)
 
 
-def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
+def _charts() -> bool:
+    """matplotlib draws the charts when it is installed (pip install 'lab-grader[charts]');
+    without it the page shows the same figures as tables."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _bands(scores: Sequence[float], max_score: float) -> list[tuple[float, float, int]]:
+    step = max_score / BANDS if max_score else 1.0
+    counts = [0] * BANDS
+    for score in scores:
+        counts[min(int(score / step), BANDS - 1)] += 1
+    return [(n * step, (n + 1) * step, counts[n]) for n in reversed(range(BANDS))]
+
+
+def render(
+    reports: Sequence[Report], rubric: Rubric, charts: bool | None = None, **_: object
+) -> str:
+    charts = _charts() if charts is None else charts
     graded = [r for r in reports if r.status == "graded"]
     scores = [r.score or 0.0 for r in graded]
     rates = {
@@ -81,10 +105,13 @@ def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
             flagged=[r for r in reports if r.flags],
             mean=statistics.mean(scores) if scores else 0,
             median=statistics.median(scores) if scores else 0,
-            histogram=histogram(scores, rubric.max_score),
-            passrates=pass_rates(rates),
+            histogram=histogram(scores, rubric.max_score) if charts and graded else "",
+            passrates=pass_rates(rates) if charts and graded else "",
+            bands=_bands(scores, rubric.max_score),
+            rates=sorted(rates.items(), key=lambda kv: (kv[1], kv[0])),
             pages={r.student: f"{safe_name(r.student or r.host)}.html" for r in reports},
-            lost={r.student: [c.id for c in r.checks if c.status != "pass"] for r in reports},
+            lost={r.student: [c.id for c in r.checks if c.lost] for r in reports},
+            lost_points={r.student: sum(c.max_points for c in r.checks if c.lost) for r in reports},
             points=points,
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )

@@ -31,7 +31,7 @@ def lost_marks(report: Report) -> str:
     """The student's lost marks in one line (visible checks only), for a feedback column."""
     if report.status != "graded":
         return ""
-    lost = [c for c in report.checks if c.status != "pass" and c.visibility != "hidden"]
+    lost = [c for c in report.checks if c.lost and c.visibility != "hidden"]
     return "; ".join(f"{c.title}: {c.message}" for c in lost)[:FEEDBACK_CHARS]
 
 

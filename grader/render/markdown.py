@@ -63,7 +63,7 @@ def render(report: Report, **_: object) -> str:
     if noted:
         out += ["", "## Notes"]
         out += [f"- {escape(c.title)}: {escape(n)}" for c in noted for n in c.notes]
-    lost = [c for c in report.checks if c.status != "pass"]
+    lost = [c for c in report.checks if c.lost]
     if lost:
         out += ["", "## Where the marks were lost"]
         for c in lost:

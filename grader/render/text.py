@@ -87,11 +87,20 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         table.add_section()
     console.print(table)
 
-    counts = {s: sum(c.status == s for c in report.checks) for s in _STATUS}
-    summary = ", ".join(f"{n} {_word(s)}" for s, n in counts.items() if n)
+    lost = [c for c in report.checks if c.lost]
+    unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
+    counts = {
+        "passed": sum(c.status == "pass" for c in report.checks),
+        "lost": len(lost),
+        "not checked": len(unchecked),
+    }
+    summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
+    lost_points = sum(c.max_points for c in lost)
     console.print(
         Text(
-            f"Score {points(report.score or 0)} / {points(report.max_score)}  ({summary})",
+            f"Score {points(report.score or 0)} / {points(report.max_score)}  ({summary}"
+            + (f"; {points(lost_points)} point(s) lost" if lost else "")
+            + ")",
             style="bold",
         )
     )
@@ -111,11 +120,15 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
                 style="yellow",
             )
         )
-    lost = [c for c in report.checks if c.status != "pass"]
     if lost:
         console.print()
         console.print(Text("Where the marks were lost", style="bold"))
         for check in lost:
+            console.print(_lost_line(check))
+    if unchecked:
+        console.print()
+        console.print(Text("Not checked (not counted against you)", style="bold"))
+        for check in unchecked:
             console.print(_lost_line(check))
     return console.file.getvalue()  # type: ignore[attr-defined]
 
@@ -150,8 +163,9 @@ def looked_at(check: CheckResult) -> list[str]:
 def _lost_line(check: CheckResult) -> Text:
     line = Text("  - ")
     line.append(check.id, style="bold")
-    line.append(f" ({points(check.max_points)}): {check.message}")
-    if check.hint and check.status in ("fail", "skipped"):
+    worth = f"{points(check.max_points)} point{'s' * (check.max_points != 1)}"
+    line.append(f" ({worth} {'lost' if check.lost else 'not checked'}): {check.message}")
+    if check.hint and check.lost:
         line.append(f"\n    Hint: {check.hint}", style="cyan")
     if check.error_kind == "needs_root":
         line.append("\n    The grader needs root to check this (sudo).", style="yellow")
