@@ -83,7 +83,8 @@ def test_without_root_the_checks_needing_root_are_named_and_the_rest_graded(flee
         assert c["status"] == ("error" if c["id"] in need_root else "pass"), c
         if c["id"] in need_root:
             assert "only root may read it" in c["message"]
-    assert run.returncode == ExitStatus.NOT_ALL_PASSED
+    # a student is told 1 only for a lost mark: what needs root is not one
+    assert run.returncode == ExitStatus.OK
     text = local(vm, command, f"--var bob_password={fleet.password}", user="bob").stdout
     text = " ".join(text.split())  # as read, whatever the terminal's width
     named = "Not run as root: 2 checks could not look where only root may: queue_empty, "
