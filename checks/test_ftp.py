@@ -1,8 +1,8 @@
 """Exercise 4.1-4.3: vsftpd configured, ftp disabled again in inetd, root kept out."""
 
-from grader.toolkit import compare_views, listeners
+from grader.toolkit import compare_views, fail, listeners
 
-from .support.inetd import entries_for_port
+from .support.inetd import INETD_NOT_RESTARTED, entries_for_port
 from .support.remote import inetd_entries, listed_users, services, vsftpd_settings
 from .support.vsftpd import boolean
 
@@ -18,11 +18,12 @@ def test_ftp_disabled(host, lab, outside):
         e.where() for e in active
     )
     inside = listeners(host, 21)
-    assert not inside, (
-        "ftp is commented out, but port 21 still listens on the VM ("
-        + ", ".join(map(str, inside))
-        + "): did you restart inetd?"
-    )
+    if inside:
+        fail(
+            f"ftp is commented out, but port 21 still listens on the VM "
+            f"({', '.join(map(str, inside))}): did you restart inetd?",
+            cause=INETD_NOT_RESTARTED,
+        )
     state = outside.port_state(21)
     assert state != "open", "port 21 is open when scanned from outside the VM"
 
@@ -43,10 +44,14 @@ def test_vsftpd_local_write(host, lab):
     vsftpd lets local users log in and write (local_enable=YES, write_enable=YES).
     """
     settings = vsftpd_settings(host, lab)
+    wrong = []  # every setting still to change, in one run
     for name in ("local_enable", "write_enable"):
         setting = boolean(settings, name)
-        assert setting.problem is None, setting.problem
-        assert setting.value, setting.describe(name)
+        if setting.problem is not None:
+            wrong.append(setting.problem)
+        elif not setting.value:
+            wrong.append(setting.describe(name))
+    assert not wrong, "; ".join(wrong)
 
 
 def test_ftp_root_denied(host, lab):

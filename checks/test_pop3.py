@@ -1,8 +1,9 @@
 """Exercises 3.4-3.7: POP3 served through inetd."""
 
-from grader.toolkit import compare_views, listeners
+from grader.toolkit import compare_views, fail, listeners
 
-from .support.inetd import entries_for_port
+from .support.inetd import INETD_NOT_RESTARTED, entries_for_port
+from .support.mta import SENDMAIL_DOWN, waits_for_the_mta
 from .support.remote import inetd_entries, services
 
 
@@ -30,22 +31,32 @@ def test_pop3_listening(host, lab, outside):
     if listeners(host, 110):
         return
     enabled = entries_for_port(inetd_entries(host, lab), services(host, lab), 110, active=True)
-    assert not enabled, (
-        f"{lab.paths.inetd_conf} enables pop3 but nothing listens on 110: did you restart inetd?"
+    if enabled:
+        fail(
+            f"{lab.paths.inetd_conf} enables pop3 but nothing listens on 110: did you restart "
+            "inetd?",
+            cause=INETD_NOT_RESTARTED,
+        )
+    fail(
+        f"nothing listens on TCP port 110 on the VM: {lab.paths.inetd_conf} does not enable pop3",
+        cause="pop3_in_inetd",
     )
-    raise AssertionError("nothing listens on TCP port 110 on the VM")
 
 
-def test_pop3_greets(outside):
+def test_pop3_greets(host, outside):
     """Port 110 answers +OK from outside.
 
     From outside the VM, port 110 answers +OK.
     """
     greeting = outside.pop3_greeting(110)
-    assert greeting.ok, f"port 110 did not answer +OK: {greeting.text}"
+    if greeting.ok:
+        return
+    message = f"port 110 did not answer +OK: {greeting.text}"
+    # nothing there to answer: what pop3_listening says is the thing to fix
+    fail(message, cause=None if listeners(host, 110) else "pop3_listening")
 
 
-def test_pop3_login(lab, outside):
+def test_pop3_login(host, lab, outside):
     """bob can log in over POP3 and has mail.
 
     From outside, bob logs in over POP3 and finds mail (USER, PASS, STAT; nothing deleted).
@@ -53,4 +64,10 @@ def test_pop3_login(lab, outside):
     user, password = lab.var("mail_user"), lab.var("bob_password")
     login = outside.pop3_login(user, password, 110)
     assert login.ok, f"POP3 login as {user} did not work: {login.text}"
-    assert login.messages, f"{user} logged in over POP3, but the mailbox is empty"
+    if not login.messages:
+        message = f"{user} logged in over POP3, but the mailbox is empty"
+        if waits_for_the_mta(host, lab):
+            fail(
+                f"{message} (mail waits in the queue: sendmail is not running)", cause=SENDMAIL_DOWN
+            )
+        fail(message)

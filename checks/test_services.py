@@ -1,8 +1,8 @@
 """Exercise 4: inetd's services: the time service removed, telnet enabled."""
 
-from grader.toolkit import compare_views, listeners
+from grader.toolkit import compare_views, fail, listeners
 
-from .support.inetd import entries_for_port
+from .support.inetd import INETD_NOT_RESTARTED, entries_for_port
 from .support.remote import inetd_entries, services
 
 
@@ -17,11 +17,12 @@ def test_time_disabled(host, lab, outside):
         e.where() for e in active
     )
     still = listeners(host, 37, ("tcp", "udp"))
-    assert not still, (
-        "time is commented out, but port 37 is still served ("
-        + ", ".join(map(str, still))
-        + "): did you restart inetd?"
-    )
+    if still:
+        fail(
+            f"time is commented out, but port 37 is still served ({', '.join(map(str, still))})"
+            ": did you restart inetd?",
+            cause=INETD_NOT_RESTARTED,
+        )
 
 
 def test_telnet_enabled(host, lab, outside):
@@ -37,6 +38,9 @@ def test_telnet_enabled(host, lab, outside):
             "out: " + "; ".join(e.where() for e in entries)
         )
         raise AssertionError(f"{lab.paths.inetd_conf} has no telnet entry (port 23)")
-    assert listeners(host, 23), (
-        f"{lab.paths.inetd_conf} enables telnet but nothing listens on 23: did you restart inetd?"
-    )
+    if not listeners(host, 23):
+        fail(
+            f"{lab.paths.inetd_conf} enables telnet but nothing listens on 23: did you restart "
+            "inetd?",
+            cause=INETD_NOT_RESTARTED,
+        )

@@ -1,21 +1,11 @@
 """Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
 
 from grader.probes.mail import TurnedAway
-from grader.toolkit import Process, compare_views, is_loopback, listdir, listeners, processes
+from grader.toolkit import compare_views, fail, is_loopback, listeners, processes
 
 from .support.inetd import entries_for_port
+from .support.mta import SENDMAIL_DOWN, SUPER_SERVERS, is_mta, mta_processes, queued
 from .support.remote import inetd_entries, services
-
-SUPER_SERVERS = ("inetd", "xinetd")
-QUEUE_FILE_PREFIXES = ("qf", "Qf", "hf")  # sendmail's control files: one per waiting message
-
-
-def _is_mta(process: Process) -> bool:
-    if process.comm.startswith("sendmail"):
-        return "MSP:" not in process.args  # the submission queue runner is not the MTA
-    if process.comm in ("exim4", "exim"):
-        return True
-    return process.comm == "master" and "postfix" in process.args
 
 
 def test_smtp_daemon(host):
@@ -24,8 +14,9 @@ def test_smtp_daemon(host):
     A mail transfer agent (sendmail; postfix or exim also accepted) runs as its own daemon.
     """
     table = processes(host)
-    mtas = [p for p in table.values() if _is_mta(p)]
-    assert mtas, "no sendmail (or postfix, exim) daemon is running"
+    mtas = [p for p in table.values() if is_mta(p)]
+    if not mtas:
+        fail("no sendmail (or postfix, exim) daemon is running", cause=SENDMAIL_DOWN)
     own = [p for p in mtas if table.get(p.ppid, p).comm not in SUPER_SERVERS]
     assert own, (
         "sendmail runs only when inetd starts it for a connection ("
@@ -36,7 +27,7 @@ def test_smtp_daemon(host):
 
 def _mta_refusing(host) -> str:
     """sendmail's own words when it closed its port (too busy: RefuseLA), else ''."""
-    titles = [p.args for p in processes(host).values() if _is_mta(p)]
+    titles = [p.args for p in mta_processes(host)]
     said = next((t for t in titles if "rejecting connections" in t), "")
     return f': sendmail says "{said}" (it refuses mail while the VM is that busy)' if said else ""
 
@@ -47,7 +38,13 @@ def test_smtp_listening(host, outside):
     TCP port 25 is in LISTEN state on the VM.
     """
     compare_views(host, outside, 25)
-    assert listeners(host, 25), "nothing listens on TCP port 25 on the VM" + _mta_refusing(host)
+    if listeners(host, 25):
+        return
+    if not mta_processes(host):
+        fail(
+            "nothing listens on TCP port 25 on the VM: sendmail is not running", cause=SENDMAIL_DOWN
+        )
+    fail("nothing listens on TCP port 25 on the VM" + _mta_refusing(host))
 
 
 #: What Debian's and Slackware's sendmail allow one client (ClientRate in /etc/mail/access,
@@ -67,6 +64,10 @@ def test_smtp_greets(host, outside):
     if greeting.ok:
         return
     found = listeners(host, 25)
+    if not found and not mta_processes(host):
+        fail(
+            f"port 25 did not greet ({greeting.text}): sendmail is not running", cause=SENDMAIL_DOWN
+        )
     if found and all(is_loopback(x.address) for x in found):
         raise AssertionError(
             f"port 25 cannot be reached from outside ({greeting.text}): sendmail listens only on "
@@ -93,14 +94,13 @@ def test_queue_empty(host, lab):
 
     No message waits in the mail queues.
     """
-    waiting = {}
-    for folder in lab.paths.mail_queues:
-        if host.file(folder).is_directory:
-            queued = [n for n in listdir(host, folder) if n.startswith(QUEUE_FILE_PREFIXES)]
-            if queued:
-                waiting[folder] = queued
-    assert not waiting, (
-        "messages wait in the queue: "
-        + "; ".join(f"{len(names)} in {folder}" for folder, names in waiting.items())
-        + " (is sendmail running? mail waits here while it is not)"
-    )
+    waiting = queued(host, lab)
+    if not waiting:
+        return
+    where = "; ".join(f"{len(names)} in {folder}" for folder, names in waiting.items())
+    if not mta_processes(host):
+        fail(
+            f"messages wait in the queue: {where}, because sendmail is not running",
+            cause=SENDMAIL_DOWN,
+        )
+    fail(f"messages wait in the queue: {where} (sendmail runs: see `mailq` for why they wait)")

@@ -9,6 +9,7 @@ the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -68,7 +69,7 @@ def grade_roster(
         progress.started(student)
         try:
             merged = rubric.resolve_vars({**variables, **student.vars}, student=student.student)
-            return grade_host(
+            grading = grade_host(
                 student.target,
                 pack,
                 merged,
@@ -77,6 +78,10 @@ def grade_roster(
                 plan=plan,
                 class_scan=class_scan,
                 cancel=cancel,
+            )
+            person = dict(student.person)  # who the roster says it is: into the report
+            return dataclasses.replace(
+                grading, report=dataclasses.replace(grading.report, person=person)
             )
         except Exception as e:  # a grader bug: this student is not graded, the others are
             error = f"the grader failed: {type(e).__name__}: {e}"
@@ -87,6 +92,7 @@ def grade_roster(
                 status="error",
                 error=error,
                 error_kind="internal",
+                person=dict(student.person),
             )
             return Grading(report)
 

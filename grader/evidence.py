@@ -47,10 +47,13 @@ def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
 
 
 def record(source: str, output: str) -> None:
-    """Add one piece of evidence to the check being run, if any."""
+    """Add one piece of evidence to the check being run, if any: once, however many times the
+    check asked (a memoized answer is the same evidence)."""
     sink = _current.get()
     if sink is not None:
-        sink.evidence.append(Evidence(source=sink.mask(source), output=clip(sink.mask(output))))
+        piece = Evidence(source=sink.mask(source), output=clip(sink.mask(output)))
+        if piece not in sink.evidence:
+            sink.evidence.append(piece)
 
 
 def note(text: str) -> None:

@@ -37,6 +37,11 @@ def describe(report: Report) -> str:
     return escaped(f"NOT GRADED ({report.error_kind}): {report.error}")
 
 
+def who_is(report: Report) -> str:
+    """ "s2400137 (vm3)", or the host alone for a grading of one host with no student named."""
+    return f"{report.student} ({report.host})" if report.student else report.host
+
+
 class PlainProgress:
     """One line per finished student on stderr, for logs and pipes."""
 
@@ -58,7 +63,7 @@ class PlainProgress:
         with self._lock:
             self.count += 1
             what = "kept from the earlier run" if reused else describe(report)
-            who = escaped(f"{report.student} ({report.host})")
+            who = escaped(who_is(report))
             sys.stderr.write(f"[{self.count}/{self.total}] {who}: {what}\n")
             sys.stderr.flush()
 
@@ -121,7 +126,7 @@ class LiveProgress:
                 self.graded += 1
             else:
                 self.failed += 1
-                who = escaped(f"{report.student} ({report.host})")
+                who = escaped(who_is(report))
                 self._bar.console.print(Text(f"{who}: {describe(report)}"))
             self._update(advance=1)
 

@@ -74,6 +74,7 @@ def regrade_folder(
             else:
                 own, password = (per_student or {}).get(report.student or "", ({}, None))
                 new = regrade(report, kept, pack, {**own, **given}, password or ssh_password)
+                new = dataclasses.replace(new, person=report.person)  # the roster's, as graded
                 if report.view == "student":
                     new = student_view(new, rubric)
                 replayed += 1

@@ -25,6 +25,7 @@ class Outcome:
     evidence: tuple[Evidence, ...] = ()
     error_kind: str | None = None  # why "error" (needs_root, timeout ...) or "skipped" (below)
     notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
+    cause: str | None = None  # what the failure comes from: a rubric [causes] id, or an item id
 
     @property
     def lost(self) -> bool:
@@ -62,6 +63,8 @@ class CheckResult:
     # check_crashed (a bug in the check)
     visibility: str = "visible"  # "hidden": shown to the instructor, only counted to students
     notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
+    cause: str | None = None  # what to fix first for this one: a rubric cause or another item
+    cause_title: str = ""  # that cause, as a student reads it (its hint is this check's hint)
 
     @property
     def lost(self) -> bool:
@@ -110,6 +113,9 @@ class Report:
     host_key_replaced: str | None = None  # the stored key a changed one was accepted over
     variant: dict[str, str] = dataclasses.field(default_factory=dict)  # the student's own values
     fingerprints: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # [[unique]]
+    system: str | None = None  # what the VM says it is ("Slackware 15.0"), see grader.system
+    system_ids: tuple[str, ...] = ()  # its os-release ID and ID_LIKE: which hints were shown
+    person: dict[str, str] = dataclasses.field(default_factory=dict)  # the roster's name, email
 
     @property
     def all_passed(self) -> bool:
@@ -135,6 +141,7 @@ class Report:
             )
             for c in data["checks"]
         )
+        fields["system_ids"] = tuple(data.get("system_ids", ()))
         fields["flags"] = tuple(
             Flag(f["kind"], f["message"], tuple(f.get("students", ())))
             for f in data.get("flags", ())

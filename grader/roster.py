@@ -6,13 +6,19 @@ name of an environment variable holding the SSH password); every other column is
 variable for that student (e.g. ``db_password``), an empty cell meaning the default. Blank
 lines and a UTF-8 byte order mark are fine. Every problem is refused before anything is graded,
 naming the file and the line.
+
+A roster exported from Moodle or Canvas (with a host column added) works as it is: headers are
+matched in any case (``Student,Host``), a semicolon-separated file is read as such, and the
+columns that say who a student is (name, email, ID number, section, SIS ids ...) are carried
+into the student's report and summary.csv. Other unknown columns are refused, unless named to
+be ignored (``--ignore-column``).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +37,10 @@ RESERVED = frozenset(
     if name.rsplit(".", 1)[-1] in STUDENT_SUFFIXES
 )
 CONNECTION = ("port", "user", "identity", "password_env")
+#: Columns of Moodle's and Canvas's exports that say who a student is: kept, as written
+PERSON = ("name", "first name", "last name", "full name", "email", "email address",
+          "id number", "username", "section", "sis user id", "sis login id", "institution",
+          "department", "group", "groups", "id")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class Student:
     target: Target
     vars: Mapping[str, str] = field(default_factory=dict)  # given in the roster, non-empty only
     line: int = 0
+    person: Mapping[str, str] = field(default_factory=dict)  # PERSON columns, as headed
 
     @property
     def file_stem(self) -> str:
@@ -46,11 +57,16 @@ class Student:
 
 
 def load_roster(
-    path: Path, rubric: Rubric, defaults: Target | None = None, keys: bool = True
+    path: Path,
+    rubric: Rubric,
+    defaults: Target | None = None,
+    keys: bool = True,
+    ignore: Sequence[str] = (),
 ) -> list[Student]:
     """Read and check the roster. ``defaults`` (host ignored) give the port, user, identity and
     password of students whose row does not set them. ``keys``: check that each identity file
-    is a usable key (not needed when nobody is logged in to, as at a regrade)."""
+    is a usable key (not needed when nobody is logged in to, as at a regrade). ``ignore``:
+    columns to leave out (any case)."""
     defaults = defaults or Target(host="")
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -58,7 +74,8 @@ def load_roster(
         raise InputError(f"{path}: cannot read the roster: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    reader = csv.reader(text.splitlines())
+    lines = text.splitlines()
+    reader = csv.reader(lines, delimiter=_delimiter(lines))
     header: list[str] | None = None
     students: list[Student] = []
     seen: dict[str, int] = {}
@@ -70,7 +87,7 @@ def load_roster(
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             if header is None:
-                header = _check_header(path, line, row, rubric)
+                header = _check_header(path, line, row, rubric, ignore)
                 continue
             student = _student(path, line, header, row, rubric, defaults, loaded if keys else None)
             if student.student in seen:
@@ -105,8 +122,30 @@ def load_roster(
     return students
 
 
-def _check_header(path: Path, line: int, row: list[str], rubric: Rubric) -> list[str]:
-    header = [cell.strip() for cell in row]
+def _delimiter(lines: list[str]) -> str:
+    """';' for a file whose header is separated by semicolons (a spreadsheet in a locale that
+    writes decimal commas), else ','."""
+    first = next((line for line in lines if line.strip()), "")
+    return ";" if first.count(";") > first.count(",") else ","
+
+
+def _canonical(name: str, rubric: Rubric) -> str:
+    """A header cell as the roster reads it: a rubric variable as written, the other columns in
+    any case ("Student", "HOST", "Email address")."""
+    if name in rubric.vars:
+        return name
+    lower = " ".join(name.lower().split())
+    return lower if lower in (*REQUIRED, *CONNECTION, *PERSON) else name
+
+
+def _check_header(
+    path: Path, line: int, row: list[str], rubric: Rubric, ignore: Sequence[str] = ()
+) -> list[str]:
+    skipped = {" ".join(n.lower().split()) for n in ignore}
+    header = [
+        "" if " ".join(c.lower().split()) in skipped else _canonical(c.strip(), rubric) for c in row
+    ]
+    header = [name or (IGNORED if row[n].strip() else "") for n, name in enumerate(header)]
     for name in REQUIRED:
         if name not in header:
             raise InputError(
@@ -114,17 +153,26 @@ def _check_header(path: Path, line: int, row: list[str], rubric: Rubric) -> list
                 f"{closest(name, header)}; it needs student and host"
             )
     for n, name in enumerate(header):
+        if name == IGNORED:
+            continue
         if not name:
             raise InputError(f"{path}:{line}: column {n + 1} of the header has no name")
         if header.count(name) > 1:
             raise InputError(f"{path}:{line}: column {name!r} appears twice in the header")
-        if name not in REQUIRED and name not in CONNECTION and name not in rubric.vars:
+        known = (*REQUIRED, *CONNECTION, *PERSON)
+        if name not in known and name not in rubric.vars:
             raise InputError(
                 f"{path}:{line}: column {name!r} is neither a connection setting "
-                f"({', '.join(CONNECTION)}) nor a variable of the rubric "
-                f"({', '.join(rubric.vars) or 'none'}){closest(name, [*CONNECTION, *rubric.vars])}"
+                f"({', '.join(CONNECTION)}), nor a column that says who a student is (name, "
+                f"email, id number, section ...), nor a variable of the rubric "
+                f"({', '.join(rubric.vars) or 'none'}){closest(name, [*known, *rubric.vars])}; "
+                f"to leave it out: --ignore-column {name!r}"
             )
     return header
+
+
+#: A header cell of a column left out (--ignore-column)
+IGNORED = "\0ignored"
 
 
 def _student(
@@ -176,7 +224,8 @@ def _student(
         password=password,
     )
     variables = {name: value for name, value in cells.items() if name in rubric.vars and value}
-    return Student(cells["student"], target, variables, line)
+    person = {name: cells[name] for name in header if name in PERSON and cells[name]}
+    return Student(cells["student"], target, variables, line, person)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -40,6 +40,31 @@ class Item:
     hint: str
     depends: tuple[str, ...]
     visibility: Visibility
+    hints: Mapping[str, str] = dataclasses.field(default_factory=dict)  # per system (below)
+
+    def hint_for(self, system: Sequence[str]) -> str:
+        return pick_hint(self.hint, self.hints, system)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason that fails several checks (sendmail not running): a check that fails for it
+    says so (``fail(..., cause=ID)``), and the report names it once, first, with its hint."""
+
+    id: str
+    title: str
+    hint: str
+    hints: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def hint_for(self, system: Sequence[str]) -> str:
+        return pick_hint(self.hint, self.hints, system)
+
+
+def pick_hint(hint: str, hints: Mapping[str, str], system: Sequence[str]) -> str:
+    """The hint for a VM that says it is ``system`` (os-release's ID, then its ID_LIKE words:
+    ["ubuntu", "debian"]): the first of them the rubric has a hint for, else ``hint``, written
+    for the system the lab's handout uses."""
+    return next((hints[name] for name in system if name in hints), hint)
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,7 @@ class Rubric:
     hidden_items: int = 0  # items a student copy left out (counted in the student view)
     hidden_ids: tuple[str, ...] = ()  # their ids (checks without an item here, on purpose)
     notes: tuple[str, ...] = ()  # said by `grade rubric`: keys that are accepted, not used
+    causes: Mapping[str, Cause] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], folder: Path) -> Rubric:
@@ -86,6 +112,7 @@ class Rubric:
             hidden_items=data["hidden_items"],
             hidden_ids=tuple(data["hidden_ids"]),
             notes=tuple(data["notes"]),
+            causes={name: Cause(**spec) for name, spec in data.get("causes", {}).items()},
         )
 
     @property
@@ -99,6 +126,16 @@ class Rubric:
 
     def item(self, item_id: str) -> Item:
         return next(i for i in self.items if i.id == item_id)
+
+    def cause_of(self, cause: str | None) -> Cause | None:
+        """A cause a check named: one of the rubric's [causes], or another item (its title and
+        hint are the cause's). A cause the rubric does not know is no cause."""
+        if cause is None:
+            return None
+        if cause in self.causes:
+            return self.causes[cause]
+        found = [i for i in self.items if i.id == cause]
+        return Cause(found[0].id, found[0].title, found[0].hint, found[0].hints) if found else None
 
     def secret_vars(self) -> set[str]:
         return {name for name, spec in self.vars.items() if spec.secret}
@@ -182,6 +219,7 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
                 hint=it.hint,
                 depends=tuple(it.depends),
                 visibility=it.visibility,
+                hints=dict(it.hints),
             )
     for si, section in enumerate(model.sections):
         for ii, it in enumerate(section.items):
@@ -216,6 +254,12 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         if unique.id in seen_unique:
             raise InputError(where(("unique", n, "id")) + f"unique id {unique.id!r} is used twice")
         seen_unique.add(unique.id)
+    for name in model.causes:
+        if name in items:
+            raise InputError(
+                where(("causes", name))
+                + f"causes.{name}: an item has this id too; a cause needs an id of its own"
+            )
     checks_dir = (path.parent / model.checks).resolve()
     if not checks_dir.is_dir():
         raise InputError(where(("checks",)) + f"checks folder {checks_dir} does not exist")
@@ -234,6 +278,10 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         ),
         hidden_ids=() if isinstance(model.hidden_items, int) else tuple(model.hidden_items),
         notes=tuple(notes),
+        causes={
+            name: Cause(name, cause.title, cause.hint, dict(cause.hints))
+            for name, cause in model.causes.items()
+        },
     )
 
 

@@ -15,6 +15,7 @@ from grader.closest import closest
 
 Visibility = Literal["visible", "hidden"]
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_SYSTEM = r"^[a-z0-9][a-z0-9._-]*$"  # as os-release's ID is written
 
 
 class _Model(BaseModel):
@@ -36,11 +37,19 @@ class UniqueModel(_Model):
     command: Annotated[str, Field(min_length=1)]  # its output's lines are the values
 
 
+class CauseModel(_Model):
+    title: Annotated[str, Field(min_length=1)]  # what is wrong, as a student reads it
+    hint: str = ""  # how to fix it (shown once, for every check it fails)
+    hints: dict[Annotated[str, Field(pattern=_SYSTEM)], str] = {}  # per system, as `hint`
+
+
 class ItemModel(_Model):
     id: Annotated[str, Field(pattern=_NAME)]
     title: str | None = None  # not used: the check's docstring is what a student reads
     points: Annotated[float, Field(ge=0)]
     hint: str = ""
+    # the hint on another system: keyed by an os-release ID or ID_LIKE word ("debian")
+    hints: dict[Annotated[str, Field(pattern=_SYSTEM)], str] = {}
     depends: list[str] = []
     visibility: Visibility = "visible"
 
@@ -62,6 +71,7 @@ class RubricModel(_Model):
     vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarModel] = {}
     outside: OutsideModel = OutsideModel()
     unique: list[UniqueModel] = []
+    causes: dict[Annotated[str, Field(pattern=_NAME)], CauseModel] = {}
     # set by a student copy: the ids of the items it left out (older copies: how many)
     hidden_items: list[Annotated[str, Field(pattern=_NAME)]] | Annotated[int, Field(ge=0)] = []
     sections: Annotated[list[SectionModel], Field(min_length=1)]
@@ -105,6 +115,8 @@ def _allowed_keys(loc: Sequence[object]) -> list[str]:
         model = VarModel
     elif parents[:1] == ["unique"]:
         model = UniqueModel
+    elif parents[:1] == ["causes"]:
+        model = CauseModel
     return list(model.model_fields)
 
 

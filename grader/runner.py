@@ -34,6 +34,8 @@ from grader.probes import Outside
 from grader.results import Outcome, Redactor, Report, RubricRef, redact
 from grader.rubric import Rubric
 from grader.scoring import score
+from grader.system import System
+from grader.system import detect as detect_system
 
 #: Connection failures worth one more try: the VM may be rebooting or sshd restarting.
 TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
@@ -72,7 +74,8 @@ def run_check(
         except AssertionError as e:
             outcome = Outcome("fail", str(e) or _assert_line(e))
         except Failed as e:
-            outcome = Outcome("fail", str(getattr(e, "msg", "") or e) or "failed")
+            message = str(getattr(e, "msg", "") or e) or "failed"
+            outcome = Outcome("fail", message, cause=getattr(e, "cause", None))
         except NeedsVariable as e:
             message = str(getattr(e, "msg", "") or e) or "skipped"
             outcome = Outcome("skipped", message, error_kind="needs_variable")
@@ -141,10 +144,13 @@ def run_checks(
             lost = any(outcomes[d].lost for d in blocked)
             needs = ahead.message.replace("needs ", "need ", 1)
             also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""
+            first = next(d for d in blocked if outcomes[d].lost) if lost else None
             outcomes[item.id] = Outcome(
                 "skipped",
                 f"not checked: {', '.join(blocked)} must pass first{also}",
                 error_kind="dependency" if lost else "dependency_not_checked",
+                # the dependency lost is what to fix, or what it comes from in turn
+                cause=(outcomes[first].cause or first) if first else None,
             )
         else:
             outcomes[item.id] = run_check(checks[item.id], fixtures, mask)
@@ -223,6 +229,7 @@ def grade_host(
                 try:
                     outcomes = run_on(host, outside, pack, variables, mask, deadline)
                     shared = fingerprints(host, rubric)
+                    system = detect_system(host)
                 finally:
                     outside.close()
             except HostError as e:
@@ -281,6 +288,7 @@ def grade_host(
             host_key_replaced=session.replaced_key,
             variant=rubric.variant(variables),
             fingerprints=shared,
+            system=system,
         )
         return Grading(report, kept)
 
@@ -312,6 +320,7 @@ def grade_local(
     try:
         outcomes = run_on(host, outside, pack, variables, mask, deadline)
         shared = fingerprints(host, rubric)
+        system = detect_system(host)
     finally:
         outside.close()
     kept = _archive(
@@ -328,6 +337,7 @@ def grade_local(
         evidence_sha256=kept.sha256,
         variant=rubric.variant(variables),
         fingerprints=shared,
+        system=system,
     )
     return Grading(report, kept)
 
@@ -354,6 +364,7 @@ def regrade(
     cut_off = frozenset(kept.body.cut_off)
     outcomes = run_on(host, outside, pack, variables, mask, cut_off=cut_off)
     shared = fingerprints(host, rubric)
+    system = detect_system(host)
     graded = _graded(
         target,
         rubric,
@@ -370,6 +381,7 @@ def regrade(
         host_key_replaced=report.host_key_replaced,
         variant=rubric.variant(variables),
         fingerprints=shared,
+        system=system,
     )
     return dataclasses.replace(graded, duration_s=report.duration_s)
 
@@ -449,9 +461,11 @@ def _graded(
     outcomes: Mapping[str, Outcome],
     graded_at: str,
     started: float,
+    system: System,
     **fields: object,
 ) -> Report:
-    results, total = score(rubric, outcomes)  # outcomes are masked as the checks ran
+    # outcomes are masked as the checks ran; the hints are those for the VM's system
+    results, total = score(rubric, outcomes, system.ids)
     return blank_report(
         target,
         rubric,
@@ -460,6 +474,8 @@ def _graded(
         checks=results,
         graded_at=graded_at,
         duration_s=round(time.monotonic() - started, 3),
+        system=system.name,
+        system_ids=system.ids,
         **fields,
     )
 

@@ -138,3 +138,11 @@ def test_the_ssh_password_is_not_in_a_targets_repr():
     from grader.ssh import Target
 
     assert "s3cret" not in repr(Target(host="vm", password="s3cret"))
+
+
+def test_only_names_a_check_of_the_lab(grade):
+    run = grade("--host", "127.0.0.1", "--only", "smtp_deamon")
+    assert run.exit == ExitStatus.BAD_INPUT
+    assert "--only smtp_deamon: no such check" in run.stderr and "smtp_daemon" in run.stderr
+    run = grade("--roster", "class.csv", "--only", "smtp_daemon")
+    assert run.exit == ExitStatus.BAD_INPUT and "a class is graded in full" in run.stderr

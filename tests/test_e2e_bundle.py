@@ -9,11 +9,14 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import pytest
 
 from grader.errors import ExitStatus
+from tests.labsim import student
 from tests.labsim.scenarios import SCENARIOS
+from tests.labsim.vm import VM
 
 pytestmark = pytest.mark.vm
 
@@ -106,3 +109,98 @@ def test_the_bundle_runs_nothing_but_the_standard_library_and_itself(bundle, tmp
         [python, str(tmp_path / "x.pyz"), "--version"], capture_output=True, text=True
     )  # --version only: nothing is graded outside a simulated VM
     assert version.returncode == 0 and version.stdout.startswith("grade, version"), version.stderr
+
+
+#: What a student does for the feedback's first item, by the check it names first: each is one
+#: fix a student can make from the hint shown (in the simulator's terms: a Debian VM).
+FIXES: dict[str, Callable[[VM], None]] = {
+    "smtp_daemon": lambda vm: student.start_sendmail(vm, all_interfaces=False),
+    "smtp_greets": lambda vm: student.restart_sendmail(vm, all_interfaces=True),
+    "mail_hello_world": lambda vm: (
+        student.send_hello_world(vm),
+        student.wait_for_delivery(vm, bob=1, root=2),  # the blind copy, and smith's bounce
+    ),
+    "mail_from_file": lambda vm: student.send_mail_from_file(vm),
+    "mail_smtp_by_hand": lambda vm: student.smtp_by_hand(vm),
+    "pop3_in_inetd": lambda vm: (
+        student.inetd_service(vm, "pop3", enable=True),
+        student.restart_inetd(vm),
+    ),
+    "time_disabled": lambda vm: (
+        student.inetd_service(vm, "time", enable=False, protocol="tcp"),
+        student.inetd_service(vm, "time", enable=False, protocol="udp"),
+        student.restart_inetd(vm),
+    ),
+    "telnet_enabled": lambda vm: (
+        student.inetd_service(vm, "telnet", enable=True),
+        student.restart_inetd(vm),
+    ),
+    "vsftpd_anonymous_disabled": lambda vm: student.vsftpd_set(vm, "anonymous_enable", "NO"),
+    "vsftpd_local_write": lambda vm: (
+        student.vsftpd_set(vm, "local_enable", "YES"),
+        student.vsftpd_set(vm, "write_enable", "YES"),
+    ),
+}
+#: The independent fixes the VM as handed out needs (mail_bcc_root comes with "Hello world";
+#: pop3_listening, pop3_greets and pop3_login with pop3_in_inetd)
+NEEDED = 10
+
+
+def first_item(text: str) -> str:
+    """The check the feedback's first item names: the first mark 'Fix this first' counts,
+    else the first lost mark."""
+    if "Fix this first" in text:
+        line = text.split("Fix this first", 1)[1].strip().splitlines()[0]
+        return line.split(" lost in ", 1)[1].split(",")[0].strip()
+    line = text.split("Where the marks were lost", 1)[1].strip().splitlines()[0]
+    return line.removeprefix("- ").split(" ", 1)[0]
+
+
+def test_a_student_following_the_first_item_reaches_full_marks_one_fix_a_run(bundle, fleet):
+    """From the VM as handed out, a student runs the self-check, makes the fix its first item
+    names, and runs it again, until full marks: one run per independent fix and one more, the
+    score never drops, and nothing that could not be checked is counted as a lost mark."""
+    vm = fleet.boot([("play", SCENARIOS["untouched"])])["play"]
+    python = python39()
+    vm.sh("cat > /root/selfcheck.pyz", stdin=bundle)
+    applied: list[str] = []
+    scores: list[float] = []
+    for _ in range(NEEDED + 1):
+        vm.sh("rm -rf /root/sc")
+        run = vm.sh(
+            f"env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root {python} /root/selfcheck.pyz"
+            f" --color never --out /root/sc --var bob_password={fleet.password}",
+            check=False,
+            timeout=180,
+        )
+        assert "Traceback" not in run.stdout + run.stderr
+        report = json.loads(vm.sh("cat /root/sc/*.json").stdout)
+        for check in report["checks"]:
+            if check["lost"]:  # a lost mark is the student's: a failure, or its dependants
+                assert check["status"] == "fail" or check["error_kind"] == "dependency", check
+        assert not [c for c in report["checks"] if c["status"] == "error"], run.stdout
+        scores.append(report["score"])
+        if applied:  # what the last fix changed, kept between runs on the VM
+            since = run.stdout.split("Since your last self-check", 1)[1]
+            assert f"fixed: {applied[-1]}" in since, run.stdout
+            assert "newly lost" not in since, run.stdout
+        if run.returncode == ExitStatus.OK:
+            break
+        fix = first_item(run.stdout)
+        assert fix in FIXES, run.stdout
+        assert fix not in applied, f"{fix} again, after {applied}:\n{run.stdout}"
+        applied.append(fix)
+        FIXES[fix](vm)
+    assert report["score"] == report["max_score"], run.stdout
+    assert scores == sorted(scores), scores  # never a drop
+    assert len(scores) == len(applied) + 1 and len(applied) <= NEEDED, applied
+    # one check again, briefly: it and what it depends on, no table
+    again = vm.sh(
+        f"env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root {python} /root/selfcheck.pyz"
+        f" --color never --brief --only pop3_login --var bob_password={fleet.password}",
+        check=False,
+        timeout=180,
+    )
+    assert again.returncode == ExitStatus.OK, again.stdout + again.stderr
+    assert "Score 2 / 2" in again.stdout and "Only pop3_greets, pop3_login checked" in again.stdout
+    assert "Details" not in again.stdout  # --brief: no table

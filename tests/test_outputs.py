@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import jsonschema
+import pytest
 
 from grader.evidence import Evidence
 from grader.outputs import class_outputs
@@ -171,6 +174,32 @@ def test_markdown_escapes_markup_and_fences_evidence():
     assert "\x00" not in text and "\x1b" not in text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Exercises 1-3: sending and reading mail",
+        "/etc/inetd.conf (line 19)",
+        "1. first",
+        "12) twelfth",
+        "# not a heading",
+        "- not a list",
+        "+ nor this",
+        "= nor a setext line",
+        "a *b* _c_ ~~d~~ `e` [f](g) ![h](i) <b>j</b> &amp; | k \\ l",
+        '<script>alert("x")</script>',
+    ],
+)
+def test_markdown_escape_is_read_back_as_the_text_and_only_where_needed(text):
+    from markdown_it import MarkdownIt
+
+    from grader.render.markdown import escape
+
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    assert parser.render(escape(text)) == f"<p>{html.escape(text)}</p>\n"
+    if not any(mark in text for mark in "*_~`[]<>&|\\") and text[0].isalpha():
+        assert escape(text) == text  # nothing escaped that is not markup
+
+
 def test_junit_has_a_suite_per_student_and_a_case_per_check():
     root = ET.fromstring(render("junit", CLASS).encode())
     suites = root.findall("testsuite")
@@ -240,6 +269,9 @@ def test_moodle_import_shape():
     assert by_id["gone"][1] == ""  # not graded: empty, never 0
     feedback = by_id["alice"][2]
     assert "Mailboxes are private" not in feedback  # hidden items stay out of feedback
+    # ... but the points they cost are there: the marks listed add up to the grade
+    taken = sum(float(x) for x in re.findall(r"\(-([0-9.]+)\)", feedback))
+    assert CLASS[0].max_score - taken == CLASS[0].score, feedback
     assert feedback.startswith("'") or not feedback.startswith(("=", "+", "-", "@"))
     for row in rows[1:]:
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
@@ -294,3 +326,28 @@ def test_class_overview_where_nobody_was_graded_says_so():
     reports = [report("bob", status="unreachable", score=None, checks=())]
     html = render("index", reports, rubric=RUBRIC)
     assert "Nobody was graded" in html and "<img" not in html
+
+
+def test_a_self_checked_folder_is_told_as_it_was_graded():
+    """A --local --out folder regraded: the host, not "None (vm)", and the score out of the
+    student view's maximum, as summary.csv says."""
+    from grader.progress import who_is
+
+    mine = dataclasses.replace(CLASS[0], student=None, host="vm", view="student", max_score=19)
+    assert who_is(mine) == "vm"
+    assert who_is(CLASS[0]) == f"{CLASS[0].student} ({CLASS[0].host})"
+    text = render("class", [mine], rubric=RUBRIC)
+    assert "Scores out of 19:" in text
+
+
+def test_who_the_roster_says_a_student_is_reaches_summary_and_canvas():
+    ada = dataclasses.replace(
+        CLASS[0], person={"first name": "Ada", "last name": "Lovelace", "section": "B"}
+    )
+    rows = list(csv.DictReader(io.StringIO(render("summary_csv", [ada, CLASS[2]], rubric=RUBRIC))))
+    assert rows[0]["first name"] == "Ada" and rows[0]["section"] == "B"
+    assert rows[1]["first name"] == ""
+    (canvas,) = csv.DictReader(io.StringIO(render_lms([ada], "canvas")))
+    assert (canvas["Student"], canvas["Section"], canvas["SIS User ID"]) == (
+        "Ada Lovelace", "B", ada.student
+    )  # fmt: skip

@@ -15,6 +15,14 @@ def test_installed_wheel_grades_with_its_own_rubric(tmp_path):
         capture_output=True,
     )
     (wheel,) = (tmp_path / "dist").glob("lab_grader-*.whl")
+    from grader import __version__
+
+    assert wheel.name.startswith(f"lab_grader-{__version__}-")  # the one place it is written
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    licence = next(n for n in names if n.endswith("LICENSE"))
+    assert "MIT License" in zipfile.ZipFile(wheel).read(licence).decode()
     site = tmp_path / "site"
     subprocess.run(
         [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],

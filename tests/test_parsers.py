@@ -55,6 +55,14 @@ def test_inetd_entries_resolve_by_name_alias_and_port():
     assert [e.line for e in entries_for_port(entries, SERVICES, 37, active=False)] == [3]
 
 
+def test_inetd_half_removed_off_marker_is_still_disabled_and_says_what_is_left():
+    # the student removed the first '#' of '#<off>#': inetd ignores the line, the entry is there
+    (entry,) = parse_inetd_conf("<off># telnet stream tcp nowait root /usr/sbin/tcpd in.telnetd\n")
+    assert (entry.service, entry.active, entry.half_removed) == ("telnet", False, True)
+    assert entry_port(entry, SERVICES) == 23
+    assert "remove the '<off>#' left at its start" in entry.where()
+
+
 def test_inetd_unknown_service_serves_no_port():
     (entry,) = parse_inetd_conf("pop4 stream tcp nowait root /bin/true\n")
     assert entry_port(entry, SERVICES) is None

@@ -122,3 +122,25 @@ def test_shards_split_a_roster_without_overlap_and_evenly():
     for bad in ("0/3", "4/3", "1-3", "a/b", "3"):
         with pytest.raises(InputError, match="expected K/N"):
             parse_shard(bad)
+
+
+def test_an_lms_export_with_a_host_column_is_read_as_it_is(tmp_path):
+    """Moodle and Canvas exports: headers in any case, semicolons, the columns that say who a
+    student is kept for the reports; an unknown column is refused unless it is ignored."""
+    moodle = roster(tmp_path, (
+        "First name;Last name;Student;ID number;Email address;Host;Last access\n"
+        "Ada;Lovelace;s1;2400137;ada@uni.example;vm1;yesterday\n"
+    ))  # fmt: skip
+    with pytest.raises(InputError, match=r"roster.csv:1: column 'Last access' is neither .*"
+                       r"--ignore-column 'Last access'"):  # fmt: skip
+        load_roster(moodle, RUBRIC)
+    (s1,) = load_roster(moodle, RUBRIC, ignore=["last ACCESS"])
+    assert (s1.student, s1.target.host) == ("s1", "vm1")
+    assert s1.person == {
+        "first name": "Ada", "last name": "Lovelace", "id number": "2400137",
+        "email address": "ada@uni.example",
+    }  # fmt: skip
+    assert "column 'STUDENT ID'" in refused(tmp_path, "Student,Host,SIS User ID,STUDENT ID\n")
+    mixed = roster(tmp_path, "Student,HOST,Section\ns2,vm2,B\n")
+    (s2,) = load_roster(mixed, RUBRIC)
+    assert (s2.student, s2.target.host, s2.person) == ("s2", "vm2", {"section": "B"})

@@ -4,7 +4,9 @@ An entry is ``service socket-type protocol wait[.max] user[.group] server [args]
 may carry a listen address (``127.0.0.1:pop3``) and is a name or alias from /etc/services, or a
 port number. A line whose first non-blank character is ``#`` is a comment: it can hold a
 commented-out entry (``#pop3 stream tcp ...``, Debian's ``#<off># telnet ...``), which is how a
-service is disabled. Malformed lines are ignored, as inetd ignores them.
+service is disabled. Malformed lines are ignored, as inetd ignores them, except one: a
+``<off>#`` left at the start of an entry when only the first ``#`` of ``#<off>#`` was removed.
+inetd ignores that line too, and it is kept as a disabled entry that says what is left to remove.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+#: What a failure caused by inetd still running with an older inetd.conf says it comes from
+INETD_NOT_RESTARTED = "inetd_not_restarted"
+
 SOCKET_TYPES = frozenset({"stream", "dgram", "raw", "rdm", "seqpacket"})
 _DISABLED_MARK = re.compile(r"^#+\s*(?:<off>#\s*)?")
+_HALF_REMOVED = re.compile(r"^<off>#\s*")  # "#<off># telnet ..." with its first "#" removed
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,7 @@ class Entry:
     service: str  # name, alias or port, without a listen address
     socket_type: str
     protocol: str  # tcp, tcp4, tcp6, udp, udp6, rpc/tcp ...
+    half_removed: bool = False  # starts with "<off>#": inetd ignores the line
 
     @property
     def family(self) -> str:
@@ -33,6 +40,8 @@ class Entry:
         return base if base in ("tcp", "udp") else ""
 
     def where(self) -> str:
+        if self.half_removed:
+            return f"line {self.line}: {self.text} (remove the '<off>#' left at its start)"
         return f"line {self.line}: {self.text}"
 
 
@@ -47,13 +56,17 @@ def parse_inetd_lines(numbered: Iterable[tuple[int, str]]) -> list[Entry]:
         stripped = raw.strip()
         if not stripped:
             continue
-        active = not stripped.startswith("#")
-        body = stripped if active else _DISABLED_MARK.sub("", stripped)
+        half_removed = _HALF_REMOVED.match(stripped) is not None
+        active = not stripped.startswith("#") and not half_removed
+        mark = _HALF_REMOVED if half_removed else _DISABLED_MARK
+        body = stripped if active else mark.sub("", stripped)
         fields = body.split()
         if len(fields) < 6 or fields[1] not in SOCKET_TYPES:
             continue  # a plain comment, or a line inetd would reject
         service = fields[0].rsplit(":", 1)[-1] if ":" in fields[0] else fields[0]
-        entries.append(Entry(number, stripped[:200], active, service, fields[1], fields[2]))
+        entries.append(
+            Entry(number, stripped[:200], active, service, fields[1], fields[2], half_removed)
+        )
     return entries
 
 

@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "variables": [],
     "var_env": [],
     "fmt": "text",
+    "brief": False,
+    "only": [],
+    "ignore_columns": [],
     "out": None,
     "known_hosts": None,  # filled from GRADER_KNOWN_HOSTS or the user's config folder
     "accept_changed": [],
@@ -259,6 +262,21 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
         "Gradescope's results.json. (A roster run writes all of them to its folder.)",
     )
     out.add_argument(
+        "--brief",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Text: only the score and what lost marks, what to fix first (no table of every "
+        "check).",
+    )
+    lab.add_argument(
+        "--only",
+        action="append",
+        metavar="CHECK",
+        default=argparse.SUPPRESS,
+        help="Run only this check (and the checks it depends on), e.g. to see one fix work; "
+        "repeat for more. The score is then over those checks.",
+    )
+    out.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
@@ -296,6 +314,7 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
         help="Grade only the Kth of N slices of the roster (one job of a CI matrix or a Slurm "
         "array); `grade merge` combines the slices' folders.",
     )
+    _ignore_column_option(cls, argparse.SUPPRESS)
     cls.add_argument(
         "--resume",
         action="store_true",
@@ -479,6 +498,7 @@ def _subcommands(parser: Parser) -> None:
         "(password_env) as at grading, for answers that held a secret (the archive keeps "
         "secrets out). With it, a regrade with the same rubric gives exactly the live marks.",
     )
+    _ignore_column_option(regrade)
 
     show = sub(
         "show",
@@ -522,6 +542,7 @@ def _subcommands(parser: Parser) -> None:
     bundle.add_argument(
         "--roster", type=Path, metavar="CSV", help="Make one for each student of a roster."
     )
+    _ignore_column_option(bundle)
     bundle.add_argument(
         "--var-env",
         dest="var_env_after",
@@ -540,6 +561,18 @@ def _subcommands(parser: Parser) -> None:
     for each in (rubric, export, merge, regrade, show, labs, bundle):
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
+
+
+def _ignore_column_option(group: Any, default: Any = None) -> None:
+    group.add_argument(
+        "--ignore-column",
+        dest="ignore_columns",
+        action="append",
+        metavar="NAME",
+        default=[] if default is None else default,
+        help="A roster column to leave out (a column of an LMS export the grader does not "
+        "know); repeat for more. Name, email, ID number, section and the like are kept anyway.",
+    )
 
 
 def build_parser(prog: str = "grade") -> Parser:

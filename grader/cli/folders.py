@@ -245,7 +245,9 @@ def regrade(opts: dict[str, Any]) -> int:
         from grader.execution import Target
         from grader.roster import load_roster
 
-        students = load_roster(Path(opts["roster"]), loaded, Target(host=""), keys=False)
+        students = load_roster(
+            Path(opts["roster"]), loaded, Target(host=""), keys=False, ignore=opts["ignore_columns"]
+        )
         per_student = {s.student: (dict(s.vars), s.target.password) for s in students}
     color = use_color(opts["color"], sys.stdout)
     started = time.monotonic()
@@ -314,7 +316,9 @@ def bundle(opts: dict[str, Any]) -> int:
         from grader.execution import Target
         from grader.roster import load_roster
 
-        roster = load_roster(Path(opts["roster"]), copy, Target(host=""), keys=False)
+        roster = load_roster(
+            Path(opts["roster"]), copy, Target(host=""), keys=False, ignore=opts["ignore_columns"]
+        )
         students = [s.student for s in roster]
     for student in students:
         values = copy.resolve_vars(given, student=student)

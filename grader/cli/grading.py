@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -17,11 +18,13 @@ from typing import Any
 from grader import manifest
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
+from grader.closest import closest
 from grader.errors import InputError
 from grader.files import write_atomic
 from grader.manifest import Manifest, sha256_of
 from grader.pack import Pack
 from grader.render import render
+from grader.render.safe import escaped_all
 from grader.rubric import Rubric, default_rubric_path, load_rubric
 
 
@@ -156,6 +159,10 @@ def grade(opts: dict[str, Any]) -> int:
 
     given = given_variables(opts)
     pack = the_pack(opts)
+    if opts["only"]:
+        if roster:
+            raise UsageError("--only is for --host and --local: a class is graded in full")
+        pack = _only(pack, opts["only"])
     rubric = pack.rubric
     if roster and opts["student"]:
         raise UsageError("--student is for --host and --local: a roster names its students")
@@ -210,10 +217,16 @@ def grade(opts: dict[str, Any]) -> int:
         if plan is not None:
             plan.save()
     report = grading.report
+    since = None
     if opts["student_view"] if opts["student_view"] is not None else local:
+        from grader.history import History
         from grader.views import student_view
 
         report = student_view(report, rubric)
+        if report.status == "graded":  # a student's self-check: compared with their last
+            history = History(report)
+            since = history.compare(report)
+            history.keep(report)
     if opts["out"] is not None:
         from grader.store import ReportStore
 
@@ -224,11 +237,32 @@ def grade(opts: dict[str, Any]) -> int:
             path = store.report_path(report).with_suffix(f".{opts['fmt']}")
             write_atomic(path, render(opts["fmt"], report))
     if opts["fmt"] == "text":
-        to_terminal("text", report, color)
+        to_terminal("text", report, color, brief=opts["brief"])
+        if opts["only"]:
+            print(f"Only {', '.join(c.id for c in report.checks)} checked (--only).")
+        if since is not None:
+            print("\n".join(["", *escaped_all(since.lines())]))
     else:
         sys.stdout.write(render(opts["fmt"], report))
         sys.stdout.flush()
     return exit_status(report)
+
+
+def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
+    """The pack with only the ``wanted`` items and those they depend on (they run first)."""
+    rubric = pack.rubric
+    known = {item.id: item for item in rubric.items}
+    keep: set[str] = set()
+    todo = list(wanted)
+    while todo:
+        name = todo.pop()
+        if name not in known:
+            raise UsageError(f"--only {name}: no such check in {rubric.path}{closest(name, known)}")
+        if name not in keep:
+            keep.add(name)
+            todo += known[name].depends
+    items = tuple(item for item in rubric.items if item.id in keep)
+    return dataclasses.replace(pack, rubric=dataclasses.replace(rubric, items=items))
 
 
 def _manifest(rubric: Rubric, kind: str, **fields: Any) -> Manifest:
@@ -281,7 +315,7 @@ def _grade_class(
         )
     if opts["resume"] and opts["out"] is None:
         raise UsageError("--resume needs --out DIR: the folder of the run to resume")
-    students = load_roster(roster, rubric, defaults)
+    students = load_roster(roster, rubric, defaults, ignore=opts["ignore_columns"])
     part = parse_shard(opts["shard"]) if opts["shard"] else None
     if part is not None:
         students = shard(students, *part)

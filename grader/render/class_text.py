@@ -45,17 +45,20 @@ def render(
         )
 
     scores = [r.score or 0.0 for r in graded]
+    # out of what the reports were marked on: a student view's is over the visible items
+    most = {r.max_score for r in graded}
+    max_score = most.pop() if len(most) == 1 else rubric.max_score
     if scores:
         mean, median = statistics.mean(scores), statistics.median(scores)
         console.print(
-            f"Scores out of {points(rubric.max_score)}: mean {mean:.2f}, median {points(median)}, "
+            f"Scores out of {points(max_score)}: mean {mean:.2f}, median {points(median)}, "
             f"lowest {points(min(scores))}, highest {points(max(scores))}"
         )
         table = Table(title="Score distribution", show_header=True, header_style="bold")
         table.add_column("Score", justify="right", no_wrap=True)
         table.add_column("Students", justify="right")
         table.add_column("", ratio=1)
-        step = rubric.max_score / BANDS if rubric.max_score else 1.0
+        step = max_score / BANDS if max_score else 1.0
         counts = [0] * BANDS
         for score in scores:
             counts[min(int(score / step), BANDS - 1)] += 1

@@ -7,6 +7,7 @@ import functools
 
 import jinja2
 
+from grader.feedback import fix_first
 from grader.render.safe import printable
 from grader.render.text import points
 from grader.results import Report
@@ -33,6 +34,7 @@ def render(report: Report, **_: object) -> str:
     for check in report.checks:
         sections.setdefault(check.section, []).append(check)
     counts = [(s, n) for s in LABELS if (n := sum(c.status == s for c in report.checks))]
+    causes = fix_first(report)
     return (
         environment()
         .get_template("report.html.j2")
@@ -40,6 +42,8 @@ def render(report: Report, **_: object) -> str:
             report=report,
             sections=list(sections.items()),
             counts=counts,
+            causes=causes,
+            grouped={c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks},
             need_root=[c.id for c in report.checks if c.error_kind == "needs_root"],
             labels=LABELS,
             words=WORDS,

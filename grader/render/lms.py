@@ -28,11 +28,33 @@ FEEDBACK_CHARS = 2000
 
 
 def lost_marks(report: Report) -> str:
-    """The student's lost marks in one line (visible checks only), for a feedback column."""
+    """The student's lost marks in one line, each with its points, so that they add up to the
+    grade: the visible checks by name, the hidden ones as one sum."""
     if report.status != "graded":
         return ""
     lost = [c for c in report.checks if c.lost and c.visibility != "hidden"]
-    return "; ".join(f"{c.title}: {c.message}" for c in lost)[:FEEDBACK_CHARS]
+    hidden = sum(c.max_points for c in report.checks if c.lost and c.visibility == "hidden")
+    unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
+    # messages shortened, then left out, before a lost mark's points would be cut off
+    for room in (FEEDBACK_CHARS, 160, 0):
+        parts = [
+            f"{c.title} (-{points(c.max_points)})" + (f": {_clip(c.message, room)}" if room else "")
+            for c in lost
+        ]
+        if sum(len(p) + 2 for p in parts) < FEEDBACK_CHARS - 200:
+            break
+    if hidden:
+        parts.append(f"checks marked by your instructor only (-{points(hidden)})")
+    if unchecked:
+        worth = points(sum(c.max_points for c in unchecked))
+        parts.append(
+            f"not checked, to be looked at again: {', '.join(c.id for c in unchecked)} (-{worth})"
+        )
+    return "; ".join(parts)
+
+
+def _clip(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: room - 3] + "..."
 
 
 def render(
@@ -63,6 +85,12 @@ def render(
             row = [report.student, grade] + ([lost_marks(report)] if feedback else [])
         else:
             ids = dict.fromkeys(CANVAS_COLUMNS, "")
+            about = report.person  # a Canvas export's own columns, when the roster kept them
+            names = (about.get("first name", ""), about.get("last name", ""))
+            ids["Student"] = about.get("name") or " ".join(n for n in names if n)
+            ids["ID"] = about.get("id", "")
+            ids["SIS Login ID"] = about.get("sis login id", "")
+            ids["Section"] = about.get("section", "")
             ids[id_column] = report.student or ""
             row = [*ids.values(), grade]
         writer.writerow(cell(v) for v in row)

@@ -1,23 +1,33 @@
 """A student's report in Markdown, for feedback comments. Text from the VM is escaped
-(HTML entities for < > &, backslashes for Markdown's own marks) and evidence sits in code
-fences longer than any run of backticks inside it, so nothing it holds becomes markup."""
+(HTML entities for < > &, backslashes for the marks Markdown reads where they stand) and
+evidence sits in code fences longer than any run of backticks inside it, so nothing it holds
+becomes markup. Only what would be markup is escaped: "Exercises 1-3" and "inetd.conf" stay
+as they are written."""
 
 from __future__ import annotations
 
 import re
 
+from grader.feedback import fix_first
 from grader.render.html import LABELS
 from grader.render.safe import printable
 from grader.render.text import looked_at, points
 from grader.results import Report
 
-_MARKS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MARKS = re.compile(r"([\\`*_\[\]|~])")  # markup wherever it stands (| in a table cell)
+_LINE_START = re.compile(r"^(#|[-+=]|\d+(?=[.)]))")  # a heading, a list item, an ordered list
 EVIDENCE_CHARS = 1500  # of each piece of evidence, in the Markdown
 
 
 def escape(text: str) -> str:
     text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKS.sub(r"\\\1", " ".join(text.split()))
+    text = _MARKS.sub(r"\\\1", " ".join(text.split()))
+    start = _LINE_START.match(text)
+    if start is None:
+        return text
+    if start.group(1)[0].isdigit():  # "1. x" is an ordered list: "1\. x" is not
+        return text[: start.end()] + "\\" + text[start.end() :]
+    return "\\" + text
 
 
 def fence(text: str) -> str:
@@ -52,6 +62,16 @@ def render(report: Report, **_: object) -> str:
             f"{report.hidden_checks} more check(s) marked by your instructor "
             "(not shown here, and not in this score).",
         ]
+    causes = fix_first(report)
+    if causes:
+        out += ["", "## Fix this first", ""]
+        for n, cause in enumerate(causes, 1):
+            out.append(
+                f"{n}. **{escape(cause.title)}**: {points(cause.points)} point(s) lost in "
+                + ", ".join(f"`{c.id}`" for c in cause.checks)
+                + (f". Hint: {escape(cause.hint)}" if cause.hint else "")
+            )
+    grouped = {c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks}
     for section in dict.fromkeys(c.section for c in report.checks):
         out += ["", f"## {escape(section)}", "", "| | Check | Points |", "|---|---|---|"]
         for c in (c for c in report.checks if c.section == section):
@@ -73,7 +93,9 @@ def render(report: Report, **_: object) -> str:
                 "",
                 escape(c.message),
             ]
-            if c.hint and c.status in ("fail", "skipped"):
+            if c.id in grouped:
+                out += ["", f"> See *Fix this first* {grouped[c.id]} above."]
+            elif c.hint:
                 out += ["", f"> Hint: {escape(c.hint)}"]
             out += [line for n in c.notes for line in ("", f"Note: {escape(n)}")]
             if c.status == "fail" and (sources := looked_at(c)):

@@ -14,13 +14,13 @@ def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -
     console.print(Text(rubric.title, style="bold"))
     console.print(f"{rubric.path} (sha256 {rubric.sha256[:12]}...), checks in {rubric.checks_dir}")
     table = Table(header_style="bold", expand=True, pad_edge=False)
-    table.add_column("Item")
+    table.add_column("Item", no_wrap=True)
     table.add_column("Title", ratio=2)
     table.add_column("Points", justify="right", no_wrap=True)
     table.add_column("Depends on")
     table.add_column("Visibility", no_wrap=True)
     for section in rubric.sections:
-        table.add_row(Text(section, style="bold underline"), "", "", "", "")
+        table.add_row("", Text(section, style="bold underline"), "", "", "")
         for item in (i for i in rubric.items if i.section == section):
             table.add_row(
                 item.id, item.title, points(item.points), ", ".join(item.depends), item.visibility
@@ -52,6 +52,8 @@ def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -
             "No two students' VMs may share: "
             + ", ".join(f"{u.what} ({u.command})" for u in rubric.unique)
         )
+    for cause in rubric.causes.values():
+        console.print(f"Cause {cause.id}: {cause.title}")
     for note in rubric.notes:
         console.print(Text(f"Note: {note}", style="yellow"))
     return console.file.getvalue()  # type: ignore[attr-defined]

@@ -29,9 +29,10 @@ def cell(value: object) -> str:
 
 def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
     ids = [item.id for item in rubric.items]
+    person = list(dict.fromkeys(k for r in reports for k in r.person))  # the roster's name ...
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*LEADING, *ids, *TRAILING])
+    writer.writerow([*LEADING, *ids, *TRAILING, *person])
     for report in reports:
         earned = {c.id: points(c.points) for c in report.checks}
         writer.writerow(
@@ -47,6 +48,7 @@ def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
                 report.error or "",
                 report.attempts,
                 "; ".join(f.message for f in report.flags),
+                *(report.person.get(k, "") for k in person),
             ]
         )
     return buffer.getvalue()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from grader.feedback import fix_first
 from grader.results import CheckResult, Report
 
 _STATUS = {
@@ -38,7 +39,10 @@ def text_console(color: bool, width: int) -> Console:
     )
 
 
-def render(report: Report, color: bool = False, width: int = 100, **_: object) -> str:
+def render(
+    report: Report, color: bool = False, width: int = 100, brief: bool = False, **_: object
+) -> str:
+    """The report for a terminal; ``brief``: only the score and what lost marks (no table)."""
     console = text_console(color, width)
     who = report.student or report.host
     where = (
@@ -52,6 +56,8 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         f"graded {report.graded_at} in {report.duration_s:g} s"
         + (f", regraded {report.regraded_at} from its evidence" if report.regraded_at else "")
     )
+    if report.system:
+        console.print(Text(f"System: {report.system}"))
     if report.variant:
         mine = ", ".join(
             f"{name} = {value or '(not known)'}" for name, value in report.variant.items()
@@ -69,6 +75,13 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
         console.print(Text(f"NOT GRADED ({report.error_kind}): {report.error}", style="bold red"))
         return console.file.getvalue()  # type: ignore[attr-defined]
 
+    if not brief:
+        console.print(_table(report))
+    _feedback(console, report)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def _table(report: Report) -> Table:
     table = Table(show_header=True, header_style="bold", expand=True, pad_edge=False)
     table.add_column("", width=5, no_wrap=True)
     table.add_column("Check", ratio=2)
@@ -85,8 +98,10 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
                 Text("\n".join([check.message, *(f"Note: {n}" for n in check.notes)]).strip()),
             )
         table.add_section()
-    console.print(table)
+    return table
 
+
+def _feedback(console: Console, report: Report) -> None:
     lost = [c for c in report.checks if c.lost]
     unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
     counts = {
@@ -120,17 +135,31 @@ def render(report: Report, color: bool = False, width: int = 100, **_: object) -
                 style="yellow",
             )
         )
+    causes = fix_first(report)
+    if causes:
+        console.print()
+        console.print(Text("Fix this first", style="bold"))
+        for n, cause in enumerate(causes, 1):
+            line = Text(f"  {n}. ")
+            line.append(cause.title, style="bold")
+            line.append(
+                f": {points(cause.points)} point(s) lost in "
+                + ", ".join(c.id for c in cause.checks)
+            )
+            if cause.hint:
+                line.append(f"\n     Hint: {cause.hint}", style="cyan")
+            console.print(line)
+    grouped = {c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks}
     if lost:
         console.print()
         console.print(Text("Where the marks were lost", style="bold"))
         for check in lost:
-            console.print(_lost_line(check))
+            console.print(_lost_line(check, grouped.get(check.id)))
     if unchecked:
         console.print()
         console.print(Text("Not checked (not counted against you)", style="bold"))
         for check in unchecked:
             console.print(_lost_line(check))
-    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def _word(status: str) -> str:
@@ -160,12 +189,14 @@ def looked_at(check: CheckResult) -> list[str]:
     return list(seen)
 
 
-def _lost_line(check: CheckResult) -> Text:
+def _lost_line(check: CheckResult, fix_first: int | None = None) -> Text:
     line = Text("  - ")
     line.append(check.id, style="bold")
     worth = f"{points(check.max_points)} point{'s' * (check.max_points != 1)}"
     line.append(f" ({worth} {'lost' if check.lost else 'not checked'}): {check.message}")
-    if check.hint and check.lost:
+    if fix_first is not None:  # its hint is the cause's, said once above
+        line.append(f"\n    See 'Fix this first' {fix_first} above.", style="cyan")
+    elif check.hint and check.lost:
         line.append(f"\n    Hint: {check.hint}", style="cyan")
     if check.error_kind == "needs_root":
         line.append("\n    The grader needs root to check this (sudo).", style="yellow")

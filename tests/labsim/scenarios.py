@@ -16,6 +16,7 @@ from . import student
 from .vm import VM
 
 FILES = Path(__file__).resolve().parent / "files"  # Lab 6's inetd.conf and vsftpd.conf
+SLACKWARE = FILES / "slackware"  # Slackware 15.0's, as the handout's VM has them
 #: What Lab 6's VMs run, besides what every simulated VM has
 TOOLS = ("inetd", "sendmail-mta", "popa3d", "vsftpd", "telnetd", "tcpd", "mail")
 
@@ -80,10 +81,40 @@ def lab_start(vm: VM) -> None:
     """The VM as handed out: inetd runs with the time service; sendmail is installed but its
     daemon is not running; vsftpd allows anonymous FTP."""
     vm.sh(PREPARE.format(address=vm.address, password=shlex.quote(vm.password)))
+    if vm.flavour == "slackware":
+        slackware_layout(vm)
+        return student.start_inetd(vm)
     # as the files' bytes: the project's folder may not be seen from the VM (its own /tmp)
     for name in ("inetd.conf", "vsftpd.conf"):
         vm.sh(f"install -m 644 /dev/stdin /etc/{name}", stdin=(FILES / name).read_bytes())
     student.start_inetd(vm)
+
+
+#: The handout's system, as faithfully as Debian's packages allow: Slackware's own files and
+#: rc.d scripts, its mail spool layout, and sendmail listening on every interface as
+#: Slackware's sendmail.cf has it. /etc/os-release is a link into /usr on Debian: the link is
+#: replaced in the VM (its /etc is its own), never written through.
+SLACKWARE_LAYOUT = r"""
+rm -f /etc/os-release
+echo 'Slackware 15.0' > /etc/slackware-version
+rm /var/spool/mail && mkdir /var/spool/mail && chown root:mail /var/spool/mail
+chmod 3777 /var/spool/mail
+cp -a /var/mail/. /var/spool/mail/ && rm -rf /var/mail && ln -s spool/mail /var/mail
+mkdir -p /etc/rc.d
+sed -i 's/, *Addr=127\.0\.0\.1//' /etc/mail/sendmail.cf
+"""
+
+
+def slackware_layout(vm: VM) -> None:
+    vm.sh(SLACKWARE_LAYOUT)
+    for name, where, mode in (
+        ("os-release", "/etc/os-release", 644),
+        ("inetd.conf", "/etc/inetd.conf", 644),
+        ("vsftpd.conf", "/etc/vsftpd.conf", 644),
+        ("rc.inetd", "/etc/rc.d/rc.inetd", 755),
+        ("rc.sendmail", "/etc/rc.d/rc.sendmail", 644),  # not started: not executable yet
+    ):
+        vm.sh(f"install -m {mode} /dev/stdin {where}", stdin=(SLACKWARE / name).read_bytes())
 
 
 #: Strings a student controls that must stay text in every report: HTML, and spreadsheet formulas.
@@ -275,4 +306,21 @@ SCENARIOS = {
             _expect(mail_hello_world="fail", mail_bcc_root="fail"),
         ),
     )
+}
+
+
+def _on_slackware(build: Callable[[VM], None]) -> Callable[[VM], None]:
+    def on_slackware(vm: VM) -> None:
+        vm.flavour = "slackware"
+        build(vm)
+
+    return on_slackware
+
+
+#: The same scenarios on the Slackware-flavoured VM: the same verdicts
+SLACKWARE_SCENARIOS = {
+    f"slack_{s.name}": Scenario(
+        f"slack_{s.name}", f"{s.description} (Slackware)", _on_slackware(s.build), s.expected
+    )
+    for s in SCENARIOS.values()
 }

@@ -18,13 +18,41 @@ def wait_for(vm: VM, condition: str) -> None:
     vm.sh(_WAIT.format(condition=condition, shown=condition.replace('"', "'")))
 
 
-def start_sendmail(vm: VM, *, all_interfaces: bool = True) -> None:
-    """Start sendmail's daemon; for Exercise 3.3 from the host machine it must listen on every
-    interface (Debian's sendmail.mc has Addr=127.0.0.1)."""
+#: The MTA's listening options in sendmail.cf, without a listen address
+_MTA_OPTIONS = "O DaemonPortOptions=Family=inet,  Name=MTA-v4, Port=smtp"
+
+
+def _listen_on(vm: VM, all_interfaces: bool) -> None:
+    """Exercise 3.3 talks to port 25 from the host machine: sendmail must listen on every
+    interface. Debian's sendmail.mc has Addr=127.0.0.1, Slackware's has none (a student who
+    restricts it makes the mistake of a scenario)."""
     if all_interfaces:
         vm.sh("sed -i 's/, *Addr=127\\.0\\.0\\.1//' /etc/mail/sendmail.cf")
-    vm.sh("/usr/sbin/sendmail-mta -L sm-mta -bd -q10m")
+    elif vm.flavour == "slackware":
+        vm.sh(f"sed -i 's/^{_MTA_OPTIONS}$/&, Addr=127.0.0.1/' /etc/mail/sendmail.cf")
+
+
+def start_sendmail(vm: VM, *, all_interfaces: bool = True) -> None:
+    """Start sendmail's daemon (as the VM's system does it), listening on every interface or,
+    as some students leave it, on 127.0.0.1 only."""
+    _listen_on(vm, all_interfaces)
+    if vm.flavour == "slackware":
+        vm.sh("chmod +x /etc/rc.d/rc.sendmail && /etc/rc.d/rc.sendmail start")
+    else:
+        vm.sh("/usr/sbin/sendmail-mta -L sm-mta -bd -q10m")
     wait_for(vm, "ss -Hltn 'sport = :25' | grep -q LISTEN")
+
+
+def restart_sendmail(vm: VM, *, all_interfaces: bool = True) -> None:
+    """Stop sendmail's daemon and start it again (after its configuration was changed)."""
+    if vm.flavour == "slackware":
+        _listen_on(vm, all_interfaces)
+        vm.sh("/etc/rc.d/rc.sendmail restart")
+        wait_for(vm, "ss -Hltn 'sport = :25' | grep -q LISTEN")
+        return
+    vm.sh("kill $(head -n 1 /run/sendmail/mta/sendmail.pid)")
+    wait_for(vm, "! ss -Hltn 'sport = :25' | grep -q LISTEN")
+    start_sendmail(vm, all_interfaces=all_interfaces)
 
 
 def inetd_service(vm: VM, service: str, *, enable: bool, protocol: str = "tcp") -> None:
@@ -42,7 +70,11 @@ def add_inetd_line(vm: VM, line: str) -> None:
 
 def start_inetd(vm: VM) -> None:
     """Start inetd and wait until it holds a socket for every active line."""
-    vm.sh("/usr/sbin/inetd")
+    vm.sh("/etc/rc.d/rc.inetd start" if vm.flavour == "slackware" else "/usr/sbin/inetd")
+    _inetd_ready(vm)
+
+
+def _inetd_ready(vm: VM) -> None:
     wait_for(
         vm,
         '[ -s /run/inetd.pid ] && [ $(ss -Hlntup | grep -c "pid=$(cat /run/inetd.pid),") '
@@ -51,6 +83,9 @@ def start_inetd(vm: VM) -> None:
 
 
 def restart_inetd(vm: VM) -> None:
+    if vm.flavour == "slackware":  # as the handout does it
+        vm.sh("/etc/rc.d/rc.inetd restart")
+        return _inetd_ready(vm)
     vm.sh("kill $(cat /run/inetd.pid)")
     wait_for(vm, "! pidof inetd >/dev/null")
     vm.sh("rm -f /run/inetd.pid")

@@ -116,6 +116,7 @@ class VM:
         if not 2 <= index + 10 <= 250:
             raise SimulatorError(f"VM index {index} out of range")
         self.name = name
+        self.flavour = "debian"  # or "slackware": how a scenario lays the VM out (scenarios.py)
         self.address = f"{NETWORK}.{index + 10}"
         self.netns = f"{PREFIX}-{index}"
         self.veth = f"{PREFIX}{index}"
