@@ -190,7 +190,7 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
-    where = _KeyLocator(path, text)
+    where = KeyLocator(path, text)
     try:
         model = RubricModel.model_validate(data)
     except ValidationError as e:
@@ -289,7 +289,7 @@ def bind_checks(rubric: Rubric, checks: Mapping[str, Any]) -> Rubric:
     """The rubric with each item bound to its check (``checks``: id -> grader.checkload.Check):
     an item that names no check, and a check that no item marks, are refused, naming the files.
     Each item takes its check's title (the docstring's first line)."""
-    where = _KeyLocator(rubric.path, rubric.path.read_text(errors="replace"))
+    where = KeyLocator(rubric.path, rubric.path.read_text(errors="replace"))
     for item in rubric.items:
         if item.id not in checks:
             line = where.line_of_value("id", item.id)
@@ -334,7 +334,7 @@ _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*([A-Za-z0-9_-]+|"[^"]*")\s*=\s*(.*)$""")
 
 
-class _KeyLocator:
+class KeyLocator:
     """Finds the line of a key path such as ('sections', 2, 'items', 0, 'points').
 
     TOML parsers do not keep positions, so this reads the table headers and ``key =`` lines

@@ -150,8 +150,8 @@ def first_item(text: str) -> str:
     """The check the feedback's first item names: the first mark 'Fix this first' counts,
     else the first lost mark."""
     if "Fix this first" in text:
-        line = text.split("Fix this first", 1)[1].strip().splitlines()[0]
-        return line.split(" lost in ", 1)[1].split(",")[0].strip()
+        block = " ".join(text.split("Fix this first", 1)[1].split())  # whatever the width
+        return block.split(" lost in ", 1)[1].split(",")[0].split()[0]
     line = text.split("Where the marks were lost", 1)[1].strip().splitlines()[0]
     return line.removeprefix("- ").split(" ", 1)[0]
 

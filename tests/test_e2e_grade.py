@@ -58,6 +58,7 @@ def test_text_report_shows_lost_marks_with_hints(grade, fleet, scenario_vms):
     assert "did you restart inetd?" in run.stdout
     # one cause, said once and first: its hint in the VM's own terms (the simulator is Debian)
     fix = run.stdout.split("Fix this first", 1)[1].split("Where the marks were lost")[0]
+    fix = " ".join(fix.split())  # as read, whatever the terminal's width
     assert "1. inetd still runs with the old /etc/inetd.conf" in fix
     assert "pop3_listening, pop3_greets, pop3_login, time_disabled, telnet_enabled" in fix
     assert run.stdout.count("service openbsd-inetd restart") == 1

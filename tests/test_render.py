@@ -126,3 +126,17 @@ def test_lost_marks_show_their_evidence_and_checks_needing_root_are_named():
         "Looked at: ss --numeric --listening; /etc/inetd.conf; POP3 connection to 198.18.0.10:110"
     ) in text
     assert "test -L" not in text
+
+
+def test_wrapped_lines_of_a_lost_mark_keep_their_indentation():
+    import dataclasses
+
+    long = dataclasses.replace(
+        REPORT.checks[1], message="a long reason " * 12, hint="a long hint " * 12
+    )
+    report = dataclasses.replace(REPORT, checks=(REPORT.checks[0], long))
+    text = render("text", report, width=60, brief=True)
+    assert "Details" not in text  # brief: no table
+    lost = text.split("Where the marks were lost\n", 1)[1].rstrip("\n").splitlines()
+    assert lost[0].startswith("  - b (1.5 points lost): a long reason")
+    assert len(lost) > 6 and all(line.startswith("    ") and line.strip() for line in lost[1:])

@@ -28,6 +28,8 @@ COMMANDS = {
     "show": "grader.cli.folders:show",
     "labs": "grader.cli.folders:labs",
     "bundle": "grader.cli.folders:bundle",
+    "course": "grader.cli.course:course",
+    "book": "grader.cli.course:book",
 }
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")
@@ -40,7 +42,7 @@ def options(parser: Parser, namespace: argparse.Namespace) -> dict[str, Any]:
     command = given.pop("command", None)
     if command is not None:
         own = {
-            action.dest.removesuffix("_after") for action in parser.subcommands[command]._actions
+            action.dest.removesuffix("_after") for action in _actions(parser.subcommands[command])
         }
         stray = sorted(name for name in given if name in DEFAULTS and name not in own | COMMON)
         if stray:
@@ -54,6 +56,14 @@ def options(parser: Parser, namespace: argparse.Namespace) -> dict[str, Any]:
         before, after = given.pop(name, None), given.pop(f"{name}_after", None)
         given[name] = [*(before or []), *(after or [])]
     return {**DEFAULTS, **given, "command": command}
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """A parser's actions, and those of its own subcommands (``grade course run``)."""
+    found = list(parser._actions)
+    for nested in getattr(parser, "subcommands", {}).values():
+        found += _actions(nested)
+    return found
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:

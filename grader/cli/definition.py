@@ -499,6 +499,7 @@ def _subcommands(parser: Parser) -> None:
         "secrets out). With it, a regrade with the same rubric gives exactly the live marks.",
     )
     _ignore_column_option(regrade)
+    _course_where(regrade)
 
     show = sub(
         "show",
@@ -557,10 +558,116 @@ def _subcommands(parser: Parser) -> None:
         "the packs in the folders of GRADER_LABS, in ./labs, and those that come with the "
         "grader.",
     )
+    course = _course_parsers(sub)
+    book = _book_parsers(sub)
     parser.subcommands = dict(commands.choices)
-    for each in (rubric, export, merge, regrade, show, labs, bundle):
+    for each in (rubric, export, merge, regrade, show, labs, bundle, course, book):
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
+
+
+def _course_where(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--course",
+        type=Path,
+        metavar="PATH",
+        help="The course's course.toml or its folder (env GRADER_COURSE; default: the nearest "
+        "course.toml in this folder or one above it).",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="The gradebook: postgresql://user@host/name for one shared by several machines "
+        "(env GRADER_DB; default: gradebook.sqlite in the course folder).",
+    )
+
+
+def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    course = sub(
+        "course",
+        "grade a course's lab and record it in the gradebook",
+        "Grade a lab of the course in course.toml and record it in the course's gradebook "
+        "(see `grade book`). The course names the roster, the lab and where the run's folder "
+        "goes (runs/<lab>-<time>/ in the course folder); the connection, time-limit and speed "
+        "options are grade --roster's. The clock the course commands see is GRADER_NOW when "
+        "set (an ISO 8601 time with its offset, for tests and dry runs).",
+    )
+    actions = course.add_subparsers(dest="course_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    run = actions.add_parser(
+        "run",
+        help="grade every student of the roster for a lab now, and record it",
+        description="Grade every student of the course's roster for LAB now (as grade "
+        "--roster does) and record the run in the gradebook.",
+        formatter_class=_formatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    run.add_argument("lab_id", metavar="LAB", help="A lab id of course.toml.")
+    due = actions.add_parser(
+        "due",
+        help="grade the students whose due time has passed, once each (for cron)",
+        description="Grade exactly the students whose due time (their extension, if any) has "
+        "passed and who have not been graded at it yet, each once, and record them: a "
+        "student's mark is then taken from their VM as it was within minutes of their own "
+        "deadline. Meant for a cron line every few minutes; keep each lab's grace_minutes "
+        "longer than that interval. A student who could not be reached is tried again at the "
+        "next run.",
+        formatter_class=_formatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    for each in (run, due):
+        _course_where(each)
+        _grading_options(each)
+    course.subcommands = dict(actions.choices)  # type: ignore[attr-defined]
+    return course
+
+
+def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    book = sub(
+        "book",
+        "the course's gradebook: marks, history, overrides, imports, exports",
+        "The course's gradebook: every grading of its labs, with marks as of each deadline "
+        "(the lab's policy and late penalty, a student's extension) and the overrides a TA "
+        "made, each with who, when and why.",
+    )
+    actions = book.add_subparsers(dest="book_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+
+    def action(name: str, summary: str) -> argparse.ArgumentParser:
+        made = actions.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+            formatter_class=_formatter, argument_default=argparse.SUPPRESS,
+        )  # fmt: skip
+        _course_where(made)
+        return made
+
+    show = action("show", "one row per student, a column per lab: the final marks")
+    show.add_argument("--lab", dest="book_lab", metavar="LAB", help="One lab only.")
+    show.add_argument("--format", dest="book_format", choices=("text", "csv", "json"))
+    history = action("history", "every run, regrade and override of a student")
+    history.add_argument("student")
+    history.add_argument("--lab", dest="book_lab", metavar="LAB", help="One lab only.")
+    history.add_argument("--format", dest="book_format", choices=("text", "json"))
+    override = action("override", "set a check's points or a lab's mark for a student")
+    withdraw = action("withdraw", "take back the override in force, keeping it in the history")
+    for each in (override, withdraw):
+        each.add_argument("student")
+        each.add_argument("book_lab", metavar="LAB")
+        each.add_argument("--check", metavar="ID", help="A check (default: the lab's mark).")
+        each.add_argument("--reason", required=True, help="Why (kept in the history).")
+    values = override.add_mutually_exclusive_group(required=True)
+    values.add_argument("--points", type=float, help="The check's points (with --check).")
+    values.add_argument("--mark", type=float, help="The lab's final mark.")
+    imported = action("import", "record a graded folder made outside `grade course`")
+    imported.add_argument("directory", type=Path, help="A roster run's (or merge's) folder.")
+    imported.add_argument("--lab", dest="book_lab", metavar="LAB", required=True)
+    export = action("export", "the final marks as an LMS import file, a column per lab")
+    export.add_argument("--lms", choices=("moodle", "canvas"), required=True)
+    export.add_argument("--output", type=Path, metavar="FILE", help="Default: standard output.")
+    page = action("page", "the course page: every lab's marks, who is missing what, late work")
+    page.add_argument("--output", type=Path, metavar="FILE", help="Default: course.html.")
+    book.subcommands = dict(actions.choices)  # type: ignore[attr-defined]
+    return book
 
 
 def _ignore_column_option(group: Any, default: Any = None) -> None:

@@ -294,7 +294,32 @@ def regrade(opts: dict[str, Any]) -> int:
         )
         + ".\n"
     )
+    _record_regrade(opts, directory, target)
     return max(class_exit_status(result.reports), _complain(folder))
+
+
+def _record_regrade(opts: dict[str, Any], directory: Path, target: Path) -> None:
+    """A regrade of a run a course's gradebook recorded is recorded as its regrade (the
+    original is kept). The course: --course, or the one the graded folder lies in."""
+    from grader.course import FILE, find_course
+
+    given = opts.get("course")
+    if given is None and not any((d / FILE).is_file() for d in directory.resolve().parents):
+        return  # a folder of no course
+    from grader.book import Book, book_url
+    from grader.course import load_course
+
+    course = load_course(find_course(given, start=directory.resolve()))
+    book = Book(book_url(course.folder, opts.get("db")))
+    try:
+        recorded = book.run_of(directory)
+        if recorded is None:
+            return
+        found = ReportStore(target).read_all().found
+        run = book.record(recorded[1], target, found, "regrade", regrade_of=recorded[0])
+        print(f"Recorded in the gradebook as run {run}, a regrade of run {recorded[0]}.")
+    finally:
+        book.close()
 
 
 def bundle(opts: dict[str, Any]) -> int:

@@ -140,26 +140,25 @@ def _feedback(console: Console, report: Report) -> None:
         console.print()
         console.print(Text("Fix this first", style="bold"))
         for n, cause in enumerate(causes, 1):
-            line = Text(f"  {n}. ")
-            line.append(cause.title, style="bold")
+            line = Text(cause.title, style="bold")
             line.append(
                 f": {points(cause.points)} point(s) lost in "
                 + ", ".join(c.id for c in cause.checks)
             )
             if cause.hint:
-                line.append(f"\n     Hint: {cause.hint}", style="cyan")
-            console.print(line)
+                line.append(f"\nHint: {cause.hint}", style="cyan")
+            console.print(_hanging(f"  {n}. ", line))
     grouped = {c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks}
     if lost:
         console.print()
         console.print(Text("Where the marks were lost", style="bold"))
         for check in lost:
-            console.print(_lost_line(check, grouped.get(check.id)))
+            console.print(_hanging("  - ", _lost_line(check, grouped.get(check.id))))
     if unchecked:
         console.print()
         console.print(Text("Not checked (not counted against you)", style="bold"))
         for check in unchecked:
-            console.print(_lost_line(check))
+            console.print(_hanging("  - ", _lost_line(check)))
 
 
 def _word(status: str) -> str:
@@ -189,20 +188,28 @@ def looked_at(check: CheckResult) -> list[str]:
     return list(seen)
 
 
+def _hanging(marker: str, body: Text) -> Table:
+    """``marker`` then ``body``, whose wrapped lines keep to the body's own column."""
+    grid = Table.grid()
+    grid.add_column(width=len(marker), no_wrap=True)
+    grid.add_column()
+    grid.add_row(marker, body)
+    return grid
+
+
 def _lost_line(check: CheckResult, fix_first: int | None = None) -> Text:
-    line = Text("  - ")
-    line.append(check.id, style="bold")
+    line = Text(check.id, style="bold")
     worth = f"{points(check.max_points)} point{'s' * (check.max_points != 1)}"
     line.append(f" ({worth} {'lost' if check.lost else 'not checked'}): {check.message}")
     if fix_first is not None:  # its hint is the cause's, said once above
-        line.append(f"\n    See 'Fix this first' {fix_first} above.", style="cyan")
+        line.append(f"\nSee 'Fix this first' {fix_first} above.", style="cyan")
     elif check.hint and check.lost:
-        line.append(f"\n    Hint: {check.hint}", style="cyan")
+        line.append(f"\nHint: {check.hint}", style="cyan")
     if check.error_kind == "needs_root":
-        line.append("\n    The grader needs root to check this (sudo).", style="yellow")
+        line.append("\nThe grader needs root to check this (sudo).", style="yellow")
     elif check.status == "error":
-        line.append("\n    This is a problem of the grading, not of your VM.", style="yellow")
+        line.append("\nThis is a problem of the grading, not of your VM.", style="yellow")
     sources = looked_at(check)
     if check.status == "fail" and sources:
-        line.append(f"\n    Looked at: {'; '.join(sources)}", style="dim")
+        line.append(f"\nLooked at: {'; '.join(sources)}", style="dim")
     return line

@@ -1,0 +1,209 @@
+"""The gradebook (grader.book) on SQLite: recording runs, marks after policy, overrides with
+their audit trail, history, migrations and two recorders at once. (PostgreSQL: the course's
+end-to-end test runs the same book on a real server.)"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from grader.book import Book, runs
+from grader.errors import InputError
+from grader.marks import Late
+from grader.results import CheckResult, Report, RubricRef
+from grader.store import ReportStore
+
+DUE = datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc)
+LATE = Late(per_day=0.1, max=0.5, grace_minutes=15)
+
+
+def report(student: str, when: datetime, score: float | None, a: float = 1.0) -> Report:
+    checks = (
+        CheckResult("a", "S", "A", "pass" if a else "fail", a, 1, "", "", ()),
+        CheckResult("b", "S", "B", "pass", (score or 0) - a, 19, "", "", ()),
+    )
+    return Report(
+        host=f"vm-{student}", student=student, status="graded" if score is not None else
+        "unreachable", error=None, error_kind=None, score=score, max_score=20,
+        graded_at=when.strftime("%Y-%m-%dT%H:%M:%SZ"), duration_s=1.0,
+        rubric=RubricRef("Lab", "ab" * 32), host_key=None, address=None,
+        checks=checks if score is not None else (),
+    )  # fmt: skip
+
+
+def folder(tmp_path: Path, name: str, *reports: Report) -> tuple[Path, list]:
+    store = ReportStore(tmp_path / name)
+    for r in reports:
+        store.save(r)
+    return store.directory, [(store.report_path(r), r) for r in reports]
+
+
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_NOW", "2026-11-30T10:00:00+00:00")
+    made = Book(f"sqlite:///{tmp_path / 'book.sqlite'}")
+    yield made
+    made.close()
+
+
+def test_a_run_is_recorded_once_and_marked_by_policy(book, tmp_path):
+    path, found = folder(tmp_path, "r1", report("amy", DUE - timedelta(days=1), 15),
+                         report("ben", DUE - timedelta(days=1), None))  # fmt: skip
+    run = book.record("lab6", path, found, "run")
+    assert book.run_of(path) == (run, "lab6")
+    with pytest.raises(InputError, match="already recorded"):
+        book.record("lab6", path, found, "run")
+    late, more = folder(tmp_path, "r2", report("amy", DUE + timedelta(days=1), 20))
+    book.record("lab6", late, more, "run")
+    amy = book.mark("amy", "lab6", DUE, LATE, "best")
+    assert (amy.mark, amy.score, amy.days_late, amy.penalty) == (18.0, 20, 1, 0.1)
+    assert book.mark("amy", "lab6", DUE, LATE, "last_before_due").mark == 15
+    ben = book.mark("ben", "lab6", DUE, LATE, "best")
+    assert ben.mark is None and "could not be graded" in ben.reason
+    assert book.mark("cal", "lab6", DUE, LATE, "best").reason == "never graded"
+
+
+def test_a_regrade_replaces_its_run_and_keeps_when_the_vm_was_seen(book, tmp_path):
+    seen = DUE - timedelta(hours=1)
+    path, found = folder(tmp_path, "r1", report("amy", seen, 10))
+    run = book.record("lab6", path, found, "run")
+    again, refound = folder(tmp_path, "r1-regraded", report("amy", seen, 12))
+    book.record("lab6", again, refound, "regrade", regrade_of=run)
+    mark = book.mark("amy", "lab6", DUE, LATE, "last_before_due")
+    assert mark.mark == 12 and mark.run_at == "2026-12-01T22:59:00Z"
+    kinds = [e["kind"] for e in book.history("amy")]
+    assert kinds[:2] == ["run", "regrade"]  # the original is kept
+
+
+def test_overrides_have_an_audit_trail_and_survive_a_regrade(book, tmp_path):
+    path, found = folder(tmp_path, "r1", report("amy", DUE, 10, a=0))
+    run = book.record("lab6", path, found, "run")
+    before = book.check_points("amy", "lab6", "a")
+    book.override("amy", "lab6", "a", 1.0, "+1, agreed in the lab", before)
+    assert book.mark("amy", "lab6", DUE, LATE, "last").mark == 11
+    again, refound = folder(tmp_path, "r1-regraded", report("amy", DUE, 9, a=0))
+    book.record("lab6", again, refound, "regrade", regrade_of=run)
+    row = book.mark("amy", "lab6", DUE, LATE, "last")
+    assert row.mark == 10 and row.overridden and "+1, agreed" in row.reason
+    book.override("amy", "lab6", None, 17.5, "resubmitted on paper", row.mark)
+    assert book.mark("amy", "lab6", DUE, LATE, "last").mark == 17.5
+    book.withdraw("amy", "lab6", None, "paper lost")
+    assert book.mark("amy", "lab6", DUE, LATE, "last").mark == 10
+    with pytest.raises(InputError, match="no override in force"):
+        book.withdraw("amy", "lab6", None, "again")
+    with pytest.raises(InputError, match="needs a reason"):
+        book.override("amy", "lab6", None, 1, " ", None)
+    events = book.history("amy", "lab6")
+    overrides = [e for e in events if e["kind"] in ("override", "withdraw")]
+    assert [(e["kind"], e["check"], e["value"]) for e in overrides] == [
+        ("override", "a", 1.0), ("override", None, 17.5), ("withdraw", None, 17.5)
+    ]  # fmt: skip
+    assert all(e["by"] and e["at"] for e in overrides)
+    assert overrides[1]["before"] == 10
+    first = [e for e in events if e["kind"] == "first_passed"]
+    assert [e["check"] for e in first] == ["b"]
+
+
+def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_NOW", "2026-11-30T10:00:00+00:00")
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = Book(url, upto=1)
+    with old.engine.connect() as connection:
+        assert "grader_version" not in {
+            c["name"] for c in sa.inspect(connection).get_columns("runs")
+        }
+    with old.engine.begin() as connection:  # a run as the first grader recorded it
+        connection.execute(sa.text(
+            "INSERT INTO runs (lab, kind, folder, recorded_at, recorded_by) "
+            "VALUES ('lab6', 'run', '/old/run', '2026-11-01T00:00:00Z', 'ta')"
+        ))  # fmt: skip
+    old.close()
+    new = Book(url)
+    assert new.schema == 2
+    with new.engine.connect() as connection:
+        row = connection.execute(sa.select(runs)).one()
+    assert (row.folder, row.grader_version) == ("/old/run", None)
+    new.close()
+
+
+def test_a_book_of_a_newer_grader_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    Book(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE meta SET value = '99' WHERE key = 'schema'"))
+    engine.dispose()
+    with pytest.raises(InputError, match="made by a newer grader"):
+        Book(url)
+
+
+def test_two_recorders_at_once_lose_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_NOW", "2026-11-30T10:00:00+00:00")
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    Book(url).close()
+    folders = [
+        folder(tmp_path, f"shard{k}", *(report(f"s{k}-{n}", DUE, n) for n in range(30)))
+        for k in range(4)
+    ]
+    errors = []
+
+    def record(k: int) -> None:
+        book = Book(url)
+        try:
+            book.record("lab6", *folders[k], "run")
+        except Exception as e:
+            errors.append(e)
+        finally:
+            book.close()
+
+    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    book = Book(url)
+    students = book.graded_students("lab6", ["run"])
+    assert len(students) == 120
+    book.close()
+
+
+def test_the_book_commands_on_an_imported_folder(tmp_path, monkeypatch, capsys):
+    """grade book without a VM: a folder graded elsewhere imported, shown, overridden,
+    exported; course.toml mistakes named by line."""
+    from grader.cli import main
+
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "class.csv").write_text("student,host\namy,vm1\nben,vm2\n")
+    (course / "course.toml").write_text(
+        'title = "CS"\nroster = "class.csv"\n\n[[labs]]\nid = "lab6"\nlab = "lab6"\n'
+        'due = 2026-12-01T23:59:00+00:00\npolicy = "best"\n'
+    )
+    monkeypatch.chdir(course)
+    monkeypatch.setenv("GRADER_NOW", "2026-12-05T00:00:00+00:00")
+    graded, _ = folder(tmp_path, "elsewhere", report("amy", DUE - timedelta(hours=2), 17))
+    assert main(["book", "import", str(graded), "--lab", "lab6"]) == 0
+    capsys.readouterr()
+    assert main(["book", "show", "--format", "json"]) == 0
+    rows = {r["student"]: r for r in __import__("json").loads(capsys.readouterr().out)}
+    assert rows["amy"]["mark"] == 17 and rows["ben"]["mark"] is None
+    contract = {"student", "lab", "mark", "max", "score", "penalty", "days_late", "policy",
+                "run_at", "overridden", "reason"}  # fmt: skip
+    assert set(rows["amy"]) >= contract
+    assert main(["book", "override", "ben", "lab6", "--mark", "12", "--reason", "oral exam"]) == 0
+    assert main(["book", "export", "--lms", "moodle"]) == 0
+    out = capsys.readouterr().out
+    assert "ID number,lab6\namy,17\nben,12\n" in out
+    assert main(["book", "override", "ben", "lab6", "--points", "1", "--reason", "x"]) == 2
+    (course / "course.toml").write_text(
+        'title = "CS"\nroster = "class.csv"\n\n[[labs]]\nid = "lab6"\nlab = "lab6"\n'
+        "due = 2026-12-01T23:59:00\npolicey = 1\n"
+    )
+    assert main(["book", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "course.toml:8: labs[0].policey: unknown key (did you mean 'policy'?)" in err
