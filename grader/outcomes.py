@@ -42,8 +42,8 @@ def fail(reason: str, *, cause: str | None = None) -> NoReturn:
     """Fail the check being run with ``reason`` as its message.
 
     ``cause`` says what the failure comes from, when several checks can fail for one reason: a
-    cause the rubric's ``[causes]`` defines (``"sendmail_down"``), or the id of another item
-    that must pass first (``"pop3_in_inetd"``). The report then names the cause once, first,
+    cause the rubric's ``[causes]`` defines (``"daemon_down"``), or the id of another item
+    that must pass first (``"service_enabled"``). The report then names the cause once, first,
     with its hint, and the checks it fails point to it."""
     error = Failed(msg=reason)
     error.cause = cause  # type: ignore[attr-defined]

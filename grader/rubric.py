@@ -48,7 +48,7 @@ class Item:
 
 @dataclass(frozen=True)
 class Cause:
-    """One reason that fails several checks (sendmail not running): a check that fails for it
+    """One reason that fails several checks (a daemon that is not running): a check failing for it
     says so (``fail(..., cause=ID)``), and the report names it once, first, with its hint."""
 
     id: str

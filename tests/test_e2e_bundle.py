@@ -192,6 +192,7 @@ def test_a_student_following_the_first_item_reaches_full_marks_one_fix_a_run(bun
         applied.append(fix)
         FIXES[fix](vm)
     assert report["score"] == report["max_score"], run.stdout
+    print(f"{len(scores)} self-check runs for {len(applied)} fixes: {', '.join(applied)}")
     assert scores == sorted(scores), scores  # never a drop
     assert len(scores) == len(applied) + 1 and len(applied) <= NEEDED, applied
     # one check again, briefly: it and what it depends on, no table

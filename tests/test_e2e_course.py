@@ -278,5 +278,53 @@ def test_a_semester_in_the_gradebook(database, vms, fleet, tmp_path, monkeypatch
         assert page.locator("#marks tbody tr").count() == 5
         assert "dot: 2 day(s) late, 20% off" in page.locator("#lab-basics .late").inner_text()
         assert "cal" in page.locator("#lab-lab6 .missing").inner_text()
+        page.goto((course / "students" / "eve.html").as_uri())
+        assert "an override is in force" not in page.locator("#labs").inner_text()  # withdrawn
+        page.goto((course / "students" / "dot.html").as_uri())
+        assert "2 day(s), 20% off" in page.locator("#labs").inner_text()
         browser.close()
     assert not problems, problems
+
+
+def test_shards_recording_into_one_postgresql_book_at_once_lose_nothing(
+    postgresql, tmp_path, monkeypatch
+):
+    import sqlalchemy as sa
+
+    from grader.book import Book
+    from tests.test_book import DUE, folder
+    from tests.test_book import report as made
+
+    engine = sa.create_engine(postgresql.replace("postgresql://", "postgresql+psycopg://"),
+                              isolation_level="AUTOCOMMIT")  # fmt: skip
+    with engine.connect() as connection:
+        connection.execute(sa.text("CREATE DATABASE shards"))
+    engine.dispose()
+    url = postgresql.rsplit("/", 1)[0] + "/shards"
+    monkeypatch.setenv("GRADER_NOW", "2026-12-01T00:00:00+00:00")
+    shards = [
+        folder(tmp_path, f"shard{k}", *(made(f"s{k}-{n}", DUE, n) for n in range(25)))
+        for k in range(4)
+    ]
+    import threading
+
+    errors: list[Exception] = []
+
+    def record(k: int) -> None:
+        book = Book(url)  # each opens (and would migrate) the new book at the same time
+        try:
+            book.record("lab6", *shards[k], "run")
+        except Exception as e:
+            errors.append(e)
+        finally:
+            book.close()
+
+    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    book = Book(url)
+    assert len(book.graded_students("lab6", ["run"])) == 100 and book.schema == 2
+    book.close()

@@ -251,10 +251,14 @@ def test_a_tampered_archive_is_refused_and_the_rest_regraded(graded, tmp_path):
     shutil.copytree(graded.folder, folder)
     _tamper(folder / "dot.evidence.json.gz")  # "her mailbox was private after all"
     (folder / "ben.evidence.json.gz").write_bytes((folder / "amy.evidence.json.gz").read_bytes())
+    nested = b"[" * 100_000 + b"]" * 100_000  # odd structure: JSON nested 100,000 deep
+    (folder / "cal.evidence.json.gz").write_bytes(gzip.compress(nested))
     out = tmp_path / "regraded"
     code, text, err = cli("regrade", str(folder), "--out", str(out))
     assert code == ExitStatus.NOT_GRADED, err
-    assert "Regraded 2 of 4 students" in text
+    assert "Regraded 1 of 4 students" in text and "Traceback" not in text + err
+    cal = json.loads((out / "cal.json").read_text())
+    assert cal["status"] == "error" and cal["error"].startswith("not regraded: ")
     dot = json.loads((out / "dot.json").read_text())
     assert dot["status"] == "error" and dot["score"] is None and dot["checks"] == []
     assert "checksum" in dot["error"] and "changed after grading" in dot["error"]

@@ -23,3 +23,18 @@ def test_ruff_lint_and_format():
 def test_mypy():
     result = run("mypy")
     assert result.returncode == 0, result.stdout
+
+
+def test_the_grader_names_no_lab():
+    """Nothing under grader/ names a daemon, file or user of a lab: labs are packs."""
+    import re
+
+    lab_words = re.compile(r"sendmail|popa3d|vsftpd|inetd|spool|bob", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(PROJECT)}:{n}: {line.strip()}"
+        for path in sorted((PROJECT / "grader").rglob("*"))
+        if path.is_file() and path.suffix in (".py", ".j2", ".css", ".js")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if lab_words.search(line)
+    ]
+    assert not found, "\n".join(found)

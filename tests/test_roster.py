@@ -144,3 +144,10 @@ def test_an_lms_export_with_a_host_column_is_read_as_it_is(tmp_path):
     mixed = roster(tmp_path, "Student,HOST,Section\ns2,vm2,B\n")
     (s2,) = load_roster(mixed, RUBRIC)
     assert (s2.student, s2.target.host, s2.person) == ("s2", "vm2", {"section": "B"})
+
+
+def test_ids_that_would_overwrite_a_class_file_or_differ_only_in_case(tmp_path):
+    message = refused(tmp_path, "student,host\nindex,vm1\n")
+    assert "roster.csv:2: student id 'index' would name the page index.html" in message
+    message = refused(tmp_path, "student,host\nAmy,vm1\namy,vm2\n")
+    assert "roster.csv:3: student 'amy' and 'Amy' (line 2) would share the report file" in message

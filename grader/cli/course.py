@@ -349,7 +349,17 @@ def _page(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
     )  # fmt: skip
     target = Path(opts.get("output") or loaded.folder / "course.html")
     write_atomic(target, html)
-    print(f"The course page: {target}")
+    # each student's own page: their marks, how each was decided, the overrides in force
+    from grader.files import safe_name
+
+    own = environment().get_template("course_student.html.j2")
+    for student in students:
+        page = own.render(
+            title=loaded.title, student=student, generated=utc(now()), points=points,
+            rows=[r for r in rows if r.student == student],
+        )  # fmt: skip
+        write_atomic(target.parent / "students" / f"{safe_name(student)}.html", page)
+    print(f"The course page: {target}; each student's: {target.parent / 'students'}/")
     return ExitStatus.OK
 
 

@@ -66,7 +66,7 @@ def ssh_password(opts: Mapping[str, Any]) -> str | None:
 
 
 def _asked(rubric: Rubric, given: Mapping[str, str], opts: Mapping[str, Any]) -> dict[str, str]:
-    """A student at a terminal is asked for the secret variables not given (bob's password):
+    """A student at a terminal is asked for the secret variables not given (a lab user's password):
     Enter skips, and the checks that need one say so, not counted as lost marks."""
     view = opts["student_view"] if opts["student_view"] is not None else opts["local"]
     if not (view and sys.stdin.isatty() and sys.stderr.isatty()):

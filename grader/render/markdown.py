@@ -1,7 +1,7 @@
 """A student's report in Markdown, for feedback comments. Text from the VM is escaped
 (HTML entities for < > &, backslashes for the marks Markdown reads where they stand) and
 evidence sits in code fences longer than any run of backticks inside it, so nothing it holds
-becomes markup. Only what would be markup is escaped: "Exercises 1-3" and "inetd.conf" stay
+becomes markup. Only what would be markup is escaped: "Exercises 1-3" and "settings.conf" stay
 as they are written."""
 
 from __future__ import annotations
