@@ -144,13 +144,12 @@ def run_checks(
             lost = any(outcomes[d].lost for d in blocked)
             needs = ahead.message.replace("needs ", "need ", 1)
             also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""
-            first = next(d for d in blocked if outcomes[d].lost) if lost else None
             outcomes[item.id] = Outcome(
                 "skipped",
                 f"not checked: {', '.join(blocked)} must pass first{also}",
                 error_kind="dependency" if lost else "dependency_not_checked",
-                # the dependency lost is what to fix, or what it comes from in turn
-                cause=(outcomes[first].cause or first) if first else None,
+                # the dependency lost: scoring follows it to what it comes from in turn
+                cause=next(d for d in blocked if outcomes[d].lost) if lost else None,
             )
         else:
             outcomes[item.id] = run_check(checks[item.id], fixtures, mask)
@@ -227,9 +226,7 @@ def grade_host(
                     pack.probes,
                 )
                 try:
-                    outcomes = run_on(host, outside, pack, variables, mask, deadline)
-                    shared = fingerprints(host, rubric)
-                    system = detect_system(host)
+                    looked = run_on(host, outside, pack, variables, mask, deadline)
                 finally:
                     outside.close()
             except HostError as e:
@@ -271,13 +268,14 @@ def grade_host(
             options,
             graded_at,
             session.host_key,
-            outcomes,
+            looked.outcomes,
         )
         report = _graded(
             target,
             rubric,
             student,
-            outcomes,
+            looked,
+            variables,
             graded_at,
             started,
             host_key=session.host_key,
@@ -286,9 +284,6 @@ def grade_host(
             round_trips=host.backend.round_trips,
             evidence_sha256=kept.sha256,
             host_key_replaced=session.replaced_key,
-            variant=rubric.variant(variables),
-            fingerprints=shared,
-            system=system,
         )
         return Grading(report, kept)
 
@@ -318,26 +313,22 @@ def grade_local(
         own_machine=True,
     )
     try:
-        outcomes = run_on(host, outside, pack, variables, mask, deadline)
-        shared = fingerprints(host, rubric)
-        system = detect_system(host)
+        looked = run_on(host, outside, pack, variables, mask, deadline)
     finally:
         outside.close()
     kept = _archive(
-        host, outside, target, rubric, student, variables, options, graded_at, None, outcomes
+        host, outside, target, rubric, student, variables, options, graded_at, None, looked.outcomes
     )
     report = _graded(
         target,
         rubric,
         student,
-        outcomes,
+        looked,
+        variables,
         graded_at,
         started,
         address=address,
         evidence_sha256=kept.sha256,
-        variant=rubric.variant(variables),
-        fingerprints=shared,
-        system=system,
     )
     return Grading(report, kept)
 
@@ -362,14 +353,13 @@ def regrade(
     target = Target(host=report.host)
     mask = _mask(ssh_password, rubric, variables)
     cut_off = frozenset(kept.body.cut_off)
-    outcomes = run_on(host, outside, pack, variables, mask, cut_off=cut_off)
-    shared = fingerprints(host, rubric)
-    system = detect_system(host)
+    looked = run_on(host, outside, pack, variables, mask, cut_off=cut_off)
     graded = _graded(
         target,
         rubric,
         report.student,
-        outcomes,
+        looked,
+        variables,
         kept.body.graded_at,
         started,
         host_key=report.host_key,
@@ -379,9 +369,6 @@ def regrade(
         evidence_sha256=kept.sha256,
         regraded_at=now(),
         host_key_replaced=report.host_key_replaced,
-        variant=rubric.variant(variables),
-        fingerprints=shared,
-        system=system,
     )
     return dataclasses.replace(graded, duration_s=report.duration_s)
 
@@ -394,12 +381,24 @@ def run_on(
     mask: Redactor,
     deadline: Deadline | None = None,
     cut_off: frozenset[str] = frozenset(),
-) -> dict[str, Outcome]:
+) -> Looked:
     """Run the pack's checks on one machine, seen from inside by ``host`` and from outside by
-    ``outside``; ``mask`` hides the secrets in what people will read of it."""
+    ``outside``; ``mask`` hides the secrets in what people will read of it. Then what the
+    machine is besides the checks' verdicts: its [[unique]] values and its system."""
     rubric = pack.rubric
     fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
-    return run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
+    outcomes = run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
+    return Looked(outcomes, fingerprints(host, rubric), detect_system(host))
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What one grading learned of a machine: each check's outcome, the digests of its
+    [[unique]] values, and the system it says it is."""
+
+    outcomes: dict[str, Outcome]
+    fingerprints: dict[str, list[str]]
+    system: System
 
 
 def fingerprints(host: testinfra.host.Host, rubric: Rubric) -> dict[str, list[str]]:
@@ -458,14 +457,14 @@ def _graded(
     target: Any,
     rubric: Rubric,
     student: str | None,
-    outcomes: Mapping[str, Outcome],
+    looked: Looked,
+    variables: Mapping[str, str],
     graded_at: str,
     started: float,
-    system: System,
     **fields: object,
 ) -> Report:
     # outcomes are masked as the checks ran; the hints are those for the VM's system
-    results, total = score(rubric, outcomes, system.ids)
+    results, total = score(rubric, looked.outcomes, looked.system.ids)
     return blank_report(
         target,
         rubric,
@@ -474,8 +473,10 @@ def _graded(
         checks=results,
         graded_at=graded_at,
         duration_s=round(time.monotonic() - started, 3),
-        system=system.name,
-        system_ids=system.ids,
+        system=looked.system.name,
+        system_ids=looked.system.ids,
+        variant=rubric.variant(variables),
+        fingerprints=looked.fingerprints,
         **fields,
     )
 
