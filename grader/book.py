@@ -206,33 +206,33 @@ class Book:
             if connection.execute(sa.select(runs.c.id).where(runs.c.folder == where)).first():
                 raise InputError(f"{folder}: already recorded in the gradebook")
             sha = next((r.rubric.sha256 for _, r in found), None)
-            run_id = connection.execute(
-                sa.insert(runs).values(
-                    lab=lab,
-                    kind=kind,
-                    regrade_of=regrade_of,
-                    folder=where,
-                    rubric_sha256=sha,
-                    recorded_at=utc(now()),
-                    recorded_by=who(),
-                    grader_version=__version__,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
+            run_id = _insert(
+                connection,
+                runs,
+                lab=lab,
+                kind=kind,
+                regrade_of=regrade_of,
+                folder=where,
+                rubric_sha256=sha,
+                recorded_at=utc(now()),
+                recorded_by=who(),
+                grader_version=__version__,
+            )
             for path, report in found:
                 evidence = archive_path(path)
-                report_id = connection.execute(
-                    sa.insert(reports).values(
-                        run_id=run_id,
-                        student=report.student or report.host,
-                        status=report.status,
-                        error_kind=report.error_kind,
-                        score=report.score,
-                        max_score=report.max_score,
-                        graded_at=utc(_parse_report_time(report.graded_at)),
-                        report_path=str(path.resolve()),
-                        evidence_path=str(evidence.resolve()) if evidence.exists() else None,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                report_id = _insert(
+                    connection,
+                    reports,
+                    run_id=run_id,
+                    student=report.student or report.host,
+                    status=report.status,
+                    error_kind=report.error_kind,
+                    score=report.score,
+                    max_score=report.max_score,
+                    graded_at=utc(_parse_report_time(report.graded_at)),
+                    report_path=str(path.resolve()),
+                    evidence_path=str(evidence.resolve()) if evidence.exists() else None,
+                )
                 if report.checks:
                     connection.execute(
                         sa.insert(checks),
@@ -242,7 +242,7 @@ class Book:
                             for c in report.checks
                         ],
                     )  # fmt: skip
-            return int(run_id)
+            return run_id
 
     def run_of(self, folder: Path) -> tuple[int, str] | None:
         """The recorded run (id, lab) of a folder, if it is one."""
@@ -276,19 +276,17 @@ class Book:
         if not reason.strip():
             raise InputError("an override needs a reason (--reason)")
         with self._begin() as connection:
-            return int(
-                connection.execute(
-                    sa.insert(overrides).values(
-                        student=student,
-                        lab=lab,
-                        check_id=check_id,
-                        value=value,
-                        reason=reason,
-                        made_at=utc(now()),
-                        made_by=who(),
-                        before=before,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
+            return _insert(
+                connection,
+                overrides,
+                student=student,
+                lab=lab,
+                check_id=check_id,
+                value=value,
+                reason=reason,
+                made_at=utc(now()),
+                made_by=who(),
+                before=before,
             )
 
     def withdraw(self, student: str, lab: str, check_id: str | None, reason: str) -> int:
@@ -454,6 +452,14 @@ class Book:
                 yield connection
         except sa.exc.SQLAlchemyError as e:
             raise InputError(f"gradebook {_shown(self.url)}: {_first_line(e)}") from None
+
+
+def _insert(connection: sa.Connection, table: sa.Table, **values: Any) -> int:
+    """Insert one row; its new id."""
+    key = connection.execute(sa.insert(table).values(**values)).inserted_primary_key
+    if key is None:  # cannot be for one row of a table with a primary key
+        raise RuntimeError(f"no id for the row inserted into {table.name}")
+    return int(key[0])
 
 
 def _parse_report_time(text: str) -> datetime:

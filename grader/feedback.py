@@ -49,3 +49,9 @@ def fix_first(report: Report) -> list[FixFirst]:
             )
         )
     return causes
+
+
+def numbered(causes: list[FixFirst]) -> dict[str, int]:
+    """Each lost mark a cause costs -> the cause's number under "Fix this first" (from 1): the
+    marks a report points there instead of repeating the cause's hint."""
+    return {c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks}

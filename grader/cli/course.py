@@ -169,6 +169,14 @@ def marks(loaded: Course, opened: Book, lab: str | None = None) -> list[Row]:
     ]
 
 
+def by_student(rows: list[Row]) -> dict[str, dict[str, Row]]:
+    """student -> lab -> their row, in the rows' order."""
+    table: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        table.setdefault(r.student, {})[r.lab] = r
+    return table
+
+
 def _show(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
     rows = marks(loaded, opened, opts.get("book_lab"))
     form = opts.get("book_format") or "text"
@@ -176,9 +184,7 @@ def _show(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
         print(json.dumps([asdict(r) for r in rows], indent=1))
         return ExitStatus.OK
     labs = list(dict.fromkeys(r.lab for r in rows))
-    table: dict[str, dict[str, Row]] = {}
-    for r in rows:
-        table.setdefault(r.student, {})[r.lab] = r
+    table = by_student(rows)
     if form == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["student", *labs])
@@ -285,9 +291,7 @@ def _export(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
 
     rows = marks(loaded, opened)
     labs = list(loaded.labs)
-    table: dict[str, dict[str, Row]] = {}
-    for r in rows:
-        table.setdefault(r.student, {})[r.lab] = r
+    table = by_student(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if opts["lms"] == "moodle":

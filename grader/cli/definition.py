@@ -582,6 +582,24 @@ def _course_where(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _actions(
+    parent: argparse.ArgumentParser, dest: str
+) -> Callable[[str, str, str], argparse.ArgumentParser]:
+    """A subcommand's own actions (``grade course run``): one is required. The parent keeps
+    them as its ``subcommands``, whose options core accepts as the subcommand's own."""
+    actions = parent.add_subparsers(dest=dest, metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    parent.subcommands = actions.choices  # type: ignore[attr-defined]
+
+    def add(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name, help=summary, description=description, formatter_class=_formatter,
+            argument_default=argparse.SUPPRESS,
+        )  # fmt: skip
+
+    return add
+
+
 def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.ArgumentParser:
     course = sub(
         "course",
@@ -592,33 +610,27 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
         "options are grade --roster's. The clock the course commands see is GRADER_NOW when "
         "set (an ISO 8601 time with its offset, for tests and dry runs).",
     )
-    actions = course.add_subparsers(dest="course_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
-    run = actions.add_parser(
+    action = _actions(course, "course_command")
+    run = action(
         "run",
-        help="grade every student of the roster for a lab now, and record it",
-        description="Grade every student of the course's roster for LAB now (as grade "
-        "--roster does) and record the run in the gradebook.",
-        formatter_class=_formatter,
-        argument_default=argparse.SUPPRESS,
+        "grade every student of the roster for a lab now, and record it",
+        "Grade every student of the course's roster for LAB now (as grade --roster does) and "
+        "record the run in the gradebook.",
     )
     run.add_argument("lab_id", metavar="LAB", help="A lab id of course.toml.")
-    due = actions.add_parser(
+    due = action(
         "due",
-        help="grade the students whose due time has passed, once each (for cron)",
-        description="Grade exactly the students whose due time (their extension, if any) has "
+        "grade the students whose due time has passed, once each (for cron)",
+        "Grade exactly the students whose due time (their extension, if any) has "
         "passed and who have not been graded at it yet, each once, and record them: a "
         "student's mark is then taken from their VM as it was within minutes of their own "
         "deadline. Meant for a cron line every few minutes; keep each lab's grace_minutes "
         "longer than that interval. A student who could not be reached is tried again at the "
         "next run.",
-        formatter_class=_formatter,
-        argument_default=argparse.SUPPRESS,
     )
     for each in (run, due):
         _course_where(each)
         _grading_options(each)
-    course.subcommands = dict(actions.choices)  # type: ignore[attr-defined]
     return course
 
 
@@ -630,14 +642,10 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
         "(the lab's policy and late penalty, a student's extension) and the overrides a TA "
         "made, each with who, when and why.",
     )
-    actions = book.add_subparsers(dest="book_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    add = _actions(book, "book_command")
 
     def action(name: str, summary: str) -> argparse.ArgumentParser:
-        made = actions.add_parser(
-            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            formatter_class=_formatter, argument_default=argparse.SUPPRESS,
-        )  # fmt: skip
+        made = add(name, summary, summary[0].upper() + summary[1:] + ".")
         _course_where(made)
         return made
 
@@ -666,7 +674,6 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
     export.add_argument("--output", type=Path, metavar="FILE", help="Default: standard output.")
     page = action("page", "the course page: every lab's marks, who is missing what, late work")
     page.add_argument("--output", type=Path, metavar="FILE", help="Default: course.html.")
-    book.subcommands = dict(actions.choices)  # type: ignore[attr-defined]
     return book
 
 

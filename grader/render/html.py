@@ -7,7 +7,7 @@ import functools
 
 import jinja2
 
-from grader.feedback import fix_first
+from grader.feedback import fix_first, numbered
 from grader.render.safe import printable
 from grader.render.text import points
 from grader.results import Report
@@ -43,7 +43,7 @@ def render(report: Report, **_: object) -> str:
             sections=list(sections.items()),
             counts=counts,
             causes=causes,
-            grouped={c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks},
+            grouped=numbered(causes),
             need_root=[c.id for c in report.checks if c.error_kind == "needs_root"],
             labels=LABELS,
             words=WORDS,

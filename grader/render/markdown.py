@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from grader.feedback import fix_first
+from grader.feedback import fix_first, numbered
 from grader.render.html import LABELS
 from grader.render.safe import printable
 from grader.render.text import looked_at, points
@@ -71,7 +71,7 @@ def render(report: Report, **_: object) -> str:
                 + ", ".join(f"`{c.id}`" for c in cause.checks)
                 + (f". Hint: {escape(cause.hint)}" if cause.hint else "")
             )
-    grouped = {c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks}
+    grouped = numbered(causes)
     for section in dict.fromkeys(c.section for c in report.checks):
         out += ["", f"## {escape(section)}", "", "| | Check | Points |", "|---|---|---|"]
         for c in (c for c in report.checks if c.section == section):

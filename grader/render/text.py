@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from grader.feedback import fix_first
+from grader.feedback import fix_first, numbered
 from grader.results import CheckResult, Report
 
 _STATUS = {
@@ -148,7 +148,7 @@ def _feedback(console: Console, report: Report) -> None:
             if cause.hint:
                 line.append(f"\nHint: {cause.hint}", style="cyan")
             console.print(_hanging(f"  {n}. ", line))
-    grouped = {c.id: n for n, cause in enumerate(causes, 1) for c in cause.checks}
+    grouped = numbered(causes)
     if lost:
         console.print()
         console.print(Text("Where the marks were lost", style="bold"))
