@@ -56,16 +56,27 @@ class History:
     def __init__(self, report: Report, folder: Path | None = None) -> None:
         key = hashlib.sha256(f"{report.rubric.title}\0{report.host}".encode()).hexdigest()[:16]
         self.path = (folder or history_dir()) / f"selfcheck-{key}.json"
+        self.last = self._read()
 
-    def compare(self, report: Report) -> Since | None:
-        """``report`` against the last self-check kept; None when there is none (or it cannot
-        be read: a history is a convenience, never a reason to fail)."""
+    def _read(self) -> tuple[str, dict[str, str], dict[str, float]] | None:
+        """The last self-check kept: (when, check -> lost or status, check -> points); None
+        when there is none or it cannot be read (a history is a convenience, never a reason to
+        fail)."""
         try:
             last = json.loads(self.path.read_text())
-            when, before = str(last["graded_at"]), dict(last["checks"])
-            points_then = {str(k): float(v) for k, v in last["points"].items()}
+            return (
+                str(last["graded_at"]),
+                {str(k): str(v) for k, v in last["checks"].items()},
+                {str(k): float(v) for k, v in last["points"].items()},
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def compare(self, report: Report) -> Since | None:
+        """``report`` against the last self-check kept; None when there is none."""
+        if self.last is None:
+            return None
+        when, before, points_then = self.last
         now = {c.id: c for c in report.checks}
         ids = [c.id for c in report.checks if c.id in before]
         sections = []
@@ -85,15 +96,12 @@ class History:
 
     def keep(self, report: Report) -> None:
         """Keep ``report`` as the last self-check; a run of some checks (--only) updates theirs."""
-        record: dict = {"checks": {}, "points": {}}
-        try:
-            last = json.loads(self.path.read_text())
-            record = {"checks": dict(last["checks"]), "points": dict(last["points"])}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
-        record["graded_at"] = report.graded_at
-        record["checks"].update({c.id: "lost" if c.lost else c.status for c in report.checks})
-        record["points"].update({c.id: c.points for c in report.checks})
+        _, checks, points = self.last or ("", {}, {})
+        record = {
+            "graded_at": report.graded_at,
+            "checks": {**checks, **{c.id: "lost" if c.lost else c.status for c in report.checks}},
+            "points": {**points, **{c.id: c.points for c in report.checks}},
+        }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps(record, indent=1), private=True)

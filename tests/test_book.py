@@ -141,31 +141,41 @@ def test_a_book_of_a_newer_grader_is_refused(tmp_path):
         Book(url)
 
 
-def test_two_recorders_at_once_lose_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRADER_NOW", "2026-11-30T10:00:00+00:00")
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
-    Book(url).close()
-    folders = [
-        folder(tmp_path, f"shard{k}", *(report(f"s{k}-{n}", DUE, n) for n in range(30)))
-        for k in range(4)
+def shards(tmp_path: Path, count: int, size: int) -> list[tuple[Path, list]]:
+    """``count`` folders of ``size`` graded students each, as shards of one class."""
+    return [
+        folder(tmp_path, f"shard{k}", *(report(f"s{k}-{n}", DUE, n) for n in range(size)))
+        for k in range(count)
     ]
-    errors = []
 
-    def record(k: int) -> None:
+
+def record_at_once(url: str, folders: list[tuple[Path, list]]) -> list[Exception]:
+    """Each folder recorded into the book at ``url`` by its own thread and Book, all at once
+    (each opening, and maybe migrating, the book as it starts); what went wrong."""
+    errors: list[Exception] = []
+
+    def record(shard: tuple[Path, list]) -> None:
         book = Book(url)
         try:
-            book.record("lab6", *folders[k], "run")
+            book.record("lab6", *shard, "run")
         except Exception as e:
             errors.append(e)
         finally:
             book.close()
 
-    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
+    threads = [threading.Thread(target=record, args=(shard,)) for shard in folders]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    return errors
+
+
+def test_two_recorders_at_once_lose_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_NOW", "2026-11-30T10:00:00+00:00")
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    Book(url).close()
+    assert not record_at_once(url, shards(tmp_path, 4, 30))
     book = Book(url)
     students = book.graded_students("lab6", ["run"])
     assert len(students) == 120

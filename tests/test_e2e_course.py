@@ -292,8 +292,7 @@ def test_shards_recording_into_one_postgresql_book_at_once_lose_nothing(
     import sqlalchemy as sa
 
     from grader.book import Book
-    from tests.test_book import DUE, folder
-    from tests.test_book import report as made
+    from tests.test_book import record_at_once, shards
 
     engine = sa.create_engine(postgresql.replace("postgresql://", "postgresql+psycopg://"),
                               isolation_level="AUTOCOMMIT")  # fmt: skip
@@ -302,28 +301,7 @@ def test_shards_recording_into_one_postgresql_book_at_once_lose_nothing(
     engine.dispose()
     url = postgresql.rsplit("/", 1)[0] + "/shards"
     monkeypatch.setenv("GRADER_NOW", "2026-12-01T00:00:00+00:00")
-    shards = [
-        folder(tmp_path, f"shard{k}", *(made(f"s{k}-{n}", DUE, n) for n in range(25)))
-        for k in range(4)
-    ]
-    import threading
-
-    errors: list[Exception] = []
-
-    def record(k: int) -> None:
-        book = Book(url)  # each opens (and would migrate) the new book at the same time
-        try:
-            book.record("lab6", *shards[k], "run")
-        except Exception as e:
-            errors.append(e)
-        finally:
-            book.close()
-
-    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = record_at_once(url, shards(tmp_path, 4, 25))  # a new book: opened by all at once
     assert not errors, errors
     book = Book(url)
     assert len(book.graded_students("lab6", ["run"])) == 100 and book.schema == 2

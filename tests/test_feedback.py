@@ -162,3 +162,18 @@ def test_no_lab6_hint_or_message_names_a_command_slackware_does_not_have():
     assert any(DEBIAN_ONLY.search(text) for _, key, text in hints if key == "hints.debian")
     messages = [(where, text) for where, text in lab6_messages() if DEBIAN_ONLY.search(text)]
     assert not messages
+
+
+def test_a_self_check_is_compared_with_the_last_one(tmp_path):
+    from grader.history import History
+
+    before = report(**SENDMAIL_DOWN)
+    assert History(before, tmp_path).compare(before) is None  # the first: nothing to compare
+    History(before, tmp_path).keep(before)
+    after = report(smtp_greets=Outcome("fail", "sendmail listens only on 127.0.0.1"))
+    lines = History(after, tmp_path).compare(after).lines()
+    assert lines[1:3] == [
+        "  fixed: smtp_daemon, smtp_listening, queue_empty",
+        "  still lost: smtp_greets",
+    ]
+    assert "  Exercise 0: the SMTP service: 0.5 -> 3 of 4" in lines
