@@ -34,7 +34,7 @@ from pathlib import Path
 
 import paramiko
 
-from grader.render.summary_csv import LEADING, TRAILING
+from grader.report.render.summary_csv import LEADING, TRAILING
 from tests.labsim.fleet import Fleet
 from tests.labsim.scenarios import SCENARIOS
 from tests.labsim.vm import missing_requirements

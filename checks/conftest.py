@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.lab import Lab, Paths
+from grader.engine.lab import Lab, Paths
+from grader.engine.rubric import default_rubric_path, load_rubric
 from grader.probes import Outside
-from grader.rubric import default_rubric_path, load_rubric
 
 
 def pytest_addoption(parser):

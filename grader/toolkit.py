@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from grader.errors import CheckError
-from grader.evidence import note
-from grader.outcomes import fail, skip
+from grader.base.errors import CheckError
+from grader.base.evidence import note
+from grader.base.outcomes import fail, skip
 
 __all__ = [
     "READ_LIMIT",

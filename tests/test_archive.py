@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader import archive
-from grader.archive import (
+from grader.base.budget import DeadlinePassed
+from grader.base.errors import CommandTimeout
+from grader.evidence import archive
+from grader.evidence.archive import (
     ArchiveError,
     NeedsLiveVM,
     Replay,
@@ -24,10 +26,8 @@ from grader.archive import (
     load,
     record,
 )
-from grader.deadline import DeadlinePassed
-from grader.errors import CommandTimeout
-from grader.execution import Completed
-from grader.holes import NeedsSecret
+from grader.evidence.holes import NeedsSecret
+from grader.machine.execution import Completed
 from grader.probes import Registry
 from grader.probes.mail import Greeting, Pop3Answer
 from grader.probes.scan import Scan
@@ -250,7 +250,7 @@ def test_deeply_nested_json_is_refused_by_name(tmp_path):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=64), st.dictionaries(st.sampled_from(["a", "b"]), st.text(min_size=1)))
 def test_holes_put_back_exactly_what_was_cut(data, secrets):
-    from grader import holes
+    from grader.evidence import holes
 
     values = {name: value for name, value in secrets.items()}
     data = data + b"".join(v.encode() for v in values.values())

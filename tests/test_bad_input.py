@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUBRIC = (PROJECT / "rubric.toml").read_text()

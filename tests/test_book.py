@@ -1,4 +1,4 @@
-"""The gradebook (grader.book) on SQLite: recording runs, marks after policy, overrides with
+"""The gradebook (grader.course.book) on SQLite: recording runs, marks after policy, overrides with
 their audit trail, history, migrations and two recorders at once. (PostgreSQL: the course's
 end-to-end test runs the same book on a real server.)"""
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from grader.book import Book, runs
-from grader.errors import InputError
-from grader.marks import Late
-from grader.results import CheckResult, Report, RubricRef
-from grader.store import ReportStore
+from grader.base.errors import InputError
+from grader.base.results import CheckResult, Report, RubricRef
+from grader.course.book import Book, runs
+from grader.course.marks import Late
+from grader.report.store import ReportStore
 
 DUE = datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc)
 LATE = Late(per_day=0.1, max=0.5, grace_minutes=15)

@@ -3,7 +3,7 @@
 import json
 import socket
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 
 
 def free_loopback_port() -> int:
@@ -135,7 +135,7 @@ def test_var_env_reads_a_variable_from_the_environment(grade, monkeypatch):
 
 
 def test_the_ssh_password_is_not_in_a_targets_repr():
-    from grader.ssh import Target
+    from grader.machine.ssh import Target
 
     assert "s3cret" not in repr(Target(host="vm", password="s3cret"))
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 from tests.labsim import student
 from tests.labsim.scenarios import SCENARIOS
 from tests.labsim.vm import VM

@@ -24,7 +24,7 @@ import pytest
 import tomlkit
 
 from grader.cli import main
-from grader.rubric import default_rubric_path
+from grader.engine.rubric import default_rubric_path
 from tests.labsim.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
@@ -291,7 +291,7 @@ def test_shards_recording_into_one_postgresql_book_at_once_lose_nothing(
 ):
     import sqlalchemy as sa
 
-    from grader.book import Book
+    from grader.course.book import Book
     from tests.test_book import record_at_once, shards
 
     engine = sa.create_engine(postgresql.replace("postgresql://", "postgresql+psycopg://"),

@@ -9,9 +9,9 @@ import time
 import paramiko
 import pytest
 
-from grader.backend import GraderBackend
-from grader.errors import ExitStatus
-from grader.ssh import KnownHosts, Target, connect, fingerprint
+from grader.base.errors import ExitStatus
+from grader.machine.backend import GraderBackend
+from grader.machine.ssh import KnownHosts, Target, connect, fingerprint
 from tests.labsim.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
@@ -163,7 +163,7 @@ def test_same_command_runs_once_per_host(fleet, scenario_vms, tmp_path):
 
 
 def test_command_timeout_is_a_check_error(fleet, scenario_vms, tmp_path):
-    from grader.errors import CommandTimeout
+    from grader.base.errors import CommandTimeout
 
     session = connect(
         Target(scenario_vms["complete"].address, identity=fleet.identity),

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from grader import archive
-from grader.errors import ExitStatus
-from grader.evidence import OUTPUT_LIMIT
+from grader.base.errors import ExitStatus
+from grader.base.evidence import OUTPUT_LIMIT
+from grader.evidence import archive
 from tests.labsim.hostile import CANARY, HOSTILE
 from tests.labsim.scenarios import SCENARIOS
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 from labs.lab7.scenarios import COURSE_SECRET, SCENARIOS, TOOLS, variant
 from tests.labsim.prove import problems
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 from tests.labsim.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 
 pytestmark = pytest.mark.vm
 

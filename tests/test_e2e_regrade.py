@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import tomlkit
 
+from grader.base.errors import ExitStatus
 from grader.cli import main
-from grader.errors import ExitStatus
-from grader.render.text import points
-from grader.rubric import default_rubric_path
+from grader.engine.rubric import default_rubric_path
+from grader.report.render.text import points
 from tests.labsim import student
 from tests.labsim.scenarios import SCENARIOS
 

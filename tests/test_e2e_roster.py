@@ -19,8 +19,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from grader.base.errors import ExitStatus
 from grader.cli import main
-from grader.errors import ExitStatus
 from tests.labsim.scenarios import SCENARIOS
 from tests.test_outputs import GRADESCOPE_SCHEMA, assert_nothing_injected, outside_fences
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import ExitStatus
+from grader.base.errors import ExitStatus
 from tests.labsim.hostile import HOSTILE, MASKED_PASSWORD, TERMINAL_PAYLOAD
 from tests.labsim.prove import problems
 from tests.labsim.scenarios import SCENARIOS

@@ -9,13 +9,13 @@ import tomllib
 
 import pytest
 
-from grader.errors import InputError
-from grader.feedback import fix_first
-from grader.render import render
-from grader.results import Outcome, Report, RubricRef
-from grader.rubric import default_rubric_path, load_rubric
-from grader.scoring import score
-from grader.system import parse
+from grader.base.errors import InputError
+from grader.base.results import Outcome, Report, RubricRef
+from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.scoring import score
+from grader.machine.system import parse
+from grader.report.feedback import fix_first
+from grader.report.render import render
 
 RUBRIC = load_rubric(default_rubric_path())
 
@@ -165,7 +165,7 @@ def test_no_lab6_hint_or_message_names_a_command_slackware_does_not_have():
 
 
 def test_a_self_check_is_compared_with_the_last_one(tmp_path):
-    from grader.history import History
+    from grader.selfcheck.last_run import History
 
     before = report(**SENDMAIL_DOWN)
     assert History(before, tmp_path).compare(before) is None  # the first: nothing to compare

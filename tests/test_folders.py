@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import ExitStatus
-from grader.manifest import read
+from grader.base.errors import ExitStatus
+from grader.evidence.manifest import read
 
 PROJECT = Path(__file__).resolve().parent.parent
 

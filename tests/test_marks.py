@@ -1,4 +1,4 @@
-"""Marks as of a deadline (grader.marks): the late rule and the three policies, exactly as
+"""Marks as of a deadline (grader.course.marks): the late rule and the three policies, exactly as
 issue 13 states them; no database, no VM."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.marks import Graded, Late, days_late, decide
+from grader.course.marks import Graded, Late, days_late, decide
 
 DUE = datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc)
 LATE = Late(per_day=0.10, max=0.50, grace_minutes=15)

@@ -15,12 +15,12 @@ from html.parser import HTMLParser
 import jsonschema
 import pytest
 
-from grader.evidence import Evidence
-from grader.outputs import class_outputs
-from grader.render import render
-from grader.render.lms import render as render_lms
-from grader.results import CheckResult, Flag, Report, RubricRef
-from grader.rubric import default_rubric_path, load_rubric
+from grader.base.evidence import Evidence
+from grader.base.results import CheckResult, Flag, Report, RubricRef
+from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.report.outputs import class_outputs
+from grader.report.render import render
+from grader.report.render.lms import render as render_lms
 
 RUBRIC = load_rubric(default_rubric_path())
 PAYLOADS = [
@@ -192,7 +192,7 @@ def test_markdown_escapes_markup_and_fences_evidence():
 def test_markdown_escape_is_read_back_as_the_text_and_only_where_needed(text):
     from markdown_it import MarkdownIt
 
-    from grader.render.markdown import escape
+    from grader.report.render.markdown import escape
 
     parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
     assert parser.render(escape(text)) == f"<p>{html.escape(text)}</p>\n"
@@ -331,7 +331,7 @@ def test_class_overview_where_nobody_was_graded_says_so():
 def test_a_self_checked_folder_is_told_as_it_was_graded():
     """A --local --out folder regraded: the host, not "None (vm)", and the score out of the
     student view's maximum, as summary.csv says."""
-    from grader.progress import who_is
+    from grader.classrun.progress import who_is
 
     mine = dataclasses.replace(CLASS[0], student=None, host="vm", view="student", max_score=19)
     assert who_is(mine) == "vm"

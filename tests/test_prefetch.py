@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 
-from grader.errors import CommandTimeout
-from grader.local import LocalExecutor
-from grader.prefetch import MAX_COMMANDS, Plan, batch_script, new_nonce, parse_batch
+from grader.base.errors import CommandTimeout
+from grader.machine.local import LocalExecutor
+from grader.machine.prefetch import MAX_COMMANDS, Plan, batch_script, new_nonce, parse_batch
 
 COMMANDS = [
     b"echo hello",

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from grader.deadline import Deadline, DeadlinePassed
-from grader.errors import CheckError
+from grader.base.budget import Deadline, DeadlinePassed
+from grader.base.errors import CheckError
 from grader.probes import Outside
 from grader.probes.net import RECEIVE_LIMIT
 

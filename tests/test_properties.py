@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from checks.support.inetd import entries_for_port, parse_inetd_conf, parse_services
 from checks.support.mbox import parse_mbox
 from checks.support.vsftpd import DEFAULTS, boolean, parse_vsftpd_conf
-from grader.errors import InputError
-from grader.prefetch import parse_batch
-from grader.roster import load_roster
-from grader.rubric import default_rubric_path, load_rubric
+from grader.base.errors import InputError
+from grader.classrun.roster import load_roster
+from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.machine.prefetch import parse_batch
 
 RUBRIC = load_rubric(default_rubric_path())
 PROJECT = Path(__file__).resolve().parent.parent

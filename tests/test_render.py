@@ -1,8 +1,8 @@
 """Renderers are pure functions of a Report."""
 
-from grader.evidence import Evidence
-from grader.render import render
-from grader.results import CheckResult, Report, RubricRef
+from grader.base.evidence import Evidence
+from grader.base.results import CheckResult, Report, RubricRef
+from grader.report.render import render
 
 
 def check(check_id: str, status: str, points: float, max_points: float, **extra) -> CheckResult:
@@ -82,10 +82,10 @@ def test_text_not_graded():
 
 
 def test_student_view_counts_hidden_checks_and_shows_no_trace_of_them():
-    from grader.results import Outcome
-    from grader.rubric import default_rubric_path, load_rubric
-    from grader.scoring import score
-    from grader.views import student_view
+    from grader.base.results import Outcome
+    from grader.engine.rubric import default_rubric_path, load_rubric
+    from grader.engine.scoring import score
+    from grader.report.views import student_view
 
     rubric = load_rubric(default_rubric_path())
     outcomes = {

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import InputError
-from grader.roster import load_roster
-from grader.rubric import default_rubric_path, load_rubric
-from grader.ssh import Target
+from grader.base.errors import InputError
+from grader.classrun.roster import load_roster
+from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.machine.ssh import Target
 
 RUBRIC = load_rubric(default_rubric_path())
 
@@ -108,7 +108,7 @@ def test_unreadable_roster(tmp_path):
 
 
 def test_shards_split_a_roster_without_overlap_and_evenly():
-    from grader.roster import Student, parse_shard, shard
+    from grader.classrun.roster import Student, parse_shard, shard
 
     for size in (1, 7, 30, 101):
         students = [Student(f"s{n}", Target(f"h{n}")) for n in range(size)]

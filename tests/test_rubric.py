@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.errors import InputError
-from grader.pack import load_pack
-from grader.rubric import default_rubric_path, load_rubric
+from grader.base.errors import InputError
+from grader.engine.pack import load_pack
+from grader.engine.rubric import default_rubric_path, load_rubric
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUBRIC = PROJECT / "rubric.toml"

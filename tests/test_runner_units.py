@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import stat
 
-from grader.checkload import Check
-from grader.files import write_atomic
-from grader.runner import MESSAGE_LIMIT, run_check
+from grader.base.files import write_atomic
+from grader.engine.checkload import Check
+from grader.engine.runner import MESSAGE_LIMIT, run_check
 
 
 def test_a_huge_message_is_clipped_to_a_sentence():
@@ -33,7 +33,7 @@ def test_files_for_people_follow_the_umask_and_evidence_stays_private(tmp_path):
 
 
 def test_a_command_asked_three_times_is_one_piece_of_evidence():
-    from grader import evidence
+    from grader.base import evidence
 
     def check():
         for _ in range(3):  # a memoized answer, asked by three helpers

@@ -4,10 +4,10 @@ import csv
 import dataclasses
 import io
 
-from grader.integrity import flag_shared_host_keys
-from grader.render import render
-from grader.results import CheckResult, Report, RubricRef
-from grader.rubric import default_rubric_path, load_rubric
+from grader.base.results import CheckResult, Report, RubricRef
+from grader.classrun.integrity import flag_shared_host_keys
+from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.report.render import render
 
 RUBRIC = load_rubric(default_rubric_path())
 
@@ -80,7 +80,7 @@ def test_shared_host_keys_flag_both_students_and_clear_stale_flags():
 
 
 def test_store_resumes_only_whole_graded_reports_of_the_same_rubric(tmp_path):
-    from grader.store import ReportStore
+    from grader.report.store import ReportStore
 
     store = ReportStore(tmp_path)
     store.save(report("ok"))

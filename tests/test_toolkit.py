@@ -7,7 +7,7 @@ import pytest
 import testinfra
 
 from checks.support.remote import mailbox
-from grader.lab import Lab, Paths
+from grader.engine.lab import Lab, Paths
 from grader.toolkit import ReadInPart, read_file, read_lines
 
 HOST = testinfra.get_host("local://")

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from grader.base.errors import ExitStatus, InputError
+from grader.base.logs import configure_logging
 from grader.cli.definition import COMMON, DEFAULTS, Parser, UsageError, build_parser
-from grader.errors import ExitStatus, InputError
-from grader.logs import configure_logging
-from grader.render.safe import escaped
+from grader.report.render.safe import escaped
 
 #: What runs each subcommand (None: grading itself), imported on first use.
 COMMANDS = {

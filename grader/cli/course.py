@@ -10,13 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from grader.book import Book, Row, book_url, utc
+from grader.base.clock import now
+from grader.base.errors import ExitStatus, InputError
 from grader.cli.definition import UsageError
-from grader.clock import now
-from grader.course import Course, find_course, load_course
-from grader.errors import ExitStatus, InputError
-from grader.render.safe import escaped
-from grader.render.summary_csv import cell
+from grader.course.book import Book, Row, book_url, utc
+from grader.course.config import Course, find_course, load_course
+from grader.report.render.safe import escaped
+from grader.report.render.summary_csv import cell
 
 #: Options of a grading that the course decides
 DECIDED = {
@@ -51,8 +51,8 @@ def course(opts: dict[str, Any]) -> int:
 
 
 def _due(opts: dict[str, Any], loaded: Course, book: Book) -> int:
-    from grader.roster import load_roster
-    from grader.rubric import load_rubric
+    from grader.classrun.roster import load_roster
+    from grader.engine.rubric import load_rubric
 
     moment = now()
     worst = int(ExitStatus.OK)
@@ -75,7 +75,7 @@ def _due(opts: dict[str, Any], loaded: Course, book: Book) -> int:
 def _not_this_labs(loaded: Course, lab_id: str) -> list[str]:
     """The roster columns that are variables of the course's other labs, not of this one: one
     roster serves every lab, and a lab leaves the others' variables alone."""
-    from grader.rubric import load_rubric
+    from grader.engine.rubric import load_rubric
 
     mine = set(load_rubric(_rubric_path(loaded, lab_id)).vars)
     others = {v for lab in loaded.labs if lab != lab_id
@@ -84,7 +84,7 @@ def _not_this_labs(loaded: Course, lab_id: str) -> list[str]:
 
 
 def _rubric_path(loaded: Course, lab_id: str) -> Path:
-    from grader.packs import find
+    from grader.engine.packs import find
 
     lab = loaded.lab(lab_id)
     return lab.rubric if lab.rubric is not None else find(lab.lab or "")
@@ -96,7 +96,7 @@ def _grade(
 ) -> int:  # fmt: skip
     """Grade the roster (or the students ``only``) for a lab into runs/, and record it."""
     from grader.cli import grading
-    from grader.store import ReportStore
+    from grader.report.store import ReportStore
 
     stamp = now().strftime("%Y%m%d-%H%M%S")
     out = loaded.folder / "runs" / f"{lab_id}-{kind}-{stamp}"
@@ -125,7 +125,7 @@ def _grade(
 
 def _subset(roster: Path, students: set[str], target: Path) -> None:
     """The roster's header and the rows of ``students``, as written (a cron run grades them)."""
-    from grader.roster import _delimiter
+    from grader.classrun.roster import _delimiter
 
     lines = roster.read_text(encoding="utf-8-sig").splitlines()
     delimiter = _delimiter(lines)
@@ -151,8 +151,8 @@ def book(opts: dict[str, Any]) -> int:
 def marks(loaded: Course, opened: Book, lab: str | None = None) -> list[Row]:
     """Every student's mark for every lab (or one): the roster's students, and any other the
     book has gradings of."""
-    from grader.roster import load_roster
-    from grader.rubric import load_rubric
+    from grader.classrun.roster import load_roster
+    from grader.engine.rubric import load_rubric
 
     labs = [loaded.lab(lab)] if lab else list(loaded.labs.values())
     rubric = load_rubric(_rubric_path(loaded, labs[0].id))
@@ -272,7 +272,7 @@ def _withdraw(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
 
 
 def _import(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    from grader.store import ReportStore
+    from grader.report.store import ReportStore
 
     lab = loaded.lab(opts["book_lab"]).id
     folder = ReportStore(Path(opts["directory"])).read_all()
@@ -286,8 +286,8 @@ def _import(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
 
 
 def _export(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    from grader.files import write_atomic
-    from grader.render.lms import CANVAS_COLUMNS
+    from grader.base.files import write_atomic
+    from grader.report.render.lms import CANVAS_COLUMNS
 
     rows = marks(loaded, opened)
     labs = list(loaded.labs)
@@ -319,9 +319,9 @@ def _page(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
     and overrides, as one self-contained HTML file."""
     import statistics
 
-    from grader.files import write_atomic
-    from grader.render.html import environment
-    from grader.render.text import points
+    from grader.base.files import write_atomic
+    from grader.report.render.html import environment
+    from grader.report.render.text import points
 
     rows = marks(loaded, opened)
     table = {(r.student, r.lab): r for r in rows}
@@ -354,7 +354,7 @@ def _page(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
     target = Path(opts.get("output") or loaded.folder / "course.html")
     write_atomic(target, html)
     # each student's own page: their marks, how each was decided, the overrides in force
-    from grader.files import safe_name
+    from grader.base.files import safe_name
 
     own = environment().get_template("course_student.html.j2")
     for student in students:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from grader import __version__
-from grader.errors import InputError
+from grader.base.errors import InputError
 
 FORMATS = ("text", "json", "html", "md", "junit", "gradescope")
 

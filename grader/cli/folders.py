@@ -9,18 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from grader import manifest
+from grader.base.errors import ExitStatus, InputError
+from grader.base.files import safe_name, write_atomic
+from grader.base.results import Report
 from grader.cli.definition import UsageError
 from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
-from grader.errors import ExitStatus, InputError
-from grader.files import safe_name, write_atomic
-from grader.pack import Pack
-from grader.render.safe import escaped
-from grader.results import Report
-from grader.rubric import default_rubric_path
-from grader.runner import now
-from grader.store import Folder, ReportStore
+from grader.engine.pack import Pack
+from grader.engine.rubric import default_rubric_path
+from grader.engine.runner import now
+from grader.evidence import manifest
+from grader.report.render.safe import escaped
+from grader.report.store import Folder, ReportStore
 
 
 def _folder(path: Path) -> Path:
@@ -32,7 +32,7 @@ def _folder(path: Path) -> Path:
 
 
 def rubric(opts: dict[str, Any]) -> int:
-    from grader.student_copy import student_copy
+    from grader.selfcheck.student_copy import student_copy
 
     loaded = the_pack({**opts, "rubric_path": opts.get("path") or opts["rubric_path"]}).rubric
     if opts["copy"] is not None:
@@ -40,7 +40,7 @@ def rubric(opts: dict[str, Any]) -> int:
             raise UsageError(
                 "--copy writes a whole lab; --student-copy and --output do not go with it"
             )
-        from grader.pack import copy_pack
+        from grader.engine.pack import copy_pack
 
         where = copy_pack(loaded, opts["copy"])
         sys.stdout.write(
@@ -95,7 +95,7 @@ def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report])
 
 
 def export(opts: dict[str, Any]) -> int:
-    from grader.render.lms import render as render_lms
+    from grader.report.render.lms import render as render_lms
 
     directory = _folder(opts["directory"])
     folder = ReportStore(directory).read_all()
@@ -156,8 +156,8 @@ def _shards(runs: list[tuple[Path, manifest.Manifest | None]]) -> None:
 
 
 def merge(opts: dict[str, Any]) -> int:
-    from grader.archive import archive_path
-    from grader.batch import close_class
+    from grader.classrun.batch import close_class
+    from grader.evidence.archive import archive_path
 
     directories = [_folder(d) for d in opts["directories"]]
     runs = [(d, manifest.read(d)) for d in directories]
@@ -220,8 +220,8 @@ def merge(opts: dict[str, Any]) -> int:
 
 
 def regrade(opts: dict[str, Any]) -> int:
-    from grader.progress import progress_for
-    from grader.regrade import describe_changes, regrade_folder
+    from grader.classrun.progress import progress_for
+    from grader.classrun.regrade import describe_changes, regrade_folder
 
     directory = _folder(opts["directory"])
     given = given_variables(opts)
@@ -242,8 +242,8 @@ def regrade(opts: dict[str, Any]) -> int:
         raise UsageError("--out must be another folder: the graded folder is kept as it is")
     per_student = None
     if opts["roster"] is not None:
-        from grader.execution import Target
-        from grader.roster import load_roster
+        from grader.classrun.roster import load_roster
+        from grader.machine.execution import Target
 
         students = load_roster(
             Path(opts["roster"]), loaded, Target(host=""), keys=False, ignore=opts["ignore_columns"]
@@ -301,13 +301,13 @@ def regrade(opts: dict[str, Any]) -> int:
 def _record_regrade(opts: dict[str, Any], directory: Path, target: Path) -> None:
     """A regrade of a run a course's gradebook recorded is recorded as its regrade (the
     original is kept). The course: --course, or the one the graded folder lies in."""
-    from grader.course import FILE, find_course
+    from grader.course.config import FILE, find_course
 
     given = opts.get("course")
     if given is None and not any((d / FILE).is_file() for d in directory.resolve().parents):
         return  # a folder of no course
-    from grader.book import Book, book_url
-    from grader.course import load_course
+    from grader.course.book import Book, book_url
+    from grader.course.config import load_course
 
     course = load_course(find_course(given, start=directory.resolve()))
     book = Book(book_url(course.folder, opts.get("db")))
@@ -323,10 +323,10 @@ def _record_regrade(opts: dict[str, Any], directory: Path, target: Path) -> None
 
 
 def bundle(opts: dict[str, Any]) -> int:
-    from grader.bundle import build
-    from grader.pack import load_pack
-    from grader.rubric import load_rubric
-    from grader.student_copy import student_copy
+    from grader.engine.pack import load_pack
+    from grader.engine.rubric import load_rubric
+    from grader.selfcheck.bundle import build
+    from grader.selfcheck.student_copy import student_copy
 
     full = the_pack(opts).rubric
     text = student_copy(full, full.path.parent)  # hidden items out; checks = "checks"
@@ -338,8 +338,8 @@ def bundle(opts: dict[str, Any]) -> int:
     students: list[str | None] = [opts["student"]]
     output = Path(opts["output"])
     if opts["roster"]:
-        from grader.execution import Target
-        from grader.roster import load_roster
+        from grader.classrun.roster import load_roster
+        from grader.machine.execution import Target
 
         roster = load_roster(
             Path(opts["roster"]), copy, Target(host=""), keys=False, ignore=opts["ignore_columns"]
@@ -365,7 +365,7 @@ def bundle(opts: dict[str, Any]) -> int:
 
 
 def labs(opts: dict[str, Any]) -> int:
-    from grader.packs import available
+    from grader.engine.packs import available
 
     packs = available()
     width = max(len(p.name) for p in packs)
@@ -375,7 +375,7 @@ def labs(opts: dict[str, Any]) -> int:
 
 
 def show(opts: dict[str, Any]) -> int:
-    from grader.regrade import show as show_decision
+    from grader.classrun.regrade import show as show_decision
 
     directory = _folder(opts["directory"])
     lines = None if opts["show_all"] else opts["lines"]

@@ -15,17 +15,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from grader import manifest
+from grader.base.closest import closest
+from grader.base.errors import InputError
+from grader.base.files import write_atomic
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
-from grader.closest import closest
-from grader.errors import InputError
-from grader.files import write_atomic
-from grader.manifest import Manifest, sha256_of
-from grader.pack import Pack
-from grader.render import render
-from grader.render.safe import escaped_all
-from grader.rubric import Rubric, default_rubric_path, load_rubric
+from grader.engine.pack import Pack
+from grader.engine.rubric import Rubric, default_rubric_path, load_rubric
+from grader.evidence import manifest
+from grader.evidence.manifest import Manifest, sha256_of
+from grader.report.render import render
+from grader.report.render.safe import escaped_all
 
 
 def given_variables(opts: Mapping[str, Any]) -> dict[str, str]:
@@ -109,7 +109,7 @@ def rubric_path(opts: Mapping[str, Any]) -> Path | None:
     if opts.get("lab") and opts.get("rubric_path"):
         raise UsageError("--lab and --rubric name the lab twice: give one of them")
     if opts.get("lab"):
-        from grader.packs import find
+        from grader.engine.packs import find
 
         return find(opts["lab"])
     return Path(opts["rubric_path"]) if opts.get("rubric_path") else None
@@ -119,7 +119,7 @@ def the_rubric(opts: Mapping[str, Any]) -> Rubric:
     return load_rubric(rubric_path(opts) or default_rubric_path())
 
 
-#: The lab a self-check bundle was made with (grader.selfcheck): it grades with no other
+#: The lab a self-check bundle was made with (grader.selfcheck.main): it grades with no other
 EMBEDDED: Pack | None = None
 
 
@@ -132,7 +132,7 @@ def the_pack(opts: Mapping[str, Any]) -> Pack:
                 "not apply"
             )
         return EMBEDDED
-    from grader.pack import load_pack
+    from grader.engine.pack import load_pack
 
     return load_pack(the_rubric(opts))
 
@@ -154,8 +154,8 @@ def grade(opts: dict[str, Any]) -> int:
     ):
         raise UsageError("--local grades this machine without SSH: SSH options do not apply")
 
-    from grader.execution import Target
-    from grader.runner import Options, grade_host, grade_local
+    from grader.engine.runner import Options, grade_host, grade_local
+    from grader.machine.execution import Target
 
     given = given_variables(opts)
     pack = the_pack(opts)
@@ -172,7 +172,7 @@ def grade(opts: dict[str, Any]) -> int:
     password = ssh_password(opts)
     known_hosts = None
     if not local:
-        from grader.ssh import KnownHosts, load_identity
+        from grader.machine.ssh import KnownHosts, load_identity
 
         if opts["identity"] is not None:
             load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
@@ -203,7 +203,7 @@ def grade(opts: dict[str, Any]) -> int:
     )
     plan = None
     if not opts["no_prefetch"] and not local:  # a local command is no round trip to save
-        from grader.prefetch import Plan
+        from grader.machine.prefetch import Plan
 
         plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
     color = use_color(opts["color"], sys.stdout)
@@ -219,8 +219,8 @@ def grade(opts: dict[str, Any]) -> int:
     report = grading.report
     since = None
     if opts["student_view"] if opts["student_view"] is not None else local:
-        from grader.history import History
-        from grader.views import student_view
+        from grader.report.views import student_view
+        from grader.selfcheck.last_run import History
 
         report = student_view(report, rubric)
         if report.status == "graded":  # a student's self-check: compared with their last
@@ -228,7 +228,7 @@ def grade(opts: dict[str, Any]) -> int:
             since = history.compare(report)
             history.keep(report)
     if opts["out"] is not None:
-        from grader.store import ReportStore
+        from grader.report.store import ReportStore
 
         store = ReportStore(Path(opts["out"]))
         store.save(report, grading.archive)
@@ -266,7 +266,7 @@ def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
 
 
 def _manifest(rubric: Rubric, kind: str, **fields: Any) -> Manifest:
-    from grader.runner import now
+    from grader.engine.runner import now
 
     return Manifest(
         rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=now(), **fields
@@ -302,10 +302,10 @@ def _grade_class(
     plan: Any,
     color: bool,
 ) -> int:
-    from grader.batch import grade_roster
-    from grader.progress import progress_for
-    from grader.roster import load_roster, parse_shard, shard
-    from grader.store import ReportStore
+    from grader.classrun.batch import grade_roster
+    from grader.classrun.progress import progress_for
+    from grader.classrun.roster import load_roster, parse_shard, shard
+    from grader.report.store import ReportStore
 
     rubric = pack.rubric
     if opts["fmt"] != "text":

@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from grader.errors import ExitStatus
-from grader.render import render
-from grader.render.safe import escaped_all
-from grader.results import Report
+from grader.base.errors import ExitStatus
+from grader.base.results import Report
+from grader.report.render import render
+from grader.report.render.safe import escaped_all
 
 
 def use_color(choice: str, stream: TextIO) -> bool:

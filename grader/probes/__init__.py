@@ -6,7 +6,7 @@ probe is a ``Probe`` subclass that says, in one place, how it asks (live, bounde
 shows as evidence, and what its answer is; the answer is a small dataclass of JSON values, so
 the evidence archive records any kind the same way and ``grade regrade`` replays it. The
 built-in kinds are registered below and imported on first use; a lab pack adds its own by
-defining ``Probe`` subclasses in its checks folder (see ``grader.checkload``).
+defining ``Probe`` subclasses in its checks folder (see ``grader.engine.checkload``).
 
 Probes answer about the student's VM, so a refused or silent port is a normal answer (a
 ``fail`` for the check to decide), not an error. A probe that cannot work (the tool it needs
@@ -25,9 +25,9 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from grader import evidence
-from grader.deadline import NEVER, Deadline
-from grader.errors import CheckError, InputError
+from grader.base import evidence
+from grader.base.budget import NEVER, Deadline
+from grader.base.errors import CheckError, InputError
 
 #: The built-in kinds of probe, by the name a check calls: "module:Class".
 BUILT_IN = {

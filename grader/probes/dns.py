@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from grader.errors import CheckError
+from grader.base.errors import CheckError
 from grader.probes import Outside, Probe
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from grader.errors import CheckError
+from grader.base.errors import CheckError
 from grader.probes import Outside, Probe, too_long
 from grader.probes.net import Conversation, Exceeded
 

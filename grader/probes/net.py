@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Any
 
-from grader.deadline import SLICE, Deadline
+from grader.base.budget import SLICE, Deadline
 
 #: Bytes one conversation may receive: a greeting and a few replies, never a flood.
 RECEIVE_LIMIT = 64 * 1024

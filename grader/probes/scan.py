@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from grader.errors import CheckError
+from grader.base.errors import CheckError
 from grader.probes import Outside, Probe
 
 

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.rubric import load_rubric
+from grader.engine.rubric import load_rubric
 from tests.labsim.scenarios import Scenario
 from tests.labsim.student import wait_for
 from tests.labsim.vm import VM

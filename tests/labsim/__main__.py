@@ -22,8 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from grader.render.text import points
-from grader.rubric import default_rubric_path, load_rubric
+from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.report.render.text import points
 
 from .fleet import Fleet
 from .scenarios import SCENARIOS, Scenario

@@ -1,0 +1,57 @@
+"""The time one grading may still take, shared by everything that waits on the VM.
+
+A grading has a deadline (``--host-timeout``) and can be cancelled (Ctrl-C of a class run).
+Every wait on the VM (a command over SSH, a prefetch batch, a probe's conversation, a port
+scan) asks ``bound()`` for how long it may wait, and waits in short slices, so the host's
+deadline holds while a command or a probe is under way, and a cancel is seen within a moment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from grader.base.errors import CheckError
+
+#: The longest single wait: how soon a cancel or the deadline is noticed.
+SLICE = 0.25
+
+
+class DeadlinePassed(CheckError):
+    """The host's time limit (or a cancel) ended a wait: the check is ``error``, kind deadline."""
+
+
+class Deadline:
+    def __init__(self, seconds: float | None = None, cancel: threading.Event | None = None) -> None:
+        self.at = None if seconds is None else time.monotonic() + seconds
+        self.seconds = seconds
+        self.cancel = cancel or threading.Event()
+
+    def remaining(self) -> float:
+        if self.cancel.is_set():
+            return 0.0
+        if self.at is None:
+            return float("inf")
+        return max(0.0, self.at - time.monotonic())
+
+    @property
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+    def bound(self, timeout: float) -> float:
+        """How long a wait of ``timeout`` seconds may last: no longer than what is left."""
+        return min(timeout, self.remaining())
+
+    def check(self) -> None:
+        """Raise DeadlinePassed when no time is left."""
+        if self.cancel.is_set():
+            raise DeadlinePassed("not checked: the grading was interrupted")
+        if self.passed:
+            raise DeadlinePassed(
+                f"not checked: grading this host took longer than its time limit "
+                f"(--host-timeout {self.seconds:g} s)"
+            )
+
+
+#: For waits that belong to no grading (tests, a plain pytest run).
+NEVER = Deadline()

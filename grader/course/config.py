@@ -1,0 +1,167 @@
+"""course.toml: a course's labs, their due times and policies, its roster and extensions.
+
+    title = "Computer Systems 2026"
+    roster = "class.csv"
+
+    [[labs]]
+    id = "lab6"
+    lab = "lab6"                 # a pack name, or: rubric = "path/to/rubric.toml"
+    due = 2026-12-01T23:59:00+00:00
+    policy = "last_before_due"   # or "best", "last"
+    late = { per_day = 0.10, max = 0.50, grace_minutes = 15 }
+
+    [extensions]
+    s2400137 = { lab6 = 2026-12-03T23:59:00+00:00 }
+
+The course commands find it by walking up from the current folder (as git finds .git), or take
+``--course PATH``. It is validated when loaded, like the rubric: the file, the line, the key and
+the closest valid name. Due times carry their offset: a time without one is refused (a
+deadline must mean one instant wherever the grader runs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from grader.base.closest import closest
+from grader.base.errors import InputError
+from grader.course.marks import Late
+
+FILE = "course.toml"
+BOOK = "gradebook.sqlite"
+
+
+@dataclass(frozen=True)
+class CourseLab:
+    id: str
+    lab: str | None  # a pack name
+    rubric: Path | None  # or a rubric file
+    due: datetime
+    policy: str
+    late: Late
+
+
+@dataclass(frozen=True)
+class Course:
+    path: Path  # course.toml
+    title: str
+    roster: Path
+    labs: Mapping[str, CourseLab]
+    extensions: Mapping[str, Mapping[str, datetime]]  # student -> lab -> due
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def lab(self, lab_id: str) -> CourseLab:
+        if lab_id not in self.labs:
+            raise InputError(
+                f"{self.path}: no lab {lab_id!r} in this course{closest(lab_id, self.labs)} "
+                f"(its labs: {', '.join(self.labs)})"
+            )
+        return self.labs[lab_id]
+
+    def due_for(self, student: str, lab_id: str) -> datetime:
+        """The student's due time for a lab: their extension, else the lab's."""
+        return self.extensions.get(student, {}).get(lab_id, self.labs[lab_id].due)
+
+
+def find_course(given: Path | None = None, start: Path | None = None) -> Path:
+    """``given`` (a course.toml or its folder), else GRADER_COURSE, else the nearest
+    course.toml in the current folder or one above it."""
+    if given is None and os.environ.get("GRADER_COURSE"):
+        given = Path(os.environ["GRADER_COURSE"])
+    if given is not None:
+        path = given / FILE if given.is_dir() else given
+        if not path.is_file():
+            raise InputError(f"{path}: no such course file")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / FILE).is_file():
+            return folder / FILE
+    raise InputError(
+        f"no {FILE} in {here} or any folder above it: run this in a course folder, or give "
+        "--course PATH"
+    )
+
+
+def load_course(path: Path) -> Course:
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from grader.course.schema import CourseModel, LabModel, LateModel
+    from grader.engine.rubric import KeyLocator
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the course file: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML: {e}") from None
+    where = KeyLocator(path, text)
+    try:
+        model = CourseModel.model_validate(data)
+    except ValidationError as e:
+        first = min(e.errors(), key=lambda x: (x["type"] != "extra_forbidden", -len(x["loc"])))
+        loc = first["loc"]
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(
+            ".[", "["
+        )
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            allowed: dict[str, Any] = {
+                1: CourseModel.model_fields, 3: LabModel.model_fields
+            }.get(len(loc), LateModel.model_fields)  # fmt: skip
+            message = f"unknown key{closest(str(loc[-1]), list(allowed))}"
+        elif first["type"] == "missing":
+            message = "this key is required"
+        raise InputError(f"{where(loc)}{key or '(top level)'}: {message}") from None
+    labs: dict[str, CourseLab] = {}
+    for n, lab in enumerate(model.labs):
+        at = where(("labs", n))
+        if lab.id in labs:
+            raise InputError(f"{at}labs[{n}].id: lab {lab.id!r} is listed twice")
+        if (lab.lab is None) == (lab.rubric is None):
+            raise InputError(f"{at}labs[{n}] ({lab.id}): give either lab (a pack name) or rubric")
+        _aware(where(("labs", n, "due")), f"labs[{n}].due", lab.due)
+        labs[lab.id] = CourseLab(
+            lab.id,
+            lab.lab,
+            (path.parent / lab.rubric) if lab.rubric else None,
+            lab.due,
+            lab.policy,
+            Late(lab.late.per_day, lab.late.max, lab.late.grace_minutes),
+        )
+    for student, dues in model.extensions.items():
+        for lab_id, due in dues.items():
+            at = where(("extensions", student, lab_id))
+            if lab_id not in labs:
+                raise InputError(
+                    f"{at}extensions.{student}.{lab_id}: no lab {lab_id!r} in this course"
+                    f"{closest(lab_id, labs)}"
+                )
+            _aware(at, f"extensions.{student}.{lab_id}", due)
+    return Course(
+        path=path,
+        title=model.title,
+        roster=path.parent / model.roster,
+        labs=labs,
+        extensions={s: dict(d) for s, d in model.extensions.items()},
+    )
+
+
+def _aware(at: str, key: str, when: datetime) -> None:
+    if when.tzinfo is None:
+        raise InputError(
+            f"{at}{key}: {when.isoformat()} has no UTC offset; write it with one "
+            f"(e.g. {when.isoformat()}+00:00), so it means one instant wherever it is read"
+        )

@@ -1,0 +1,36 @@
+"""course.toml's schema, as pydantic validates it (see grader.course.config)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LateModel(_Model):
+    per_day: Annotated[float, Field(ge=0, le=1)] = 0.0
+    max: Annotated[float, Field(ge=0, le=1)] = 0.0
+    grace_minutes: Annotated[float, Field(ge=0)] = 0.0
+
+
+class LabModel(_Model):
+    id: Annotated[str, Field(pattern=_NAME)]
+    lab: str | None = None  # a pack name
+    rubric: str | None = None  # or a rubric file, relative to course.toml
+    due: datetime
+    policy: Literal["last_before_due", "best", "last"] = "last_before_due"
+    late: LateModel = LateModel()
+
+
+class CourseModel(_Model):
+    title: Annotated[str, Field(min_length=1)]
+    roster: Annotated[str, Field(min_length=1)]
+    labs: Annotated[list[LabModel], Field(min_length=1)]
+    extensions: dict[str, dict[str, datetime]] = {}

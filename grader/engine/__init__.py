@@ -1,0 +1,1 @@
+"""Grading itself: rubrics, packs and their checks, the runner, scoring, per-student variants."""

@@ -1,0 +1,136 @@
+"""rubric.toml's schema, as pydantic validates it when a rubric is loaded, and the messages its
+mistakes get (the file, the key path and the closest valid name). Only loading a rubric needs
+this (and pydantic): the rubric itself (grader.engine.rubric.Rubric) is plain dataclasses, which the
+self-check bundle rebuilds from JSON on a lab VM's own Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.base.closest import closest
+
+Visibility = Literal["visible", "hidden"]
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_SYSTEM = r"^[a-z0-9][a-z0-9._-]*$"  # as os-release's ID is written
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class VarModel(_Model):
+    default: str = ""
+    secret: bool = False
+    help: str = ""
+    derive: str | None = None  # a template, per student (see grader.engine.variants)
+    key: Annotated[str, Field(pattern=_NAME)] | None = None
+    range: Annotated[list[int], Field(min_length=2, max_length=2)] | None = None
+
+
+class UniqueModel(_Model):
+    id: Annotated[str, Field(pattern=_NAME)]
+    what: Annotated[str, Field(min_length=1)]  # how a flag names it ("machine-id")
+    command: Annotated[str, Field(min_length=1)]  # its output's lines are the values
+
+
+class CauseModel(_Model):
+    title: Annotated[str, Field(min_length=1)]  # what is wrong, as a student reads it
+    hint: str = ""  # how to fix it (shown once, for every check it fails)
+    hints: dict[Annotated[str, Field(pattern=_SYSTEM)], str] = {}  # per system, as `hint`
+
+
+class ItemModel(_Model):
+    id: Annotated[str, Field(pattern=_NAME)]
+    title: str | None = None  # not used: the check's docstring is what a student reads
+    points: Annotated[float, Field(ge=0)]
+    hint: str = ""
+    # the hint on another system: keyed by an os-release ID or ID_LIKE word ("debian")
+    hints: dict[Annotated[str, Field(pattern=_SYSTEM)], str] = {}
+    depends: list[str] = []
+    visibility: Visibility = "visible"
+
+
+class SectionModel(_Model):
+    id: Annotated[str, Field(min_length=1)]
+    title: Annotated[str, Field(min_length=1)]
+    items: Annotated[list[ItemModel], Field(min_length=1)]
+
+
+class OutsideModel(_Model):
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+
+
+class RubricModel(_Model):
+    title: Annotated[str, Field(min_length=1)]
+    checks: str = "checks"
+    paths: dict[Annotated[str, Field(pattern=_NAME)], str | list[str]] = {}
+    vars: dict[Annotated[str, Field(pattern=_NAME)], str | VarModel] = {}
+    outside: OutsideModel = OutsideModel()
+    unique: list[UniqueModel] = []
+    causes: dict[Annotated[str, Field(pattern=_NAME)], CauseModel] = {}
+    # set by a student copy: the ids of the items it left out (older copies: how many)
+    hidden_items: list[Annotated[str, Field(pattern=_NAME)]] | Annotated[int, Field(ge=0)] = []
+    sections: Annotated[list[SectionModel], Field(min_length=1)]
+
+
+_UNION_TAGS = frozenset({"str", "list[str]", "VarModel", "list[constrained-str]", "int"})
+
+
+def describe_validation_error(
+    where: Callable[[Sequence[object]], str], data: Mapping[str, object], error: ValidationError
+) -> str:
+    """The first problem of a rubric pydantic refused, as a person reads it: ``where`` gives
+    the file and line of a key path."""
+    # An unknown key is most often a misspelt one (and then a required key is "missing" too):
+    # name it first. Otherwise the most specific problem.
+    first = min(error.errors(), key=lambda e: (e["type"] != "extra_forbidden", -len(e["loc"])))
+    # pydantic names the member of a union it tried ("str", "VarSpec"): not part of the key
+    loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
+    key = _format_key(loc, data)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        message = f"unknown key{closest(str(loc[-1]), allowed)}"
+    elif first["type"] == "missing":
+        message = "this key is required"
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    return f"{where(loc)}{key}: {message}{suffix}"
+
+
+def _allowed_keys(loc: Sequence[object]) -> list[str]:
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    model: type[BaseModel] = RubricModel
+    if parents[-1:] == ["sections"]:
+        model = SectionModel
+    elif parents[-1:] == ["items"]:
+        model = ItemModel
+    elif parents[-1:] == ["outside"]:
+        model = OutsideModel
+    elif parents[:1] == ["vars"]:
+        model = VarModel
+    elif parents[:1] == ["unique"]:
+        model = UniqueModel
+    elif parents[:1] == ["causes"]:
+        model = CauseModel
+    return list(model.model_fields)
+
+
+def _format_key(loc: Sequence[object], data: Mapping[str, object]) -> str:
+    """('sections', 2, 'items', 0, 'points') -> sections[2].items[0] (pop3_login).points"""
+    out = ""
+    node: object = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                out += f" ({node['id']})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"

@@ -1,0 +1,489 @@
+"""Grade one host: connect, run the rubric's checks in dependency order, score, report.
+
+Data flows one way: target + pack -> connection -> checks -> outcomes -> scores -> Report.
+One grading path serves a VM over SSH, this machine (``--local``) and a replay of an evidence
+archive (``grade regrade``): the executor and the outside view are what differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+
+import testinfra.host
+
+from grader.base import evidence
+from grader.base.budget import Deadline, DeadlinePassed
+from grader.base.errors import CheckError, CommandTimeout, HostError
+from grader.base.outcomes import Failed, NeedsVariable, Skipped
+from grader.base.results import Outcome, Redactor, Report, RubricRef, redact
+from grader.engine.checkload import Check
+from grader.engine.lab import Lab, Paths
+from grader.engine.pack import Pack
+from grader.engine.rubric import Rubric
+from grader.engine.scoring import score
+from grader.evidence import archive
+from grader.evidence.archive import Archive, NeedsLiveVM, Replay, ReplayExecutor, ReplayOutside
+from grader.evidence.holes import NeedsSecret
+from grader.machine.backend import make_host
+from grader.machine.system import System
+from grader.machine.system import detect as detect_system
+from grader.probes import Outside
+
+#: Connection failures worth one more try: the VM may be rebooting or sshd restarting.
+TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
+#: Longest message a check leaves: a sentence. The evidence is where the text lives.
+MESSAGE_LIMIT = 600
+#: Digests of one [[unique]] value a report keeps (a mailbox may hold thousands of Message-IDs)
+FINGERPRINTS = 100
+
+
+@dataclass(frozen=True)
+class Options:
+    known_hosts: Any = None  # ssh.KnownHosts (None: no SSH, as with --local)
+    connect_timeout: float = 5.0  # TCP connect, SSH greeting and authentication, each
+    command_timeout: float = 30.0  # one remote command
+    reply_timeout: float = 15.0  # a whole conversation with a service, probing from outside
+    host_timeout: float = 300.0  # the whole grading of one host; later checks become errors
+    attempts: int = 2  # connections tried when the failure is transient
+    retry_pause: float = 1.0  # seconds between them
+
+
+def _clip(message: str) -> str:
+    if len(message) <= MESSAGE_LIMIT:
+        return message
+    return message[:MESSAGE_LIMIT] + f"... ({len(message) - MESSAGE_LIMIT} more characters)"
+
+
+def run_check(
+    check: Check, fixtures: Mapping[str, object], mask: Redactor | None = None
+) -> Outcome:
+    """Run one check; its exceptions become its status, never the run's end. What came back
+    from the VM is passed through ``mask`` before anything is kept."""
+    mask = mask or Redactor()
+    with evidence.collect(mask) as seen:
+        try:
+            check.function(**{name: fixtures[name] for name in check.params})
+        except AssertionError as e:
+            outcome = Outcome("fail", str(e) or _assert_line(e))
+        except Failed as e:
+            message = str(getattr(e, "msg", "") or e) or "failed"
+            outcome = Outcome("fail", message, cause=getattr(e, "cause", None))
+        except NeedsVariable as e:
+            message = str(getattr(e, "msg", "") or e) or "skipped"
+            outcome = Outcome("skipped", message, error_kind="needs_variable")
+        except Skipped as e:
+            message = str(getattr(e, "msg", "") or e) or "skipped"
+            outcome = Outcome("skipped", message, error_kind="not_applicable")
+        except HostError:
+            raise  # the connection is gone: the host, not the check, failed
+        except PermissionError as e:
+            outcome = Outcome("error", f"needs root: {e}", error_kind="needs_root")
+        except CommandTimeout as e:
+            outcome = Outcome("error", str(e), error_kind="timeout")
+        except DeadlinePassed as e:
+            outcome = Outcome("error", str(e), error_kind="deadline")
+        except NeedsLiveVM as e:
+            outcome = Outcome("error", str(e), error_kind="needs_live_vm")
+        except NeedsSecret as e:
+            outcome = Outcome("error", str(e), error_kind="needs_secret")
+        except CheckError as e:
+            outcome = Outcome("error", str(e), error_kind="unavailable")
+        except Exception as e:
+            message = f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
+            outcome = Outcome("error", message, error_kind="check_crashed")
+        else:
+            outcome = Outcome("pass")
+    outcome = dataclasses.replace(
+        outcome,
+        message=_clip(outcome.message),
+        evidence=tuple(seen.evidence),
+        notes=tuple(seen.notes),
+    )
+    return redact(outcome, mask)
+
+
+def _assert_line(error: AssertionError) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    line = frames[-1].line if frames else ""
+    return f"failed: {line}" if line else "failed"
+
+
+def run_checks(
+    rubric: Rubric,
+    checks: Mapping[str, Check],
+    fixtures: Mapping[str, object],
+    deadline: Deadline | None = None,
+    mask: Redactor | None = None,
+    cut_off: frozenset[str] = frozenset(),
+) -> dict[str, Outcome]:
+    """Run the checks in dependency order. Past ``deadline`` the checks not yet started are
+    errors, so one VM can never hold a class up for long; ``cut_off`` names checks to treat so
+    (a replay of a grading whose deadline cut them off)."""
+    outcomes: dict[str, Outcome] = {}
+    for item in rubric.items:  # dependency order
+        blocked = [d for d in item.depends if outcomes[d].status != "pass"]
+        late = item.id in cut_off or (deadline is not None and deadline.passed)
+        if late:
+            why = "not checked: grading this host took longer than its time limit (--host-timeout)"
+            if deadline is not None and deadline.cancel.is_set():
+                why = "not checked: the grading was interrupted"
+            outcomes[item.id] = Outcome("error", why, error_kind="deadline")
+        elif blocked:
+            # Still asked, with its verdict thrown away: its answers go into the evidence
+            # archive, so a regrade with this dependency dropped needs no live VM; and what
+            # it will need once they pass is said now, not a run later.
+            ahead = run_check(checks[item.id], fixtures, mask)
+            lost = any(outcomes[d].lost for d in blocked)
+            needs = ahead.message.replace("needs ", "need ", 1)
+            also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""
+            outcomes[item.id] = Outcome(
+                "skipped",
+                f"not checked: {', '.join(blocked)} must pass first{also}",
+                error_kind="dependency" if lost else "dependency_not_checked",
+                # the dependency lost: scoring follows it to what it comes from in turn
+                cause=next(d for d in blocked if outcomes[d].lost) if lost else None,
+            )
+        else:
+            outcomes[item.id] = run_check(checks[item.id], fixtures, mask)
+    return outcomes
+
+
+def blank_report(target: Any, rubric: Rubric, student: str | None, **fields: object) -> Report:
+    """A report with nothing graded yet; ``fields`` fill in what is known."""
+    base: dict[str, object] = {
+        "host": target.host,
+        "student": student,
+        "status": "graded",
+        "error": None,
+        "error_kind": None,
+        "score": None,
+        "max_score": rubric.max_score,
+        "graded_at": now(),
+        "duration_s": 0.0,
+        "rubric": RubricRef(rubric.title, rubric.sha256),
+        "host_key": None,
+        "address": None,
+        "checks": (),
+    }
+    return Report(**{**base, **fields})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Grading:
+    """One host's report, and the evidence archive of what the host answered (None when it
+    could not be graded). ``interrupted``: cancelled under way, so not a result to keep."""
+
+    report: Report
+    archive: Archive | None = None
+    interrupted: bool = False
+
+
+def grade_host(
+    target: Any,
+    pack: Pack,
+    variables: Mapping[str, str],
+    options: Options,
+    student: str | None = None,
+    plan: Any = None,
+    class_scan: Any = None,
+    cancel: threading.Event | None = None,
+) -> Grading:
+    """Grade one host over SSH. A transient connection failure (no answer, refused, connection
+    lost) is retried after a short pause; the report says how many attempts were made. With a
+    ``plan``, the commands the checks are known to ask run first in one round trip, and the
+    plan learns what this host's checks asked. ``cancel`` ends the grading within a moment."""
+    from grader.machine.ssh import connect
+
+    rubric = pack.rubric
+    started = time.monotonic()
+    graded_at = now()
+    deadline = Deadline(options.host_timeout, cancel)
+    mask = _mask(target.password, rubric, variables)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            session = connect(target, options.known_hosts, options.connect_timeout)
+            try:
+                host = make_host(session, options.command_timeout, deadline)
+                if plan is not None:
+                    host.backend.prefetch(plan.commands())
+                outside = Outside(
+                    session.address,
+                    rubric.ports,
+                    options.connect_timeout,
+                    options.reply_timeout,
+                    class_scan,
+                    deadline,
+                    pack.probes,
+                )
+                try:
+                    looked = run_on(host, outside, pack, variables, mask, deadline)
+                finally:
+                    outside.close()
+            except HostError as e:
+                e.host_key, e.address = session.host_key, session.address
+                raise
+            finally:
+                session.close()
+        except HostError as e:
+            if deadline.cancel.is_set():
+                return Grading(blank_report(target, rubric, student), interrupted=True)
+            if e.kind in TRANSIENT and attempt < options.attempts:
+                time.sleep(options.retry_pause)
+                continue
+            report = blank_report(
+                target,
+                rubric,
+                student,
+                status=e.report_status,
+                error=str(e),
+                error_kind=e.kind,
+                host_key=e.host_key,
+                address=e.address,
+                graded_at=graded_at,
+                duration_s=round(time.monotonic() - started, 3),
+                attempts=attempt,
+            )
+            return Grading(report)
+        if deadline.cancel.is_set():
+            return Grading(blank_report(target, rubric, student), interrupted=True)
+        if plan is not None:
+            plan.learn(host.backend.asked)
+        kept = _archive(
+            host,
+            outside,
+            target,
+            rubric,
+            student,
+            variables,
+            options,
+            graded_at,
+            session.host_key,
+            looked.outcomes,
+        )
+        report = _graded(
+            target,
+            rubric,
+            student,
+            looked,
+            variables,
+            graded_at,
+            started,
+            host_key=session.host_key,
+            address=session.address,
+            attempts=attempt,
+            round_trips=host.backend.round_trips,
+            evidence_sha256=kept.sha256,
+            host_key_replaced=session.replaced_key,
+        )
+        return Grading(report, kept)
+
+
+def grade_local(
+    pack: Pack, variables: Mapping[str, str], options: Options, student: str | None = None
+) -> Grading:
+    """Grade the machine the grader runs on: commands run here, the outside probes go to this
+    machine's own network address."""
+    from grader.machine.execution import Target
+    from grader.machine.local import LocalExecutor, own_address
+
+    rubric = pack.rubric
+    started, graded_at = time.monotonic(), now()
+    deadline = Deadline(options.host_timeout)
+    host = make_host(LocalExecutor(), options.command_timeout, deadline)
+    address = own_address(host)
+    target = Target(host=socket.gethostname())
+    mask = _mask(None, rubric, variables)
+    outside = Outside(
+        address,
+        rubric.ports,
+        options.connect_timeout,
+        options.reply_timeout,
+        deadline=deadline,
+        registry=pack.probes,
+        own_machine=True,
+    )
+    try:
+        looked = run_on(host, outside, pack, variables, mask, deadline)
+    finally:
+        outside.close()
+    kept = _archive(
+        host, outside, target, rubric, student, variables, options, graded_at, None, looked.outcomes
+    )
+    report = _graded(
+        target,
+        rubric,
+        student,
+        looked,
+        variables,
+        graded_at,
+        started,
+        address=address,
+        evidence_sha256=kept.sha256,
+    )
+    return Grading(report, kept)
+
+
+def regrade(
+    report: Report,
+    kept: Archive,
+    pack: Pack,
+    given: Mapping[str, str],
+    ssh_password: str | None = None,
+) -> Report:
+    """Grade ``report``'s host again from its evidence archive instead of the VM: the checks
+    get the answers the VM gave then; what was never asked is an error (needs the live VM)."""
+    from grader.machine.execution import Target
+
+    rubric = pack.rubric
+    started = time.monotonic()
+    replay = Replay(kept, rubric.vars, given, ssh_password)
+    variables = rubric.resolve_vars(replay.variables, student=report.student)
+    host = make_host(ReplayExecutor(replay), kept.body.limits.command_timeout)
+    outside = ReplayOutside(replay, rubric.ports, pack.probes)
+    target = Target(host=report.host)
+    mask = _mask(ssh_password, rubric, variables)
+    cut_off = frozenset(kept.body.cut_off)
+    looked = run_on(host, outside, pack, variables, mask, cut_off=cut_off)
+    graded = _graded(
+        target,
+        rubric,
+        report.student,
+        looked,
+        variables,
+        kept.body.graded_at,
+        started,
+        host_key=report.host_key,
+        address=report.address,
+        attempts=report.attempts,
+        round_trips=report.round_trips,
+        evidence_sha256=kept.sha256,
+        regraded_at=now(),
+        host_key_replaced=report.host_key_replaced,
+    )
+    return dataclasses.replace(graded, duration_s=report.duration_s)
+
+
+def run_on(
+    host: testinfra.host.Host,
+    outside: Outside,
+    pack: Pack,
+    variables: Mapping[str, str],
+    mask: Redactor,
+    deadline: Deadline | None = None,
+    cut_off: frozenset[str] = frozenset(),
+) -> Looked:
+    """Run the pack's checks on one machine, seen from inside by ``host`` and from outside by
+    ``outside``; ``mask`` hides the secrets in what people will read of it. Then what the
+    machine is besides the checks' verdicts: its [[unique]] values and its system."""
+    rubric = pack.rubric
+    fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
+    outcomes = run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
+    return Looked(outcomes, fingerprints(host, rubric), detect_system(host))
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What one grading learned of a machine: each check's outcome, the digests of its
+    [[unique]] values, and the system it says it is."""
+
+    outcomes: dict[str, Outcome]
+    fingerprints: dict[str, list[str]]
+    system: System
+
+
+def fingerprints(host: testinfra.host.Host, rubric: Rubric) -> dict[str, list[str]]:
+    """The values no two students' VMs should share (the rubric's [[unique]]), as short
+    digests: a report says whether two VMs share one, never what it is."""
+    found = {}
+    for unique in rubric.unique:
+        try:
+            result = host.run(unique.command)
+        except (CheckError, HostError):
+            continue  # not asked (a replay of an older archive, the deadline): no flag
+        values = {line.strip() for line in result.stdout.splitlines() if line.strip()}
+        digests = sorted(
+            hashlib.sha256(f"{unique.id}:{v}".encode()).hexdigest()[:16] for v in values
+        )
+        # at most the FINGERPRINTS smallest: the same values give the same ones, on any VM
+        found[unique.id] = digests[:FINGERPRINTS]
+    return found
+
+
+def _mask(password: str | None, rubric: Rubric, variables: Mapping[str, str]) -> Redactor:
+    """What people must not read of one grading: the SSH password, the secret variables."""
+    return Redactor([password or ""] + [variables.get(v, "") for v in rubric.secret_vars()])
+
+
+def _archive(
+    host: testinfra.host.Host,
+    outside: Outside,
+    target: Any,
+    rubric: Rubric,
+    student: str | None,
+    variables: Mapping[str, str],
+    options: Options,
+    graded_at: str,
+    host_key: str | None,
+    outcomes: Mapping[str, Outcome],
+) -> Archive:
+    return archive.record(
+        commands=host.backend.answers(),
+        probes=outside.answers(),
+        student=student,
+        host=target.host,
+        address=outside.address,
+        host_key=host_key,
+        graded_at=graded_at,
+        rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
+        variables=variables,
+        secret_names=rubric.secret_vars(),
+        ssh_password=target.password,
+        command_timeout=options.command_timeout,
+        cut_off=[i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence],
+    )
+
+
+def _graded(
+    target: Any,
+    rubric: Rubric,
+    student: str | None,
+    looked: Looked,
+    variables: Mapping[str, str],
+    graded_at: str,
+    started: float,
+    **fields: object,
+) -> Report:
+    # outcomes are masked as the checks ran; the hints are those for the VM's system
+    results, total = score(rubric, looked.outcomes, looked.system.ids)
+    return blank_report(
+        target,
+        rubric,
+        student,
+        score=total,
+        checks=results,
+        graded_at=graded_at,
+        duration_s=round(time.monotonic() - started, 3),
+        system=looked.system.name,
+        system_ids=looked.system.ids,
+        variant=rubric.variant(variables),
+        fingerprints=looked.fingerprints,
+        **fields,
+    )
+
+
+def now() -> str:
+    """The time a grading is stamped with (GRADER_NOW when set: see grader.base.clock)."""
+    from grader.base.clock import now as clock
+
+    return clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

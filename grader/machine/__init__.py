@@ -1,0 +1,3 @@
+"""Reaching a machine: SSH, this machine, the memoized testinfra backend, prefetch, what the VM
+says it is.
+"""

@@ -1,0 +1,1 @@
+"""What people read: renderers and templates, feedback, views, the folder a run writes."""

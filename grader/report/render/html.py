@@ -1,0 +1,52 @@
+"""A student's report as a self-contained HTML page: no network fetch, printable, and every
+string from the VM escaped (Jinja2 autoescape), so nothing in a mail subject ever runs."""
+
+from __future__ import annotations
+
+import functools
+
+import jinja2
+
+from grader.base.results import Report
+from grader.report.feedback import fix_first, numbered
+from grader.report.render.safe import printable
+from grader.report.render.text import points
+
+LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+WORDS = {"pass": "passed", "fail": "failed", "error": "not checked", "skipped": "skipped"}
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("grader.report", "templates"),
+        autoescape=True,
+        # every value shown: control characters replaced (a page may be opened in a terminal)
+        finalize=lambda value: printable(value) if isinstance(value, str) else value,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(report: Report, **_: object) -> str:
+    sections: dict[str, list[object]] = {}
+    for check in report.checks:
+        sections.setdefault(check.section, []).append(check)
+    counts = [(s, n) for s in LABELS if (n := sum(c.status == s for c in report.checks))]
+    causes = fix_first(report)
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            report=report,
+            sections=list(sections.items()),
+            counts=counts,
+            causes=causes,
+            grouped=numbered(causes),
+            need_root=[c.id for c in report.checks if c.error_kind == "needs_root"],
+            labels=LABELS,
+            words=WORDS,
+            points=points,
+        )
+    )
