@@ -32,6 +32,7 @@ from grader.base.outcomes import fail, skip
 
 __all__ = [
     "READ_LIMIT",
+    "Busy",
     "FileContent",
     "Lines",
     "Listener",
@@ -56,6 +57,13 @@ READ_LIMIT = 4 * 1024 * 1024
 
 class ReadInPart(CheckError):
     """A check would have decided on part of what it asked for: it is an error instead."""
+
+
+class Busy(CheckError):
+    """The VM was too busy to answer (a daemon refusing work under load, in its own words):
+    not the student's mistake, so the check is an error (``busy``), not a lost mark."""
+
+    kind = "busy"
 
 
 # ----- what listens, what runs -----

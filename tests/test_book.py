@@ -4,6 +4,10 @@ end-to-end test runs the same book on a real server.)"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +17,7 @@ import sqlalchemy as sa
 
 from grader.base.errors import InputError
 from grader.base.results import CheckResult, Report, RubricRef
-from grader.course.book import Book, runs
+from grader.course.book import SCHEMA, Book, reports, runs
 from grader.course.marks import Late
 from grader.report.store import ReportStore
 
@@ -22,10 +26,14 @@ LATE = Late(per_day=0.1, max=0.5, grace_minutes=15)
 
 
 def report(student: str, when: datetime, score: float | None, a: float = 1.0) -> Report:
+    """A grading of 20 one-point checks: "a" passed when ``a``, and as many others as make
+    ``score``."""
+    others = int((score or 0) - a)
     checks = (
         CheckResult("a", "S", "A", "pass" if a else "fail", a, 1, "", "", ()),
-        CheckResult("b", "S", "B", "pass", (score or 0) - a, 19, "", "", ()),
-    )
+        *(CheckResult(f"c{n}", "S", f"C{n}", "pass" if n < others else "fail",
+                      1.0 if n < others else 0.0, 1, "", "", ()) for n in range(19)),
+    )  # fmt: skip
     return Report(
         host=f"vm-{student}", student=student, status="graded" if score is not None else
         "unreachable", error=None, error_kind=None, score=score, max_score=20,
@@ -105,7 +113,7 @@ def test_overrides_have_an_audit_trail_and_survive_a_regrade(book, tmp_path):
     assert all(e["by"] and e["at"] for e in overrides)
     assert overrides[1]["before"] == 10
     first = [e for e in events if e["kind"] == "first_passed"]
-    assert [e["check"] for e in first] == ["b"]
+    assert [e["check"] for e in first] == [f"c{n}" for n in range(10)]  # "a" never passed
 
 
 def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monkeypatch):
@@ -117,16 +125,27 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
             c["name"] for c in sa.inspect(connection).get_columns("runs")
         }
     with old.engine.begin() as connection:  # a run as the first grader recorded it
+        for folder in ("/old/run", f"{tmp_path}/runs/lab6-run-1"):
+            connection.execute(sa.text(
+                "INSERT INTO runs (lab, kind, folder, recorded_at, recorded_by, rubric_sha256) "
+                "VALUES ('lab6', 'run', :f, '2026-11-01T00:00:00Z', 'ta', 'ab')"
+            ), {"f": folder})  # fmt: skip
         connection.execute(sa.text(
-            "INSERT INTO runs (lab, kind, folder, recorded_at, recorded_by) "
-            "VALUES ('lab6', 'run', '/old/run', '2026-11-01T00:00:00Z', 'ta')"
+            "INSERT INTO reports (run_id, student, status, score, max_score, graded_at, "
+            "report_path) VALUES (2, 'amy', 'graded', 1, 1, '2026-11-01T00:00:00Z', "
+            f"'{tmp_path}/runs/lab6-run-1/amy.json')"
         ))  # fmt: skip
     old.close()
-    new = Book(url)
-    assert new.schema == 2
+    new = Book(url)  # the course folder is the book's own folder
+    assert new.schema == SCHEMA == 3
     with new.engine.connect() as connection:
-        row = connection.execute(sa.select(runs)).one()
-    assert (row.folder, row.grader_version) == ("/old/run", None)
+        rows = connection.execute(sa.select(runs).order_by(runs.c.id)).all()
+        kept = connection.execute(sa.select(reports)).one()
+    # paths inside the course folder become relative to it, so a copied course still works
+    assert [(r.folder, r.grader_version) for r in rows] == [
+        ("/old/run", None), ("runs/lab6-run-1", None)
+    ]  # fmt: skip
+    assert (kept.report_path, kept.rubric_sha256) == ("runs/lab6-run-1/amy.json", "ab")
     new.close()
 
 
@@ -182,9 +201,10 @@ def test_two_recorders_at_once_lose_nothing(tmp_path, monkeypatch):
     book.close()
 
 
-def test_the_book_commands_on_an_imported_folder(tmp_path, monkeypatch, capsys):
-    """grade book without a VM: a folder graded elsewhere imported, shown, overridden,
-    exported; course.toml mistakes named by line."""
+def test_the_book_commands_refuse_what_does_not_hold(tmp_path, monkeypatch, capsys):
+    """grade book without a VM: an import without its evidence, overrides outside the rubric's
+    points, a student not on the roster: each refused by name (exit 2), nothing recorded; what
+    holds is recorded and exported; course.toml mistakes named by line."""
     from grader.cli import main
 
     course = tmp_path / "course"
@@ -196,24 +216,104 @@ def test_the_book_commands_on_an_imported_folder(tmp_path, monkeypatch, capsys):
     )
     monkeypatch.chdir(course)
     monkeypatch.setenv("GRADER_NOW", "2026-12-05T00:00:00+00:00")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("book", "show")[0] == 2  # nothing recorded yet: no book is made by reading
+    assert not (course / "gradebook.sqlite").exists()
     graded, _ = folder(tmp_path, "elsewhere", report("amy", DUE - timedelta(hours=2), 17))
-    assert main(["book", "import", str(graded), "--lab", "lab6"]) == 0
-    capsys.readouterr()
-    assert main(["book", "show", "--format", "json"]) == 0
-    rows = {r["student"]: r for r in __import__("json").loads(capsys.readouterr().out)}
-    assert rows["amy"]["mark"] == 17 and rows["ben"]["mark"] is None
+    code, _, err = run("book", "import", str(graded), "--lab", "lab6")
+    assert code == 2 and "nothing was recorded" in err
+    assert "graded with another rubric" in err  # a report that is not lab6's
+    code, _, err = run("book", "import", str(tmp_path / "nowhere"), "--lab", "lab6")
+    assert code == 2 and "no such folder" in err and not (tmp_path / "nowhere").exists()
+    code, out, _ = run("book", "show", "--format", "json")
+    rows = {r["student"]: r for r in json.loads(out)}
+    assert rows["amy"]["mark"] is None and rows["amy"]["incomplete"] == []
     contract = {"student", "lab", "mark", "max", "score", "penalty", "days_late", "policy",
-                "run_at", "overridden", "reason"}  # fmt: skip
+                "run_at", "overridden", "reason", "incomplete", "flags"}  # fmt: skip
     assert set(rows["amy"]) >= contract
-    assert main(["book", "override", "ben", "lab6", "--mark", "12", "--reason", "oral exam"]) == 0
-    assert main(["book", "export", "--lms", "moodle"]) == 0
-    out = capsys.readouterr().out
-    assert "ID number,lab6\namy,17\nben,12\n" in out
-    assert main(["book", "override", "ben", "lab6", "--points", "1", "--reason", "x"]) == 2
+    for refused, why in (
+        (["--mark", "25"], "out of 20"), (["--mark", "-3"], "out of 20"),
+        (["--check", "smtp_daemon", "--points", "5"], "worth 1 point"),
+        (["--check", "smtp_deamon", "--points", "1"], "did you mean 'smtp_daemon'"),
+    ):  # fmt: skip
+        code, _, err = run("book", "override", "ben", "lab6", *refused, "--reason", "x")
+        assert code == 2 and why in err, (refused, err)
+    code, _, err = run("book", "override", "bne", "lab6", "--mark", "12", "--reason", "x")
+    assert code == 2 and "not a student of the roster" in err and "'ben'" in err
+    code, _, err = run("book", "override", "ben", "lab7", "--mark", "1", "--reason", "x")
+    assert code == 2 and "no lab 'lab7'" in err
+    assert run("book", "override", "ben", "lab6", "--mark", "12", "--reason", "oral exam")[0] == 0
+    code, out, _ = run("book", "export", "--lms", "moodle")
+    assert code == 0
+    exported = list(csv.reader(io.StringIO(out)))
+    assert exported[0] == ["ID number", "lab6 (out of 20)", "Feedback"]
+    assert [r[:2] for r in exported[1:]] == [["amy", ""], ["ben", "12"]]
+    assert run("book", "override", "ben", "lab6", "--points", "1", "--reason", "x")[0] == 2
+    code, out, _ = run("book", "history", "ben")
+    assert "override of the mark (12)" in out
     (course / "course.toml").write_text(
         'title = "CS"\nroster = "class.csv"\n\n[[labs]]\nid = "lab6"\nlab = "lab6"\n'
         "due = 2026-12-01T23:59:00\npolicey = 1\n"
     )
-    assert main(["book", "show"]) == 2
-    err = capsys.readouterr().err
+    code, _, err = run("book", "show")
+    assert code == 2
     assert "course.toml:8: labs[0].policey: unknown key (did you mean 'policy'?)" in err
+
+
+def test_course_toml_refuses_extensions_that_would_be_lost_or_take_time_away(tmp_path):
+    from grader.course.config import load_course
+
+    (tmp_path / "class.csv").write_text("student,host\namy,vm1\nben,vm2\n")
+    head = (
+        'title = "CS"\nroster = "class.csv"\n\n[[labs]]\nid = "lab6"\nlab = "lab6"\n'
+        "due = 2026-12-01T23:59:00+00:00\n\n[extensions]\n"
+    )
+    for line, why in (
+        ("bne = { lab6 = 2026-12-03T00:00:00+00:00 }", "course.toml:10: extensions.bne: 'bne' "
+         "is not a student of the roster"),
+        ("ben = { lab7 = 2026-12-03T00:00:00+00:00 }", "no lab 'lab7'"),
+        ("ben = { lab6 = 2026-11-30T00:00:00+00:00 }", "earlier than the lab's due time"),
+    ):  # fmt: skip
+        (tmp_path / "course.toml").write_text(head + line + "\n")
+        with pytest.raises(InputError, match=re.escape(why)):
+            load_course(tmp_path / "course.toml")
+    (tmp_path / "course.toml").write_text('db = "mysql://x"\n' + head)
+    with pytest.raises(InputError, match="not a database the gradebook uses"):
+        load_course(tmp_path / "course.toml")
+
+
+def test_an_sqlite_book_is_private_and_can_be_backed_up_while_open(book, tmp_path):
+    import stat
+
+    path = Path(book.url.removeprefix("sqlite:///"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    found = folder(tmp_path, "r1", report("amy", DUE, 15))
+    book.record("lab6", *found, "run")
+    book.backup(tmp_path / "copy.sqlite")
+    copy = Book(f"sqlite:///{tmp_path / 'copy.sqlite'}", create=False)
+    assert copy.mark("amy", "lab6", DUE, LATE, "last").mark == 15
+    assert stat.S_IMODE((tmp_path / "copy.sqlite").stat().st_mode) == 0o600
+    copy.close()
+    with pytest.raises(InputError, match="exists already"):
+        book.backup(tmp_path / "copy.sqlite")
+
+
+def test_a_dropped_run_leaves_the_marks_and_comes_back(book, tmp_path):
+    first = book.record("lab6", *folder(tmp_path, "r1", report("amy", DUE, 15)), "run")
+    later = book.record("lab6", *folder(tmp_path, "r2", report("amy", DUE, 9)), "run")
+    assert book.mark("amy", "lab6", DUE, LATE, "last").mark == 9
+    book.drop(later, "graded the wrong VM")
+    assert book.mark("amy", "lab6", DUE, LATE, "last").mark == 15
+    with pytest.raises(InputError, match="dropped already"):
+        book.drop(later, "again")
+    book.undrop(later, "it was the right one")
+    assert book.mark("amy", "lab6", DUE, LATE, "last").mark == 9
+    kinds = [e["kind"] for e in book.history("amy")]
+    assert "drop" in kinds and "undrop" in kinds
+    assert first != later

@@ -110,7 +110,7 @@ def test_lab7_shards_merge_export_and_the_student_view(
         assert statuses(a) == statuses(b)
     moodle = grade("export", "--lms", "moodle", str(merged))
     rows = {row[0]: row for row in csv.reader(io.StringIO(moodle.stdout))}
-    assert rows["ID number"][1] == "Lab 7: name service and the web"
+    assert rows["ID number"][1] == "Lab 7: name service and the web (out of 10)"
     assert rows["l7-complete"][1] == "10"
     page = (merged / "l7-untouched.html").read_text()
     assert variant("l7-untouched").token in page  # the student's page shows their variant

@@ -257,14 +257,16 @@ def test_class_folder_has_every_output(grade, class_run):
     assert "<script>" not in "\n".join(outside_fences((out / "ivan.md").read_text()))
     moodle = grade("export", "--lms", "moodle", str(out))
     rows = {row[0]: row for row in csv.reader(io.StringIO(moodle.stdout))}
-    assert rows["ID number"][1] == "Lab 6: email, processes and networking"
+    assert rows["ID number"][1] == "Lab 6: email, processes and networking (out of 20)"
     assert rows["gina"][1] == "" and rows["alice"][1] == "20"
     assert rows["ivan"][2].startswith("bob got the")  # feedback, with the subjects inside it
     assert "=HYPERLINK" in rows["ivan"][2]
     for row in rows.values():
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
     canvas = grade("export", "--lms", "canvas", str(out), "--grade-column", "Lab 6")
-    sis = {r["SIS User ID"]: r["Lab 6"] for r in csv.DictReader(io.StringIO(canvas.stdout))}
+    read = list(csv.DictReader(io.StringIO(canvas.stdout)))
+    assert read[0]["Student"].strip() == "Points Possible" and read[0]["Lab 6"] == "20"
+    sis = {r["SIS User ID"]: r["Lab 6"] for r in read[1:]}
     assert set(sis) == set(CLASS)  # every student has a row
     assert sis["gina"] == sis["hal"] == "" and sis["alice"] == "20"
 

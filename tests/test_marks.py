@@ -1,15 +1,27 @@
 """Marks as of a deadline (grader.course.marks): the late rule and the three policies, exactly as
-issue 13 states them; no database, no VM."""
+issue 13 states them; a grading scored from its stored outcomes, overrides followed through
+`depends`, a check not checked never lost; no database, no VM."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader.course.marks import Graded, Late, days_late, decide
+from grader.course.marks import (
+    CheckOverride,
+    Graded,
+    Grading,
+    ItemSpec,
+    Late,
+    Outcome,
+    days_late,
+    decide,
+    mark_of,
+    score_grading,
+)
 
 DUE = datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc)
 LATE = Late(per_day=0.10, max=0.50, grace_minutes=15)
@@ -50,6 +62,7 @@ def test_no_grading_that_counts_is_no_mark_never_zero():
     assert unreachable.mark is None and "could not be graded" in unreachable.reason
 
 
+@settings(deadline=None)  # a loaded machine is no counterexample
 @given(
     st.lists(
         st.tuples(st.integers(-10_000, 20_000), st.floats(0, 20, allow_nan=False)),
@@ -84,3 +97,69 @@ def test_the_rule_as_written(runs, per_day, cap, grace):
             assert math.isclose(mark.mark, max(penalised), abs_tol=1e-5)
         if policy == "last":
             assert chosen.at == max(g.at for g in gradings)
+
+
+#: A small lab: greets (1) depends on listens (1); login (2) depends on greets; files (1)
+ITEMS = (
+    ItemSpec("listens", 1), ItemSpec("greets", 1, ("listens",)),
+    ItemSpec("login", 2, ("greets",)), ItemSpec("files", 1),
+)  # fmt: skip
+
+
+def grading(run: int, when: datetime, **statuses: str) -> Grading:
+    """A grading of ITEMS; ``statuses``: each check's status, or "skipped:KIND", "error:KIND"."""
+    outcomes = []
+    for item in ITEMS:
+        status, _, kind = statuses.get(item.id, "pass").partition(":")
+        points = item.points if status == "pass" else 0.0
+        outcomes.append(Outcome(item.id, status, points, item.points, kind or None))
+    return Grading(run, when, "graded", 5, tuple(outcomes), ITEMS)
+
+
+def test_a_check_not_checked_is_no_lost_mark_and_leaves_the_mark_incomplete():
+    busy = grading(1, at(days=-1), greets="error:busy", login="skipped:dependency_not_checked")
+    scored = score_grading(busy)
+    assert scored.score == 2 and scored.unchecked == ("greets", "login")
+    mark = mark_of([busy], DUE, LATE, "last_before_due")
+    assert mark.mark == 2 and mark.incomplete == ("greets", "login")
+
+
+def test_a_later_grading_fills_what_the_counting_one_could_not_check():
+    busy = grading(1, at(minutes=-5), greets="error:turned_away",
+                   login="skipped:dependency_not_checked", files="fail")  # fmt: skip
+    later = grading(2, at(days=1), files="pass", login="fail")
+    mark = mark_of([busy, later], DUE, LATE, "last_before_due")
+    # greets and login come from the later grading; files stays as it was at the deadline
+    assert mark.run == 1 and mark.incomplete == ()
+    assert [(f.check, f.run, f.status) for f in mark.filled] == [
+        ("greets", 2, "pass"), ("login", 2, "fail")
+    ]  # fmt: skip
+    assert mark.mark == 2  # listens 1 + greets 1; login lost, files lost
+    assert "greets from the grading of" in mark.reason
+
+
+def test_an_override_is_followed_through_depends_like_a_live_result():
+    lost = grading(1, at(days=-1), listens="fail", greets="skipped:dependency",
+                   login="skipped:dependency")  # fmt: skip
+    assert score_grading(lost).score == 1  # files only
+    # a TA passes listens: greets and login were never checked, so they are not lost now
+    passed = score_grading(lost, {"listens": CheckOverride("listens", 1, "ta", "seen live")})
+    assert passed.score == 2 and passed.unchecked == ("greets", "login")
+    # a TA fails greets on a complete grading: login, which depends on it, is lost with it
+    done = grading(2, at(days=-1))
+    failed = score_grading(done, {"greets": CheckOverride("greets", 0, "ta", "copied")})
+    assert failed.score == 2 and [o.status for o in failed.outcomes] == [
+        "pass", "fail", "skipped", "pass"
+    ]  # fmt: skip
+    assert failed.outcomes[2].lost
+    # what an override left unknown is for a person: no later grading fills it
+    mark = mark_of([lost, done], DUE, LATE, "best",
+                   {"listens": CheckOverride("listens", 1, "ta", "seen live")})  # fmt: skip
+    assert mark.run == 2 and mark.mark == 5
+
+
+def test_an_override_made_on_other_points_is_noted():
+    done = grading(1, at(days=-1), login="fail")
+    mark = mark_of([done], DUE, LATE, "last",
+                   {"login": CheckOverride("login", 1, "ta", "half", max_points=1)})  # fmt: skip
+    assert mark.mark == 4 and "made when it was worth 1 points" in mark.notes[0]

@@ -263,7 +263,7 @@ def test_gradescope_for_a_host_not_graded_records_no_score():
 
 def test_moodle_import_shape():
     rows = list(csv.reader(io.StringIO(render_lms(CLASS, "moodle"))))
-    assert rows[0] == ["ID number", RUBRIC.title, "Feedback"]
+    assert rows[0] == ["ID number", f"{RUBRIC.title} (out of 20)", "Feedback"]
     by_id = {row[0]: row for row in rows[1:]}
     assert by_id["alice"][1] == f"{CLASS[0].score:g}"
     assert by_id["gone"][1] == ""  # not graded: empty, never 0
@@ -271,7 +271,10 @@ def test_moodle_import_shape():
     assert "Mailboxes are private" not in feedback  # hidden items stay out of feedback
     # ... but the points they cost are there: the marks listed add up to the grade
     taken = sum(float(x) for x in re.findall(r"\(-([0-9.]+)\)", feedback))
-    assert CLASS[0].max_score - taken == CLASS[0].score, feedback
+    # and what could not be checked is said apart, as not lost
+    unchecked = sum(float(x) for x in re.findall(r"\(([0-9.]+) point\(s\), not lost\)", feedback))
+    assert unchecked == CLASS[0].unchecked_points > 0
+    assert CLASS[0].max_score - taken - unchecked == CLASS[0].score, feedback
     assert feedback.startswith("'") or not feedback.startswith(("=", "+", "-", "@"))
     for row in rows[1:]:
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
@@ -347,7 +350,35 @@ def test_who_the_roster_says_a_student_is_reaches_summary_and_canvas():
     rows = list(csv.DictReader(io.StringIO(render("summary_csv", [ada, CLASS[2]], rubric=RUBRIC))))
     assert rows[0]["first name"] == "Ada" and rows[0]["section"] == "B"
     assert rows[1]["first name"] == ""
-    (canvas,) = csv.DictReader(io.StringIO(render_lms([ada], "canvas")))
+    possible, canvas = csv.DictReader(io.StringIO(render_lms([ada], "canvas")))
+    assert possible["Student"] == "    Points Possible" and possible[RUBRIC.title] == "20"
     assert (canvas["Student"], canvas["Section"], canvas["SIS User ID"]) == (
         "Ada Lovelace", "B", ada.student
     )  # fmt: skip
+
+
+def test_the_class_page_counts_no_check_that_was_not_checked_as_lost():
+    """A check not checked is no 0% pass rate, no lost point; a --host grading's row is named
+    by its host, never "None"."""
+    from grader.report.render.index import pass_rates_of
+
+    def turned_away(student: str | None, host: str) -> Report:
+        checks = tuple(
+            CheckResult(i.id, i.section, i.title, "error" if i.id == "smtp_greets" else "pass",
+                        0 if i.id == "smtp_greets" else i.points, i.points, "", "", (),
+                        "busy" if i.id == "smtp_greets" else None)
+            for i in RUBRIC.items
+        )  # fmt: skip
+        return dataclasses.replace(report("x"), student=student, host=host, checks=checks,
+                                   score=sum(c.points for c in checks))  # fmt: skip
+
+    reports = [turned_away("amy", "vm-amy"), turned_away(None, "vm-solo")]
+    rates, unchecked = pass_rates_of(reports, RUBRIC)
+    assert "smtp_greets" not in rates and unchecked == {"smtp_greets": 2}
+    assert rates["smtp_daemon"] == 1.0
+    html = render("index", reports, rubric=RUBRIC, charts=False)
+    assert "None" not in html and "vm-solo.html" in html
+    assert "smtp_greets</code> for 2 students" in html
+    assert 'id="incomplete"' in html and "1 point(s) not checked (smtp_greets)" in html
+    text = render("class", reports, rubric=RUBRIC)
+    assert "vm-solo: 1 point(s) not checked (smtp_greets)" in text

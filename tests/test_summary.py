@@ -52,9 +52,9 @@ def test_summary_columns_and_a_student_not_graded():
     )
     first, second = rows([report("s1"), gone])
     header = list(first)
-    assert header[:5] == ["student", "host", "status", "score", "max_score"]
-    assert header[5:25] == [i.id for i in RUBRIC.items]
-    assert header[25:] == ["error_kind", "error", "attempts", "flags"]
+    assert header[:6] == ["student", "host", "status", "score", "max_score", "unchecked_points"]
+    assert header[6:26] == [i.id for i in RUBRIC.items]
+    assert header[26:] == ["unchecked", "error_kind", "error", "attempts", "flags"]
     assert first["score"] == "20" and first["smtp_listening"] == "0.5"
     assert second["status"] == "unreachable" and second["score"] == ""  # never 0
     assert second["smtp_daemon"] == "" and second["error_kind"] == "timeout"
@@ -93,3 +93,31 @@ def test_store_resumes_only_whole_graded_reports_of_the_same_rubric(tmp_path):
     assert store.reusable("torn", RUBRIC) is None
     assert store.reusable("never", RUBRIC) is None
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def turned_away(student: str) -> Report:
+    """A lab done right whose SMTP server turned the grader away: 2.5 points not checked."""
+    away = {"smtp_listening", "smtp_greets"}
+    checks = tuple(
+        dataclasses.replace(c, status="error", points=0.0, error_kind="busy") if c.id in away else c
+        for c in report(student).checks
+    )
+    return report(student, checks=checks, score=sum(c.points for c in checks))
+
+
+def test_a_check_not_checked_is_no_zero_in_the_summary_or_the_report():
+    (row,) = rows([turned_away("s1")])
+    assert row["score"] == "18.5" and row["unchecked_points"] == "1.5"
+    assert row["smtp_greets"] == "" and row["smtp_listening"] == ""  # not a 0
+    assert row["smtp_daemon"] == "1"
+    assert row["unchecked"] == "smtp_listening smtp_greets"
+    (done,) = rows([report("s2")])
+    assert done["unchecked_points"] == "0" and done["unchecked"] == ""
+    import json
+
+    data = json.loads(render("json", turned_away("s1")))
+    assert data["unchecked"] == ["smtp_listening", "smtp_greets"]
+    assert data["unchecked_points"] == 1.5
+    assert Report.from_dict(data) == turned_away("s1")  # derived fields are not read back
+    text = render("text", turned_away("s1"), width=200)
+    assert "18.5 of 18.5 checked; 1.5 points not checked" in text

@@ -20,6 +20,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 2  # bad usage, rubric, roster or other input
     NOT_GRADED = 3  # a host could not be graded
     INTERNAL_ERROR = 4  # a bug in the grader (run with --traceback to see it)
+    BUSY = 5  # another grading of the course holds its lock (with --no-wait)
 
 
 class InputError(Exception):
@@ -47,8 +48,16 @@ class HostError(Exception):
         return "unreachable" if self.kind in self.UNREACHABLE_KINDS else "error"
 
 
+class CourseBusy(Exception):
+    """Another grading of the course holds its lock, and this one was not to wait (or waited
+    as long as it was told to). Exit status 5."""
+
+
 class CheckError(Exception):
-    """A check could not run; the check's status becomes ``error`` (the grader's problem)."""
+    """A check could not run; the check's status becomes ``error`` (the grader's problem), with
+    ``kind`` as its error kind."""
+
+    kind = "unavailable"
 
 
 class CommandTimeout(CheckError):

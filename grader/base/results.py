@@ -123,15 +123,38 @@ class Report:
     def all_passed(self) -> bool:
         return self.status == "graded" and all(c.status == "pass" for c in self.checks)
 
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        """The checks that could not be checked (an error, a variable not given, a dependency
+        not checked either): not lost marks, and not marks earned either."""
+        return tuple(c.id for c in self.checks if c.status != "pass" and not c.lost)
+
+    @property
+    def unchecked_points(self) -> float:
+        return sum(c.max_points for c in self.checks if c.status != "pass" and not c.lost)
+
+    @property
+    def checked_max(self) -> float:
+        """The points of the checks that were checked: the score is out of these."""
+        return self.max_score - self.unchecked_points
+
+    @property
+    def complete(self) -> bool:
+        """Graded, with every check checked: its score is the student's whole mark."""
+        return self.status == "graded" and not self.unchecked
+
     def to_dict(self) -> dict[str, Any]:
         data = _numbers(dataclasses.asdict(self))
         for check, result in zip(data["checks"], self.checks):
             check["lost"] = result.lost  # for tools: derived, not read back
+        if self.status == "graded":  # for tools: derived, not read back
+            data["unchecked"] = list(self.unchecked)
+            data["unchecked_points"] = _numbers(self.unchecked_points)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
-        fields = dict(data)
+        fields = {k: v for k, v in data.items() if k not in DERIVED}
         fields["rubric"] = RubricRef(**data["rubric"])
         fields["checks"] = tuple(
             CheckResult(
@@ -149,6 +172,10 @@ class Report:
             for f in data.get("flags", ())
         )
         return cls(**fields)
+
+
+#: A report's JSON fields that are derived from the others: written for tools, not read back
+DERIVED = ("unchecked", "unchecked_points")
 
 
 def _numbers(value: Any) -> Any:

@@ -69,7 +69,7 @@ def regrade_folder(
             new, kept = _carried_over(report, rubric), None
         else:
             try:
-                kept = _archive_of(path, report)
+                kept = archive_of(path, report)
             except ArchiveError as e:
                 new, kept = _refused(report, rubric, str(e)), None
             else:
@@ -94,7 +94,7 @@ def regrade_folder(
     )
 
 
-def _archive_of(path: Path, report: Report) -> Archive:
+def archive_of(path: Path, report: Report) -> Archive:
     where = archive_path(path)
     if report.evidence_sha256 is None:
         raise ArchiveError(f"{path}: the report names no evidence archive (graded before archives)")
@@ -181,7 +181,7 @@ def show(directory: Path, who: str, check_id: str, max_lines: int | None) -> str
     ]
     recorded: dict[str, str] = {}
     try:
-        kept = _archive_of(path, report)
+        kept = archive_of(path, report)
     except ArchiveError as e:
         lines.append(f"evidence archive: {e}; showing the report's excerpts only")
     else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,9 @@ def load_roster(
                 header = _check_header(path, line, row, rubric, ignore)
                 continue
             student = _student(path, line, header, row, rubric, defaults, loaded if keys else None)
+            problem = id_problem(student.student)
+            if problem:
+                raise InputError(f"{path}:{line}: {problem}; give this student another id")
             if student.student in seen:
                 raise InputError(
                     f"{path}:{line}: student {student.student!r} is already on "
@@ -120,6 +124,47 @@ def load_roster(
     if not students:
         raise InputError(f"{path}: the roster has a header but no students")
     return students
+
+
+def roster_ids(path: Path) -> dict[str, int]:
+    """The roster's student ids and their lines, read without the rest of the roster (for what
+    only needs to know who is on it: a course's extensions, the gradebook's imports)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the roster: {e}") from None
+    reader = csv.reader(lines, delimiter=_delimiter(lines))
+    found: dict[str, int] = {}
+    column = None
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if column is None:
+                header = [" ".join(c.lower().split()) for c in row]
+                if "student" not in header:
+                    raise InputError(
+                        f"{path}:{reader.line_num}: the header has no 'student' column"
+                    )
+                column = header.index("student")
+                continue
+            if column < len(row) and row[column].strip():
+                found.setdefault(row[column].strip(), reader.line_num)
+    except csv.Error as e:
+        raise InputError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
+    return found
+
+
+#: What a student id may not hold: control characters (an id reaches terminals and file names)
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def id_problem(student: str) -> str | None:
+    """Why ``student`` cannot be an id, or None: a control character (an escape sequence in
+    an id would reach a terminal), or a name no file can carry."""
+    if CONTROL.search(student):
+        return f"student id {student!r} holds a control character"
+    return None
 
 
 def _delimiter(lines: list[str]) -> str:

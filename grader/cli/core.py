@@ -2,7 +2,7 @@
 
 Exit status: 0 every check passed; 1 graded, some checks did not pass; 2 bad usage, rubric or
 other input; 3 the host could not be graded; 4 a bug in the grader (``--traceback`` shows it);
-130 interrupted.
+5 another grading of the course holds its lock (``grade course ... --no-wait``); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from grader.base.errors import ExitStatus, InputError
+from grader.base.errors import CourseBusy, ExitStatus, InputError
 from grader.base.logs import configure_logging
 from grader.cli.definition import COMMON, DEFAULTS, Parser, UsageError, build_parser
 from grader.report.render.safe import escaped
@@ -82,6 +82,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:
     except KeyboardInterrupt:
         sys.stderr.write("grade: interrupted\n")
         return 130
+    except BrokenPipeError:  # `grade book history S | head`: the reader had enough
+        _quiet_stdout()
+        return ExitStatus.OK
+    except CourseBusy as e:
+        sys.stderr.write(f"{prog}: {escaped(str(e))}\n")
+        return ExitStatus.BUSY
     except InputError as e:
         sys.stderr.write(f"{prog}: error: {escaped(str(e))}\n")
         return ExitStatus.BAD_INPUT
@@ -93,6 +99,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:
             "(this is a bug in the grader; run again with --traceback to see where)\n"
         )
         return ExitStatus.INTERNAL_ERROR
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit raises no second BrokenPipeError."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run() -> None:

@@ -1,10 +1,10 @@
-"""``grade course`` (grade a course's lab, record it) and ``grade book`` (the gradebook)."""
+"""``grade course`` (grade a course's lab, record it) and ``grade book`` (the gradebook): the
+command line's side of grader.course: parse, call, print."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -13,22 +13,26 @@ from typing import Any
 from grader.base.clock import now
 from grader.base.errors import ExitStatus, InputError
 from grader.cli.definition import UsageError
-from grader.course.book import Book, Row, book_url, utc
-from grader.course.config import Course, find_course, load_course
-from grader.report.render.safe import escaped
+from grader.course.book import Row, utc
+from grader.course.gradebook import Gradebook, open_gradebook
+from grader.report.render.safe import escaped, json_text
 from grader.report.render.summary_csv import cell
 
 #: Options of a grading that the course decides
 DECIDED = {
     "host": "--host", "roster": "--roster", "local": "--local", "lab": "--lab",
-    "rubric_path": "--rubric", "student": "--student", "out": "--out", "shard": "--shard",
-    "resume": "--resume", "only": "--only", "fmt": "--format", "student_view": "--student-view",
+    "rubric_path": "--rubric", "out": "--out", "resume": "--resume", "only": "--only",
+    "fmt": "--format", "student_view": "--student-view",
 }  # fmt: skip
 
 
-def _open(opts: dict[str, Any]) -> tuple[Course, Book]:
-    course = load_course(find_course(opts.get("course")))
-    return course, Book(book_url(course.folder, opts.get("db")))
+def _open(opts: dict[str, Any], create: bool = False) -> Gradebook:
+    return open_gradebook(opts.get("course"), opts.get("db"), opts.get("by"), create=create)
+
+
+def _say(text: str) -> None:
+    """A line for people: anything from a VM or a file in it reaches the terminal escaped."""
+    sys.stdout.write(escaped(text) + "\n")
 
 
 def course(opts: dict[str, Any]) -> int:
@@ -40,133 +44,98 @@ def course(opts: dict[str, Any]) -> int:
             f"{given[0]} does not apply to `grade course`: the course names the roster, the "
             "lab and the run's folder"
         )
-    loaded, book = _open(opts)
+    if opts["course_command"] != "run" and opts.get("course_students"):
+        raise UsageError("--student is for `grade course run`")
+    gradebook = _open(opts, create=True)
     try:
-        if opts["course_command"] == "run":
-            lab = loaded.lab(opts["lab_id"])
-            return _grade(opts, loaded, book, lab.id, None, "run")
-        return _due(opts, loaded, book)
+        action = opts["course_command"]
+        if action == "regrade":
+            return _regrade(opts, gradebook)
+        from grader.course.lock import WAIT, course_lock
+
+        wait = 0 if opts.get("no_wait") else WAIT
+        with course_lock(gradebook.book, f"grade course {action}", wait=wait):
+            if action == "run":
+                lab = gradebook.course.lab(opts["lab_id"]).id
+                return _grade(opts, gradebook, lab, opts.get("course_students") or None, "run")
+            return _due(opts, gradebook)
     finally:
-        book.close()
+        gradebook.close()
 
 
-def _due(opts: dict[str, Any], loaded: Course, book: Book) -> int:
-    from grader.classrun.roster import load_roster
-    from grader.engine.rubric import load_rubric
+def _setup(opts: dict[str, Any], gradebook: Gradebook, lab: str) -> Any:
+    from grader.cli.grading import connection_setup
 
-    moment = now()
-    worst = int(ExitStatus.OK)
-    for lab in loaded.labs.values():
-        rubric = load_rubric(_rubric_path(loaded, lab.id))
-        ignore = [*opts["ignore_columns"], *_not_this_labs(loaded, lab.id)]
-        students = [s.student for s in load_roster(loaded.roster, rubric, keys=False,
-                                                   ignore=ignore)]  # fmt: skip
-        done = book.graded_students(lab.id, ["due"], graded_only=True)
-        todo = [s for s in students if s not in done and loaded.due_for(s, lab.id) <= moment]
-        if not todo:
-            print(f"{lab.id}: nobody to grade (due {utc(lab.due)}; now {utc(moment)})")
-            continue
-        print(f"{lab.id}: grading {len(todo)} student(s) whose due time has passed: "
-              f"{', '.join(todo)}")  # fmt: skip
-        worst = max(worst, _grade(opts, loaded, book, lab.id, todo, "due"))
-    return worst
-
-
-def _not_this_labs(loaded: Course, lab_id: str) -> list[str]:
-    """The roster columns that are variables of the course's other labs, not of this one: one
-    roster serves every lab, and a lab leaves the others' variables alone."""
-    from grader.engine.rubric import load_rubric
-
-    mine = set(load_rubric(_rubric_path(loaded, lab_id)).vars)
-    others = {v for lab in loaded.labs if lab != lab_id
-              for v in load_rubric(_rubric_path(loaded, lab)).vars}  # fmt: skip
-    return sorted(others - mine)
-
-
-def _rubric_path(loaded: Course, lab_id: str) -> Path:
-    from grader.engine.packs import find
-
-    lab = loaded.lab(lab_id)
-    return lab.rubric if lab.rubric is not None else find(lab.lab or "")
+    return connection_setup(opts, gradebook.rubric(lab))
 
 
 def _grade(
-    opts: dict[str, Any], loaded: Course, book: Book, lab_id: str, only: list[str] | None,
-    kind: str,
-) -> int:  # fmt: skip
-    """Grade the roster (or the students ``only``) for a lab into runs/, and record it."""
-    from grader.cli import grading
-    from grader.report.store import ReportStore
+    opts: dict[str, Any], gradebook: Gradebook, lab: str, only: list[str] | None, kind: str
+) -> int:
+    from grader.cli.grading import class_ending, warn_shared_passwords
+    from grader.cli.terminal import use_color
+    from grader.course.grading import grade_lab
 
-    stamp = now().strftime("%Y%m%d-%H%M%S")
-    out = loaded.folder / "runs" / f"{lab_id}-{kind}-{stamp}"
-    roster = loaded.roster
-    if only is not None:
-        roster = out.with_name(out.name + "-roster.csv")
-        _subset(loaded.roster, set(only), roster)
-    lab = loaded.lab(lab_id)
-    code = grading.grade(
-        {
-            **opts,
-            "command": None,
-            "roster": str(roster),
-            "out": out,
-            "lab": lab.lab,
-            "rubric_path": lab.rubric,
-            "ignore_columns": [*opts["ignore_columns"], *_not_this_labs(loaded, lab_id)],
-        }
-    )
-    folder = ReportStore(out).read_all()
-    if folder.found:
-        run = book.record(lab_id, out, folder.found, kind)
-        print(f"Recorded in the gradebook as run {run} ({kind} of {lab_id}): {out}")
+    color = use_color(opts["color"], sys.stdout)
+    setup = _setup(opts, gradebook, lab)
+    recorded = grade_lab(
+        gradebook, lab, only, kind, setup, ignore=opts["ignore_columns"], color=color,
+        on_students=warn_shared_passwords,
+    )  # fmt: skip
+    if recorded is None:
+        _say(f"{lab}: nobody to grade")
+        return ExitStatus.OK
+    code = class_ending(recorded.done, gradebook.rubric(lab), color)
+    if recorded.run is not None:
+        _say(f"Recorded in the gradebook as run {recorded.run} ({kind} of {lab}): "
+             f"{recorded.folder}")  # fmt: skip
     return code
 
 
-def _subset(roster: Path, students: set[str], target: Path) -> None:
-    """The roster's header and the rows of ``students``, as written (a cron run grades them)."""
-    from grader.classrun.roster import _delimiter
+def _due(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    from grader.course.grading import due_now
 
-    lines = roster.read_text(encoding="utf-8-sig").splitlines()
-    delimiter = _delimiter(lines)
-    rows = list(csv.reader(lines, delimiter=delimiter))
-    header = next(r for r in rows if any(c.strip() for c in r))
-    index = [c.strip().lower() for c in header].index("student")
-    kept = [header] + [r for r in rows[rows.index(header) + 1 :]
-                       if len(r) > index and r[index].strip() in students]  # fmt: skip
-    target.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerows(kept)
-    target.write_text(buffer.getvalue())
+    moment = now()
+    worst = int(ExitStatus.OK)
+    for lab in gradebook.course.labs.values():
+        todo = due_now(gradebook, lab.id, moment)
+        if not todo:
+            _say(f"{lab.id}: nobody to grade (due {utc(lab.due)}; now {utc(moment)})")
+            continue
+        names = ", ".join(d.student for d in todo)
+        _say(f"{lab.id}: grading {len(todo)} student(s) whose due time has passed: {names}")
+        for d in todo:
+            if d.why != "due":
+                _say(f"  {d.student}: again, {d.why}")
+        worst = max(worst, _grade(opts, gradebook, lab.id, [d.student for d in todo], "due"))
+    return worst
+
+
+def _regrade(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    from grader.course.grading import regrade_lab
+    from grader.course.lock import WAIT, course_lock
+
+    lab = gradebook.course.lab(opts["lab_id"]).id
+    wait = 0 if opts.get("no_wait") else WAIT
+    with course_lock(gradebook.book, f"grade course regrade {lab}", wait=wait):
+        done = regrade_lab(gradebook, lab)
+    if not done:
+        _say(f"{lab}: every recorded grading is on the lab's current rubric already")
+    for run, folder, new in done:
+        _say(f"run {run} regraded with {lab}'s current rubric: recorded as run {new} ({folder})")
+    return ExitStatus.OK
+
+
+# -- grade book ----------------------------------------------------------------------------
 
 
 def book(opts: dict[str, Any]) -> int:
-    loaded, opened = _open(opts)
+    action = opts["book_command"]
+    gradebook = _open(opts, create=action == "import")
     try:
-        return BOOK_ACTIONS[opts["book_command"]](opts, loaded, opened)
+        return BOOK_ACTIONS[action](opts, gradebook)
     finally:
-        opened.close()
-
-
-def marks(loaded: Course, opened: Book, lab: str | None = None) -> list[Row]:
-    """Every student's mark for every lab (or one): the roster's students, and any other the
-    book has gradings of."""
-    from grader.classrun.roster import load_roster
-    from grader.engine.rubric import load_rubric
-
-    labs = [loaded.lab(lab)] if lab else list(loaded.labs.values())
-    rubric = load_rubric(_rubric_path(loaded, labs[0].id))
-    ignore = _not_this_labs(loaded, labs[0].id)
-    students = [s.student for s in load_roster(loaded.roster, rubric, keys=False, ignore=ignore)]
-    for each in labs:
-        students += sorted(
-            opened.graded_students(each.id, ["run", "due", "import"]) - set(students)
-        )
-    return [
-        opened.mark(s, each.id, loaded.due_for(s, each.id), each.late, each.policy)
-        for s in dict.fromkeys(students)
-        for each in labs
-    ]
+        gradebook.close()
 
 
 def by_student(rows: list[Row]) -> dict[str, dict[str, Row]]:
@@ -177,24 +146,30 @@ def by_student(rows: list[Row]) -> dict[str, dict[str, Row]]:
     return table
 
 
-def _show(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    rows = marks(loaded, opened, opts.get("book_lab"))
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    rows = gradebook.rows(opts.get("book_lab"))
     form = opts.get("book_format") or "text"
     if form == "json":
-        print(json.dumps([asdict(r) for r in rows], indent=1))
+        sys.stdout.write(json_text([asdict(r) for r in rows], indent=1) + "\n")
         return ExitStatus.OK
     labs = list(dict.fromkeys(r.lab for r in rows))
     table = by_student(rows)
     if form == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["student", *labs])
         for student, by_lab in table.items():
             writer.writerow([cell(student), *(_number(by_lab[lab].mark) for lab in labs)])
+        sys.stdout.write(escaped(buffer.getvalue()))
         return ExitStatus.OK
     from rich.console import Console
     from rich.table import Table
 
-    print(escaped(f"{loaded.title}: marks as of {utc(now())}"))
+    _say(f"{gradebook.course.title}: marks as of {utc(now())}")
     shown = Table(header_style="bold")
     shown.add_column("Student")
     for lab in labs:
@@ -206,165 +181,152 @@ def _show(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
             text = "-" if r.mark is None else _number(r.mark)
             if r.days_late:
                 text += f" ({r.days_late}d late)"
-            cells.append(text + (" *" if r.overridden else ""))
+            text += " *" * r.overridden + " ?" * bool(r.incomplete)
+            text += " †" * (not r.rubric_current) + " !" * bool(r.flags)
+            cells.append(text)
         shown.add_row(escaped(student), *cells)
     Console(markup=False, highlight=False).print(shown)
-    print("- no mark (see `grade book history STUDENT`); * set or changed by an override")
+    print(
+        "- no mark; * an override is in force; ? incomplete (a check could not be checked, "
+        "not a lost mark); † an older rubric than the lab's (grade course regrade); ! a "
+        "question for staff. `grade book explain STUDENT LAB` says why."
+    )
     return ExitStatus.OK
 
 
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
-
-
-def _history(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    events = opened.history(opts["student"], opts.get("book_lab"))
+def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    student = opts["student"]
+    events = gradebook.book.history(student, opts.get("book_lab"))
+    counting = {}
+    for lab in gradebook.course.labs:
+        if opts.get("book_lab") in (None, lab):
+            row = gradebook.explain(student, lab).row
+            counting[lab] = row.run
+    for e in events:
+        if e["kind"] not in ("override", "withdraw", "first_passed", "drop", "undrop"):
+            original = e["regrade_of"] if e["kind"] == "regrade" else e["run"]
+            e["counts"] = counting.get(e["lab"]) == original
     if (opts.get("book_format") or "text") == "json":
-        print(json.dumps(events, indent=1))
+        sys.stdout.write(json_text(events, indent=1) + "\n")
         return ExitStatus.OK
     if not events:
-        print(f"Nothing recorded for {escaped(opts['student'])}.")
+        _say(f"Nothing recorded for {student}.")
+    firsts: dict[tuple[str, str], list[str]] = {}
     for e in events:
         if e["kind"] == "first_passed":
-            line = f"{e['at']}  {e['lab']}: {e['check']} passed for the first time"
-        elif e["kind"] in ("override", "withdraw"):
+            firsts.setdefault((e["lab"], e["at"]), []).append(e["check"])
+            continue
+        if e["kind"] in ("override", "withdraw"):
             what = f"check {e['check']}" if e["check"] else "the mark"
             line = (f"{e['at']}  {e['lab']}: {e['kind']} of {what} ({e['value']:g}) by "
                     f"{e['by']}: {e['reason']}")  # fmt: skip
+        elif e["kind"] in ("drop", "undrop"):
+            verb = "dropped" if e["kind"] == "drop" else "put back"
+            line = f"{e['at']}  {e['lab']}: run {e['run']} {verb} by {e['by']}: {e['reason']}"
         else:
             score = "not graded" if e["score"] is None else f"{e['score']:g}/{e['max']:g}"
-            line = (f"{e['at']}  {e['lab']}: {e['kind']} by {e['by']}, VM seen "
-                    f"{e['graded_at']}: {score}")  # fmt: skip
-        print(escaped(line))
+            counts = "  <- counts" if e.get("counts") else ""
+            line = (f"{e['at']}  {e['lab']}: run {e['run']}, {e['kind']} by {e['by']}, VM seen "
+                    f"{e['graded_at']}: {score}{counts}")  # fmt: skip
+        _say(line)
+    for (lab, at), names in firsts.items():
+        _say(f"{at}  {lab}: passed for the first time: {', '.join(names)}")
     return ExitStatus.OK
 
 
-def _override(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    lab = loaded.lab(opts["book_lab"]).id
-    check, points, mark = opts.get("check"), opts.get("points"), opts.get("mark")
-    if points is not None and check is None:
+def _explain(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    from grader.course.explain import explanation
+
+    student, lab = opts["student"], gradebook.course.lab(opts["book_lab"]).id
+    if student not in gradebook.roster and student not in gradebook.book.students(lab):
+        gradebook.on_roster(student)  # names the closest
+    explained = gradebook.explain(student, lab)
+    if (opts.get("book_format") or "text") == "json":
+        sys.stdout.write(json_text(asdict(explained.row), indent=1) + "\n")
+        return ExitStatus.OK
+    sys.stdout.write(escaped(explanation(gradebook, explained)))
+    return ExitStatus.OK
+
+
+def _override(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    check, value, mark = opts.get("check"), opts.get("points"), opts.get("mark")
+    if value is not None and check is None:
         raise UsageError("--points sets a check's points: give the check (--check ID)")
     if mark is not None and check is not None:
         raise UsageError("--mark sets the lab's final mark: leave out --check")
-    if check is not None:
-        before = opened.check_points(opts["student"], lab, check)
-        if before is None:
-            raise InputError(f"{opts['student']} has no recorded grading of {check} in {lab}")
-        made = opened.override(
-            opts["student"], lab, check, float(points or 0), opts["reason"], before
-        )
+    made = gradebook.override(opts["student"], opts["book_lab"], check, value, mark, opts["reason"])
+    _say(f"Override {made} recorded; `grade book explain {opts['student']} {opts['book_lab']}` "
+         "shows the mark with it.")  # fmt: skip
+    return ExitStatus.OK
+
+
+def _withdraw(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    made = gradebook.withdraw(opts["student"], opts["book_lab"], opts.get("check"), opts["reason"])
+    _say(f"Override {made} withdrawn (kept in the history).")
+    return ExitStatus.OK
+
+
+def _drop(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    run = opts["run"]
+    if opts.get("undo"):
+        gradebook.book.undrop(run, opts["reason"])
+        _say(f"Run {run} is back in the marks (the drop stays in the history).")
     else:
-        lab_of = loaded.lab(lab)
-        current = opened.mark(
-            opts["student"], lab, loaded.due_for(opts["student"], lab), lab_of.late, lab_of.policy
-        )
-        made = opened.override(opts["student"], lab, None, float(mark or 0), opts["reason"],
-                               current.mark)  # fmt: skip
-    print(f"Override {made} recorded; `grade book history {opts['student']}` shows it.")
+        gradebook.book.drop(run, opts["reason"])
+        _say(f"Run {run} is out of the marks, kept in the book; `grade book drop {run} --undo` "
+             "puts it back.")  # fmt: skip
     return ExitStatus.OK
 
 
-def _withdraw(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    lab = loaded.lab(opts["book_lab"]).id
-    made = opened.withdraw(opts["student"], lab, opts.get("check"), opts["reason"])
-    print(f"Override {made} withdrawn (kept in the history).")
+def _import(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    run, count = gradebook.import_folder(opts["book_lab"], Path(opts["directory"]))
+    _say(f"Recorded {count} report(s) of {opts['book_lab']} as run {run}.")
     return ExitStatus.OK
 
 
-def _import(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    from grader.report.store import ReportStore
-
-    lab = loaded.lab(opts["book_lab"]).id
-    folder = ReportStore(Path(opts["directory"])).read_all()
-    if not folder.found:
-        raise InputError(f"{opts['directory']}: no reports to record")
-    run = opened.record(lab, Path(opts["directory"]), folder.found, "import")
-    print(f"Recorded {len(folder.found)} report(s) of {lab} as run {run}.")
-    for complaint in folder.complaints():
-        sys.stderr.write(escaped(complaint) + "\n")
-    return ExitStatus.BAD_INPUT if folder.unreadable else ExitStatus.OK
-
-
-def _export(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
+def _export(opts: dict[str, Any], gradebook: Gradebook) -> int:
     from grader.base.files import write_atomic
-    from grader.report.render.lms import CANVAS_COLUMNS
+    from grader.course.exports import book_export
 
-    rows = marks(loaded, opened)
-    labs = list(loaded.labs)
-    table = by_student(rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if opts["lms"] == "moodle":
-        writer.writerow(["ID number", *labs])
-    else:
-        writer.writerow([*CANVAS_COLUMNS, *labs])
-    for student, by_lab in table.items():
-        ids = [student] if opts["lms"] == "moodle" else ["", "", student, "", ""]
-        writer.writerow([cell(v) for v in (*ids, *(_number(by_lab[lab].mark) for lab in labs))])
+    text, incomplete = book_export(gradebook, opts["lms"], feedback=opts["feedback"])
+    if incomplete and not opts.get("include_incomplete"):
+        raise InputError(
+            "not exported: these marks are incomplete (a check could not be checked at the "
+            "grading that counts, so the mark is short of what the student may have earned): "
+            + "; ".join(f"{s} {lab} ({', '.join(ids)})" for s, lab, ids in incomplete[:20])
+            + ("; ..." if len(incomplete) > 20 else "")
+            + ". Grade them again (grade course due), override the checks, or give "
+            "--include-incomplete to export them as they are"
+        )
     if opts.get("output"):
-        write_atomic(Path(opts["output"]), buffer.getvalue())
+        write_atomic(Path(opts["output"]), text)
     else:
-        sys.stdout.write(buffer.getvalue())
+        sys.stdout.write(escaped(text))
+    return ExitStatus.OK
+
+
+def _page(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    from grader.base.files import write_atomic
+    from grader.course.page import pages
+
+    target = Path(opts.get("output") or gradebook.course.folder / "course.html")
+    for relative, html in pages(gradebook.course, gradebook.rows()).items():
+        where = target if relative == "course.html" else target.parent / relative
+        write_atomic(where, html)
+    _say(f"The course page: {target}; each student's: {target.parent / 'students'}/")
+    return ExitStatus.OK
+
+
+def _backup(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    target = Path(opts["file"])
+    gradebook.book.backup(target)
+    _say(f"The gradebook is copied to {target} (restore: copy it back over "
+         f"{gradebook.book.url.removeprefix('sqlite:///')} while no grading runs).")  # fmt: skip
     return ExitStatus.OK
 
 
 BOOK_ACTIONS = {
-    "show": _show, "history": _history, "override": _override, "withdraw": _withdraw,
-    "import": _import, "export": _export,
+    "show": _show, "history": _history, "explain": _explain, "override": _override,
+    "withdraw": _withdraw, "drop": _drop, "import": _import, "export": _export, "page": _page,
+    "backup": _backup,
 }  # fmt: skip
-
-
-def _page(opts: dict[str, Any], loaded: Course, opened: Book) -> int:
-    """The course page: every lab's marks and distribution, who has none and why, late work
-    and overrides, as one self-contained HTML file."""
-    import statistics
-
-    from grader.base.files import write_atomic
-    from grader.report.render.html import environment
-    from grader.report.render.text import points
-
-    rows = marks(loaded, opened)
-    table = {(r.student, r.lab): r for r in rows}
-    students = list(dict.fromkeys(r.student for r in rows))
-    summary = {}
-    for lab in loaded.labs.values():
-        mine = [r for r in rows if r.lab == lab.id]
-        given = [r.mark for r in mine if r.mark is not None]
-        most = max((r.max or 0 for r in mine), default=0) or max(given, default=0) or 1
-        bands = [0] * 10
-        for mark in given:
-            bands[min(9, int(10 * mark / most))] += 1
-        summary[lab.id] = {
-            "marked": len(given),
-            "mean": statistics.mean(given) if given else 0,
-            "median": statistics.median(given) if given else 0,
-            "bands": [(most * n / 10, most * (n + 1) / 10, c) for n, c in enumerate(bands)]
-            if given else [],
-            "missing": [r for r in mine if r.mark is None],
-            "late": [r for r in mine if r.days_late and r.mark is not None],
-            "overridden": [r for r in mine if r.overridden],
-        }  # fmt: skip
-    labs = [
-        {"id": lab.id, "due": utc(lab.due), "policy": lab.policy} for lab in loaded.labs.values()
-    ]
-    html = environment().get_template("course.html.j2").render(
-        title=loaded.title, labs=labs, students=students, rows=table, summary=summary,
-        generated=utc(now()), points=points,
-    )  # fmt: skip
-    target = Path(opts.get("output") or loaded.folder / "course.html")
-    write_atomic(target, html)
-    # each student's own page: their marks, how each was decided, the overrides in force
-    from grader.base.files import safe_name
-
-    own = environment().get_template("course_student.html.j2")
-    for student in students:
-        page = own.render(
-            title=loaded.title, student=student, generated=utc(now()), points=points,
-            rows=[r for r in rows if r.student == student],
-        )  # fmt: skip
-        write_atomic(target.parent / "students" / f"{safe_name(student)}.html", page)
-    print(f"The course page: {target}; each student's: {target.parent / 'students'}/")
-    return ExitStatus.OK
-
-
-BOOK_ACTIONS["page"] = _page

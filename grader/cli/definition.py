@@ -137,7 +137,7 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32, width=width)
 
 
-def _grading_options(parser: argparse.ArgumentParser) -> None:
+def _grading_options(parser: argparse.ArgumentParser, course: bool = False) -> None:
     add = parser.add_argument
     what = parser.add_argument_group("what to grade (give one)")
     what.add_argument("--host", metavar="HOST", help="The VM to grade: a host name or address.")
@@ -155,12 +155,22 @@ def _grading_options(parser: argparse.ArgumentParser) -> None:
     )
     lab = parser.add_argument_group("the lab")
     _lab_options(lab, "Rubric to grade with")
-    lab.add_argument(
-        "--student",
-        metavar="ID",
-        help="With --host or --local: whose VM this is. The report names them, and a rubric's "
-        "per-student variables (a zone, a port) are theirs.",
-    )
+    if course:
+        lab.add_argument(
+            "--student",
+            dest="course_students",
+            action="append",
+            metavar="ID",
+            help="Grade this student of the roster only (repeatable); the others' marks are "
+            "left as they are.",
+        )
+    else:
+        lab.add_argument(
+            "--student",
+            metavar="ID",
+            help="With --host or --local: whose VM this is. The report names them, and a "
+            "rubric's per-student variables (a zone, a port) are theirs.",
+        )
     lab.add_argument(
         "--var",
         dest="variables",
@@ -408,7 +418,8 @@ def _subcommands(parser: Parser) -> None:
         "export",
         "a gradebook import file (Moodle, Canvas)",
         "Write a gradebook import file (CSV, to stdout) from a roster run's folder. Students "
-        "who could not be graded are left empty, never 0.",
+        "who could not be graded are left empty, never 0; a student whose grading could not "
+        "check everything is refused by name, not exported short (--include-incomplete).",
     )
     export.add_argument("directory", type=Path, help="A roster run's folder.")
     export.add_argument(
@@ -433,6 +444,13 @@ def _subcommands(parser: Parser) -> None:
         action="store_false",
         default=True,
         help="Moodle: leave out the Feedback column with each student's lost marks.",
+    )
+    export.add_argument(
+        "--include-incomplete",
+        action="store_true",
+        default=False,
+        help="Export the students whose grading could not check every check, with the score "
+        "over what was checked (by default they are refused, named: grade them again).",
     )
 
     merge = sub(
@@ -578,7 +596,14 @@ def _course_where(parser: argparse.ArgumentParser) -> None:
         "--db",
         metavar="URL",
         help="The gradebook: postgresql://user@host/name for one shared by several machines "
-        "(env GRADER_DB; default: gradebook.sqlite in the course folder).",
+        "(env GRADER_DB; default: course.toml's db, else gradebook.sqlite in the course "
+        "folder).",
+    )
+    parser.add_argument(
+        "--by",
+        metavar="NAME",
+        help="Who is acting, as the book records it (default: the user who ran sudo, else "
+        "your login name).",
     )
 
 
@@ -621,16 +646,36 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
     due = action(
         "due",
         "grade the students whose due time has passed, once each (for cron)",
-        "Grade exactly the students whose due time (their extension, if any) has "
-        "passed and who have not been graded at it yet, each once, and record them: a "
+        "Grade exactly the students whose due time (their extension, if any) has passed "
+        "since their last recorded grading of the lab, each once, and record them: a "
         "student's mark is then taken from their VM as it was within minutes of their own "
         "deadline. Meant for a cron line every few minutes; keep each lab's grace_minutes "
         "longer than that interval. A student who could not be reached is tried again at the "
-        "next run.",
+        "next run; so is one whose mark is incomplete (a check the grader could not run at the "
+        "grading that counts), up to 3 times. One grading of a course at a time: a second "
+        "one waits for the first (or, with --no-wait, says who holds the course and exits 5).",
     )
     for each in (run, due):
         _course_where(each)
-        _grading_options(each)
+        _grading_options(each, course=True)
+    regrade = action(
+        "regrade",
+        "mark every recorded grading of a lab again with its current rubric",
+        "After the lab's rubric changed: regrade every recorded grading of LAB from its "
+        "evidence archives (no VM needed) with the lab's current rubric, and record each as "
+        "the regrade of its run. Until then `grade book show` marks the grades on an older "
+        "rubric.",
+    )
+    regrade.add_argument("lab_id", metavar="LAB", help="A lab id of course.toml.")
+    _course_where(regrade)
+    for each in (run, due, regrade):
+        each.add_argument(
+            "--no-wait",
+            action="store_true",
+            default=False,
+            help="If another grading of the course is under way, say who holds it and exit 5 "
+            "instead of waiting for it.",
+        )
     return course
 
 
@@ -652,10 +697,18 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
     show = action("show", "one row per student, a column per lab: the final marks")
     show.add_argument("--lab", dest="book_lab", metavar="LAB", help="One lab only.")
     show.add_argument("--format", dest="book_format", choices=("text", "csv", "json"))
-    history = action("history", "every run, regrade and override of a student")
+    history = action("history", "every run, regrade, drop and override of a student")
     history.add_argument("student")
     history.add_argument("--lab", dest="book_lab", metavar="LAB", help="One lab only.")
     history.add_argument("--format", dest="book_format", choices=("text", "json"))
+    explain = action(
+        "explain",
+        "what a student's mark for a lab is and why: the grading that counts, each check's "
+        "points, overrides, what is incomplete",
+    )
+    explain.add_argument("student")
+    explain.add_argument("book_lab", metavar="LAB")
+    explain.add_argument("--format", dest="book_format", choices=("text", "json"))
     override = action("override", "set a check's points or a lab's mark for a student")
     withdraw = action("withdraw", "take back the override in force, keeping it in the history")
     for each in (override, withdraw):
@@ -666,14 +719,48 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
     values = override.add_mutually_exclusive_group(required=True)
     values.add_argument("--points", type=float, help="The check's points (with --check).")
     values.add_argument("--mark", type=float, help="The lab's final mark.")
-    imported = action("import", "record a graded folder made outside `grade course`")
+    drop = action(
+        "drop",
+        "take a recorded run out of the marks (kept in the book and its history; --undo puts "
+        "it back)",
+    )
+    drop.add_argument("run", type=int, metavar="RUN", help="The run's number (book history).")
+    drop.add_argument("--reason", required=True, help="Why (kept in the history).")
+    drop.add_argument("--undo", action="store_true", default=False, help="Put it back.")
+    imported = action(
+        "import",
+        "record a graded folder made outside `grade course` (each report checked against the "
+        "roster, the lab's rubric and its evidence archive first)",
+    )
     imported.add_argument("directory", type=Path, help="A roster run's (or merge's) folder.")
     imported.add_argument("--lab", dest="book_lab", metavar="LAB", required=True)
-    export = action("export", "the final marks as an LMS import file, a column per lab")
+    export = action(
+        "export",
+        "the final marks as an LMS import file, a column per lab (refused while a mark is "
+        "incomplete, unless --include-incomplete)",
+    )
     export.add_argument("--lms", choices=("moodle", "canvas"), required=True)
     export.add_argument("--output", type=Path, metavar="FILE", help="Default: standard output.")
+    export.add_argument(
+        "--include-incomplete",
+        action="store_true",
+        default=False,
+        help="Export incomplete marks as they are (a check not checked counts nothing).",
+    )
+    export.add_argument(
+        "--no-feedback",
+        dest="feedback",
+        action="store_false",
+        default=True,
+        help="Moodle: leave out the feedback columns.",
+    )
     page = action("page", "the course page: every lab's marks, who is missing what, late work")
     page.add_argument("--output", type=Path, metavar="FILE", help="Default: course.html.")
+    backup = action(
+        "backup",
+        "a consistent copy of a SQLite gradebook, while it is in use (PostgreSQL: pg_dump)",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="A new file to copy it to.")
     return book
 
 

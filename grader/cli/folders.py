@@ -103,6 +103,19 @@ def export(opts: dict[str, Any]) -> int:
     if not reports:
         _complain(folder)
         raise InputError(f"{directory}: no student reports (<student>.json) found")
+    incomplete = [r for r in reports if r.status == "graded" and r.unchecked]
+    if incomplete and not opts["include_incomplete"]:
+        named = "; ".join(
+            f"{r.student} ({', '.join(r.unchecked)}: {r.unchecked_points:g} point(s))"
+            for r in incomplete[:20]
+        )
+        raise InputError(
+            f"not exported: {len(incomplete)} student(s) could not be checked in full, so their "
+            f"score is short of what they may have earned: {named}"
+            + ("; ..." if len(incomplete) > 20 else "")
+            + ". Grade them again, or give --include-incomplete to export the scores over what "
+            "was checked"
+        )
     sys.stdout.write(
         render_lms(
             reports,
@@ -294,11 +307,11 @@ def regrade(opts: dict[str, Any]) -> int:
         )
         + ".\n"
     )
-    _record_regrade(opts, directory, target)
+    _record_regrade(opts, directory, target, loaded)
     return max(class_exit_status(result.reports), _complain(folder))
 
 
-def _record_regrade(opts: dict[str, Any], directory: Path, target: Path) -> None:
+def _record_regrade(opts: dict[str, Any], directory: Path, target: Path, rubric: Any) -> None:
     """A regrade of a run a course's gradebook recorded is recorded as its regrade (the
     original is kept). The course: --course, or the one the graded folder lies in."""
     from grader.course.config import FILE, find_course
@@ -310,13 +323,19 @@ def _record_regrade(opts: dict[str, Any], directory: Path, target: Path) -> None
     from grader.course.config import load_course
 
     course = load_course(find_course(given, start=directory.resolve()))
-    book = Book(book_url(course.folder, opts.get("db")))
+    url = book_url(course.folder, opts.get("db"), course.db)
+    try:
+        book = Book(url, root=course.folder, by=opts.get("by"), create=False)
+    except InputError:
+        return  # no book yet: nothing of this course was recorded
     try:
         recorded = book.run_of(directory)
         if recorded is None:
             return
         found = ReportStore(target).read_all().found
-        run = book.record(recorded[1], target, found, "regrade", regrade_of=recorded[0])
+        run = book.record(
+            recorded[1], target, found, "regrade", regrade_of=recorded[0], rubric=rubric
+        )
         print(f"Recorded in the gradebook as run {run}, a regrade of run {recorded[0]}.")
     finally:
         book.close()

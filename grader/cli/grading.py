@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
-import signal
 import sys
-import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +15,11 @@ from typing import Any
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
+from grader.classrun.run import Setup
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric, default_rubric_path, load_rubric
-from grader.evidence import manifest
 from grader.evidence.manifest import Manifest, sha256_of
 from grader.report.render import render
 from grader.report.render.safe import escaped_all
@@ -154,8 +151,7 @@ def grade(opts: dict[str, Any]) -> int:
     ):
         raise UsageError("--local grades this machine without SSH: SSH options do not apply")
 
-    from grader.engine.runner import Options, grade_host, grade_local
-    from grader.machine.execution import Target
+    from grader.engine.runner import grade_host, grade_local
 
     given = given_variables(opts)
     pack = the_pack(opts)
@@ -169,46 +165,11 @@ def grade(opts: dict[str, Any]) -> int:
     if not roster:
         given = {**given, **_asked(rubric, given, opts)}
     resolved = rubric.resolve_vars(given, student=opts["student"])
-    password = ssh_password(opts)
-    known_hosts = None
-    if not local:
-        from grader.machine.ssh import KnownHosts, load_identity
-
-        if opts["identity"] is not None:
-            load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
-    accept = set(opts["accept_changed"])
-    if "" in accept:
-        if not host:
-            raise UsageError(
-                "--accept-changed-host-key: name the host(s) whose new key you accept "
-                "(--accept-changed-host-key HOST, repeatable)"
-            )
-        accept = (accept - {""}) | {host}
-    if not local:
-        known_hosts = KnownHosts(known_hosts_file(opts), frozenset(accept))
-    options = Options(
-        known_hosts=known_hosts,
-        connect_timeout=opts["connect_timeout"],
-        command_timeout=opts["command_timeout"],
-        reply_timeout=opts["reply_timeout"],
-        host_timeout=opts["host_timeout"],
-    )
-    target = Target(
-        host=host or "",
-        port=opts["port"],
-        user=opts["user"],
-        identity=opts["identity"],
-        password=password,
-        sudo=opts["sudo"],
-    )
-    plan = None
-    if not opts["no_prefetch"] and not local:  # a local command is no round trip to save
-        from grader.machine.prefetch import Plan
-
-        plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
+    setup = connection_setup(opts, rubric)
+    options, target, plan = setup.options, setup.target, setup.plan
     color = use_color(opts["color"], sys.stdout)
     if roster:
-        return _grade_class(Path(roster), pack, given, options, target, opts, plan, color)
+        return _grade_class(Path(roster), pack, given, setup, opts, color)
 
     if local:
         grading = grade_local(pack, resolved, options, student=opts["student"])
@@ -248,6 +209,51 @@ def grade(opts: dict[str, Any]) -> int:
     return exit_status(report)
 
 
+def connection_setup(opts: Mapping[str, Any], rubric: Rubric) -> Setup:
+    from grader.engine.runner import Options
+    from grader.machine.execution import Target
+
+    host, local = opts["host"], opts["local"]
+    password = ssh_password(opts)
+    known_hosts = None
+    if not local:
+        from grader.machine.ssh import KnownHosts, load_identity
+
+        if opts["identity"] is not None:
+            load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
+    accept = set(opts["accept_changed"])
+    if "" in accept:
+        if not host:
+            raise UsageError(
+                "--accept-changed-host-key: name the host(s) whose new key you accept "
+                "(--accept-changed-host-key HOST, repeatable)"
+            )
+        accept = (accept - {""}) | {host}
+    if not local:
+        known_hosts = KnownHosts(known_hosts_file(opts), frozenset(accept))
+    options = Options(
+        known_hosts=known_hosts,
+        connect_timeout=opts["connect_timeout"],
+        command_timeout=opts["command_timeout"],
+        reply_timeout=opts["reply_timeout"],
+        host_timeout=opts["host_timeout"],
+    )
+    target = Target(
+        host=host or "",
+        port=opts["port"],
+        user=opts["user"],
+        identity=opts["identity"],
+        password=password,
+        sudo=opts["sudo"],
+    )
+    plan = None
+    if not opts["no_prefetch"] and not local:  # a local command is no round trip to save
+        from grader.machine.prefetch import Plan
+
+        plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
+    return Setup(options, target, plan, opts["workers"])
+
+
 def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
     """The pack with only the ``wanted`` items and those they depend on (they run first)."""
     rubric = pack.rubric
@@ -266,14 +272,12 @@ def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
 
 
 def _manifest(rubric: Rubric, kind: str, **fields: Any) -> Manifest:
-    from grader.engine.runner import now
+    from grader.classrun.run import run_manifest
 
-    return Manifest(
-        rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=now(), **fields
-    )
+    return run_manifest(rubric, kind, **fields)
 
 
-def _warn_shared_passwords(students: Sequence[Any]) -> None:
+def warn_shared_passwords(students: Sequence[Any]) -> None:
     """One SSH password sent to several hosts: any of them that records passwords (its root
     may replace sshd) learns the password of all the others."""
     hosts: dict[str, list[str]] = defaultdict(list)
@@ -296,16 +300,12 @@ def _grade_class(
     roster: Path,
     pack: Pack,
     given: Mapping[str, str],
-    options: Any,
-    defaults: Any,
+    setup: Setup,
     opts: Mapping[str, Any],
-    plan: Any,
     color: bool,
 ) -> int:
-    from grader.classrun.batch import grade_roster
-    from grader.classrun.progress import progress_for
     from grader.classrun.roster import load_roster, parse_shard, shard
-    from grader.report.store import ReportStore
+    from grader.classrun.run import run_class
 
     rubric = pack.rubric
     if opts["fmt"] != "text":
@@ -315,66 +315,39 @@ def _grade_class(
         )
     if opts["resume"] and opts["out"] is None:
         raise UsageError("--resume needs --out DIR: the folder of the run to resume")
-    students = load_roster(roster, rubric, defaults, ignore=opts["ignore_columns"])
+    students = load_roster(roster, rubric, setup.target, ignore=opts["ignore_columns"])
     part = parse_shard(opts["shard"]) if opts["shard"] else None
     if part is not None:
         students = shard(students, *part)
-    _warn_shared_passwords(students)
+    warn_shared_passwords(students)
     slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
     directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
-    store = ReportStore(Path(directory))
-    run = _manifest(
-        rubric,
-        "roster",
+    done = run_class(
+        students,
+        pack,
+        given,
+        setup.options,
+        Path(directory),
         roster_sha256=sha256_of(roster),
         shard=part,
-        students=tuple(s.student for s in students),
+        workers=setup.workers,
+        plan=setup.plan,
+        color=color,
+        resume=opts["resume"],
     )
-    earlier = manifest.read(store.directory) if opts["resume"] else None
-    if earlier is not None and (earlier.roster_sha256, earlier.shard) != (
-        run.roster_sha256,
-        run.shard,
-    ):
-        raise InputError(
-            f"{store.directory} holds a run of another roster or shard: --resume finishes the "
-            "run of the same roster (and shard) it was started with"
-        )
-    run.write(store.directory)
-    started = time.monotonic()
-    with _sigterm_interrupts(), progress_for(len(students), color=color) as progress:
-        result = grade_roster(
-            students,
-            pack,
-            given,
-            options,
-            store,
-            progress,
-            opts["workers"],
-            resume=opts["resume"],
-            plan=plan,
-        )
+    return class_ending(done, rubric, color)
+
+
+def class_ending(done: Any, rubric: Rubric, color: bool) -> int:
+    """The class table a class run ends with, and its exit status."""
     to_terminal(
         "class",
-        result.reports,
+        done.result.reports,
         color,
         rubric=rubric,
-        directory=directory,
-        elapsed=time.monotonic() - started,
-        interrupted=result.interrupted,
-        expected=len(students),
+        directory=done.directory,
+        elapsed=done.elapsed,
+        interrupted=done.result.interrupted,
+        expected=done.expected,
     )
-    return 130 if result.interrupted else class_exit_status(result.reports)
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops a roster run as Ctrl-C does: within seconds, keeping what finished."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return 130 if done.result.interrupted else class_exit_status(done.result.reports)

@@ -1,14 +1,19 @@
-"""The gradebook: every grading of a course's labs, regrades and overrides, in one database.
+"""The gradebook: every grading of a course's labs, regrades, overrides and dropped runs, in one
+database, the course's system of record.
 
 SQLite in the course folder by default (nothing to start); the same book on PostgreSQL when a
-course outgrows one machine (``--db postgresql://...`` or ``GRADER_DB``), through SQLAlchemy
-Core. Reports and evidence archives stay files: the book indexes them (each run's folder, each
-report's status, score and checks) and keeps who recorded what, when, with which rubric.
+course outgrows one machine (course.toml's ``db``, ``--db`` or ``GRADER_DB``), through
+SQLAlchemy Core. Reports and evidence archives stay files; the book keeps what a mark is decided
+from: each grading's every check outcome (status, error kind, cause, points, out of what), the
+rubric it was graded with (its sha256 and its items' points and dependencies), the evidence
+archive's checksum, who recorded it and when. Marks are computed from that
+(grader.course.marks); no number stored here is the truth on its own.
 
-The schema carries its version (table ``meta``); ``MIGRATIONS`` brings a book made by an older
-grader up to date when it is opened, in one transaction, under a lock, so two graders opening
-one book at once migrate it once. Each recording is one transaction too: two shards recording
-into one book at the same time lose nothing.
+Paths are kept relative to the course folder, so a course folder copied or restored elsewhere
+works as it did. The schema carries its version (table ``meta``); ``MIGRATIONS`` brings a book
+made by an older grader up to date when it is opened, in one transaction, under a lock, so two
+graders opening one book at once migrate it once. Each recording is one transaction too: two
+shards recording into one book at the same time lose nothing.
 
 Times are stored as UTC ISO 8601 text (``2026-12-01T23:59:00Z``), which sorts as time does on
 both databases.
@@ -18,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +36,15 @@ import sqlalchemy as sa
 from grader.base.clock import now
 from grader.base.errors import InputError
 from grader.base.results import Report
-from grader.course.marks import Graded, Late, Mark, decide
+from grader.course.marks import (
+    CheckOverride,
+    Grading,
+    ItemSpec,
+    Late,
+    Mark,
+    Outcome,
+    mark_of,
+)
 from grader.evidence.archive import archive_path
 
 
@@ -46,11 +60,13 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         sa.Column("lab", sa.String(100), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),  # run | due | regrade | import
         sa.Column("regrade_of", sa.Integer, sa.ForeignKey("runs.id"), nullable=True),
-        sa.Column("folder", sa.Text, nullable=False, unique=True),
+        sa.Column("folder", sa.Text, nullable=False, unique=True),  # relative to the course
         sa.Column("rubric_sha256", sa.String(64)),
         sa.Column("recorded_at", sa.String(32), nullable=False),
         sa.Column("recorded_by", sa.String(200), nullable=False),
         *([sa.Column("grader_version", sa.String(40))] if schema >= 2 else []),
+        # the shards of one class grading share a batch (None: a run of its own)
+        *([sa.Column("batch", sa.String(100))] if schema >= 3 else []),
     )
     reports = sa.Table(
         "reports",
@@ -63,8 +79,18 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         sa.Column("score", sa.Float),
         sa.Column("max_score", sa.Float, nullable=False),
         sa.Column("graded_at", sa.String(32), nullable=False),  # when the VM was seen
-        sa.Column("report_path", sa.Text, nullable=False),
+        sa.Column("report_path", sa.Text, nullable=False),  # relative to the course folder
         sa.Column("evidence_path", sa.Text),
+        *(
+            [
+                sa.Column("rubric_sha256", sa.String(64)),
+                sa.Column("evidence_sha256", sa.String(64)),
+                sa.Column("host", sa.String(300)),
+                sa.Column("error", sa.Text),
+            ]
+            if schema >= 3
+            else []
+        ),
     )
     checks = sa.Table(
         "checks",
@@ -74,6 +100,15 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("points", sa.Float, nullable=False),
         sa.Column("max_points", sa.Float, nullable=False),
+        *(
+            [
+                sa.Column("error_kind", sa.String(40)),
+                sa.Column("cause", sa.String(100)),
+                sa.Column("message", sa.Text),
+            ]
+            if schema >= 3
+            else []
+        ),
     )
     overrides = sa.Table(
         "overrides",
@@ -90,27 +125,109 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         sa.Column("withdrawn_at", sa.String(32)),
         sa.Column("withdrawn_by", sa.String(200)),
         sa.Column("withdrawn_reason", sa.Text),
+        # the check's points (or the lab's maximum) when the override was made
+        *([sa.Column("max_points", sa.Float)] if schema >= 3 else []),
     )
-    return meta, runs, reports, checks, overrides
+    tables = [meta, runs, reports, checks, overrides]
+    if schema >= 3:
+        # each rubric a lab was graded with: its items' points and dependencies, to score a
+        # grading as its own rubric did
+        tables.append(
+            sa.Table(
+                "rubrics",
+                md,
+                sa.Column("lab", sa.String(100), primary_key=True),
+                sa.Column("sha256", sa.String(64), primary_key=True),
+                sa.Column("title", sa.Text, nullable=False),
+                sa.Column("spec", sa.Text, nullable=False),  # JSON: its items' id, points, depends
+                sa.Column("recorded_at", sa.String(32), nullable=False),
+            )
+        )
+        # runs taken out of the marks (kept, and put back by undoing the drop)
+        tables.append(
+            sa.Table(
+                "drops",
+                md,
+                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+                sa.Column("reason", sa.Text, nullable=False),
+                sa.Column("made_at", sa.String(32), nullable=False),
+                sa.Column("made_by", sa.String(200), nullable=False),
+                sa.Column("undone_at", sa.String(32)),
+                sa.Column("undone_by", sa.String(200)),
+                sa.Column("undone_reason", sa.Text),
+            )
+        )
+    return tuple(tables)
 
 
-def _schema_1(connection: sa.Connection) -> None:
+def _schema_1(connection: sa.Connection, root: Path | None) -> None:
     """The first book: every table as it was then (runs without grader_version)."""
     first = sa.MetaData()
     _define(first, 1)
     first.create_all(connection)
 
 
-def _schema_2(connection: sa.Connection) -> None:
+def _schema_2(connection: sa.Connection, root: Path | None) -> None:
     """Each run records the grader's version that made it."""
     connection.execute(sa.text("ALTER TABLE runs ADD COLUMN grader_version VARCHAR(40)"))
 
 
+def _schema_3(connection: sa.Connection, root: Path | None) -> None:
+    """Gradings stored whole (each check's error kind, cause and message; each report's rubric
+    and archive checksums), the rubrics graded with, dropped runs, shard batches; paths
+    relative to the course folder."""
+    for table, column, kind in (
+        ("runs", "batch", "VARCHAR(100)"),
+        ("reports", "rubric_sha256", "VARCHAR(64)"),
+        ("reports", "evidence_sha256", "VARCHAR(64)"),
+        ("reports", "host", "VARCHAR(300)"),
+        ("reports", "error", "TEXT"),
+        ("checks", "error_kind", "VARCHAR(40)"),
+        ("checks", "cause", "VARCHAR(100)"),
+        ("checks", "message", "TEXT"),
+        ("overrides", "max_points", "FLOAT"),
+    ):
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    third = sa.MetaData()
+    _, _, _, _, _, rubrics, drops = _define(third, 3)
+    rubrics.create(connection)
+    drops.create(connection)
+    connection.execute(
+        sa.text(
+            "UPDATE reports SET rubric_sha256 = "
+            "(SELECT rubric_sha256 FROM runs WHERE runs.id = reports.run_id)"
+        )
+    )
+    if root is None:
+        return
+    for table, columns in (("runs", ("folder",)), ("reports", ("report_path", "evidence_path"))):
+        rows = connection.execute(sa.text(f"SELECT id, {', '.join(columns)} FROM {table}")).all()
+        for row in rows:
+            values = {c: relative(root, getattr(row, c)) for c in columns}
+            sets = ", ".join(f"{c} = :{c}" for c in columns)
+            connection.execute(
+                sa.text(f"UPDATE {table} SET {sets} WHERE id = :id"), {**values, "id": row.id}
+            )
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
-MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_schema_1, _schema_2)
+MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
+    _schema_1, _schema_2, _schema_3,
+)  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
-meta, runs, reports, checks, overrides = _define(metadata, SCHEMA)
+meta, runs, reports, checks, overrides, rubrics, drops = _define(metadata, SCHEMA)
+
+
+def relative(root: Path | None, path: str | None) -> str | None:
+    """A path as the book keeps it: relative to the course folder when it lies inside it."""
+    if path is None or root is None:
+        return path
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
 
 
 def utc(when: datetime) -> str:
@@ -122,6 +239,9 @@ def parse_utc(text: str) -> datetime:
 
 
 def who() -> str:
+    """The person acting: the one who ran sudo, else the login name."""
+    if os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -143,13 +263,59 @@ class Row:
     run_at: str | None
     overridden: bool
     reason: str
+    run: int | None = None  # the book's run whose grading counts
+    incomplete: list[str] = field(default_factory=list)  # checks still not checked
+    filled: list[dict[str, Any]] = field(default_factory=list)  # from a later grading
+    rubric_sha256: str | None = None  # the rubric the counting grading was scored with
+    rubric_current: bool = True  # False: an older rubric than the lab's (grade course regrade)
+    notes: list[str] = field(default_factory=list)  # e.g. an override made on older points
+    flags: list[dict[str, Any]] = field(default_factory=list)  # identity: questions for staff
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Everything ``book explain`` shows of one mark."""
+
+    row: Row
+    decided: Mark
+    due: datetime
+    overrides: list[dict[str, Any]]
+    gradings: list[Grading]
 
 
 class Book:
-    """A course's gradebook at ``url`` (sqlite:///path or postgresql://...)."""
+    """A course's gradebook at ``url`` (sqlite:///path or postgresql://...). ``root``: the
+    course folder (paths are kept relative to it); ``by``: who acts (default: who());
+    ``create``: make the book if it is not there (only commands that record do); ``private``:
+    a new SQLite book is readable by its owner only."""
 
-    def __init__(self, url: str, upto: int = SCHEMA) -> None:
+    def __init__(
+        self,
+        url: str,
+        upto: int = SCHEMA,
+        root: Path | None = None,
+        by: str | None = None,
+        create: bool = True,
+        private: bool = True,
+    ) -> None:
         self.url = url
+        self.root = root.resolve() if root is not None else _sqlite_folder(url)
+        self.by = by or who()
+        if not url.startswith(("sqlite:///", "postgresql://")):
+            raise InputError(
+                f"--db {_shown(url)}: not a database the gradebook uses; give "
+                "sqlite:///PATH or postgresql://USER@HOST/NAME"
+            )
+        sqlite_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else None
+        if sqlite_file is not None and not sqlite_file.exists():
+            if not create:
+                raise InputError(
+                    f"no gradebook at {sqlite_file}: nothing has been recorded there (grade "
+                    "course run, grade book import). If the course's book is elsewhere, say "
+                    "where: course.toml's db, --db or GRADER_DB"
+                )
+            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            sqlite_file.touch(mode=0o600 if private else 0o666)
         try:
             self.engine = _engine(url)
             with self.engine.begin() as connection:
@@ -175,7 +341,7 @@ class Book:
                 f"this grader knows {SCHEMA}): upgrade the grader"
             )
         for step in range(version, upto):
-            MIGRATIONS[step](connection)
+            MIGRATIONS[step](connection, self.root)
         if upto > version:
             connection.execute(sa.delete(meta).where(meta.c.key == "schema"))
             connection.execute(sa.insert(meta).values(key="schema", value=str(upto)))
@@ -188,6 +354,16 @@ class Book:
                 or 0
             )
 
+    def relative(self, path: Path | str | None) -> str | None:
+        return relative(self.root, str(path) if path is not None else None)
+
+    def absolute(self, stored: str | None) -> Path | None:
+        """A path the book keeps, as a path here (relative ones under the course folder)."""
+        if stored is None:
+            return None
+        path = Path(stored)
+        return path if path.is_absolute() or self.root is None else self.root / path
+
     # -- recording ---------------------------------------------------------------------------
 
     def record(
@@ -197,14 +373,20 @@ class Book:
         found: Sequence[tuple[Path, Report]],
         kind: str,
         regrade_of: int | None = None,
+        rubric: Any = None,
+        batch: str | None = None,
     ) -> int:
-        """Record a run's folder (its reports as read), in one transaction; returns its id."""
+        """Record a run's folder (its reports as read), in one transaction; returns its id.
+        ``rubric`` (grader.engine.rubric.Rubric): the lab's, kept so its gradings can be
+        scored as it scored them."""
         from grader import __version__
 
-        where = str(folder.resolve())
+        where = self.relative(folder)
         with self._begin() as connection:
             if connection.execute(sa.select(runs.c.id).where(runs.c.folder == where)).first():
                 raise InputError(f"{folder}: already recorded in the gradebook")
+            if rubric is not None:
+                self._keep_rubric(connection, lab, rubric)
             sha = next((r.rubric.sha256 for _, r in found), None)
             run_id = _insert(
                 connection,
@@ -215,8 +397,9 @@ class Book:
                 folder=where,
                 rubric_sha256=sha,
                 recorded_at=utc(now()),
-                recorded_by=who(),
+                recorded_by=self.by,
                 grader_version=__version__,
+                batch=batch,
             )
             for path, report in found:
                 evidence = archive_path(path)
@@ -227,30 +410,95 @@ class Book:
                     student=report.student or report.host,
                     status=report.status,
                     error_kind=report.error_kind,
+                    error=report.error,
                     score=report.score,
                     max_score=report.max_score,
                     graded_at=utc(_parse_report_time(report.graded_at)),
-                    report_path=str(path.resolve()),
-                    evidence_path=str(evidence.resolve()) if evidence.exists() else None,
+                    report_path=self.relative(path),
+                    evidence_path=self.relative(evidence) if evidence.exists() else None,
+                    rubric_sha256=report.rubric.sha256,
+                    evidence_sha256=report.evidence_sha256,
+                    host=report.host,
                 )
                 if report.checks:
                     connection.execute(
                         sa.insert(checks),
                         [
                             {"report_id": report_id, "check_id": c.id, "status": c.status,
-                             "points": c.points, "max_points": c.max_points}
+                             "points": c.points, "max_points": c.max_points,
+                             "error_kind": c.error_kind, "cause": c.cause,
+                             "message": c.message}
                             for c in report.checks
                         ],
                     )  # fmt: skip
             return run_id
 
+    def _keep_rubric(self, connection: sa.Connection, lab: str, rubric: Any) -> None:
+        known = connection.execute(
+            sa.select(rubrics.c.sha256).where(
+                rubrics.c.lab == lab, rubrics.c.sha256 == rubric.sha256
+            )
+        ).first()
+        if known:
+            return
+        items = [{"id": i.id, "points": i.points, "depends": list(i.depends)} for i in rubric.items]
+        connection.execute(
+            sa.insert(rubrics).values(
+                lab=lab, sha256=rubric.sha256, title=rubric.title, spec=json.dumps(items),
+                recorded_at=utc(now()),
+            )
+        )  # fmt: skip
+
+    def keep_rubric(self, lab: str, rubric: Any) -> None:
+        with self._begin() as connection:
+            self._keep_rubric(connection, lab, rubric)
+
+    def rubric_items(self, lab: str) -> dict[str, tuple[ItemSpec, ...]]:
+        """Each rubric the book knows for a lab: sha256 -> its items."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(rubrics.c.sha256, rubrics.c.spec).where(rubrics.c.lab == lab)
+            ).all()
+        return {
+            row.sha256: tuple(
+                ItemSpec(i["id"], float(i["points"]), tuple(i["depends"]))
+                for i in json.loads(row.spec)
+            )
+            for row in rows
+        }
+
     def run_of(self, folder: Path) -> tuple[int, str] | None:
         """The recorded run (id, lab) of a folder, if it is one."""
         with self.engine.connect() as connection:
             row = connection.execute(
-                sa.select(runs.c.id, runs.c.lab).where(runs.c.folder == str(folder.resolve()))
+                sa.select(runs.c.id, runs.c.lab).where(runs.c.folder == self.relative(folder))
             ).first()
         return (int(row.id), str(row.lab)) if row else None
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        return dict(row._mapping) if row else None
+
+    def runs_of(self, lab: str) -> list[dict[str, Any]]:
+        """Every run of a lab that is not a regrade, in recording order."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(runs).where(runs.c.lab == lab, runs.c.kind != "regrade")
+                .order_by(runs.c.id)
+            ).all()  # fmt: skip
+        return [dict(r._mapping) for r in rows]
+
+    def latest_version(self, run_id: int) -> dict[str, Any]:
+        """A run as its latest regrade (not dropped) has it: that run's row."""
+        with self.engine.connect() as connection:
+            dropped = self._dropped(connection)
+            rows = connection.execute(
+                sa.select(runs).where(sa.or_(runs.c.id == run_id, runs.c.regrade_of == run_id))
+                .order_by(runs.c.id)
+            ).all()  # fmt: skip
+        kept = [r for r in rows if r.id not in dropped] or rows[:1]
+        return dict(kept[-1]._mapping)
 
     def graded_students(
         self, lab: str, kinds: Sequence[str], graded_only: bool = False
@@ -267,12 +515,96 @@ class Book:
         with self.engine.connect() as connection:
             return {r.student for r in connection.execute(query)}
 
+    # -- what a mark is decided from ---------------------------------------------------------
+
+    def gradings(self, student: str, lab: str) -> list[Grading]:
+        """Each run's grading of the student, as its latest regrade has it (a regrade keeps
+        the time the VM was seen); dropped runs left out."""
+        items = self.rubric_items(lab)
+        with self.engine.connect() as connection:
+            dropped = self._dropped(connection)
+            rows = connection.execute(
+                sa.select(reports, runs.c.kind, runs.c.regrade_of, runs.c.id.label("run"))
+                .join(runs, runs.c.id == reports.c.run_id)
+                .where(reports.c.student == student, runs.c.lab == lab)
+                .order_by(runs.c.id)
+            ).all()
+            latest: dict[int, Any] = {}
+            for row in rows:
+                if row.run in dropped:
+                    continue
+                original = row.regrade_of if row.kind == "regrade" and row.regrade_of else row.run
+                if original in dropped:
+                    continue
+                latest[original] = row  # runs in recording order: the last regrade wins
+            ids = [row.id for row in latest.values()]
+            found: dict[int, list[Outcome]] = {}
+            if ids:
+                for c in connection.execute(sa.select(checks).where(checks.c.report_id.in_(ids))):
+                    found.setdefault(c.report_id, []).append(
+                        Outcome(
+                            c.check_id,
+                            c.status,
+                            c.points,
+                            c.max_points,
+                            c.error_kind,
+                            c.cause,
+                            c.message or "",
+                        )
+                    )
+        gradings = []
+        for original, row in latest.items():
+            sha = row.rubric_sha256
+            spec = items.get(sha) if sha else None
+            outcomes = found.get(row.id, [])
+            if spec is not None:
+                order = {i.id: n for n, i in enumerate(spec)}
+                outcomes.sort(key=lambda o: order.get(o.id, len(order)))
+            grading = Grading(
+                original, parse_utc(row.graded_at), row.status, row.max_score,
+                tuple(outcomes), spec, sha, row.run, row.report_path,
+            )  # fmt: skip
+            gradings.append(grading)
+        return gradings
+
+    def last_graded(self, lab: str) -> dict[str, datetime]:
+        """Each student's latest grading of a lab that graded their VM (dropped runs left
+        out): when the VM was seen."""
+        with self.engine.connect() as connection:
+            dropped = self._dropped(connection)
+            rows = connection.execute(
+                sa.select(reports.c.student, reports.c.graded_at, runs.c.id, runs.c.regrade_of)
+                .join(runs, runs.c.id == reports.c.run_id)
+                .where(runs.c.lab == lab, reports.c.status == "graded")
+            ).all()
+        found: dict[str, datetime] = {}
+        for row in rows:
+            if row.id in dropped or (row.regrade_of is not None and row.regrade_of in dropped):
+                continue
+            at = parse_utc(row.graded_at)
+            if row.student not in found or at > found[row.student]:
+                found[row.student] = at
+        return found
+
+    def students(self, lab: str) -> set[str]:
+        """Every student the book has a report of for a lab."""
+        with self.engine.connect() as connection:
+            return {
+                r.student
+                for r in connection.execute(
+                    sa.select(reports.c.student)
+                    .join(runs, runs.c.id == reports.c.run_id)
+                    .where(runs.c.lab == lab)
+                )
+            }
+
     # -- overrides ---------------------------------------------------------------------------
 
     def override(
         self, student: str, lab: str, check_id: str | None, value: float, reason: str,
-        before: float | None,
+        before: float | None, max_points: float | None = None,
     ) -> int:  # fmt: skip
+        """Record an override (validated by the caller, who knows the roster and rubric)."""
         if not reason.strip():
             raise InputError("an override needs a reason (--reason)")
         with self._begin() as connection:
@@ -285,8 +617,9 @@ class Book:
                 value=value,
                 reason=reason,
                 made_at=utc(now()),
-                made_by=who(),
+                made_by=self.by,
                 before=before,
+                max_points=max_points,
             )
 
     def withdraw(self, student: str, lab: str, check_id: str | None, reason: str) -> int:
@@ -300,9 +633,13 @@ class Book:
             connection.execute(
                 sa.update(overrides)
                 .where(overrides.c.id == found.id)
-                .values(withdrawn_at=utc(now()), withdrawn_by=who(), withdrawn_reason=reason)
+                .values(withdrawn_at=utc(now()), withdrawn_by=self.by, withdrawn_reason=reason)
             )
             return int(found.id)
+
+    def active_overrides(self, student: str, lab: str) -> dict[Any, Any]:
+        with self.engine.connect() as connection:
+            return self._active(connection, student, lab)
 
     def _active(self, connection: sa.Connection, student: str, lab: str) -> dict[Any, Any]:
         """The overrides in force: the latest not withdrawn for each check (None: the mark)."""
@@ -319,26 +656,78 @@ class Book:
                 del active[row.check_id]
         return active
 
+    # -- dropping a run ----------------------------------------------------------------------
+
+    def drop(self, run_id: int, reason: str) -> None:
+        """Take a recorded run out of the marks; it stays in the book and its history."""
+        if not reason.strip():
+            raise InputError("dropping a run needs a reason (--reason)")
+        with self._begin() as connection:
+            if connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                raise InputError(
+                    f"no run {run_id} in the gradebook (grade book history shows runs)"
+                )
+            if run_id in self._dropped(connection):
+                raise InputError(f"run {run_id} is dropped already")
+            _insert(connection, drops, run_id=run_id, reason=reason, made_at=utc(now()),
+                    made_by=self.by)  # fmt: skip
+
+    def undrop(self, run_id: int, reason: str) -> None:
+        """Put a dropped run back into the marks (the drop stays in the history)."""
+        with self._begin() as connection:
+            row = connection.execute(
+                sa.select(drops.c.id).where(drops.c.run_id == run_id, drops.c.undone_at.is_(None))
+            ).first()
+            if row is None:
+                raise InputError(f"run {run_id} is not dropped")
+            connection.execute(
+                sa.update(drops).where(drops.c.id == row.id)
+                .values(undone_at=utc(now()), undone_by=self.by, undone_reason=reason)
+            )  # fmt: skip
+
+    def _dropped(self, connection: sa.Connection) -> set[int]:
+        return {
+            int(r.run_id)
+            for r in connection.execute(
+                sa.select(drops.c.run_id).where(drops.c.undone_at.is_(None))
+            )
+        }
+
     # -- marks -------------------------------------------------------------------------------
 
-    def mark(self, student: str, lab: str, due: datetime, late: Late, policy: str) -> Row:
+    def mark(
+        self, student: str, lab: str, due: datetime, late: Late, policy: str,
+        current_sha: str | None = None,
+    ) -> Row:  # fmt: skip
         """The student's mark for a lab, as of the recorded gradings, the policy and the
         overrides in force."""
+        return self.explain(student, lab, due, late, policy, current_sha).row
+
+    def explain(
+        self, student: str, lab: str, due: datetime, late: Late, policy: str,
+        current_sha: str | None = None,
+    ) -> Explained:  # fmt: skip
         with self.engine.connect() as connection:
             active = self._active(connection, student, lab)
-            gradings = self._gradings(connection, student, lab, active)
-        decided: Mark = decide(gradings, due, late, policy)
+        gradings = self.gradings(student, lab)
+        by_check = {
+            c: CheckOverride(c, float(row.value), row.made_by, row.reason, row.max_points)
+            for c, row in active.items()
+            if c is not None
+        }
+        decided = mark_of(gradings, due, late, policy, by_check)
         final, reason = decided.mark, decided.reason
-        overridden = bool(active)
+        incomplete = list(decided.incomplete)
         if None in active:  # the lab's final mark, set by hand
             final = float(active[None].value)
             reason = f"set by {active[None].made_by}: {active[None].reason}"
-        elif active:
+            incomplete = []
+        elif by_check:
             reason += "; " + "; ".join(
-                f"{c} set to {row.value:g} by {row.made_by}: {row.reason}"
-                for c, row in active.items()
+                f"{o.check} set to {o.value:g} by {o.by}: {o.reason}" for o in by_check.values()
             )
-        return Row(
+        sha = decided.grading.rubric_sha256 if decided.grading else None
+        row = Row(
             student=student,
             lab=lab,
             mark=final,
@@ -348,76 +737,76 @@ class Book:
             days_late=decided.days_late,
             policy=policy,
             run_at=utc(decided.run_at) if decided.run_at else None,
-            overridden=overridden,
+            overridden=bool(active),
             reason=reason,
+            run=decided.run,
+            incomplete=incomplete,
+            filled=[
+                {"check": f.check, "run": f.run, "at": utc(f.at), "status": f.status}
+                for f in decided.filled
+            ],
+            rubric_sha256=sha,
+            rubric_current=current_sha is None or sha is None or sha == current_sha,
+            notes=list(decided.notes),
         )
+        made = [
+            {"check": c, "value": float(r.value), "by": r.made_by, "at": r.made_at,
+             "reason": r.reason, "before": r.before}
+            for c, r in active.items()
+        ]  # fmt: skip
+        return Explained(row, decided, due, made, gradings)
 
-    def _gradings(
-        self, connection: sa.Connection, student: str, lab: str, active: dict[Any, Any]
-    ) -> list[Graded]:
-        """Each run's grading of the student, as its latest regrade has it (a regrade keeps
-        the time the VM was seen), with the check overrides in force applied."""
-        rows = connection.execute(
-            sa.select(reports, runs.c.kind, runs.c.regrade_of, runs.c.id.label("run"))
+    def check_points(
+        self, student: str, lab: str, check_id: str, run: int | None = None
+    ) -> float | None:
+        """The check's points in a run's grading of the student (the latest, by default)."""
+        query = (
+            sa.select(checks.c.points)
+            .join(reports, reports.c.id == checks.c.report_id)
             .join(runs, runs.c.id == reports.c.run_id)
-            .where(reports.c.student == student, runs.c.lab == lab)
-            .order_by(runs.c.id)
-        ).all()
-        latest: dict[int, Any] = {}
-        for row in rows:
-            original = row.regrade_of if row.kind == "regrade" and row.regrade_of else row.run
-            latest[original] = row  # runs in recording order: the last regrade wins
-        gradings = []
-        for original, row in latest.items():
-            score = row.score
-            if score is not None and any(k is not None for k in active):
-                points = dict(
-                    connection.execute(
-                        sa.select(checks.c.check_id, checks.c.points).where(
-                            checks.c.report_id == row.id
-                        )
-                    ).all()
-                )
-                for check_id, override in active.items():
-                    if check_id is not None and check_id in points:
-                        score += float(override.value) - float(points[check_id])
-            gradings.append(Graded(parse_utc(row.graded_at), score, row.max_score, original))
-        return gradings
-
-    def check_points(self, student: str, lab: str, check_id: str) -> float | None:
-        """The check's points in the student's latest grading (what an override replaces)."""
+            .where(reports.c.student == student, runs.c.lab == lab, checks.c.check_id == check_id)
+        )
+        if run is not None:
+            query = query.where(runs.c.id == run)
         with self.engine.connect() as connection:
-            return connection.execute(
-                sa.select(checks.c.points)
-                .join(reports, reports.c.id == checks.c.report_id)
-                .join(runs, runs.c.id == reports.c.run_id)
-                .where(reports.c.student == student, runs.c.lab == lab,
-                       checks.c.check_id == check_id)
-                .order_by(runs.c.id.desc())
-            ).scalar()  # fmt: skip
+            return connection.execute(query.order_by(runs.c.id.desc())).scalar()
 
     # -- history -----------------------------------------------------------------------------
 
     def history(self, student: str, lab: str | None = None) -> list[dict[str, Any]]:
-        """Every run, regrade and override of a student, in time order, and when each check
-        first passed."""
+        """Every run, regrade, drop and override of a student, in time order, and when each
+        check first passed."""
         events: list[dict[str, Any]] = []
         with self.engine.connect() as connection:
             query = (
                 sa.select(reports, runs.c.kind, runs.c.lab, runs.c.recorded_at,
-                          runs.c.recorded_by, runs.c.regrade_of, runs.c.folder)
+                          runs.c.recorded_by, runs.c.regrade_of, runs.c.folder,
+                          runs.c.id.label("run"), runs.c.batch)
                 .join(runs, runs.c.id == reports.c.run_id)
                 .where(reports.c.student == student)
             )  # fmt: skip
             if lab:
                 query = query.where(runs.c.lab == lab)
+            mine = set()
             for row in connection.execute(query.order_by(runs.c.id)):
+                mine.add(row.run)
                 events.append({
                     "kind": row.kind, "lab": row.lab, "at": row.recorded_at,
                     "by": row.recorded_by, "graded_at": row.graded_at, "status": row.status,
                     "score": row.score, "max": row.max_score, "folder": row.folder,
-                    "regrade_of": row.regrade_of,
+                    "regrade_of": row.regrade_of, "run": row.run, "batch": row.batch,
+                    "error_kind": row.error_kind,
                 })  # fmt: skip
+            for row in connection.execute(sa.select(drops).order_by(drops.c.id)):
+                if row.run_id not in mine:
+                    continue
+                about = {"run": row.run_id, "lab": next(e["lab"] for e in events
+                                                        if e.get("run") == row.run_id)}  # fmt: skip
+                events.append({"kind": "drop", "at": row.made_at, "by": row.made_by,
+                               "reason": row.reason, **about})  # fmt: skip
+                if row.undone_at:
+                    events.append({"kind": "undrop", "at": row.undone_at, "by": row.undone_by,
+                                   "reason": row.undone_reason, **about})  # fmt: skip
             query = sa.select(overrides).where(overrides.c.student == student)
             if lab:
                 query = query.where(overrides.c.lab == lab)
@@ -443,7 +832,33 @@ class Book:
                 {"kind": "first_passed", "lab": row[0], "check": row[1], "at": row[2], "by": None}
                 for row in connection.execute(first)
             ]
-        return sorted(events, key=lambda e: e["at"]) + sorted(passed, key=lambda e: e["at"])
+        return sorted(events, key=lambda e: e["at"]) + sorted(
+            passed, key=lambda e: (e["at"], e["check"])
+        )
+
+    # -- backups -----------------------------------------------------------------------------
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of a SQLite book while it is in use (SQLite's online backup)."""
+        if not self.url.startswith("sqlite"):
+            raise InputError(
+                "grade book backup copies a SQLite book; back up a PostgreSQL book with "
+                "pg_dump (the README says how)"
+            )
+        import sqlite3
+
+        if target.exists():
+            raise InputError(f"{target}: exists already; give a new file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(mode=0o600)
+        source = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+        copy = sqlite3.connect(target)
+        try:
+            with copy:
+                source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
@@ -466,6 +881,12 @@ def _parse_report_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _sqlite_folder(url: str) -> Path | None:
+    if not url.startswith("sqlite"):
+        return None
+    return Path(url.removeprefix("sqlite:///")).resolve().parent
+
+
 def _engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60})
@@ -486,9 +907,9 @@ def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def book_url(folder: Path, given: str | None = None) -> str:
-    """--db, else GRADER_DB, else the SQLite book in the course folder."""
-    url = given or os.environ.get("GRADER_DB")
+def book_url(folder: Path, given: str | None = None, course_db: str | None = None) -> str:
+    """--db, else GRADER_DB, else course.toml's db, else the SQLite book in the course folder."""
+    url = given or os.environ.get("GRADER_DB") or course_db
     return url or f"sqlite:///{(folder / 'gradebook.sqlite').resolve()}"
 
 

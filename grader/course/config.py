@@ -10,20 +10,26 @@
     policy = "last_before_due"   # or "best", "last"
     late = { per_day = 0.10, max = 0.50, grace_minutes = 15 }
 
+    vars = { db_password = { env = "LAB6_DB_PW" } }   # or a value: user = "alice"
+
     [extensions]
     s2400137 = { lab6 = 2026-12-03T23:59:00+00:00 }
+
+    # optional: db = "postgresql://grader@db.example/course" (password: PGPASSWORD or ~/.pgpass)
+    # private = true: the book and runs/ are readable by their owner only (the default)
 
 The course commands find it by walking up from the current folder (as git finds .git), or take
 ``--course PATH``. It is validated when loaded, like the rubric: the file, the line, the key and
 the closest valid name. Due times carry their offset: a time without one is refused (a
-deadline must mean one instant wherever the grader runs).
+deadline must mean one instant wherever the grader runs). An extension names a student of the
+roster and a lab of the course, and is no earlier than the lab's due time.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,13 @@ BOOK = "gradebook.sqlite"
 
 
 @dataclass(frozen=True)
+class FromEnv:
+    """A variable given by the name of the environment variable that holds it."""
+
+    env: str
+
+
+@dataclass(frozen=True)
 class CourseLab:
     id: str
     lab: str | None  # a pack name
@@ -44,6 +57,23 @@ class CourseLab:
     due: datetime
     policy: str
     late: Late
+    vars: Mapping[str, str | FromEnv] = field(default_factory=dict)
+    where: str = ""  # "course.toml:12: ", for messages about this lab's entry
+
+    def given(self) -> dict[str, str]:
+        """The lab's variables for every student, secrets read from the environment now."""
+        found = {}
+        for name, value in self.vars.items():
+            if isinstance(value, FromEnv):
+                if value.env not in os.environ:
+                    raise InputError(
+                        f"{self.where}labs ({self.id}).vars.{name}: the environment variable "
+                        f"{value.env} is not set"
+                    )
+                found[name] = os.environ[value.env]
+            else:
+                found[name] = value
+        return found
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,8 @@ class Course:
     roster: Path
     labs: Mapping[str, CourseLab]
     extensions: Mapping[str, Mapping[str, datetime]]  # student -> lab -> due
+    db: str | None = None  # the gradebook's URL, when the course names it
+    private: bool = True  # the book and runs/ for their owner only
 
     @property
     def folder(self) -> Path:
@@ -96,7 +128,7 @@ def load_course(path: Path) -> Course:
 
     from pydantic import ValidationError
 
-    from grader.course.schema import CourseModel, LabModel, LateModel
+    from grader.course.schema import CourseModel, FromEnvModel, LabModel, LateModel
     from grader.engine.rubric import KeyLocator
 
     try:
@@ -112,19 +144,25 @@ def load_course(path: Path) -> Course:
         model = CourseModel.model_validate(data)
     except ValidationError as e:
         first = min(e.errors(), key=lambda x: (x["type"] != "extra_forbidden", -len(x["loc"])))
-        loc = first["loc"]
+        # pydantic names the member of a union it tried ("str", "FromEnvModel"): not a key
+        loc = tuple(p for p in first["loc"] if p not in ("str", "FromEnvModel"))
         key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(
             ".[", "["
         )
         message = first["msg"]
         if first["type"] == "extra_forbidden":
-            allowed: dict[str, Any] = {
-                1: CourseModel.model_fields, 3: LabModel.model_fields
-            }.get(len(loc), LateModel.model_fields)  # fmt: skip
-            message = f"unknown key{closest(str(loc[-1]), list(allowed))}"
+            model_of: Any = CourseModel
+            if "late" in loc:
+                model_of = LateModel
+            elif "vars" in loc:
+                model_of = FromEnvModel
+            elif len(loc) == 3:
+                model_of = LabModel
+            message = f"unknown key{closest(str(loc[-1]), list(model_of.model_fields))}"
         elif first["type"] == "missing":
             message = "this key is required"
         raise InputError(f"{where(loc)}{key or '(top level)'}: {message}") from None
+    roster = path.parent / model.roster
     labs: dict[str, CourseLab] = {}
     for n, lab in enumerate(model.labs):
         at = where(("labs", n))
@@ -140,23 +178,65 @@ def load_course(path: Path) -> Course:
             lab.due,
             lab.policy,
             Late(lab.late.per_day, lab.late.max, lab.late.grace_minutes),
+            {
+                name: FromEnv(value.env) if isinstance(value, FromEnvModel) else value
+                for name, value in lab.vars.items()
+            },
+            at,
         )
+    if model.extensions:
+        from grader.classrun.roster import roster_ids
+
+        students = roster_ids(roster)
     for student, dues in model.extensions.items():
         for lab_id, due in dues.items():
             at = where(("extensions", student, lab_id))
+            if student not in students:
+                raise InputError(
+                    f"{at}extensions.{student}: {student!r} is not a student of the roster "
+                    f"{roster}{closest(student, students)}; an extension for a misspelt id "
+                    "would be lost for the real student"
+                )
             if lab_id not in labs:
                 raise InputError(
                     f"{at}extensions.{student}.{lab_id}: no lab {lab_id!r} in this course"
                     f"{closest(lab_id, labs)}"
                 )
             _aware(at, f"extensions.{student}.{lab_id}", due)
+            if due < labs[lab_id].due:
+                raise InputError(
+                    f"{at}extensions.{student}.{lab_id}: {due.isoformat()} is earlier than the "
+                    f"lab's due time {labs[lab_id].due.isoformat()}: an extension gives more "
+                    "time, never less"
+                )
+    if model.db is not None and not model.db.startswith(("sqlite:///", "postgresql://")):
+        raise InputError(
+            f"{where(('db',))}db: {model.db.split(':', 1)[0]!r} is not a database the gradebook "
+            "uses: give sqlite:///PATH or postgresql://USER@HOST/NAME"
+        )
+    if model.db is not None and _has_password(model.db):
+        raise InputError(
+            f"{where(('db',))}db: the URL holds a password; keep it out of course.toml "
+            "(PGPASSWORD, or ~/.pgpass)"
+        )
     return Course(
         path=path,
         title=model.title,
-        roster=path.parent / model.roster,
+        roster=roster,
         labs=labs,
         extensions={s: dict(d) for s, d in model.extensions.items()},
+        db=model.db,
+        private=model.private,
     )
+
+
+def _has_password(url: str) -> bool:
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).password is not None
+    except sa.exc.ArgumentError:
+        return False
 
 
 def _aware(at: str, key: str, when: datetime) -> None:

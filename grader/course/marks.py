@@ -1,8 +1,22 @@
-"""Marks as of a deadline: which recorded grading counts for a student's lab, and its penalty.
+"""Marks as of a deadline: a pure function of the recorded gradings, the rubric they were graded
+with, the overrides in force and the course's policy. The book (grader.course.book) stores what
+was observed; everything here computes from it, so ``book show``, the course page, the exports
+and ``book explain`` cannot disagree.
 
-The grader sees a VM only as it is now, so a mark is decided from the gradings recorded in the
-course's book (grader.course.book), never by grading again. For a student with due time D (their
-extension, if any) and grace g, a grading at time t is
+**A grading's score** is computed from its stored outcomes through its rubric's scoring: an
+item earns its points when its check passed. A check override (a TA's points for one check)
+replaces that check's verdict (pass when it gives points, fail when it gives none) and is
+followed through ``depends`` like a live result: a check whose dependency an override failed is
+lost with it; a check that was skipped because its dependency failed, when an override now
+passes that dependency, has no verdict of its own on record: it is not checked.
+
+**Not checked is never lost.** A check that could not be checked (the grader's error, a
+variable not given, a dependency not checked) earns nothing and costs nothing: the grading is
+*incomplete*, and the mark says which checks. When a later grading checked them, their verdicts
+fill the gap, and the mark says from which grading and when.
+
+**The policy** picks one grading. For a student with due time D (their extension, if any) and
+grace g, a grading at time t is
 
     days_late = ceil((t - D - g) / 1 day)   when t > D + g, else 0
 
@@ -12,20 +26,24 @@ days late, and its penalised score is ``score * (1 - min(max, per_day * days_lat
 * ``best``: the best penalised score of all.
 * ``last``: the latest grading, penalised.
 
-A student with no grading that counts has no mark (None, never 0), and the reason says why.
-An override of the lab's final mark replaces the mark; an override of a check's points is
-applied to the score of the grading before the policy picks one (see grader.course.book).
+A student with no grading that counts has no mark (None, never 0), and the reason says why. An
+override of the lab's final mark replaces the mark.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from grader.base.results import is_lost
 
 POLICIES = ("last_before_due", "best", "last")
 DAY = timedelta(days=1)
+#: The kind of "not checked" the book gives a check whose dependency an override passed
+OVERRIDDEN_DEPENDENCY = "dependency_overridden"
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,8 @@ class Late:
 
 @dataclass(frozen=True)
 class Graded:
-    """One recorded grading of one student's lab: its time, and the score it gave (None: the
-    host could not be graded)."""
+    """One recorded grading of one student's lab, as the policy sees it: its time, and the
+    score it gave (None: the host could not be graded)."""
 
     at: datetime
     score: float | None
@@ -47,15 +65,150 @@ class Graded:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """One check's outcome as the book keeps it."""
+
+    id: str
+    status: str  # pass | fail | error | skipped
+    points: float
+    max_points: float
+    error_kind: str | None = None
+    cause: str | None = None
+    message: str = ""
+
+    @property
+    def lost(self) -> bool:
+        return is_lost(self.status, self.error_kind)
+
+    @property
+    def checked(self) -> bool:
+        return self.status == "pass" or self.lost
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """What scoring needs of a rubric item."""
+
+    id: str
+    points: float
+    depends: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grading:
+    """One student's grading of a lab, as its latest regrade has it (a regrade keeps the time
+    the VM was seen)."""
+
+    run: int  # the original run: a regrade is the same grading, marked again
+    at: datetime  # when the VM was seen
+    status: str  # graded | unreachable | error
+    max_score: float
+    outcomes: tuple[Outcome, ...] = ()
+    items: tuple[ItemSpec, ...] | None = None  # its rubric's, when the book knows them
+    rubric_sha256: str | None = None
+    version: int = 0  # the run whose report this is (a regrade's run, or the run itself)
+    report_path: str = ""
+
+
+@dataclass(frozen=True)
+class CheckOverride:
+    check: str
+    value: float
+    by: str
+    reason: str
+    max_points: float | None = None  # the check's points when the override was made
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A grading scored: each check's outcome as it counts (overrides applied, followed
+    through depends), and the points."""
+
+    outcomes: tuple[Outcome, ...]
+    score: float
+
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        return tuple(o.id for o in self.outcomes if not o.checked)
+
+
+def score_grading(grading: Grading, overrides: Mapping[str, CheckOverride] = {}) -> Scored:
+    """The grading's outcomes with the check overrides in force, scored through its rubric's
+    dependencies (in the rubric's order: every item after the items it depends on)."""
+    stored = {o.id: o for o in grading.outcomes}
+    items = grading.items
+    if items is None:  # recorded before the book kept rubrics: as stored, no dependencies
+        items = tuple(ItemSpec(o.id, o.max_points) for o in grading.outcomes)
+    counted: dict[str, Outcome] = {}
+    for item in items:
+        seen = stored.get(item.id)
+        if item.id in overrides:
+            value = overrides[item.id].value
+            counted[item.id] = Outcome(
+                item.id, "pass" if value > 0 else "fail", value, item.points, None, None,
+                f"set by {overrides[item.id].by}: {overrides[item.id].reason}",
+            )  # fmt: skip
+            continue
+        if seen is None:  # an item this grading's rubric has and its report lacks
+            counted[item.id] = Outcome(item.id, "error", 0.0, item.points, "not_recorded",
+                                       None, "not in the recorded grading")  # fmt: skip
+            continue
+        blocked = [d for d in item.depends if d in counted and counted[d].status != "pass"]
+        if blocked:
+            lost = [d for d in blocked if counted[d].lost]
+            if seen.status == "skipped" and seen.error_kind in ("dependency", None):
+                outcome = seen if lost else _not_checked(seen, "dependency_not_checked")
+            elif lost:  # it ran, but an override failed what it depends on
+                outcome = Outcome(
+                    item.id, "skipped", 0.0, item.points, "dependency", lost[0],
+                    f"not checked: {', '.join(blocked)} must pass first",
+                )  # fmt: skip
+            else:
+                outcome = _not_checked(seen, "dependency_not_checked")
+        elif seen.status == "skipped" and seen.error_kind in ("dependency", None) and item.depends:
+            # skipped for a dependency that an override passed: its own verdict is not on record
+            outcome = dataclasses.replace(
+                _not_checked(seen, OVERRIDDEN_DEPENDENCY),
+                message="not checked: an override passed what it depends on, and its own "
+                "verdict was not recorded (override it too, or grade again)",
+            )
+        else:
+            outcome = seen
+        points = item.points if outcome.status == "pass" else 0.0
+        counted[item.id] = dataclasses.replace(outcome, points=points, max_points=item.points)
+    ordered = tuple(counted[i.id] for i in items)
+    return Scored(ordered, sum(o.points for o in ordered))
+
+
+def _not_checked(outcome: Outcome, kind: str) -> Outcome:
+    return dataclasses.replace(outcome, status="skipped", points=0.0, error_kind=kind)
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A check the counting grading could not check, and the later grading that checked it."""
+
+    check: str
+    run: int
+    at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
 class Mark:
     mark: float | None  # None: no mark (see reason), never 0
-    score: float | None  # the chosen grading's score, before the penalty
+    score: float | None  # the chosen grading's score (with fill-ins), before the penalty
     max_score: float | None
     penalty: float  # the fraction taken off (0.2: 20 %)
     days_late: int
     run_at: datetime | None  # when the chosen grading was made
     run: int | None
     reason: str  # why there is no mark, or how it was chosen
+    incomplete: tuple[str, ...] = ()  # checks of the counting grading still not checked
+    filled: tuple[Filled, ...] = ()  # checks taken from a later grading
+    outcomes: tuple[Outcome, ...] = ()  # each check as it counts
+    grading: Grading | None = None  # the one that counts
+    notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. an override on old points
 
 
 def days_late(at: datetime, due: datetime, late: Late) -> int:
@@ -97,3 +250,69 @@ def decide(gradings: Sequence[Graded], due: datetime, late: Late, policy: str) -
         round(mark, 6), chosen.score, chosen.max_score, taken, days, chosen.at, chosen.run,
         f"{policy}: the grading of {chosen.at.isoformat()}",
     )  # fmt: skip
+
+
+def mark_of(
+    gradings: Sequence[Grading],
+    due: datetime,
+    late: Late,
+    policy: str,
+    overrides: Mapping[str, CheckOverride] = {},
+) -> Mark:
+    """The mark of one student's lab: each grading scored (check overrides applied), the
+    policy's pick, and what a later grading checked that the pick could not."""
+    scored = {g.run: score_grading(g, overrides) for g in gradings if g.status == "graded"}
+    decided = decide(
+        [
+            Graded(g.at, scored[g.run].score if g.run in scored else None, g.max_score, g.run)
+            for g in gradings
+        ],
+        due,
+        late,
+        policy,
+    )
+    if decided.run is None:
+        return decided
+    chosen = next(g for g in gradings if g.run == decided.run)
+    outcomes = list(scored[chosen.run].outcomes)
+    later = sorted(
+        (g for g in gradings if g.run in scored and (g.at, g.run) > (chosen.at, chosen.run)),
+        key=lambda g: (g.at, g.run),
+    )
+    filled = []
+    for n, outcome in enumerate(outcomes):
+        if outcome.checked or outcome.error_kind == OVERRIDDEN_DEPENDENCY:
+            continue  # a gap an override made is for a person to fill, not a later grading
+        for other in later:
+            found = next((o for o in scored[other.run].outcomes if o.id == outcome.id), None)
+            if found is not None and found.checked:
+                points = outcome.max_points if found.status == "pass" else 0.0
+                outcomes[n] = dataclasses.replace(
+                    found, points=points, max_points=outcome.max_points
+                )
+                filled.append(Filled(outcome.id, other.run, other.at, found.status))
+                break
+    score = sum(o.points for o in outcomes)
+    mark = round(score * (1 - decided.penalty), 6)
+    notes = tuple(
+        f"the override of {o.check} was made when it was worth {o.max_points:g} points; in "
+        f"the grading that counts it is worth {item.max_points:g}"
+        for o in overrides.values()
+        for item in outcomes
+        if item.id == o.check and o.max_points is not None and o.max_points != item.max_points
+    )
+    reason = decided.reason
+    if filled:
+        reason += "; " + ", ".join(f"{f.check} from the grading of {f.at.isoformat()}"
+                                   for f in filled)  # fmt: skip
+    return dataclasses.replace(
+        decided,
+        mark=mark,
+        score=score,
+        incomplete=tuple(o.id for o in outcomes if not o.checked),
+        filled=tuple(filled),
+        outcomes=tuple(outcomes),
+        grading=chosen,
+        reason=reason,
+        notes=notes,
+    )

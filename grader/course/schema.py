@@ -20,6 +20,12 @@ class LateModel(_Model):
     grace_minutes: Annotated[float, Field(ge=0)] = 0.0
 
 
+class FromEnvModel(_Model):
+    """A variable's value read from an environment variable (a secret: never in the file)."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class LabModel(_Model):
     id: Annotated[str, Field(pattern=_NAME)]
     lab: str | None = None  # a pack name
@@ -27,6 +33,8 @@ class LabModel(_Model):
     due: datetime
     policy: Literal["last_before_due", "best", "last"] = "last_before_due"
     late: LateModel = LateModel()
+    # the lab's variables for every student (the roster's columns override them per student)
+    vars: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str | FromEnvModel] = {}
 
 
 class CourseModel(_Model):
@@ -34,3 +42,8 @@ class CourseModel(_Model):
     roster: Annotated[str, Field(min_length=1)]
     labs: Annotated[list[LabModel], Field(min_length=1)]
     extensions: dict[str, dict[str, datetime]] = {}
+    # the gradebook: sqlite:///PATH or postgresql://USER@HOST/NAME (its password from the
+    # environment: PGPASSWORD, or ~/.pgpass); default gradebook.sqlite in the course folder
+    db: Annotated[str, Field(min_length=1)] | None = None
+    # the book and runs/ readable by their owner only (marks, override reasons)
+    private: bool = True

@@ -96,7 +96,7 @@ def run_check(
         except NeedsSecret as e:
             outcome = Outcome("error", str(e), error_kind="needs_secret")
         except CheckError as e:
-            outcome = Outcome("error", str(e), error_kind="unavailable")
+            outcome = Outcome("error", str(e), error_kind=e.kind)
         except Exception as e:
             message = f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
             outcome = Outcome("error", message, error_kind="check_crashed")

@@ -62,6 +62,8 @@ class TurnedAway(CheckError):
     """An SMTP server answered 421: it limits how many connections one client may make in a
     while, and this grading is past it. Not the student's mistake: the check is an error."""
 
+    kind = "turned_away"
+
     @classmethod
     def now(cls, own_machine: bool, port: int, said: str) -> TurnedAway:
         when = datetime.now(timezone.utc).strftime("%H:%M UTC")

@@ -20,9 +20,10 @@ from grader.report.render import render
 
 
 class ReportStore:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, create: bool = True) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, student: str) -> Path:
         """A report's file: named after the student, or the host when there is no student."""

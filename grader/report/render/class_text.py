@@ -80,12 +80,29 @@ def render(
             table.add_row(r.student or "", r.host, r.error_kind or r.status, Text(r.error or ""))
         console.print(table)
 
+    incomplete = [r for r in graded if r.unchecked]
+    if incomplete:
+        console.print(
+            Text(
+                "Not checked in full (their score is over what could be checked; grade them "
+                "again):",
+                style="bold",
+            )
+        )
+        for r in incomplete:
+            console.print(
+                Text(
+                    f"  {r.student or r.host}: {points(r.unchecked_points)} point(s) not "
+                    f"checked ({', '.join(r.unchecked)})"
+                )
+            )
+
     flagged = [r for r in reports if r.flags]
     if flagged:
         console.print(Text("To look at", style="bold"))
         for r in flagged:
             for flag in r.flags:
-                console.print(Text(f"  {r.student}: {flag.message}"))
+                console.print(Text(f"  {r.student or r.host}: {flag.message}"))
     if directory is not None:
         console.print(
             f"Reports: {directory}/  (index.html for the class; <student>.json, .html, .md; "

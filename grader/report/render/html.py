@@ -10,7 +10,7 @@ import jinja2
 from grader.base.results import Report
 from grader.report.feedback import fix_first, numbered
 from grader.report.render.safe import printable
-from grader.report.render.text import points
+from grader.report.render.text import not_checked, points
 
 LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 WORDS = {"pass": "passed", "fail": "failed", "error": "not checked", "skipped": "skipped"}
@@ -48,5 +48,6 @@ def render(report: Report, **_: object) -> str:
             labels=LABELS,
             words=WORDS,
             points=points,
+            not_checked=not_checked(report),
         )
     )

@@ -83,17 +83,44 @@ def _bands(scores: Sequence[float], max_score: float) -> list[tuple[float, float
     return [(n * step, (n + 1) * step, counts[n]) for n in reversed(range(BANDS))]
 
 
+def pass_rates_of(
+    graded: Sequence[Report], rubric: Rubric
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Each check's pass rate among the students it could be checked for (a check not checked
+    is neither a pass nor a loss), and how many it could not be checked for, where any."""
+    rates, unchecked = {}, {}
+    for item in rubric.items:
+        results = [c for r in graded for c in r.checks if c.id == item.id]
+        checked = [c for c in results if c.status == "pass" or c.lost]
+        if checked:
+            rates[item.id] = sum(c.status == "pass" for c in checked) / len(checked)
+        if len(checked) < len(results):
+            unchecked[item.id] = len(results) - len(checked)
+    return rates, unchecked
+
+
+def _row(report: Report) -> dict[str, Any]:
+    """One line of the students' table: named by the student, or the host when there is none
+    (a --host grading)."""
+    graded = report.status == "graded"
+    lost = [c for c in report.checks if c.lost]
+    return {
+        "report": report,
+        "who": report.student or report.host,
+        "page": f"{safe_name(report.student or report.host)}.html",
+        "lost": [c.id for c in lost],
+        "lost_points": sum(c.max_points for c in lost) if graded else None,
+        "unchecked_points": report.unchecked_points if graded else None,
+    }
+
+
 def render(
     reports: Sequence[Report], rubric: Rubric, charts: bool | None = None, **_: object
 ) -> str:
     charts = _charts() if charts is None else charts
     graded = [r for r in reports if r.status == "graded"]
     scores = [r.score or 0.0 for r in graded]
-    rates = {
-        item.id: sum(any(c.id == item.id and c.status == "pass" for c in r.checks) for r in graded)
-        / (len(graded) or 1)
-        for item in rubric.items
-    }
+    rates, unchecked = pass_rates_of(graded, rubric)
     return (
         environment()
         .get_template("index.html.j2")
@@ -106,12 +133,12 @@ def render(
             mean=statistics.mean(scores) if scores else 0,
             median=statistics.median(scores) if scores else 0,
             histogram=histogram(scores, rubric.max_score) if charts and graded else "",
-            passrates=pass_rates(rates) if charts and graded else "",
+            passrates=pass_rates(rates) if charts and rates else "",
             bands=_bands(scores, rubric.max_score),
             rates=sorted(rates.items(), key=lambda kv: (kv[1], kv[0])),
-            pages={r.student: f"{safe_name(r.student or r.host)}.html" for r in reports},
-            lost={r.student: [c.id for c in r.checks if c.lost] for r in reports},
-            lost_points={r.student: sum(c.max_points for c in r.checks if c.lost) for r in reports},
+            unchecked=unchecked,
+            rows=[_row(r) for r in reports],
+            incomplete=[r for r in graded if r.unchecked],
             points=points,
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )

@@ -12,7 +12,7 @@ from grader.base.results import Report
 from grader.report.feedback import fix_first, numbered
 from grader.report.render.html import LABELS
 from grader.report.render.safe import printable
-from grader.report.render.text import looked_at, points
+from grader.report.render.text import looked_at, not_checked, points
 
 _MARKS = re.compile(r"([\\`*_\[\]|~])")  # markup wherever it stands (| in a table cell)
 _LINE_START = re.compile(r"^(#|[-+=]|\d+(?=[.)]))")  # a heading, a list item, an ordered list
@@ -55,6 +55,7 @@ def render(report: Report, **_: object) -> str:
         f"(graded {report.graded_at}"
         + (f", regraded {report.regraded_at}" if report.regraded_at else "")
         + ")"
+        + (f": {not_checked(report)}" if not_checked(report) else "")
     )
     if report.hidden_checks:
         out += [

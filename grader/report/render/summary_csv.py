@@ -1,9 +1,11 @@
 """summary.csv: one row per student, for gradebooks and spreadsheets.
 
-student, host, status, score, max_score, one column per check with the points earned, then why
-a student was not graded, the connection attempts and any flags. A student who could not be
-graded has empty score and check cells, never 0. Cells that a spreadsheet would read as a
-formula (starting with = + - @) are neutralised with a leading quote.
+student, host, status, score, max_score, the points not checked, one column per check with the
+points earned, then the checks not checked, why a student was not graded, the connection
+attempts and any flags. A student who could not be graded has empty score and check cells,
+never 0; so has a check that could not be checked (it is not a lost mark). Cells that a
+spreadsheet would read as a formula (starting with = + - @) are neutralised with a leading
+quote.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from grader.report.render.text import points
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: The columns before and after the checks' (one per check id, in rubric order).
-LEADING = ("student", "host", "status", "score", "max_score")
-TRAILING = ("error_kind", "error", "attempts", "flags")
+LEADING = ("student", "host", "status", "score", "max_score", "unchecked_points")
+TRAILING = ("unchecked", "error_kind", "error", "attempts", "flags")
 
 
 def cell(value: object) -> str:
@@ -34,7 +36,8 @@ def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*LEADING, *ids, *TRAILING, *person])
     for report in reports:
-        earned = {c.id: points(c.points) for c in report.checks}
+        unchecked = report.unchecked if report.status == "graded" else ()
+        earned = {c.id: points(c.points) for c in report.checks if c.id not in unchecked}
         writer.writerow(
             cell(v)
             for v in [
@@ -43,7 +46,9 @@ def render(reports: Sequence[Report], rubric: Rubric, **_: object) -> str:
                 report.status,
                 "" if report.score is None else points(report.score),
                 points(report.max_score),
+                points(report.unchecked_points) if report.status == "graded" else "",
                 *(earned.get(i, "") for i in ids),
+                " ".join(unchecked),
                 report.error_kind or "",
                 report.error or "",
                 report.attempts,

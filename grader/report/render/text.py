@@ -25,6 +25,18 @@ def points(value: float) -> str:
     return f"{value:g}"
 
 
+def not_checked(report: Report) -> str:
+    """What the score leaves out, when a check could not be checked: "15.5 of 15.5 checked;
+    4.5 points not checked" (a score is over what was checked, never a 0 for the rest)."""
+    if report.status != "graded" or not report.unchecked:
+        return ""
+    return (
+        f"{points(report.score or 0)} of {points(report.checked_max)} checked; "
+        f"{points(report.unchecked_points)} point{'s' * (report.unchecked_points != 1)} "
+        "not checked"
+    )
+
+
 def text_console(color: bool, width: int) -> Console:
     """A rich console that renders into a string (``console.file.getvalue()``): colour only
     when asked, no guessing from the environment."""
@@ -111,10 +123,12 @@ def _feedback(console: Console, report: Report) -> None:
     }
     summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
     lost_points = sum(c.max_points for c in lost)
+    unchecked_note = not_checked(report)
     console.print(
         Text(
             f"Score {points(report.score or 0)} / {points(report.max_score)}  ({summary}"
             + (f"; {points(lost_points)} point(s) lost" if lost else "")
+            + (f"; {unchecked_note}" if unchecked_note else "")
             + ")",
             style="bold",
         )

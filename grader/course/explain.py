@@ -1,0 +1,106 @@
+"""``grade book explain STUDENT LAB``: one screen that says what a student's mark is and why.
+
+The grading that counts and why (the policy, the due time with any extension, lateness and its
+penalty), each check's points in it and where they came from (the grading itself, a later
+grading that checked what it could not, an override), the overrides in force (who, when, why),
+what is still not checked, questions for staff, and the report's path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.course.book import Explained, utc
+from grader.report.render.text import points
+
+
+def explanation(gradebook: Any, explained: Explained) -> str:
+    row, decided = explained.row, explained.decided
+    lab = gradebook.course.lab(row.lab)
+    lines = [f"{row.student}, {row.lab}: " + _mark(row)]
+    extended = explained.due != lab.due
+    lines.append(
+        f"  due {utc(explained.due)}"
+        + (f" (an extension; the lab's is {utc(lab.due)})" if extended else "")
+        + (f", grace {lab.late.grace_minutes:g} min" if lab.late.grace_minutes else "")
+        + f"; policy {row.policy}"
+        + (
+            f"; late: {lab.late.per_day:.0%} a day, at most {lab.late.max:.0%}"
+            if lab.late.per_day
+            else ""
+        )
+    )
+    grading = decided.grading
+    if grading is None:
+        lines.append(f"  No grading counts: {row.reason}.")
+        lines += _gradings(explained)
+        return "\n".join(lines) + "\n"
+    late = f", {row.days_late} day(s) late: {row.penalty:.0%} off" if row.days_late else ", on time"
+    lines.append(
+        f"  Counts: run {grading.run}, the VM as seen {utc(grading.at)}{late}"
+        + (f" (marked again in run {grading.version})" if grading.version != grading.run else "")
+    )
+    path = gradebook.book.absolute(grading.report_path)
+    lines.append(f"  Report: {path}")
+    if not row.rubric_current:
+        lines.append(
+            f"  Marked with an older rubric ({(row.rubric_sha256 or '')[:12]}) than {row.lab}'s "
+            "current one: `grade course regrade LAB` marks it again"
+        )
+    filled = {f.check: f for f in decided.filled}
+    overridden = {o["check"]: o for o in explained.overrides}
+    lines.append("  Checks:")
+    width = max((len(o.id) for o in decided.outcomes), default=10)
+    for o in decided.outcomes:
+        where = ""
+        if o.id in overridden:
+            made = overridden[o.id]
+            where = f"  override by {made['by']} {made['at']}: {made['reason']}"
+        elif o.id in filled:
+            where = f"  from the grading of {utc(filled[o.id].at)} (run {filled[o.id].run})"
+        word = "lost" if o.lost else ("pass" if o.status == "pass" else "NOT CHECKED")
+        lines.append(
+            f"    {o.id:<{width}}  {points(o.points):>4} / {points(o.max_points):<4} {word}{where}"
+        )
+    if row.incomplete:
+        lines.append(
+            f"  Incomplete: {', '.join(row.incomplete)} could not be checked; not lost marks. "
+            "`grade course due` grades the student again; or override the checks."
+        )
+    if None in overridden:
+        made = overridden[None]
+        lines.append(
+            f"  The mark is set by hand: {points(made['value'])} by {made['by']} {made['at']}: "
+            f"{made['reason']} (before: {made['before']})"
+        )
+    lines += [f"  Note: {n}" for n in row.notes]
+    for flag in row.flags:
+        lines.append(f"  Question for staff ({flag['kind']}): {flag['message']}")
+    lines += _gradings(explained)
+    return "\n".join(lines) + "\n"
+
+
+def _mark(row: Any) -> str:
+    if row.mark is None:
+        return "no mark"
+    text = f"{points(row.mark)}" + (f" / {points(row.max)}" if row.max else "")
+    if row.days_late:
+        text += f" ({points(row.score)} before the late penalty)"
+    if row.incomplete:
+        text += " (incomplete)"
+    return text
+
+
+def _gradings(explained: Explained) -> list[str]:
+    if not explained.gradings:
+        return ["  Gradings: none recorded"]
+    lines = ["  Gradings:"]
+    for g in sorted(explained.gradings, key=lambda g: (g.at, g.run)):
+        what = (
+            f"{points(sum(o.points for o in g.outcomes))} / {points(g.max_score)}"
+            if g.status == "graded"
+            else f"not graded ({g.status})"
+        )
+        counts = "  <- counts" if explained.decided.run == g.run else ""
+        lines.append(f"    run {g.run}: the VM as seen {utc(g.at)}: {what}{counts}")
+    return lines
