@@ -12,6 +12,7 @@ import pytest
 from grader.base.errors import ExitStatus
 from grader.machine.backend import GraderBackend
 from grader.machine.ssh import KnownHosts, Target, connect, fingerprint
+from tests.labsim import student
 from tests.labsim.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
@@ -181,19 +182,63 @@ def test_command_timeout_is_a_check_error(fleet, scenario_vms, tmp_path):
         session.close()
 
 
-def test_sendmail_turning_the_grader_away_is_an_error_not_a_fail(grade, fleet, scenario_vms):
+@pytest.fixture(scope="module")
+def limited_vm(fleet):
+    """A VM with the lab done right, for the tests that make its sendmail refuse the grader."""
+    return fleet.boot([("rate_limited", SCENARIOS["complete"])])["rate_limited"]
+
+
+def test_sendmail_turning_the_grader_away_is_an_error_not_a_fail(grade, fleet, limited_vm):
     """Debian's sendmail answers 421 after 10 connections from one client in 10 minutes."""
-    vm = fleet.boot([("rate_limited", SCENARIOS["complete"])])["rate_limited"]
+    vm = limited_vm
     for _ in range(10):
         with smtplib.SMTP(vm.address, 25, local_hostname="test", timeout=15):
             pass
     run = grade(*fleet.grade_args(vm))
     greets = next(c for c in run.report["checks"] if c["id"] == "smtp_greets")
     assert greets["status"] == "error" and "421" in greets["message"]
+    assert greets["error_kind"] == "turned_away" and not greets["lost"]
     assert "This is not a lost mark; try again in a few minutes" in greets["message"]
     assert "sendmail allows 10 connections per client in 10 minutes" in greets["message"]
     others = [c["status"] for c in run.report["checks"] if c["id"] != "smtp_greets"]
     assert others == ["pass"] * 19
+    # the score is over what was checked, and says what was not: never a 0 for it
+    assert run.report["score"] == 19 and run.report["unchecked"] == ["smtp_greets"]
+    assert run.report["unchecked_points"] == 1
+    text = grade(*fleet.grade_args(vm), "--format", "text")
+    assert "19 of 19 checked; 1 point not checked" in text.stdout
+
+
+def test_a_vm_too_busy_to_answer_costs_no_mark(grade, fleet, limited_vm):
+    """Under load sendmail closes port 25 and says so in its process title (RefuseLA): every
+    VM of a class graded at once on a shared host did. A real sendmail, told by its own
+    /proc/loadavg that the load is 26."""
+    vm = limited_vm
+    vm.sh(
+        "printf '26.00 26.00 26.00 3/300 4242\\n' > /root/loadavg && "
+        "mount --bind /root/loadavg /proc/loadavg && "
+        "sed -i 's/^O RefuseLA=1000/O RefuseLA=12/' /etc/mail/sendmail.cf"
+    )
+    vm.sh("kill $(head -n 1 /run/sendmail/mta/sendmail.pid)")
+    student.wait_for(vm, "! pgrep -x sendmail-mta >/dev/null")
+    vm.sh("/usr/sbin/sendmail-mta -L sm-mta -bd -q10m")
+    try:
+        student.wait_for(vm, "ps -eo args | grep -q '^sendmail: rejecting connections'")
+        run = grade(*fleet.grade_args(vm))
+        checks = {c["id"]: c for c in run.report["checks"]}
+        for name in ("smtp_listening", "smtp_greets"):
+            assert checks[name]["status"] == "error", checks[name]
+            assert checks[name]["error_kind"] == "busy" and not checks[name]["lost"]
+            assert "rejecting connections" in checks[name]["message"]
+            assert "not a lost mark" in checks[name]["message"]
+        assert checks["smtp_daemon"]["status"] == "pass"
+        assert not [c for c in checks.values() if c["lost"]]
+        assert run.report["unchecked_points"] == 1.5
+    finally:
+        vm.sh(
+            "umount /proc/loadavg; sed -i 's/^O RefuseLA=12/O RefuseLA=1000/' "
+            "/etc/mail/sendmail.cf; pkill -x sendmail-mta || true; pkill -f '^sendmail: ' || true"
+        )
 
 
 def test_a_large_output_is_read_to_its_end(fleet, scenario_vms, tmp_path):

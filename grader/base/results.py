@@ -118,6 +118,8 @@ class Report:
     )
     system_ids: tuple[str, ...] = ()  # its os-release ID and ID_LIKE: which hints were shown
     person: dict[str, str] = dataclasses.field(default_factory=dict)  # the roster's name, email
+    # which machine answered, as it says from inside (grader.engine.identity)
+    machine: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def all_passed(self) -> bool:

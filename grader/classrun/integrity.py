@@ -4,16 +4,18 @@ Students control their VMs. Two students whose VMs show the same SSH host key di
 build their own VM: one was cloned from the other, or the same VM was submitted twice. A
 student who copies a VM and regenerates its host keys (ssh-keygen -A) still shares what the
 rubric declares unique ([[unique]]: a machine-id, the Message-IDs of the mail the lab sent):
-those are flagged the same way.
+those are flagged the same way. A VM whose grading was answered by a classmate's machine is
+flagged, and so is the classmate. What most of the class shares came with the handed-out image
+and flags nobody (see grader.engine.identity). A flag is a question for staff, never a mark.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Sequence
 
-from grader.base.results import Flag, Report
+from grader.base.results import Report
+from grader.engine.identity import ANSWERED_BY_CLASSMATE, names, shared, sighting_of
 from grader.engine.rubric import Unique
 
 SHARED_HOST_KEY = "shared_host_key"
@@ -21,50 +23,16 @@ SHARED_HOST_KEY = "shared_host_key"
 
 def flag_shared_host_keys(reports: Sequence[Report], unique: Sequence[Unique] = ()) -> list[Report]:
     """The reports again, each with its flags for what it shares with others set afresh: the
-    SSH host key, and each of the rubric's ``unique`` values."""
-    shared_kinds = {SHARED_HOST_KEY} | {f"shared_{u.id}" for u in unique}
-    holders: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for report in reports:
-        if not report.student:
-            continue
-        if report.host_key:
-            holders[(SHARED_HOST_KEY, report.host_key)].append(report.student)
-        for u in unique:
-            for digest in report.fingerprints.get(u.id, ()):
-                holders[(f"shared_{u.id}", digest)].append(report.student)
+    SSH host key, each of the rubric's ``unique`` values, and the machine that answered."""
+    compared = [r for r in reports if r.student]
+    found, _ = shared([sighting_of(r) for r in compared], names(unique))
     flagged = []
     for report in reports:
-        kept = tuple(f for f in report.flags if f.kind not in shared_kinds)
-        others = _others(holders, (SHARED_HOST_KEY, report.host_key or ""), report.student)
-        if others:
-            kept += (
-                Flag(
-                    SHARED_HOST_KEY,
-                    f"same SSH host key ({report.host_key}) as {', '.join(others)}: "
-                    "a cloned VM, or one VM submitted twice?",
-                    others,
-                ),
-            )
-        for u in unique:
-            mine = report.fingerprints.get(u.id, ())
-            others = tuple(
-                dict.fromkeys(
-                    s for d in mine for s in _others(holders, (f"shared_{u.id}", d), report.student)
-                )
-            )
-            if others:
-                kept += (
-                    Flag(
-                        f"shared_{u.id}",
-                        f"same {u.what} as {', '.join(others)}: a copied VM?",
-                        others,
-                    ),
-                )
+        kept = tuple(
+            f for f in report.flags
+            if not f.kind.startswith("shared_") and f.kind != ANSWERED_BY_CLASSMATE
+        )  # fmt: skip
+        if report.student:
+            kept += tuple(found.get(report.student, ()))
         flagged.append(dataclasses.replace(report, flags=kept))
     return flagged
-
-
-def _others(
-    holders: dict[tuple[str, str], list[str]], key: tuple[str, str], student: str | None
-) -> tuple[str, ...]:
-    return tuple(s for s in holders.get(key, ()) if s != student)

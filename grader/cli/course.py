@@ -89,6 +89,12 @@ def _grade(
     if recorded.run is not None:
         _say(f"Recorded in the gradebook as run {recorded.run} ({kind} of {lab}): "
              f"{recorded.folder}")  # fmt: skip
+        gradebook.forget()
+        graded = {r.student for r in recorded.done.result.reports if r.student}
+        flags, _ = gradebook.identity(lab)
+        for student in sorted(graded & set(flags)):
+            for flag in flags[student]:
+                _say(f"  To look at, {student}: {flag.message}")
     return code
 
 
@@ -310,7 +316,8 @@ def _page(opts: dict[str, Any], gradebook: Gradebook) -> int:
     from grader.course.page import pages
 
     target = Path(opts.get("output") or gradebook.course.folder / "course.html")
-    for relative, html in pages(gradebook.course, gradebook.rows()).items():
+    found = pages(gradebook.course, gradebook.rows(), gradebook.class_notes())
+    for relative, html in found.items():
         where = target if relative == "course.html" else target.parent / relative
         write_atomic(where, html)
     _say(f"The course page: {target}; each student's: {target.parent / 'students'}/")

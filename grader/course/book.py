@@ -45,6 +45,7 @@ from grader.course.marks import (
     Outcome,
     mark_of,
 )
+from grader.engine.identity import ANSWERED_ELSEWHERE, Sighting, sighting_of
 from grader.evidence.archive import archive_path
 
 
@@ -158,6 +159,21 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
                 sa.Column("undone_reason", sa.Text),
             )
         )
+    if schema >= 4:
+        # what each grading showed of the machine that answered (grader.engine.identity):
+        # host key, [[unique]] digests, the address graded and the address reached, its own
+        # flags; compared across every grading of a lab
+        tables.append(
+            sa.Table(
+                "identities",
+                md,
+                sa.Column(
+                    "report_id", sa.Integer, sa.ForeignKey("reports.id"), index=True, nullable=False
+                ),
+                sa.Column("kind", sa.String(100), nullable=False),
+                sa.Column("value", sa.Text, nullable=False),
+            )
+        )
     return tuple(tables)
 
 
@@ -190,7 +206,7 @@ def _schema_3(connection: sa.Connection, root: Path | None) -> None:
     ):
         connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
     third = sa.MetaData()
-    _, _, _, _, _, rubrics, drops = _define(third, 3)
+    rubrics, drops = _define(third, 3)[5:7]
     rubrics.create(connection)
     drops.create(connection)
     connection.execute(
@@ -211,13 +227,20 @@ def _schema_3(connection: sa.Connection, root: Path | None) -> None:
             )
 
 
+def _schema_4(connection: sa.Connection, root: Path | None) -> None:
+    """What each grading showed of the machine that answered, for identity across the course
+    (gradings recorded before keep none)."""
+    fourth = sa.MetaData()
+    _define(fourth, 4)[-1].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
-    _schema_1, _schema_2, _schema_3,
+    _schema_1, _schema_2, _schema_3, _schema_4,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
-meta, runs, reports, checks, overrides, rubrics, drops = _define(metadata, SCHEMA)
+meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(metadata, SCHEMA)
 
 
 def relative(root: Path | None, path: str | None) -> str | None:
@@ -420,6 +443,17 @@ class Book:
                     evidence_sha256=report.evidence_sha256,
                     host=report.host,
                 )
+                shown = [
+                    {"report_id": report_id, "kind": kind, "value": value}
+                    for kind, values in sighting_of(report).values.items()
+                    for value in values
+                ] + [
+                    {"report_id": report_id, "kind": f.kind, "value": f.message}
+                    for f in report.flags
+                    if f.kind == ANSWERED_ELSEWHERE
+                ]
+                if shown:
+                    connection.execute(sa.insert(identities), shown)
                 if report.checks:
                     connection.execute(
                         sa.insert(checks),
@@ -585,6 +619,29 @@ class Book:
             if row.student not in found or at > found[row.student]:
                 found[row.student] = at
         return found
+
+    def sightings(self, lab: str) -> list[Sighting]:
+        """What every grading of a lab (dropped runs left out) showed of the machine that
+        answered, each with where it was seen; and each grading's own answered_elsewhere."""
+        with self.engine.connect() as connection:
+            dropped = self._dropped(connection)
+            rows = connection.execute(
+                sa.select(identities.c.kind, identities.c.value, reports.c.id,
+                          reports.c.student, reports.c.graded_at, runs.c.id.label("run"),
+                          runs.c.regrade_of, runs.c.kind.label("run_kind"))
+                .join(reports, reports.c.id == identities.c.report_id)
+                .join(runs, runs.c.id == reports.c.run_id)
+                .where(runs.c.lab == lab)
+            ).all()  # fmt: skip
+        found: dict[int, tuple[str, str, dict[str, list[str]]]] = {}
+        for row in rows:
+            original = row.regrade_of if row.run_kind == "regrade" and row.regrade_of else row.run
+            if row.run in dropped or original in dropped:
+                continue
+            where = f"run {original}, the VM as seen {row.graded_at}"
+            entry = found.setdefault(row.id, (row.student, where, {}))
+            entry[2].setdefault(row.kind, []).append(row.value)
+        return [Sighting(student, values, where) for student, where, values in found.values()]
 
     def students(self, lab: str) -> set[str]:
         """Every student the book has a report of for a lab."""

@@ -59,6 +59,7 @@ class CourseLab:
     late: Late
     vars: Mapping[str, str | FromEnv] = field(default_factory=dict)
     where: str = ""  # "course.toml:12: ", for messages about this lab's entry
+    image: tuple[str, ...] = ()  # values the handed-out image gives every VM
 
     def given(self) -> dict[str, str]:
         """The lab's variables for every student, secrets read from the environment now."""
@@ -183,6 +184,7 @@ def load_course(path: Path) -> Course:
                 for name, value in lab.vars.items()
             },
             at,
+            tuple(lab.image),
         )
     if model.extensions:
         from grader.classrun.roster import roster_ids

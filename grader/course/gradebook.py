@@ -10,7 +10,6 @@ whose reports do not follow from their evidence (see grader.course.imports).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,12 +19,24 @@ from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.course.book import Book, Explained, Row, book_url
 from grader.course.config import Course, find_course, load_course
+from grader.engine.runner import digest
 
 
 @dataclasses.dataclass(eq=False)
 class Gradebook:
     course: Course
     book: Book
+    _memo: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    def _once(self, kind: str, key: str, make: Any) -> Any:
+        """What ``make()`` gives, made once per (kind, key) for this command."""
+        if (kind, key) not in self._memo:
+            self._memo[(kind, key)] = make()
+        return self._memo[(kind, key)]
+
+    def forget(self) -> None:
+        """After recording: what was computed from the book is computed again."""
+        self._memo = {k: v for k, v in self._memo.items() if k[0] in ("rubric", "pack")}
 
     def close(self) -> None:
         self.book.close()
@@ -38,24 +49,22 @@ class Gradebook:
         lab = self.course.lab(lab_id)
         return lab.rubric if lab.rubric is not None else find(lab.lab or "")
 
-    @functools.cache  # noqa: B019 - one Gradebook per command
     def rubric(self, lab_id: str) -> Any:
         from grader.engine.rubric import load_rubric
 
-        return load_rubric(self.rubric_path(lab_id))
+        return self._once("rubric", lab_id, lambda: load_rubric(self.rubric_path(lab_id)))
 
-    @functools.cache  # noqa: B019 - one Gradebook per command
     def pack(self, lab_id: str) -> Any:
         from grader.engine.pack import load_pack
 
-        return load_pack(self.rubric(lab_id))
+        return self._once("pack", lab_id, lambda: load_pack(self.rubric(lab_id)))
 
-    @functools.cached_property
+    @property
     def roster(self) -> dict[str, int]:
         """The roster's students and their lines."""
         from grader.classrun.roster import roster_ids
 
-        return roster_ids(self.course.roster)
+        return self._once("roster", "", lambda: roster_ids(self.course.roster))
 
     def people(self) -> dict[str, dict[str, str]]:
         """Who each student is, as the roster says (name, email, section ...)."""
@@ -90,7 +99,7 @@ class Gradebook:
 
     def explain(self, student: str, lab_id: str) -> Explained:
         lab = self.course.lab(lab_id)
-        return self.book.explain(
+        explained = self.book.explain(
             student,
             lab.id,
             self.course.due_for(student, lab.id),
@@ -98,6 +107,28 @@ class Gradebook:
             lab.policy,
             self.rubric(lab.id).sha256,
         )
+        flags = [dataclasses.asdict(f) for f in self.identity(lab.id)[0].get(student, [])]
+        for flag in flags:
+            flag["students"] = list(flag["students"])
+        row = dataclasses.replace(explained.row, flags=flags)
+        return dataclasses.replace(explained, row=row)
+
+    def identity(self, lab_id: str) -> tuple[dict[str, list[Any]], list[str]]:
+        """Every grading of the lab compared with every other (grader.engine.identity): each
+        student's flags, and the notes on what the whole class shares."""
+        from grader.engine.identity import names, shared
+
+        lab = self.course.lab(lab_id)
+        rubric = self.rubric(lab.id)
+        image = set(lab.image) | {digest(u.id, value) for u in rubric.unique for value in lab.image}
+        return self._once(
+            "identity",
+            lab.id,
+            lambda: shared(self.book.sightings(lab.id), names(rubric.unique), image),
+        )
+
+    def class_notes(self) -> list[str]:
+        return [f"{lab}: {note}" for lab in self.course.labs for note in self.identity(lab)[1]]
 
     def rows(self, lab: str | None = None) -> list[Row]:
         """Every student's mark for every lab (or one): the roster's students, and any other

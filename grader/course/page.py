@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.base.clock import now
+from grader.base.errors import InputError
 from grader.base.files import safe_name
 from grader.course.book import Row, utc
 from grader.course.config import Course
@@ -67,6 +68,15 @@ def pages(course: Course, rows: Sequence[Row], notes: Sequence[str] = ()) -> dic
             notes=list(notes),
         )
     }
+    files: dict[str, str] = {}
+    for student in students:  # ids whose pages would be one file are never mixed up
+        name = safe_name(student).lower()
+        if name in files:
+            raise InputError(
+                f"{files[name]!r} and {student!r} would share the page students/{name}.html: "
+                "give one of them another id in the roster"
+            )
+        files[name] = student
     own = environment().get_template("course_student.html.j2")
     for student in students:
         found[f"students/{safe_name(student)}.html"] = own.render(

@@ -35,6 +35,9 @@ class LabModel(_Model):
     late: LateModel = LateModel()
     # the lab's variables for every student (the roster's columns override them per student)
     vars: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str | FromEnvModel] = {}
+    # values the handed-out image gives every VM (a machine-id, host key fingerprints): they
+    # flag nobody, however few VMs are graded
+    image: list[Annotated[str, Field(min_length=1)]] = []
 
 
 class CourseModel(_Model):

@@ -74,6 +74,7 @@ class Unique:
     id: str
     what: str
     command: str
+    why: str = ""  # why a classmate cannot plant it on another's VM
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         paths=dict(model.paths),
         vars=variables,
         ports=tuple(model.outside.ports),
-        unique=tuple(Unique(u.id, u.what, u.command) for u in model.unique),
+        unique=tuple(Unique(u.id, u.what, u.command, u.why) for u in model.unique),
         items=tuple(items[i] for i in order),
         hidden_items=(
             model.hidden_items if isinstance(model.hidden_items, int) else len(model.hidden_items)

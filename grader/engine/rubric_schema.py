@@ -35,6 +35,8 @@ class UniqueModel(_Model):
     id: Annotated[str, Field(pattern=_NAME)]
     what: Annotated[str, Field(min_length=1)]  # how a flag names it ("machine-id")
     command: Annotated[str, Field(min_length=1)]  # its output's lines are the values
+    # why a classmate cannot plant this value on another student's VM (said in a flag's docs)
+    why: str = ""
 
 
 class CauseModel(_Model):

@@ -26,6 +26,7 @@ from grader.base.errors import CheckError, CommandTimeout, HostError
 from grader.base.outcomes import Failed, NeedsVariable, Skipped
 from grader.base.results import Outcome, Redactor, Report, RubricRef, redact
 from grader.engine.checkload import Check
+from grader.engine.identity import answered_elsewhere, identify
 from grader.engine.lab import Lab, Paths
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric
@@ -389,17 +390,19 @@ def run_on(
     rubric = pack.rubric
     fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
     outcomes = run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
-    return Looked(outcomes, fingerprints(host, rubric), detect_system(host))
+    return Looked(outcomes, fingerprints(host, rubric), detect_system(host), identify(host))
 
 
 @dataclass(frozen=True)
 class Looked:
     """What one grading learned of a machine: each check's outcome, the digests of its
-    [[unique]] values, and the system it says it is."""
+    [[unique]] values, the system it says it is, and which machine answered (see
+    grader.engine.identity)."""
 
     outcomes: dict[str, Outcome]
     fingerprints: dict[str, list[str]]
     system: System
+    machine: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def fingerprints(host: testinfra.host.Host, rubric: Rubric) -> dict[str, list[str]]:
@@ -412,12 +415,15 @@ def fingerprints(host: testinfra.host.Host, rubric: Rubric) -> dict[str, list[st
         except (CheckError, HostError):
             continue  # not asked (a replay of an older archive, the deadline): no flag
         values = {line.strip() for line in result.stdout.splitlines() if line.strip()}
-        digests = sorted(
-            hashlib.sha256(f"{unique.id}:{v}".encode()).hexdigest()[:16] for v in values
-        )
+        digests = sorted(digest(unique.id, v) for v in values)
         # at most the FINGERPRINTS smallest: the same values give the same ones, on any VM
         found[unique.id] = digests[:FINGERPRINTS]
     return found
+
+
+def digest(unique_id: str, value: str) -> str:
+    """A [[unique]] value as a report keeps it: a short digest, never the value."""
+    return hashlib.sha256(f"{unique_id}:{value}".encode()).hexdigest()[:16]
 
 
 def _mask(password: str | None, rubric: Rubric, variables: Mapping[str, str]) -> Redactor:
@@ -466,6 +472,7 @@ def _graded(
 ) -> Report:
     # outcomes are masked as the checks ran; the hints are those for the VM's system
     results, total = score(rubric, looked.outcomes, looked.system.ids)
+    elsewhere = answered_elsewhere(fields.get("address"), looked.machine)  # type: ignore[arg-type]
     return blank_report(
         target,
         rubric,
@@ -478,6 +485,8 @@ def _graded(
         system_ids=looked.system.ids,
         variant=rubric.variant(variables),
         fingerprints=looked.fingerprints,
+        machine=looked.machine,
+        flags=(elsewhere,) if elsewhere else (),
         **fields,
     )
 

@@ -141,3 +141,14 @@ def wait_for_delivery(vm: VM, bob: int, root: int) -> None:
         "! ls /var/spool/mqueue/qf* /var/spool/mqueue-client/qf* >/dev/null 2>&1 && "
         f"[ {count.format('bob')} -ge {bob} ] && [ {count.format('root')} -ge {root} ]",
     )
+
+
+def sendmail_client_rate(vm: VM, client: str, connections: int) -> None:
+    """How many connections sendmail takes from ``client`` in its window (ClientRate in
+    /etc/mail/access; 0: no limit). sendmail reopens the map when it changes: no restart, and
+    the connections it already counted stay counted."""
+    vm.sh(
+        f"sed -i '/^ClientRate:{client}[[:space:]]/d' /etc/mail/access && "
+        f"printf 'ClientRate:{client}\\t{connections}\\n' >> /etc/mail/access && "
+        "makemap hash /etc/mail/access < /etc/mail/access"
+    )
