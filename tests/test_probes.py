@@ -185,3 +185,40 @@ def test_a_self_check_connects_once_to_a_port_it_scans_and_talks_to(monkeypatch)
         probe.close()
         time.sleep(0.2)
     assert len(connections) == 1
+
+
+def test_a_dns_question_to_a_port_where_nothing_listens_ends_at_once():
+    """ICMP port unreachable ends it: an untouched Lab 7 VM is not a 15 s wait per question."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    outside = Outside("127.0.0.1", reply_timeout=15)
+    started = time.monotonic()
+    answer = outside.dns("www.example.test", "A", port=port)
+    assert time.monotonic() - started < 2
+    assert not answer.ok and "refused" in answer.text
+
+
+def test_a_dns_answer_is_read_from_a_server_on_loopback():
+    import dns.message
+    import dns.rrset
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server_socket:
+        server_socket.bind(("127.0.0.1", 0))
+        port = server_socket.getsockname()[1]
+
+        def answer_once() -> None:
+            data, peer = server_socket.recvfrom(4096)
+            query = dns.message.from_wire(data)
+            reply = dns.message.make_response(query)
+            reply.answer.append(
+                dns.rrset.from_text("www.example.test.", 300, "IN", "A", "198.18.0.9")
+            )
+            server_socket.sendto(reply.to_wire(), peer)
+
+        thread = threading.Thread(target=answer_once, daemon=True)
+        thread.start()
+        answer = Outside("127.0.0.1", reply_timeout=5).dns("www.example.test", "A", port=port)
+        thread.join(timeout=5)
+    assert answer.ok and answer.rcode == "NOERROR"
+    assert answer.answer == ["www.example.test. 300 IN A 198.18.0.9"]

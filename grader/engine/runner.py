@@ -139,10 +139,13 @@ def run_checks(
                 why = "not checked: the grading was interrupted"
             outcomes[item.id] = Outcome("error", why, error_kind="deadline")
         elif blocked:
-            # Still asked, with its verdict thrown away: its answers go into the evidence
-            # archive, so a regrade with this dependency dropped needs no live VM; and what
-            # it will need once they pass is said now, not a run later.
-            ahead = run_check(checks[item.id], fixtures, mask)
+            # Still asked, with its verdict thrown away: its answers on the VM go into the
+            # evidence archive, so a regrade with this dependency dropped needs no live VM
+            # for them; and what it will need once they pass is said now, not a run later.
+            # ... but without waiting on the network for probes not made yet
+            outside: Any = fixtures.get("outside")
+            quiet = {**fixtures, "outside": outside.offline()} if outside else fixtures
+            ahead = run_check(checks[item.id], quiet, mask)
             lost = any(outcomes[d].lost for d in blocked)
             needs = ahead.message.replace("needs ", "need ", 1)
             also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""

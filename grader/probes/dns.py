@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,24 @@ def _records(section: Any) -> list[str]:
     return [line for rrset in section for line in rrset.to_text().splitlines()]
 
 
+def _exchange(address: str, port: int, wire: bytes, wait: float) -> bytes:
+    """One question on a connected UDP socket: an ICMP port unreachable (nothing listens)
+    ends it at once as ConnectionRefusedError, instead of waiting out ``wait``."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(wait)
+        sock.connect((address, port))
+        sock.send(wire)
+        try:
+            return sock.recv(65535)
+        except socket.timeout:
+            raise TimeoutError from None
+
+
 class Dns(Probe):
     """``outside.dns(name, rtype="A", port=53)``: one query over UDP to the VM, no recursion
-    asked; the answer's records as text (``www.lab. 300 IN A 198.18.0.10``)."""
+    asked; the answer's records as text (``www.lab. 300 IN A 198.18.0.10``). A VM where nothing
+    listens on the port says so at once (ICMP), not after the reply timeout."""
 
     name = "dns"
     Answer = DnsAnswer
@@ -50,11 +66,21 @@ class Dns(Probe):
         query.flags &= ~dns.flags.RD
         wait = outside.deadline.bound(outside.reply_timeout)
         try:
-            response = dns.query.udp(query, outside.address, timeout=wait, port=port)
-        except dns.exception.Timeout:
+            wire = _exchange(outside.address, port, query.to_wire(), wait)
+        except TimeoutError:
             return DnsAnswer(False, "", text=f"no answer on UDP port {port} within {wait:g} s")
-        except (OSError, dns.exception.DNSException) as e:
-            return DnsAnswer(False, "", text=f"UDP port {port}: {e}")
+        except ConnectionRefusedError:
+            return DnsAnswer(
+                False, "", text=f"UDP port {port} refused the question: nothing listens there"
+            )
+        except OSError as e:
+            return DnsAnswer(False, "", text=f"UDP port {port}: {e.strerror or e}")
+        try:
+            response = dns.message.from_wire(wire)
+        except dns.exception.DNSException as e:
+            return DnsAnswer(False, "", text=f"UDP port {port} answered, but not in DNS: {e}")
+        if response.id != query.id:
+            return DnsAnswer(False, "", text=f"UDP port {port} answered another question")
         return DnsAnswer(
             True,
             dns.rcode.to_text(response.rcode()),

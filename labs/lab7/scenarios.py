@@ -48,12 +48,24 @@ mail IN A   {address}
 @    IN MX  10 mail.{zone}.
 shop IN CNAME www.{zone}.
 """
+#: The lab done right in another style: $ORIGIN, and every name relative to it
+RELATIVE_RECORDS = """$ORIGIN {zone}.
+www  IN A   {address}
+mail IN A   {address}
+@    IN MX  10 mail
+shop IN CNAME www
+"""
+#: The most common BIND mistake: a name written without its trailing dot (the zone is added)
+MX_NO_DOT = RECORDS.replace("10 mail.{zone}.", "10 mail.{zone}")
+MX_PREFERENCE_20 = RECORDS.replace("MX  10 ", "MX  20 ")
+CNAME_NO_DOT = RECORDS.replace("CNAME www.{zone}.", "CNAME www.{zone}")
+SYNTAX_ERROR = RECORDS + "oops IN A   not-an-address\n"
 OPTIONS = """options {{
     directory "/var/cache/bind";
     listen-on {{ {listen}; }};
-    listen-on-v6 {{ none; }};
+    listen-on-v6 {{ {listen_v6}; }};
     recursion no;
-    allow-query {{ any; }};
+    allow-query {{ {allow}; }};
     dnssec-validation no;
 }};
 """
@@ -64,13 +76,17 @@ SHOP_SITE = """<VirtualHost *:80>
 """
 
 
+def options(listen: str = "any", listen_v6: str = "none", allow: str = "any") -> str:
+    return OPTIONS.format(listen=listen, listen_v6=listen_v6, allow=allow)
+
+
 def lab_start(vm: VM) -> None:
     """The VM as handed out: named serving an empty zone on 127.0.0.1 only, Apache's default
     site with a folder it lists."""
     mine = variant(vm.name)
     zone_file = f"/etc/bind/db.{mine.zone}"
     vm.sh(
-        f"printf '%s' {shlex.quote(OPTIONS.format(listen='127.0.0.1'))} "
+        f"printf '%s' {shlex.quote(options(listen='127.0.0.1'))} "
         "> /etc/bind/named.conf.options && "
         f'printf \'zone "%s" {{ type master; file "%s"; }};\\n\' {mine.zone} {zone_file} '
         "> /etc/bind/named.conf.local && "
@@ -89,36 +105,46 @@ def lab_start(vm: VM) -> None:
     wait_for(vm, "ss -Hltn 'sport = :80' | grep -q LISTEN")
 
 
+def restart_named(vm: VM, waited: str) -> None:
+    vm.sh("rndc stop && while pidof named >/dev/null; do sleep 0.1; done; named -u bind")
+    wait_for(vm, waited)
+
+
 def do_the_lab(
     vm: VM,
     *,
-    bump_serial: bool = True,
+    records: str = RECORDS,
+    serial: str = SERIAL,
     reload_zone: bool = True,
-    listen_outside: bool = True,
+    named_options: str | None = None,
+    zone_file: str | None = None,
     shop_server_name: str | None = None,
     listing_off: bool = True,
 ) -> None:
-    """Lab 7 done by a student, with an optional mistake given by one keyword."""
+    """Lab 7 done by a student, with an optional mistake (or an unusual way of doing it right)
+    given by its keywords: the zone's records and serial, named's options (default: listening
+    on any address), where the zone file is kept, the shop site's name, the listing."""
     lab_start(vm)
     mine = variant(vm.name)
-    zone_file = f"/etc/bind/db.{mine.zone}"
+    handed_out = f"/etc/bind/db.{mine.zone}"
     # Exercise 1: the records, the serial, the reload, listening outside
     vm.sh(
-        f"printf '%s' {shlex.quote(RECORDS.format(zone=mine.zone, address=vm.address))} "
-        f">> {zone_file}"
+        f"printf '%s' {shlex.quote(records.format(zone=mine.zone, address=vm.address))} "
+        f">> {handed_out}"
     )
-    if bump_serial:
-        vm.sh(f"sed -i 's/{INITIAL_SERIAL}/{SERIAL}/' {zone_file}")
-    if listen_outside:
+    vm.sh(f"sed -i 's/{INITIAL_SERIAL}/{serial}/' {handed_out}")
+    if zone_file is not None:  # kept somewhere else, and named.conf.local says where
         vm.sh(
-            f"printf '%s' {shlex.quote(OPTIONS.format(listen='any'))} "
-            "> /etc/bind/named.conf.options && rndc stop && sleep 0.5 && named -u bind"
+            f"mkdir -p {shlex.quote(zone_file.rsplit('/', 1)[0])} && "
+            f"mv {handed_out} {shlex.quote(zone_file)} && "
+            f"chown -R bind:bind {shlex.quote(zone_file.rsplit('/', 1)[0])} && "
+            f'printf \'zone "%s" {{ type master; file "%s"; }};\\n\' {mine.zone} {zone_file} '
+            "> /etc/bind/named.conf.local"
         )
-        wait_for(vm, f"ss -Hlun 'sport = :53' | grep -q {vm.address}")
-    elif reload_zone:
-        vm.sh(f"rndc reload {mine.zone} >/dev/null")
-    if listen_outside and not reload_zone:
-        pass  # restarted above: named loaded the file as it is (a restart is a reload)
+    chosen = named_options if named_options is not None else options()
+    vm.sh(f"printf '%s' {shlex.quote(chosen)} > /etc/bind/named.conf.options")
+    if reload_zone:
+        restart_named(vm, "ss -Hlun 'sport = :53' | grep -q :53")  # a restart loads it all
     # Exercise 2: the page, the listing, the second virtual host
     vm.sh(f"printf '<h1>Welcome</h1><p>{mine.token}</p>\\n' > /var/www/html/index.html")
     if listing_off:
@@ -152,13 +178,38 @@ def serial_not_bumped(vm: VM) -> None:
     do_the_web(vm)
 
 
-def do_the_web(vm: VM) -> None:
+def zone_syntax_error(vm: VM) -> None:
+    """The records added and the serial bumped, but the zone file has a syntax error: named
+    keeps serving the zone as it was when it last loaded."""
+    lab_start(vm)
+    mine = variant(vm.name)
+    zone_file = f"/etc/bind/db.{mine.zone}"
+    vm.sh(f"printf '%s' {shlex.quote(options())} > /etc/bind/named.conf.options")
+    restart_named(vm, f"ss -Hlun 'sport = :53' | grep -q {vm.address}")
+    vm.sh(
+        f"printf '%s' {shlex.quote(SYNTAX_ERROR.format(zone=mine.zone, address=vm.address))} "
+        f">> {zone_file} && sed -i 's/{INITIAL_SERIAL}/{SERIAL}/' {zone_file} && "
+        f"(rndc reload {mine.zone} >/dev/null 2>&1 || true)"
+    )
+    do_the_web(vm)
+
+
+def do_the_web(vm: VM, *, listing: str = "off") -> None:
+    """Exercise 2. ``listing``: off (Options -Indexes), module (a2dismod autoindex), hidden
+    (an empty index.html in the folder), removed (the folder deleted), on."""
     mine = variant(vm.name)
     vm.sh(f"printf '<h1>Welcome</h1><p>{mine.token}</p>\\n' > /var/www/html/index.html")
-    vm.sh(
-        "sed -i 's/Options Indexes FollowSymLinks/Options -Indexes +FollowSymLinks/' "
-        "/etc/apache2/apache2.conf"
-    )
+    if listing == "off":
+        vm.sh(
+            "sed -i 's/Options Indexes FollowSymLinks/Options -Indexes +FollowSymLinks/' "
+            "/etc/apache2/apache2.conf"
+        )
+    elif listing == "module":
+        vm.sh("a2dismod -q -f autoindex >/dev/null")
+    elif listing == "hidden":
+        vm.sh(": > /var/www/html/files/index.html")
+    elif listing == "removed":
+        vm.sh("rm -rf /var/www/html/files")
     vm.sh(
         f"mkdir -p /var/www/shop && printf '<h1>shop</h1><p>{mine.token}</p>\\n' "
         "> /var/www/shop/index.html && "
@@ -166,6 +217,24 @@ def do_the_web(vm: VM) -> None:
         "> /etc/apache2/sites-available/shop.conf && a2ensite -q shop >/dev/null && "
         "apache2ctl graceful"
     )
+    wait_for(vm, "ss -Hltn 'sport = :80' | grep -q LISTEN")
+
+
+def with_web(listing: str, **dns: object):  # type: ignore[no-untyped-def]
+    """The lab done (``dns``: do_the_lab's keywords for Exercise 1), Exercise 2 as ``listing``."""
+
+    def build(vm: VM) -> None:
+        do_the_lab(vm, **dns, listing_off=False)  # type: ignore[arg-type]
+        # undo the default site's page and the shop site, then do Exercise 2 this way
+        vm.sh("a2dissite -q shop >/dev/null || true")
+        do_the_web(vm, listing=listing)
+
+    return build
+
+
+def zone_elsewhere(vm: VM) -> None:
+    """Done right, the zone file kept in a folder of its own."""
+    do_the_lab(vm, zone_file=f"/var/lib/bind/zones/{variant(vm.name).zone}.zone")
 
 
 def services_stopped(vm: VM) -> None:
@@ -224,7 +293,14 @@ SCENARIOS = {
         Scenario(
             "named_loopback_only",
             "named left listening on 127.0.0.1 only",
-            lambda vm: do_the_lab(vm, listen_outside=False),
+            lambda vm: do_the_lab(vm, named_options=options(listen="127.0.0.1")),
+            _expect(named_listens_outside="fail", **dict.fromkeys(DNS_FROM_OUTSIDE, "skipped")),
+        ),
+        Scenario(
+            "stock_listen_v6",
+            "Debian's stock listen-on-v6 { any; } kept, listen-on 127.0.0.1: loopback and "
+            "link-local only",
+            lambda vm: do_the_lab(vm, named_options=options(listen="127.0.0.1", listen_v6="any")),
             _expect(named_listens_outside="fail", **dict.fromkeys(DNS_FROM_OUTSIDE, "skipped")),
         ),
         Scenario(
@@ -251,6 +327,74 @@ SCENARIOS = {
             "listing_on",
             "directory listing left on",
             lambda vm: do_the_lab(vm, listing_off=False),
+            _expect(listing_off="fail"),
+        ),
+        # done right, in unusual ways
+        Scenario(
+            "origin_relative",
+            "done right with $ORIGIN and relative names",
+            lambda vm: do_the_lab(vm, records=RELATIVE_RECORDS),
+            ALL_PASS,
+        ),
+        Scenario(
+            "zone_elsewhere",
+            "done right, the zone file kept in /var/lib/bind/zones (named.conf.local says so)",
+            zone_elsewhere,
+            ALL_PASS,
+        ),
+        Scenario(
+            "autoindex_off",
+            "done right, listing turned off by disabling mod_autoindex",
+            with_web("module"),
+            ALL_PASS,
+        ),
+        # the mistakes students make
+        Scenario(
+            "mx_no_trailing_dot",
+            "the MX names mail.ZONE without its trailing dot (mail.ZONE.ZONE.)",
+            lambda vm: do_the_lab(vm, records=MX_NO_DOT),
+            _expect(mx_record="fail"),
+        ),
+        Scenario(
+            "mx_preference_20",
+            "the MX has preference 20, not 10",
+            lambda vm: do_the_lab(vm, records=MX_PREFERENCE_20),
+            _expect(mx_record="fail"),
+        ),
+        Scenario(
+            "cname_nowhere",
+            "shop is a CNAME to www.ZONE without its trailing dot: to a name that does not exist",
+            lambda vm: do_the_lab(vm, records=CNAME_NO_DOT),
+            _expect(shop_record="fail"),
+        ),
+        Scenario(
+            "serial_down",
+            "the serial made lower than the one handed out",
+            lambda vm: do_the_lab(vm, serial="2025010100"),
+            _expect(serial_bumped="fail"),
+        ),
+        Scenario(
+            "allow_query_localhost",
+            "allow-query { localhost; }: named answers the VM only",
+            lambda vm: do_the_lab(vm, named_options=options(allow="localhost")),
+            _expect(**dict.fromkeys(DNS_FROM_OUTSIDE, "fail")),
+        ),
+        Scenario(
+            "zone_syntax_error",
+            "records added and serial bumped in a zone file that does not load",
+            zone_syntax_error,
+            _expect(**dict.fromkeys(DNS_FROM_OUTSIDE, "fail")),
+        ),
+        Scenario(
+            "listing_hidden",
+            "listing left on, the folder hidden by an empty index.html",
+            with_web("hidden"),
+            _expect(listing_off="fail"),
+        ),
+        Scenario(
+            "listing_folder_removed",
+            "listing left on, the folder removed",
+            with_web("removed"),
             _expect(listing_off="fail"),
         ),
     )

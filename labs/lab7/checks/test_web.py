@@ -1,6 +1,8 @@
 """Exercise 2: the student's pages, served by Apache (or nginx)."""
 
-from grader.toolkit import processes
+from grader.toolkit import note, processes, read_lines
+
+from .support import apache_config, document_root, indexes_for, vhost_for
 
 WEB_SERVERS = ("apache2", "httpd", "nginx")
 
@@ -26,13 +28,39 @@ def test_page_carries_token(lab, outside):
     assert token in page.body, f"http://{name}/ does not carry your word {token!r}"
 
 
-def test_listing_off(lab, outside):
-    """Directory listing is off: /files/ is not listed."""
+def test_listing_off(host, lab, outside):
+    """Directory listing is off: /files/ is not listed, and Apache's configuration lists no
+    folder of the site.
+
+    /files/ from outside is no listing, and Apache's effective configuration for the site's
+    folder has no Indexes (Options -Indexes, or mod_autoindex off).
+    """
     name = f"www.{lab.var('zone')}"
     page = _page(outside, name, "/files/")
     listed = page.status == 200 and "Index of" in page.body
     assert not listed, (
         f"http://{name}/files/ lists the folder's files (Options Indexes is still on)"
+    )
+    config = apache_config(host)
+    if config is None:
+        note("Apache's configuration could not be read (no apache2ctl): the page alone decided")
+        return
+    root = document_root(config, vhost_for(config, name))
+    htaccess = []
+    for folder in (root, f"{root}/files"):
+        found = read_lines(host, f"{folder}/.htaccess", "^[[:space:]]*Options")
+        if found is not None:
+            htaccess.append((folder, "\n".join(text for _, text in found.numbered)))
+    indexes = indexes_for(config, name, "/files/", htaccess)
+    if not indexes.on:
+        return
+    shown = {200: "shows a page, not the listing", 404: "is gone (404)"}.get(
+        page.status or 0, f"answers {page.status} {page.reason}"
+    )
+    raise AssertionError(
+        f"http://{name}/files/ {shown}, but listing is still on in Apache's configuration "
+        f"({indexes.because}): the folder is hidden, not the listing turned off. Turn it off "
+        f"for the site (Options -Indexes in <Directory {root}>)"
     )
 
 
