@@ -77,6 +77,7 @@ def port_forward(target: str) -> Iterator[int]:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     stop = threading.Event()
+    opened: list[socket.socket] = []  # closed when the forward ends
 
     def pipe(a: socket.socket, b: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -94,6 +95,7 @@ def port_forward(target: str) -> Iterator[int]:
             except TimeoutError:
                 continue
             upstream = socket.create_connection((target, 22), timeout=10)
+            opened.extend((client, upstream))
             upstream.settimeout(None)
             client.settimeout(None)
             for a, b in ((client, upstream), (upstream, client)):
@@ -107,6 +109,8 @@ def port_forward(target: str) -> Iterator[int]:
         stop.set()
         thread.join(timeout=5)
         listener.close()
+        for each in opened:
+            each.close()
 
 
 def test_identity_across_a_course(class_vms, fleet, tmp_path, monkeypatch):
