@@ -129,3 +129,33 @@ def test_lab7_student_view_and_text_report_show_the_variant(grade, lab7_vms, fle
     assert f"zone = {mine.zone}" in run.stdout and f"token = {mine.token}" in run.stdout
     assert "Directory listing is off" in run.stdout.replace("\n", " ")
     assert "Options -Indexes" in run.stdout.replace("\n", " ")  # the hint of the lost mark
+
+
+def message(graded: Path, name: str, check: str) -> str:
+    report = json.loads((graded / f"l7-{name}.json").read_text())
+    return next(c["message"] for c in report["checks"] if c["id"] == check)
+
+
+def test_lab7_messages_name_the_cause_the_evidence_shows(graded):
+    """The right verdict is not enough: the message must send the student the right way."""
+    zone = variant("l7-mx_no_trailing_dot").zone
+    assert f"mail.{zone}.{zone}." in message(graded, "mx_no_trailing_dot", "mx_record")
+    assert "trailing dot" in message(graded, "mx_no_trailing_dot", "mx_record")
+    assert "preference 20" in message(graded, "mx_preference_20", "mx_record")
+    assert "trailing dot" in message(graded, "cname_nowhere", "shop_record")
+    assert "went down" in message(graded, "serial_down", "serial_bumped")
+    assert "allow-query { localhost; }" in message(graded, "allow_query_localhost", "www_record")
+    broken = message(graded, "zone_syntax_error", "serial_bumped")
+    assert "does not load" in broken and "named-checkzone" in broken
+    assert "does not load" in message(graded, "zone_syntax_error", "www_record")
+    assert "loopback and link-local" in message(graded, "stock_listen_v6", "named_listens_outside")
+    for name in ("listing_hidden", "listing_folder_removed"):
+        said = message(graded, name, "listing_off")
+        assert "the folder is hidden, not the listing turned off" in said, said
+        assert "apache2.conf" in said  # where Apache's configuration still lists it
+    # a VM where named answers nobody outside is told at once (ICMP), not after 15 s a question
+    untouched = json.loads((graded / "l7-untouched.json").read_text())
+    asked = [e for c in untouched["checks"] for e in c["evidence"] if "DNS query" in e["source"]]
+    assert asked and all("refused" in e["output"] for e in asked), asked
+    skipped = [c for c in untouched["checks"] if c["status"] == "skipped"]
+    assert skipped and not any(e for c in skipped for e in c["evidence"] if "DNS" in e["source"])

@@ -92,7 +92,7 @@ def _blocks(text: str, opening: str) -> Iterator[tuple[str, str]]:
 def _list(keyword: str, body: str) -> str | None:
     """An address match list (``allow-query { localhost; };``) as one line, or None."""
     found = re.search(rf"^\s*{keyword}\s*(?:port\s+\d+\s*)?\{{(.*?)\}};", body, re.S | re.M)
-    return " ".join(found.group(1).split()) if found else None
+    return " ".join(found.group(1).replace('"', "").split()) if found else None
 
 
 @dataclass(frozen=True)

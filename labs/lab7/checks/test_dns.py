@@ -26,8 +26,10 @@ def test_named_running(host):
 
 
 def _outward(address: str) -> bool:
-    """An address other machines can reach: not loopback, not IPv6 link-local."""
-    return not is_loopback(address) and not address.lower().startswith("fe80:")
+    """An address other machines can reach: not loopback, not IPv6 link-local (as ss writes
+    them: [fe80::1]%eth0)."""
+    plain = address.split("%", 1)[0].strip("[]").lower()
+    return not is_loopback(plain) and not plain.startswith("fe80:")
 
 
 def test_named_listens_outside(host, lab, outside):
