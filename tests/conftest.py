@@ -31,13 +31,24 @@ class Run:
         return json.loads(self.stdout)
 
 
+@pytest.fixture(scope="session")
+def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The grader's cache of what each rubric's checks ask (its prefetch plans), shared by the
+    session's gradings as an instructor's is shared by theirs: learned once per rubric, not
+    once per test (each learning costs a round trip per command)."""
+    return tmp_path_factory.mktemp("plans")
+
+
 @pytest.fixture
 def grade(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    plan_cache: Path,
 ) -> Callable[..., Run]:
     """``grade("--host", ...)``: run the CLI in-process, with a known-hosts file of the test's."""
     monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
-    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(plan_cache))
 
     def run(*args: str) -> Run:
         capsys.readouterr()

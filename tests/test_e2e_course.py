@@ -201,13 +201,15 @@ def expect(rows: dict, student: str, lab: str, mark: float | None, **fields: obj
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_a_semester_in_the_gradebook(database, vms, fleet, tmp_path, monkeypatch, request):
+def test_a_semester_in_the_gradebook(
+    database, vms, fleet, tmp_path, monkeypatch, request, plan_cache
+):
     url = None
     if database == "postgresql":
         url = new_database(request.getfixturevalue("postgresql"), "semester")
         monkeypatch.setenv("GRADER_DB", url)
     monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
-    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(plan_cache))
     monkeypatch.setenv("LAB6_BOB_PW", fleet.password)
     monkeypatch.setenv("SUDO_USER", "ta-anna")  # who acts, as the book records it
     course = make_course(tmp_path, fleet, vms)

@@ -113,9 +113,9 @@ def port_forward(target: str) -> Iterator[int]:
             each.close()
 
 
-def test_identity_across_a_course(class_vms, fleet, tmp_path, monkeypatch):
+def test_identity_across_a_course(class_vms, fleet, tmp_path, monkeypatch, plan_cache):
     monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
-    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(plan_cache))
     monkeypatch.setenv("LAB6_BOB_PW", fleet.password)
     course = tmp_path / "course"
     course.mkdir()
@@ -173,10 +173,10 @@ def test_identity_across_a_course(class_vms, fleet, tmp_path, monkeypatch):
 
 
 def test_a_vm_behind_a_port_forward_on_the_grading_machine_is_not_flagged(
-    class_vms, fleet, tmp_path, monkeypatch
+    class_vms, fleet, tmp_path, monkeypatch, plan_cache
 ):
     monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
-    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(plan_cache))
     eve = class_vms["eve"]
     with port_forward(eve.address) as port:
         _, out, err = grade(

@@ -27,11 +27,11 @@ def decided(report: dict) -> list[tuple]:
 
 
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
-def test_prefetch_gives_the_marks_of_the_slow_path(grade, fleet, prefetch_vms, name):
+def test_prefetch_gives_the_marks_of_the_slow_path(grade, fleet, prefetch_vms, name, tmp_path):
     vm = prefetch_vms[f"pf_{name}"]
-    args = fleet.grade_args(vm)
+    args = [*fleet.grade_args(vm), "--cache-dir", str(tmp_path / "cache")]
     slow = grade(*args, "--no-prefetch").report
-    learning = grade(*args).report  # the grade fixture's cache starts empty: this learns
+    learning = grade(*args).report  # this cache starts empty: this learns
     fast = grade(*args).report
     assert decided(slow) == decided(learning) == decided(fast)
     assert {c["id"]: c["status"] for c in fast["checks"]} == SCENARIOS[name].expected
