@@ -17,19 +17,8 @@ from grader.classrun.progress import progress_for
 from grader.classrun.roster import Student
 from grader.engine.pack import Pack
 from grader.evidence import manifest
-from grader.evidence.manifest import Manifest
+from grader.evidence.manifest import run_manifest
 from grader.report.store import ReportStore
-
-
-@dataclass(frozen=True)
-class Setup:
-    """How the VMs are reached, from the command line: the runner's options, the connection
-    defaults (a roster's rows override them), the prefetch plan, how many at once."""
-
-    options: Any
-    target: Any
-    plan: Any
-    workers: int = 32
 
 
 @dataclass(frozen=True)
@@ -38,14 +27,6 @@ class ClassRun:
     directory: Path
     elapsed: float
     expected: int
-
-
-def run_manifest(rubric: Any, kind: str, **fields: Any) -> Manifest:
-    from grader.engine.runner import now
-
-    return Manifest(
-        rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=now(), **fields
-    )
 
 
 def run_class(

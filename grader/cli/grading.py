@@ -15,12 +15,12 @@ from typing import Any
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
-from grader.classrun.run import Setup
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric, default_rubric_path, load_rubric
-from grader.evidence.manifest import Manifest, sha256_of
+from grader.engine.runner import Setup
+from grader.evidence.manifest import Manifest, run_manifest, sha256_of
 from grader.report.render import render
 from grader.report.render.safe import escaped_all
 
@@ -272,8 +272,6 @@ def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
 
 
 def _manifest(rubric: Rubric, kind: str, **fields: Any) -> Manifest:
-    from grader.classrun.run import run_manifest
-
     return run_manifest(rubric, kind, **fields)
 
 

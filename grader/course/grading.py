@@ -23,9 +23,10 @@ from typing import Any
 from grader.base.clock import now
 from grader.base.closest import closest
 from grader.base.errors import InputError
-from grader.classrun.run import ClassRun, Setup, run_class
+from grader.classrun.run import ClassRun, run_class
 from grader.course.gradebook import Gradebook
 from grader.course.marks import OVERRIDDEN_DEPENDENCY
+from grader.engine.runner import Setup
 
 #: Gradings after a due time that ``course due`` makes to complete an incomplete mark
 RETRIES = 3

@@ -58,6 +58,17 @@ class Options:
     retry_pause: float = 1.0  # seconds between them
 
 
+@dataclass(frozen=True)
+class Setup:
+    """How the VMs are reached, from the command line: the runner's options, the connection
+    defaults (a roster's rows override them), the prefetch plan, how many at once."""
+
+    options: Options
+    target: Any
+    plan: Any
+    workers: int = 32
+
+
 def _clip(message: str) -> str:
     if len(message) <= MESSAGE_LIMIT:
         return message

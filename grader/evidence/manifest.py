@@ -70,3 +70,15 @@ def read(directory: Path) -> Manifest | None:
         )
     except (ValueError, TypeError, RecursionError) as e:
         raise InputError(f"{path}: not a run manifest this grader can read ({e})") from None
+
+
+def run_manifest(rubric: Any, kind: str, **fields: Any) -> Manifest:
+    """The manifest of a folder being made now with ``rubric`` (a grader.engine.rubric.Rubric)."""
+    from datetime import timezone
+
+    from grader.base.clock import now
+
+    made = now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Manifest(
+        rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=made, **fields
+    )
