@@ -24,6 +24,9 @@ from grader.base.budget import SLICE
 from grader.base.errors import CommandTimeout, HostError, InputError
 from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed, Target
 
+#: Seconds a VM that greeted may take to accept the key (at least; --connect-timeout if longer)
+AUTH_TIMEOUT = 20.0
+
 
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's SHA256 fingerprint of a public key, e.g. ``SHA256:nThbg6kXUpJW...``."""
@@ -228,7 +231,9 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
             sock=sock,
             timeout=timeout,
             banner_timeout=timeout,
-            auth_timeout=timeout,
+            # a VM that answered but is slow to check a key (its CPU busy with a class's
+            # logins) is given longer than --connect-timeout; the host's deadline still holds
+            auth_timeout=max(timeout, AUTH_TIMEOUT),
             allow_agent=pkey is None,
             look_for_keys=pkey is None,
         )
@@ -237,6 +242,11 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
         raise
     except paramiko.AuthenticationException as e:
         client.close()
+        if "timeout" in str(e).lower():  # paramiko's auth_timeout: no answer, not a refusal
+            raise HostError(
+                "timeout",
+                f"{where}: no answer to authentication within {max(timeout, AUTH_TIMEOUT):g} s",
+            ) from None
         tried = "the key " + str(target.identity) if pkey else "the default keys and ssh-agent"
         if target.password:
             tried += " and the password"
