@@ -1,7 +1,7 @@
 """The fixtures every pack's checks get under plain pytest, as a pytest plugin (registered as
 the ``pytest11`` entry point ``lab_grader``, the way testinfra gives ``host`` to any folder):
 
-    pytest --hosts=paramiko://root@student-vm checks/ --lab-var bob_password=...
+    pytest --hosts=paramiko://root@student-vm checks/ --lab-var NAME=VALUE
     pytest --hosts=paramiko://root@vm labs/lab7/checks --lab-var course_secret=... \\
         --lab-var student=s2400137
 
@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="A rubric variable (repeatable), e.g. --lab-var bob_password=...; "
+        help="A rubric variable (repeatable), e.g. --lab-var NAME=VALUE; "
         "--lab-var student=ID gives a student's own variant.",
     )
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
 from grader.engine.checkload import Check, load_checks, load_probes
+from grader.engine.fixtures import FIXTURES
 from grader.engine.rubric import Rubric, bind_checks
 from grader.probes import Registry, pack_probes
 
 #: What a check may ask for by parameter name.
-FIXTURES = ("host", "lab", "outside")
 
 
 @dataclass(frozen=True)

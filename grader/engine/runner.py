@@ -26,8 +26,8 @@ from grader.base.errors import CheckError, CommandTimeout, HostError
 from grader.base.outcomes import Failed, NeedsVariable, Skipped
 from grader.base.results import Outcome, Redactor, Report, RubricRef, redact
 from grader.engine.checkload import Check
+from grader.engine.fixtures import check_fixtures
 from grader.engine.identity import answered_elsewhere, identify
-from grader.engine.lab import Lab, Paths
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric
 from grader.engine.scoring import score
@@ -152,11 +152,9 @@ def run_checks(
         elif blocked:
             # Still asked, with its verdict thrown away: its answers on the VM go into the
             # evidence archive, so a regrade with this dependency dropped needs no live VM
-            # for them; and what it will need once they pass is said now, not a run later.
-            # ... but without waiting on the network for probes not made yet
-            outside: Any = fixtures.get("outside")
-            quiet = {**fixtures, "outside": outside.offline()} if outside else fixtures
-            ahead = run_check(checks[item.id], quiet, mask)
+            # for them (its probes included: a regrade cannot ask a VM that is gone); and
+            # what it will need once they pass is said now, not a run later.
+            ahead = run_check(checks[item.id], fixtures, mask)
             lost = any(outcomes[d].lost for d in blocked)
             needs = ahead.message.replace("needs ", "need ", 1)
             also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""
@@ -402,7 +400,7 @@ def run_on(
     ``outside``; ``mask`` hides the secrets in what people will read of it. Then what the
     machine is besides the checks' verdicts: its [[unique]] values and its system."""
     rubric = pack.rubric
-    fixtures = {"host": host, "lab": Lab(Paths(rubric.paths), variables), "outside": outside}
+    fixtures = check_fixtures(host, rubric, variables, outside)
     outcomes = run_checks(rubric, pack.checks, fixtures, deadline, mask, cut_off)
     return Looked(outcomes, fingerprints(host, rubric), detect_system(host), identify(host))
 

@@ -511,9 +511,6 @@ class ReplayOutside(Outside):
         self.replay = replay
         self.graded_at = replay.archive.body.graded_at
 
-    def _knows(self, name: str, key: list[Any]) -> bool:
-        return True  # a replay never waits on a network: what was recorded, or NeedsLiveVM
-
     def _once(self, name: str, key: list[Any], asking: Callable[[], Any]) -> Any:
         asked = json.loads(json.dumps(key))
         for entry in self.replay.archive.body.probes:

@@ -17,7 +17,6 @@ recorded as evidence of the check that made it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib
 import json
@@ -153,7 +152,6 @@ class Outside:
         self._lock = threading.Lock()
         self._held: dict[int, socket.socket] = {}  # a connect scan's open connections
         self._held_lock = threading.Lock()  # apart: a probe takes one while being asked
-        self._offline = False  # see offline()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -167,25 +165,11 @@ class Outside:
 
         def ask(*args: Any, **kwargs: Any) -> Any:
             key = probe.key(self, *args, **kwargs)
-            if self._offline and not self._knows(name, key):
-                raise NotAsked(f"the probe {name} was not made: its verdict would not count")
             answer = self._once(name, key, lambda: probe.ask(self, *args, **kwargs))
             evidence.record(*probe.shown(self, answer, *args, **kwargs))
             return probe.result(self, answer, *args, **kwargs)
 
         return ask
-
-    def offline(self) -> Outside:
-        """The same view, answering only what it already asked: for a check whose verdict
-        will be thrown away (a dependency did not pass), which must not wait on the
-        network."""
-        view = copy.copy(self)
-        view._offline = True
-        return view
-
-    def _knows(self, name: str, key: list[Any]) -> bool:
-        with self._lock:
-            return json.dumps([name, key]) in self._memo
 
     def _once(self, name: str, key: list[Any], asking: Callable[[], Any]) -> Any:
         memo = json.dumps([name, key])
@@ -219,12 +203,6 @@ class Outside:
         """Every probe made, its key and what it found, in the order made (for the archive)."""
         with self._lock:
             return [(*self._keys[memo], answer) for memo, answer in self._memo.items()]
-
-
-class NotAsked(CheckError):
-    """A probe not made because its answer could not change a verdict (see Outside.offline)."""
-
-    kind = "not_asked"
 
 
 def too_long(what: str, why: str) -> CheckError:
