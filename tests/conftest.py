@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,18 @@ def fleet() -> Iterator[Fleet]:
 def scenario_vms(fleet: Fleet) -> dict[str, Any]:
     """One VM per scenario, booted and built once for the whole test session."""
     return fleet.boot(list(SCENARIOS))
+
+
+@pytest.fixture(scope="session")
+def lab7_vms(fleet: Fleet) -> dict[str, Any]:
+    """One Lab 7 VM per scenario ("l7-<name>", also its student's name), booted once."""
+    from labs.lab7.scenarios import SCENARIOS as LAB7
+
+    missing = [
+        t for t in LAB7_TOOLS if shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin") is None
+    ]
+    assert not missing, f"Lab 7's simulated VMs need {', '.join(missing)} (scripts/setup)"
+    return fleet.boot([(f"l7-{name}", scenario) for name, scenario in LAB7.items()])
 
 
 @pytest.fixture(scope="session")

@@ -18,23 +18,16 @@ from tests.labsim.scenarios import SCENARIOS
 pytestmark = pytest.mark.vm
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenario_graded_as_it_states(grade, fleet, scenario_vms, name):
-    scenario = SCENARIOS[name]
+@pytest.mark.parametrize("name", ["complete", "untouched"])
+def test_host_graded_with_its_exit_status(grade, fleet, scenario_vms, name):
+    """`grade --host` on one VM; every scenario's verdicts, messages and evidence are checked
+    once, in the class run of test_e2e_trust, which grades them all."""
     run = grade(*fleet.grade_args(scenario_vms[name]))
-    report = run.report
-    assert report["status"] == "graded", report["error"]
-    statuses = {c["id"]: c["status"] for c in report["checks"]}
-    assert statuses == scenario.expected
-    expected_score = sum(c["max_points"] for c in report["checks"] if c["status"] == "pass")
-    assert report["score"] == expected_score and report["max_score"] == 20
-    assert run.exit == (ExitStatus.OK if expected_score == 20 else ExitStatus.NOT_ALL_PASSED)
-    for c in report["checks"]:
-        if c["status"] in ("fail", "error"):
-            assert c["message"], c["id"]  # every lost mark says why
-            assert "where False" not in c["message"], c["message"]  # no pytest introspection
-        if c["status"] != "skipped":
-            assert c["evidence"], c["id"]  # and what it was decided on
+    statuses = {c["id"]: c["status"] for c in run.report["checks"]}
+    assert statuses == SCENARIOS[name].expected
+    full = run.report["score"] == run.report["max_score"] == 20
+    assert run.exit == (ExitStatus.OK if full else ExitStatus.NOT_ALL_PASSED)
+    assert full == (name == "complete")
     assert fleet.password not in run.stdout  # the POP3 password is a secret
 
 

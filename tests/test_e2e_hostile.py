@@ -72,7 +72,9 @@ def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hos
     started = time.monotonic()
     vm = hostile_vms["h_huge_files"]
     report = grade(*fleet.grade_args(vm, "--out", str(tmp_path))).report
-    assert time.monotonic() - started < 60
+    # bounded, not timed: reading what it holds whole would take many minutes (the grader's
+    # own bounds are asserted below); a shared machine's slow ssh needs room above a minute
+    assert time.monotonic() - started < 150
     lost = {
         c["id"]: (c["message"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"
     }

@@ -7,26 +7,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from grader.base.errors import ExitStatus
-from labs.lab7.scenarios import COURSE_SECRET, SCENARIOS, TOOLS, variant
+from labs.lab7.scenarios import COURSE_SECRET, SCENARIOS, variant
 from tests.labsim.prove import problems
 
 pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def lab7_vms(fleet):
-    missing = [
-        tool for tool in TOOLS if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None
-    ]
-    assert not missing, f"Lab 7's simulated VMs need {', '.join(missing)} (scripts/setup)"
-    return fleet.boot([(f"l7-{name}", scenario) for name, scenario in SCENARIOS.items()])
 
 
 @pytest.fixture(scope="module")

@@ -98,20 +98,31 @@ def decisions(folder: Path) -> dict[str, dict]:
 def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
     grade, fleet, scenario_vms, hostile_vms, tmp_path
 ):
-    """Every scenario the simulator has, hostile ones included: graded live as a class, then
-    regraded from the archives with the same rubric and roster."""
+    """Every scenario the simulator has, hostile ones included: graded live as a class (each
+    one's verdicts as it states, every lost mark with its reason and evidence), then regraded
+    from the archives with the same rubric and roster."""
     vms = {**scenario_vms, **{name.removeprefix("h_"): vm for name, vm in hostile_vms.items()}}
     rows = [(name, vm.address, None, everything_scenario()[name].vars) for name, vm in vms.items()]
     roster = write_roster(tmp_path / "class.csv", fleet, rows)
     live = tmp_path / "live"
     run = grade("--roster", str(roster), "--out", str(live), "--connect-timeout", "2",
-                "--command-timeout", "5")  # fmt: skip
+                "--command-timeout", "15")  # fmt: skip
     assert run.exit == ExitStatus.NOT_GRADED, run.stderr  # silent_ssh, dropping_sshd
     graded = decisions(live)
     for name, scenario in everything_scenario().items():
         if scenario.expected:
             statuses = {c["id"]: c["status"] for c in graded[name]["checks"]}
             assert statuses == scenario.expected, name
+        if name in SCENARIOS:  # Lab 6's own (the hostile ones say what they test themselves)
+            report = json.loads((live / f"{name}.json").read_text())
+            earned = sum(c["max_points"] for c in report["checks"] if c["status"] == "pass")
+            assert report["score"] == earned, name
+            for c in report["checks"]:
+                if c["status"] in ("fail", "error"):
+                    assert c["message"], (name, c["id"])  # every lost mark says why
+                    assert "where False" not in c["message"]  # no pytest introspection
+                if c["status"] != "skipped":
+                    assert c["evidence"], (name, c["id"])  # and what it was decided on
     # Lab 6 proves its checks on its own scenarios: each passes in one and fails in another
     lab6 = {name: {c["id"]: c["status"] for c in graded[name]["checks"]} for name in SCENARIOS}
     assert problems({n: s.expected for n, s in SCENARIOS.items()}, lab6) == []
@@ -301,7 +312,7 @@ def test_ctrl_c_ends_a_class_run_within_seconds(fleet, hostile_vms, tmp_path):
     signalled = time.monotonic()
     process.send_signal(signal.SIGINT)
     stdout, _ = process.communicate(timeout=60)
-    assert time.monotonic() - signalled < 5
+    assert time.monotonic() - signalled < 20  # not the 120 s a hanging command may take
     assert process.returncode == 130
     assert "Interrupted" in stdout
     assert not list(out.glob("s*.json"))  # gradings cut short are not results
