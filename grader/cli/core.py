@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.base.errors import CourseBusy, ExitStatus, InputError
-from grader.base.logs import configure_logging
 from grader.cli.definition import COMMON, DEFAULTS, Parser, UsageError, build_parser
+from grader.cli.logs import configure_logging
 from grader.report.render.safe import escaped
 
 #: What runs each subcommand (None: grading itself), imported on first use.

@@ -116,7 +116,7 @@ def the_rubric(opts: Mapping[str, Any]) -> Rubric:
     return load_rubric(rubric_path(opts) or default_rubric_path())
 
 
-#: The lab a self-check bundle was made with (grader.selfcheck.main): it grades with no other
+#: The lab a self-check bundle was made with (grader.cli.selfcheck): it grades with no other
 EMBEDDED: Pack | None = None
 
 

@@ -43,7 +43,7 @@ try:
     with zipfile.ZipFile(os.path.dirname(os.path.abspath(__file__))) as bundle:
         bundle.extractall(here)
     sys.path.insert(0, here)
-    from grader.selfcheck.main import main
+    from grader.cli.selfcheck import main
     code = main(sys.argv[1:], here)
 finally:
     shutil.rmtree(here, ignore_errors=True)
