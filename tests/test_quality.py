@@ -1,4 +1,5 @@
-"""The code stays lint-clean, formatted and type-checked (ruff and mypy, per pyproject.toml)."""
+"""The code stays lint-clean, formatted, type-checked and layered (ruff, mypy and
+import-linter, per pyproject.toml)."""
 
 import subprocess
 import sys
@@ -18,6 +19,15 @@ def test_ruff_lint_and_format():
     assert lint.returncode == 0, lint.stdout
     fmt = run("ruff", "format", "--check", "grader", "checks", "labs", "tests", "benchmarks")
     assert fmt.returncode == 0, fmt.stdout
+
+
+def test_the_layers_hold():
+    """Each of the grader's packages imports only those below it (pyproject's contracts)."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
 
 
 def test_mypy():
