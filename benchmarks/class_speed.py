@@ -35,9 +35,8 @@ from pathlib import Path
 import paramiko
 
 from grader.report.render.summary_csv import LEADING, TRAILING
-from tests.labsim.fleet import Fleet
-from tests.labsim.scenarios import SCENARIOS
-from tests.labsim.vm import missing_requirements
+from grader.sim import Fleet, missing_requirements
+from scenarios import SCENARIOS
 
 PROJECT = Path(__file__).resolve().parents[1]
 GATHER = (

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from grader.cli import main
+from grader.sim import Fleet, missing_requirements
 from labs.lab7.scenarios import TOOLS as LAB7_TOOLS
-from tests.labsim.fleet import Fleet
-from tests.labsim.hostile import HOSTILE
-from tests.labsim.scenarios import SCENARIOS
-from tests.labsim.scenarios import TOOLS as LAB6_TOOLS
-from tests.labsim.vm import missing_requirements
+from scenarios import GRADING_VARS, SCENARIOS
+from scenarios import TOOLS as LAB6_TOOLS
+from tests.hostile import HOSTILE
 
 
 @dataclass
@@ -72,7 +71,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def fleet() -> Iterator[Fleet]:
-    with Fleet() as booted:
+    with Fleet(SCENARIOS, GRADING_VARS) as booted:
         yield booted
 
 

@@ -14,9 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from grader.base.errors import ExitStatus
-from tests.labsim import student
-from tests.labsim.scenarios import SCENARIOS
-from tests.labsim.vm import VM
+from grader.sim import VM
+from scenarios import SCENARIOS, student
 
 pytestmark = pytest.mark.vm
 

@@ -34,9 +34,8 @@ import tomlkit
 
 from grader.cli import main
 from grader.engine.rubric import default_rubric_path
-from tests.labsim import student
-from tests.labsim.scenarios import SCENARIOS
-from tests.labsim.vm import GATEWAY
+from grader.sim import GATEWAY
+from scenarios import SCENARIOS, student
 
 pytestmark = pytest.mark.vm
 

@@ -12,8 +12,8 @@ import pytest
 from grader.base.errors import ExitStatus
 from grader.machine.backend import GraderBackend
 from grader.machine.ssh import KnownHosts, Target, connect, fingerprint
-from tests.labsim import student
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import student
+from scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
 
@@ -60,7 +60,7 @@ def test_text_report_shows_lost_marks_with_hints(grade, fleet, scenario_vms):
 
 
 def test_missing_variable_skips_the_check(grade, fleet, scenario_vms):
-    run = grade(*fleet.grade_args(scenario_vms["complete"], bob_password=False))
+    run = grade(*fleet.grade_args(scenario_vms["complete"], variables=False))
     login = next(c for c in run.report["checks"] if c["id"] == "pop3_login")
     assert login["status"] == "skipped" and "--var bob_password=" in login["message"]
     assert run.exit == ExitStatus.NOT_ALL_PASSED and run.report["score"] == 18.5
@@ -94,7 +94,7 @@ def test_key_not_authorized(grade, fleet, scenario_vms, tmp_path):
 def test_host_key_trusted_on_first_use_and_change_refused(grade, fleet, scenario_vms, tmp_path):
     vm = scenario_vms["untouched"]
     known_hosts = tmp_path / "kh"
-    args = fleet.grade_args(vm, "--known-hosts", str(known_hosts), bob_password=False)
+    args = fleet.grade_args(vm, "--known-hosts", str(known_hosts), variables=False)
     first = grade(*args)
     assert first.report["status"] == "graded" and vm.address in known_hosts.read_text()
     # someone else's key stored for this host: a rebuilt VM, or a machine in the middle

@@ -1,4 +1,4 @@
-"""Hostile and broken VMs (tests/labsim/hostile.py): the grader never hangs, never crashes,
+"""Hostile and broken VMs (tests/hostile.py): the grader never hangs, never crashes,
 never leaks, and never loses a result."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from grader.base.errors import ExitStatus
 from grader.base.evidence import OUTPUT_LIMIT
 from grader.evidence import archive
-from tests.labsim.hostile import CANARY, HOSTILE
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import SCENARIOS
+from tests.hostile import CANARY, HOSTILE
 
 pytestmark = pytest.mark.vm
 
@@ -204,9 +204,7 @@ def test_a_check_that_raises_is_an_error_and_the_run_goes_on(grade, fleet, hosti
     (tmp_path / "checks" / "test_buggy.py").write_text(CRASHING_CHECKS)
     (tmp_path / "rubric.toml").write_text(BUGGY_RUBRIC)
     good = fleet.boot([("h_crash", SCENARIOS["untouched"])])["h_crash"]
-    run = grade(
-        *fleet.grade_args(good, "--rubric", str(tmp_path / "rubric.toml"), bob_password=False)
-    )
+    run = grade(*fleet.grade_args(good, "--rubric", str(tmp_path / "rubric.toml"), variables=False))
     assert run.exit == ExitStatus.NOT_ALL_PASSED
     crashed, works = run.report["checks"]
     assert crashed["status"] == "error" and crashed["error_kind"] == "check_crashed"

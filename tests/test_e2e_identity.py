@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import pytest
 
 from grader.cli import main
-from tests.labsim import hostile, student
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import SCENARIOS, student
+from tests import hostile
 
 pytestmark = pytest.mark.vm
 

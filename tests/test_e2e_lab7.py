@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from grader.base.errors import ExitStatus
+from grader.sim.prove import problems
 from labs.lab7.scenarios import COURSE_SECRET, SCENARIOS, variant
-from tests.labsim.prove import problems
 
 pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from grader.base.errors import ExitStatus
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
 
@@ -66,7 +66,7 @@ def test_student_view_is_the_default_and_hides_hidden_items(fleet, local_vms):
 def test_student_view_from_outside_matches(grade, fleet, local_vms):
     vm, command = local_vms["inetd_not_restarted"]
     inside = json.loads(local(vm, command, "--format", "json").stdout)
-    outside = grade(*fleet.grade_args(vm, "--student-view", bob_password=False)).report
+    outside = grade(*fleet.grade_args(vm, "--student-view", variables=False)).report
     assert statuses(inside) == statuses(outside) and HIDDEN not in statuses(outside)
     assert inside["score"] == outside["score"] == 14 and outside["max_score"] == 19
     assert outside["hidden_checks"] == 1 and outside["flags"] == []

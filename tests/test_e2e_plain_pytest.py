@@ -20,7 +20,7 @@ import pytest
 
 from labs.lab7.scenarios import COURSE_SECRET
 from labs.lab7.scenarios import SCENARIOS as LAB7
-from tests.labsim.scenarios import SCENARIOS as LAB6
+from scenarios import SCENARIOS as LAB6
 
 pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
 SCENARIO_NAMES = [

@@ -21,8 +21,7 @@ from grader.base.errors import ExitStatus
 from grader.cli import main
 from grader.engine.rubric import default_rubric_path
 from grader.report.render.text import points
-from tests.labsim import student
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import SCENARIOS, student
 
 pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parents[1]

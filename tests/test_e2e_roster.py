@@ -21,7 +21,7 @@ import pytest
 
 from grader.base.errors import ExitStatus
 from grader.cli import main
-from tests.labsim.scenarios import SCENARIOS
+from scenarios import SCENARIOS
 from tests.test_outputs import GRADESCOPE_SCHEMA, assert_nothing_injected, outside_fences
 
 pytestmark = pytest.mark.vm

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.cli import main
-from tests.labsim.scenarios import SLACKWARE_SCENARIOS
+from scenarios import SLACKWARE_SCENARIOS
 from tests.test_feedback import DEBIAN_ONLY
 
 pytestmark = pytest.mark.vm
@@ -82,5 +82,5 @@ def test_the_slackware_vm_is_laid_out_as_slackware(graded):
     assert layout[3] == "spool/mail"
     # the machine's own os-release is untouched: the VM's link was replaced, not written through
     assert "slackware" not in Path("/usr/lib/os-release").read_text().lower()
-    text = (Path(__file__).parent / "labsim/files/slackware/inetd.conf").read_text()
+    text = (Path(__file__).parents[1] / "scenarios/files/slackware/inetd.conf").read_text()
     assert re.search(r"^#pop3\t", text, re.M) and "<off>" not in text

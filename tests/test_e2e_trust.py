@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from grader.base.errors import ExitStatus
-from tests.labsim.hostile import HOSTILE, MASKED_PASSWORD, TERMINAL_PAYLOAD
-from tests.labsim.prove import problems
-from tests.labsim.scenarios import SCENARIOS
+from grader.sim.prove import problems
+from scenarios import SCENARIOS
+from tests.hostile import HOSTILE, MASKED_PASSWORD, TERMINAL_PAYLOAD
 
 pytestmark = pytest.mark.vm
 
@@ -135,7 +135,7 @@ def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
 def test_what_is_masked_for_readers_never_changes_a_verdict(grade, fleet, hostile_vms, tmp_path):
     vm = hostile_vms["h_masked_in_files"]
     out = tmp_path / "live"
-    args = fleet.grade_args(vm, "--out", str(out), bob_password=False)
+    args = fleet.grade_args(vm, "--out", str(out), variables=False)
     live = grade(*args, "--var", f"bob_password={MASKED_PASSWORD}").report
     statuses = {c["id"]: c["status"] for c in live["checks"]}
     assert statuses == HOSTILE["masked_in_files"].expected

@@ -15,9 +15,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_lint_and_format():
-    lint = run("ruff", "check", "grader", "checks", "labs", "tests", "benchmarks")
+    lint = run("ruff", "check", "grader", "checks", "scenarios", "labs", "tests", "benchmarks")
     assert lint.returncode == 0, lint.stdout
-    fmt = run("ruff", "format", "--check", "grader", "checks", "labs", "tests", "benchmarks")
+    fmt = run(
+        "ruff", "format", "--check", "grader", "checks", "scenarios", "labs", "tests", "benchmarks"
+    )
     assert fmt.returncode == 0, fmt.stdout
 
 

@@ -2,8 +2,8 @@
 each of the common mistakes. Each VM is named after its student: the zone and the word its
 pages carry are that student's variant, derived by the rubric itself (with COURSE_SECRET).
 
-Run with the lab simulator (tests/labsim), as root: real BIND 9 (named) and Apache 2 from
-Debian's packages, in the same namespace VMs as Lab 6's.
+Run with the lab simulator (`grade sim up --lab lab7`, `grade prove --lab lab7`), as root:
+real BIND 9 (named) and Apache 2 from Debian's packages, in the same namespace VMs as Lab 6's.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.engine.rubric import load_rubric
-from tests.labsim.scenarios import Scenario
-from tests.labsim.student import wait_for
-from tests.labsim.vm import VM
+from grader.sim import VM, Scenario, rubric_variables, wait_for
 
 HERE = Path(__file__).resolve().parent
 RUBRIC = HERE / "rubric.toml"
 COURSE_SECRET = "lab7-simulator-secret"  # the course secret the simulated class is graded with
-GRADING_VARS = {"course_secret": COURSE_SECRET}  # what `tests.labsim prove` grades with
+GRADING_VARS = {"course_secret": COURSE_SECRET}  # what `grade prove` grades with
 TOOLS = ("named", "named-checkzone", "rndc", "apache2ctl")  # what the VMs run, besides sshd
 INITIAL_SERIAL = "2026010100"
 SERIAL = "2026112801"
@@ -34,7 +31,7 @@ class Variant:
 
 def variant(student: str) -> Variant:
     """The student's variant, as the rubric derives it."""
-    values = load_rubric(RUBRIC).resolve_vars({"course_secret": COURSE_SECRET}, student=student)
+    values = rubric_variables(RUBRIC, {"course_secret": COURSE_SECRET}, student=student)
     return Variant(values["zone"], values["token"])
 
 

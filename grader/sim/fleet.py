@@ -10,23 +10,31 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from .scenarios import SCENARIOS, Scenario
-from .vm import VM, Network
+from grader.sim.scenario import Scenario
+from grader.sim.vm import VM, Network
 
-PASSWORD = "Lab6-bob-pw"  # root's and bob's password on every simulated VM
+PASSWORD = "Sim-lab-pw6"  # root's on every simulated VM, and its lab user's (the scenario's)
 PROJECT = Path(__file__).resolve().parents[2]
 GRADER_HOME = "/var/lib/lab-grader"  # where install_grader puts it inside a VM
 
 
 class Fleet:
-    """``with Fleet() as fleet: vms = fleet.boot(["complete", "untouched"])``"""
+    """``with Fleet(SCENARIOS) as fleet: vms = fleet.boot(["complete", "untouched"])``: a pack's
+    scenarios (by name in ``boot``), and the variables its VMs are graded with (``{password}``
+    in a value: the VMs' password)."""
 
-    def __init__(self, workers: int = 8) -> None:
+    def __init__(
+        self,
+        scenarios: Mapping[str, Scenario] | None = None,
+        grading_vars: Mapping[str, str] | None = None,
+        workers: int = 8,
+    ) -> None:
+        self.scenarios = dict(scenarios or {})
         self.workers = workers
         self.workdir = Path(tempfile.mkdtemp(prefix="labsim-"))
         self.identity = self.workdir / "id_grader"
@@ -46,6 +54,9 @@ class Fleet:
             check=True,
         )
         self.password = PASSWORD
+        self.grading_vars = {
+            k: v.format(password=PASSWORD) for k, v in (grading_vars or {}).items()
+        }
         self.network: Network | None = None
         self.vms: list[VM] = []
         self._wheels: bytes | None = None  # a tar of the grader's wheels, made once
@@ -96,11 +107,11 @@ class Fleet:
         booted: Callable[[VM, float], None] | None = None,
         machine_id: str | None = None,
     ) -> dict[str, VM]:
-        """Boot one VM per scenario (a name of SCENARIOS, or (vm name, Scenario)), in parallel.
+        """Boot one VM per scenario (a name of the fleet's, or (vm name, Scenario)), in parallel.
         ``host_key_file`` gives them all one host key (cloned VMs); ``authorized_key`` lets
         root log in with another key than the fleet's; ``machine_id`` gives them all one (VMs
         copied from one another); ``booted`` hears of each VM built, with the seconds it took."""
-        plan = [(s, SCENARIOS[s]) if isinstance(s, str) else s for s in scenarios]
+        plan = [(s, self.scenarios[s]) if isinstance(s, str) else s for s in scenarios]
         vms = [
             (self.vm(name, host_key_file, authorized_key, machine_id), scenario)
             for name, scenario in plan
@@ -118,12 +129,20 @@ class Fleet:
             list(pool.map(build, vms))
         return {vm.name: vm for vm, _ in vms}
 
-    def grade_args(self, vm: VM, *extra: str, bob_password: bool = True) -> list[str]:
+    def grade_args(self, vm: VM, *extra: str, variables: bool = True) -> list[str]:
         """`grade` arguments that grade ``vm`` with the fleet's key, for a JSON report (and, by
-        default, bob's password for the POP3 login check)."""
-        password = ["--var", f"bob_password={self.password}"] if bob_password else []
+        default, the pack's grading variables)."""
+        given = [a for k, v in self.grading_vars.items() for a in ("--var", f"{k}={v}")]
         identity = ["--identity", str(self.identity)]
-        return ["--host", vm.address, *identity, "--format", "json", *password, *extra]
+        return [
+            "--host",
+            vm.address,
+            *identity,
+            "--format",
+            "json",
+            *(given if variables else []),
+            *extra,
+        ]
 
     def install_grader(self, vm: VM) -> str:
         """Install the grader inside a VM as a student would, from wheels (the VM has no
@@ -151,7 +170,7 @@ class Fleet:
         return f"{GRADER_HOME}/venv/bin/grade"
 
     def keep_running(self, state: Path) -> None:
-        """Leave the VMs running after this process ends (``python -m tests.labsim up``):
+        """Leave the VMs running after this process ends (``grade sim up``):
         what ``down`` needs to take them away is written to ``state``."""
         state.parent.mkdir(parents=True, exist_ok=True)
         vms = [{"name": vm.name, "address": vm.address} for vm in self.vms]

@@ -3,8 +3,8 @@ verdict each scenario declares, and must both pass somewhere and fail (or be ski
 dependency that failed) somewhere, or it cannot tell a lab done right from one not done: a
 check that cannot fail is a defect in a rubric, as in a test suite.
 
-    python -m tests.labsim prove            # Lab 6 (as root: it boots the scenarios' VMs)
-    python -m tests.labsim prove labs/lab7  # a pack folder
+    grade prove              # Lab 6 (as root: it boots the scenarios' VMs)
+    grade prove --lab lab7   # a pack, by name or folder
 """
 
 from __future__ import annotations

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.sim import VM, Scenario
+
 from . import student
-from .vm import VM
 
 FILES = Path(__file__).resolve().parent / "files"  # Lab 6's inetd.conf and vsftpd.conf
 SLACKWARE = FILES / "slackware"  # Slackware 15.0's, as the handout's VM has them
+#: Graded with bob's password, which PREPARE sets to the VMs' own
+GRADING_VARS = {"bob_password": "{password}"}
 #: What Lab 6's VMs run, besides what every simulated VM has
 TOOLS = ("inetd", "sendmail-mta", "popa3d", "vsftpd", "telnetd", "tcpd", "mail")
 
@@ -43,15 +45,6 @@ CHECK_IDS = (
     "ftp_root_denied",
 )
 ALL_PASS = dict.fromkeys(CHECK_IDS, "pass")
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    build: Callable[[VM], None]
-    expected: dict[str, str] = field(default_factory=dict)
-    vars: dict[str, str] = field(default_factory=dict)  # rubric variables it is graded with
 
 
 #: The VM as handed out, before its daemons start: every VM is "anglia.bryant", as in the

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import shlex
 
-from . import student
-from .scenarios import ALL_PASS, Scenario, do_the_lab, lab_start
-from .vm import VM
+from grader.sim import VM, Scenario
+from scenarios import ALL_PASS, do_the_lab, lab_start, student
 
 CANARY = "CANARY-SHADOW-7f3a9e"  # a line of the hostile VM's /etc/shadow that must never leak
 #: if a command the grader builds ran any of these, it would leave pwned* in root's home

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from .vm import VM
-
-# Wait (inside the VM) until a shell condition holds, at most ~30 s.
-_WAIT = """
-wait_for() {{ for _ in $(seq 600); do if {condition}; then return 0; fi; sleep 0.05; done
-  echo "timed out waiting for: {shown}" >&2; return 1; }}
-wait_for
-"""
-
-
-def wait_for(vm: VM, condition: str) -> None:
-    vm.sh(_WAIT.format(condition=condition, shown=condition.replace('"', "'")))
-
+from grader.sim import VM, wait_for
 
 #: The MTA's listening options in sendmail.cf, without a listen address
 _MTA_OPTIONS = "O DaemonPortOptions=Family=inet,  Name=MTA-v4, Port=smtp"

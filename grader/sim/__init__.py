@@ -1,0 +1,44 @@
+"""The lab simulator, and the public API a pack's scenarios module imports (only this module).
+
+Simulated student VMs are Linux namespaces on an isolated bridge (198.18.0.0/24, no uplink)
+running the lab's real daemons. A pack's ``scenarios.py`` (or ``scenarios/`` package), beside its
+``rubric.toml``, declares:
+
+- ``SCENARIOS``: {name: Scenario}, each a way a student may have done the lab, with the verdict
+  every check must give on it (``grade prove`` holds the pack to them);
+- ``TOOLS``: the programs its VMs run besides sshd (to say what is missing before booting);
+- ``GRADING_VARS`` (optional): rubric variables to grade its VMs with; ``{password}`` in a
+  value stands for the simulated VMs' password (a lab user's, set by the scenario).
+
+``grade sim up|down|demo`` and ``grade prove`` run them; the project's tests use the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from grader.sim.fleet import Fleet
+from grader.sim.scenario import Scenario, wait_for
+from grader.sim.vm import GATEWAY, VM, SimulatorError, missing_requirements
+
+__all__ = [
+    "GATEWAY",
+    "VM",
+    "Fleet",
+    "Scenario",
+    "SimulatorError",
+    "missing_requirements",
+    "rubric_variables",
+    "wait_for",
+]
+
+
+def rubric_variables(
+    rubric: Path, given: Mapping[str, str], student: str | None = None
+) -> dict[str, str]:
+    """A rubric's variables as the grader resolves them (defaults, ``given``, and ``student``'s
+    variant derived): what a scenario needs to build a VM the way one student's is graded."""
+    from grader.engine.rubric import load_rubric  # the engine only when a pack asks for it
+
+    return load_rubric(rubric).resolve_vars(given, student=student)
