@@ -28,6 +28,8 @@ COMMANDS = {
     "show": "grader.cli.folders:show",
     "labs": "grader.cli.folders:labs",
     "bundle": "grader.cli.folders:bundle",
+    "sim": "grader.cli.sim:sim",
+    "prove": "grader.cli.sim:prove_command",
     "course": "grader.cli.course:course",
     "book": "grader.cli.course:book",
 }

@@ -55,7 +55,7 @@ in the grader. With --roster: 0 every student graded, 2 bad input, 3 at least on
 not be graded, 130 interrupted.
 
 Subcommands (grade SUBCOMMAND --help for each): rubric, labs, bundle, export, merge, regrade,
-show.
+show, course, book, sim, prove.
 """
 
 #: The grading options' values when they are not given.
@@ -576,10 +576,43 @@ def _subcommands(parser: Parser) -> None:
         "the packs in the folders of GRADER_LABS, in ./labs, and those that come with the "
         "grader.",
     )
+    simulated = sub(
+        "sim",
+        "simulated student VMs of a lab, from its scenarios (needs root)",
+        "Boot a lab pack's simulated VMs (Linux namespaces on an isolated bridge, "
+        "198.18.0.0/24, running the lab's real daemons), each built as one of the pack's "
+        "scenarios says. demo: boot them, grade each with `grade --host`, compare with what "
+        "the scenario states, remove them. up: boot them and leave them running, with the "
+        "commands to grade or log in to one. down: remove what `up` left. class N: grade N "
+        "VMs (the scenarios in turn) as a class with --roster.",
+    )
+    simulated.add_argument("action", choices=("demo", "up", "down", "class"), help="What to do.")
+    simulated.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO",
+        help="Which scenarios (default: all of the pack's); for class, how many VMs.",
+    )  # fmt: skip
+    _lab_options(simulated, "The lab whose scenarios to boot")
+    simulated.add_argument("--show", metavar="SCENARIO", help="demo: show this VM's full report.")
+    simulated.add_argument("--out", type=Path, metavar="DIR", help="Where reports go.")
+    proving = sub(
+        "prove",
+        "do a lab's checks tell right from wrong? grade its scenarios (needs root)",
+        "Boot every scenario of a lab pack (the lab done right, as handed out, and each "
+        "common mistake), grade them as a class, and check each check's verdict against what "
+        "the scenario states. A check that passes in no scenario, or fails in none, is "
+        "reported: it cannot tell a lab done right from one not done. Exit status 0 when "
+        "the checks prove the lab, 1 when not.",
+    )
+    _lab_options(proving, "The lab to prove")
+    proving.add_argument(
+        "--format", dest="fmt", choices=("text", "json"), default="text",
+        help="json: the problems and every scenario's verdicts, on stdout.",
+    )  # fmt: skip
     course = _course_parsers(sub)
     book = _book_parsers(sub)
     parser.subcommands = dict(commands.choices)
-    for each in (rubric, export, merge, regrade, show, labs, bundle, course, book):
+    for each in (rubric, export, merge, regrade, show, labs, bundle, simulated, proving, course,
+                 book):  # fmt: skip
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from grader.sim.fleet import Fleet
 from grader.sim.scenario import Scenario, wait_for
-from grader.sim.vm import GATEWAY, VM, SimulatorError, missing_requirements
+from grader.sim.vm import GATEWAY, NETWORK, VM, SimulatorError, missing_requirements
 
 __all__ = [
     "GATEWAY",
+    "NETWORK",
     "VM",
     "Fleet",
     "Scenario",

@@ -5,6 +5,11 @@ no uplink and no forwarding (addresses in 198.18.0.0/24, the grading side is 198
 own mount, pid, uts and ipc namespaces with copy-on-write /etc, /var, /home and /root (see
 init.sh). Everything is removed on ``close()``; resources left by a killed run are removed by
 the next one, which takes the same lock first.
+
+One simulator runs on a network at a time. ``GRADER_SIM_NET=N`` (1 to 9) gives a run a network
+of its own beside the default one (bridge ``ls{N}n-br``, 198.18.N.0/24, its own lock), so a
+simulator can run while another holds the default network (a test of the installed grader's
+``grade sim`` beside the test session's VMs).
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PREFIX = "lsim"
+_NET = os.environ.get("GRADER_SIM_NET", "0") or "0"
+if _NET not in [str(n) for n in range(10)]:
+    raise SystemExit(f"GRADER_SIM_NET={_NET}: a simulator network is a number from 0 to 9")
+NET = int(_NET)
+PREFIX = "lsim" if NET == 0 else f"ls{NET}n"  # no network's names start with another's
 BRIDGE = f"{PREFIX}-br"
-NETWORK = "198.18.0"  # /24 inside 198.18.0.0/15, the benchmarking range, never routed
+NETWORK = f"198.18.{NET}"  # a /24 inside 198.18.0.0/15, the benchmarking range, never routed
 GATEWAY = f"{NETWORK}.1"
-LOCK = Path("/run/lock/labsim.lock")
+LOCK = Path(f"/run/lock/labsim{NET or ''}.lock")
 #: What every simulated VM needs; a pack's scenarios name the daemons of their own lab.
 REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "sshd", "ssh-keygen", "nmap")
 
