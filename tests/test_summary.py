@@ -4,7 +4,7 @@ import csv
 import dataclasses
 import io
 
-from grader.base.results import CheckResult, Report, RubricRef
+from grader.base.results import CheckResult, Flag, Report, RubricRef
 from grader.classrun.integrity import flag_shared_host_keys
 from grader.engine.rubric import default_rubric_path, load_rubric
 from grader.report.render import render
@@ -121,3 +121,30 @@ def test_a_check_not_checked_is_no_zero_in_the_summary_or_the_report():
     assert Report.from_dict(data) == turned_away("s1")  # derived fields are not read back
     text = render("text", turned_away("s1"), width=200)
     assert "18.5 of 18.5 checked; 1.5 points not checked" in text
+
+
+def test_a_report_carries_its_format_and_older_ones_are_read_through_one_adapter(tmp_path):
+    import json
+
+    from grader.base.results import FORMAT
+    from grader.report.store import ReportStore
+
+    flagged = report("amy", flags=(Flag("shared_host_key", "same key as ben", ("ben",)),))
+    written = flagged.to_dict()
+    assert written["format"] == FORMAT == 3
+    assert Report.from_dict(written) == flagged
+    # format 2 (before the field): no format, a check without notes, a flag without students
+    older = {k: v for k, v in written.items() if k not in ("format", "system_ids")}
+    older["checks"] = [{k: v for k, v in c.items() if k != "notes"} for c in written["checks"]]
+    older["flags"] = [{"kind": "shared_host_key", "message": "same key as ben"}]
+    read = Report.from_dict(older)
+    assert read.checks == flagged.checks and read.flags[0].students == ()
+    # a newer one is named, not half-read
+    (tmp_path / "amy.json").write_text(json.dumps({**written, "format": 4}))
+    (tmp_path / "ben.json").write_text(json.dumps(report("ben").to_dict()))
+    folder = ReportStore(tmp_path).read_all()
+    assert [r.student for _, r in folder.found] == ["ben"]
+    assert [(p.name, why) for p, why in folder.unreadable] == [
+        ("amy.json", "a report of format 4: this grader reads formats 2 to 3 (a newer grader "
+         "wrote it?)")
+    ]  # fmt: skip

@@ -146,7 +146,7 @@ class Report:
         return self.status == "graded" and not self.unchecked
 
     def to_dict(self) -> dict[str, Any]:
-        data = _numbers(dataclasses.asdict(self))
+        data = {"format": FORMAT, **_numbers(dataclasses.asdict(self))}
         for check, result in zip(data["checks"], self.checks):
             check["lost"] = result.lost  # for tools: derived, not read back
         if self.status == "graded":  # for tools: derived, not read back
@@ -156,28 +156,49 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
-        fields = {k: v for k, v in data.items() if k not in DERIVED}
-        fields["rubric"] = RubricRef(**data["rubric"])
+        fields = upgraded(data)
+        fields["rubric"] = RubricRef(**fields["rubric"])
         fields["checks"] = tuple(
-            CheckResult(
-                **{
-                    **{k: v for k, v in c.items() if k != "lost"},
-                    "evidence": tuple(Evidence(**e) for e in c["evidence"]),
-                    "notes": tuple(c.get("notes", ())),
-                }
-            )
-            for c in data["checks"]
+            CheckResult(**{**c, "evidence": tuple(Evidence(**e) for e in c["evidence"])})
+            for c in fields["checks"]
         )
-        fields["system_ids"] = tuple(data.get("system_ids", ()))
         fields["flags"] = tuple(
-            Flag(f["kind"], f["message"], tuple(f.get("students", ())))
-            for f in data.get("flags", ())
+            Flag(f["kind"], f["message"], f["students"]) for f in fields["flags"]
         )
         return cls(**fields)
 
 
+#: The shape of a report's JSON, written as its "format": 2 before the field was written (its
+#: older shapes are read too), 3 since. upgraded() is the one place older ones are read.
+FORMAT = 3
 #: A report's JSON fields that are derived from the others: written for tools, not read back
-DERIVED = ("unchecked", "unchecked_points")
+DERIVED = ("format", "unchecked", "unchecked_points")
+
+
+class ReportFormatError(ValueError):
+    """A report's JSON of a format this grader does not read."""
+
+
+def upgraded(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A report's JSON fields, of any format this grader reads, in today's shape (derived
+    fields left out); a report of a newer format is refused, never half-read."""
+    version = data.get("format", 2)
+    if not isinstance(version, int) or not 2 <= version <= FORMAT:
+        raise ReportFormatError(
+            f"a report of format {version!r}: this grader reads formats 2 to {FORMAT} "
+            "(a newer grader wrote it?)"
+        )
+    fields = {k: v for k, v in data.items() if k not in DERIVED}
+    # before format 3, a check could lack its notes; a report its system ids and flags' students
+    fields["checks"] = [
+        {**{k: v for k, v in c.items() if k != "lost"}, "notes": tuple(c.get("notes", ()))}
+        for c in data["checks"]
+    ]
+    fields["system_ids"] = tuple(data.get("system_ids", ()))
+    fields["flags"] = [
+        {**f, "students": tuple(f.get("students", ()))} for f in data.get("flags", ())
+    ]
+    return fields
 
 
 def _numbers(value: Any) -> Any:

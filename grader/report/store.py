@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.base.files import safe_name, write_atomic
-from grader.base.results import Report
+from grader.base.results import Report, ReportFormatError
 from grader.engine.rubric import Rubric
 from grader.evidence import manifest
 from grader.evidence.archive import Archive, archive_path, dumps
@@ -78,6 +78,8 @@ class ReportStore:
                 continue
             try:
                 found.append((path, Report.from_dict(document)))
+            except ReportFormatError as e:
+                unreadable.append((path, str(e)))
             except (KeyError, TypeError, AttributeError, ValueError):
                 unreadable.append((path, "JSON, but not a report's fields"))
         return Folder(found, unreadable)
