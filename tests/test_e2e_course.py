@@ -33,7 +33,7 @@ import pytest
 import tomlkit
 
 from grader.cli import main
-from grader.engine.rubric import default_rubric_path
+from grader.engine.packs import built_in_rubric
 from grader.sim import GATEWAY
 from scenarios import SCENARIOS, student
 
@@ -168,8 +168,8 @@ def marks() -> dict[tuple[str, str], dict]:
 
 def lab6_rubric(course: Path, smtp_not_in_inetd: float = 0.5) -> None:
     """The course's own copy of Lab 6's rubric (its checks where they are)."""
-    document = tomlkit.parse(default_rubric_path().read_text())
-    document["checks"] = str(default_rubric_path().parent / "checks")
+    document = tomlkit.parse(built_in_rubric().read_text())
+    document["checks"] = str(built_in_rubric().parent / "checks")
     for section in document["sections"]:
         for item in section["items"]:
             if item["id"] == "smtp_not_in_inetd":

@@ -19,7 +19,7 @@ import tomlkit
 
 from grader.base.errors import ExitStatus
 from grader.cli import main
-from grader.engine.rubric import default_rubric_path
+from grader.engine.packs import built_in_rubric
 from grader.report.render.text import points
 from scenarios import SCENARIOS, student
 
@@ -42,7 +42,7 @@ PRIVATE_KEY = (
 def changed_rubric(folder: Path, extra_check: bool = False) -> Path:
     """The Lab 6 rubric with other points, a dependency dropped and one added, a hint and a
     visibility changed; with ``extra_check``, one more check that asks the VM something new."""
-    document = tomlkit.parse(default_rubric_path().read_text())
+    document = tomlkit.parse(built_in_rubric().read_text())
     checks = PROJECT / "checks"
     if extra_check:
         checks = folder / "checks"

@@ -11,13 +11,14 @@ import pytest
 
 from grader.base.errors import InputError
 from grader.base.results import Outcome, Report, RubricRef
-from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import load_rubric
 from grader.engine.scoring import score
 from grader.machine.system import parse
 from grader.report.feedback import fix_first
 from grader.report.render import render
 
-RUBRIC = load_rubric(default_rubric_path())
+RUBRIC = load_rubric(built_in_rubric())
 
 
 def report(system: tuple[str, ...] = (), **given: Outcome) -> Report:
@@ -114,7 +115,7 @@ def test_the_system_is_read_from_os_release_as_words_only(text, ids, name):
 
 
 def test_a_cause_may_not_share_an_item_id(tmp_path):
-    text = default_rubric_path().read_text() + '\n[causes.smtp_daemon]\ntitle = "x"\n'
+    text = built_in_rubric().read_text() + '\n[causes.smtp_daemon]\ntitle = "x"\n'
     (tmp_path / "checks").mkdir()
     with pytest.raises(InputError, match=r"rubric.toml:\d+: causes.smtp_daemon: an item has"):
         load_rubric(tmp_path / "rubric.toml", text)
@@ -129,7 +130,7 @@ DEBIAN_KEYS = {"debian", "ubuntu"}
 
 
 def lab6_hints() -> list[tuple[str, str, str]]:
-    data = tomllib.loads(default_rubric_path().read_text())
+    data = tomllib.loads(built_in_rubric().read_text())
     found = []
     holders = [("causes." + k, v) for k, v in data.get("causes", {}).items()]
     holders += [(i["id"], i) for s in data["sections"] for i in s["items"]]
@@ -141,7 +142,7 @@ def lab6_hints() -> list[tuple[str, str, str]]:
 
 def lab6_messages() -> list[tuple[str, str]]:
     """Every string literal in Lab 6's checks: the messages a student reads."""
-    checks = default_rubric_path().parent / "checks"
+    checks = built_in_rubric().parent / "checks"
     found = []
     for path in sorted(checks.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -17,12 +17,13 @@ import pytest
 
 from grader.base.evidence import Evidence
 from grader.base.results import CheckResult, Flag, Report, RubricRef
-from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import load_rubric
 from grader.report.outputs import class_outputs
 from grader.report.render import render
 from grader.report.render.lms import render as render_lms
 
-RUBRIC = load_rubric(default_rubric_path())
+RUBRIC = load_rubric(built_in_rubric())
 PAYLOADS = [
     '<script>alert("subject")</script>',
     "<img src=x onerror=alert(1)>",

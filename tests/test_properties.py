@@ -15,10 +15,11 @@ from checks.support.mbox import parse_mbox
 from checks.support.vsftpd import DEFAULTS, boolean, parse_vsftpd_conf
 from grader.base.errors import InputError
 from grader.classrun.roster import load_roster
-from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import load_rubric
 from grader.machine.prefetch import parse_batch
 
-RUBRIC = load_rubric(default_rubric_path())
+RUBRIC = load_rubric(built_in_rubric())
 PROJECT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

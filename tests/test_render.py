@@ -83,11 +83,12 @@ def test_text_not_graded():
 
 def test_student_view_counts_hidden_checks_and_shows_no_trace_of_them():
     from grader.base.results import Outcome
-    from grader.engine.rubric import default_rubric_path, load_rubric
+    from grader.engine.packs import built_in_rubric
+    from grader.engine.rubric import load_rubric
     from grader.engine.scoring import score
     from grader.report.views import student_view
 
-    rubric = load_rubric(default_rubric_path())
+    rubric = load_rubric(built_in_rubric())
     outcomes = {
         i.id: Outcome("fail", f"secret detail of {i.id}", (Evidence("cmd", "out"),))
         for i in rubric.items

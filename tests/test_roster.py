@@ -7,10 +7,11 @@ import pytest
 
 from grader.base.errors import InputError
 from grader.classrun.roster import load_roster
-from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import load_rubric
 from grader.machine.ssh import Target
 
-RUBRIC = load_rubric(default_rubric_path())
+RUBRIC = load_rubric(built_in_rubric())
 
 
 def roster(tmp_path: Path, text: str, bom: bool = False) -> Path:

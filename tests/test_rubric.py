@@ -6,7 +6,8 @@ import pytest
 
 from grader.base.errors import InputError
 from grader.engine.pack import load_pack
-from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import load_rubric
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUBRIC = PROJECT / "rubric.toml"
@@ -33,7 +34,7 @@ def load_error(path: Path) -> str:
 
 
 def test_lab6_rubric_loads_with_twenty_checks_and_twenty_points():
-    rubric = load_rubric(default_rubric_path())
+    rubric = load_rubric(built_in_rubric())
     assert rubric.path == RUBRIC
     assert len(rubric.items) == 20 and rubric.max_score == 20
     pack = load_pack(rubric)

@@ -6,10 +6,11 @@ import io
 
 from grader.base.results import CheckResult, Flag, Report, RubricRef
 from grader.classrun.integrity import flag_shared_host_keys
-from grader.engine.rubric import default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import load_rubric
 from grader.report.render import render
 
-RUBRIC = load_rubric(default_rubric_path())
+RUBRIC = load_rubric(built_in_rubric())
 
 
 def report(student: str, **fields) -> Report:

@@ -16,7 +16,7 @@ from grader.cli.definition import UsageError
 from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
 from grader.engine.pack import Pack
-from grader.engine.rubric import default_rubric_path
+from grader.engine.packs import built_in_rubric
 from grader.engine.runner import now
 from grader.evidence import manifest
 from grader.report.render.safe import escaped
@@ -77,7 +77,7 @@ def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report])
     if rubric_path(opts) is not None:
         return the_pack(opts)
     recorded = manifest.read(directory)
-    path = Path(recorded.rubric_path) if recorded else default_rubric_path()
+    path = Path(recorded.rubric_path) if recorded else built_in_rubric()
     if recorded is not None and not path.is_file():
         raise InputError(
             f"{directory} was graded with the rubric {path}, which is not there any more; "

@@ -18,7 +18,8 @@ from grader.base.files import write_atomic
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
 from grader.engine.pack import Pack
-from grader.engine.rubric import Rubric, default_rubric_path, load_rubric
+from grader.engine.packs import built_in_rubric
+from grader.engine.rubric import Rubric, load_rubric
 from grader.engine.runner import Setup
 from grader.evidence.manifest import Manifest, run_manifest, sha256_of
 from grader.report.render import render
@@ -113,7 +114,7 @@ def rubric_path(opts: Mapping[str, Any]) -> Path | None:
 
 
 def the_rubric(opts: Mapping[str, Any]) -> Rubric:
-    return load_rubric(rubric_path(opts) or default_rubric_path())
+    return load_rubric(rubric_path(opts) or built_in_rubric())
 
 
 #: The lab a self-check bundle was made with (grader.cli.selfcheck): it grades with no other

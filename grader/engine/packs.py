@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.base.closest import closest
 from grader.base.errors import InputError
 
 BUILT_IN = "lab6"  # the name of the lab at the top of the project
@@ -61,8 +62,6 @@ def find(name: str) -> Path:
         if pack.name == name:
             return pack.rubric
     names = [p.name for p in available()]
-    from grader.engine.rubric import closest
-
     raise InputError(
         f"--lab {name}: no such lab{closest(name, names)}; the labs here are "
         f"{', '.join(names)} (grade labs lists them; GRADER_LABS adds folders of them)"

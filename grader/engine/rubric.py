@@ -167,13 +167,6 @@ class Rubric:
         }
 
 
-def default_rubric_path() -> Path:
-    """The built-in lab's rubric (see grader.engine.packs)."""
-    from grader.engine.packs import built_in_rubric
-
-    return built_in_rubric()
-
-
 def load_rubric(path: Path, text: str | None = None) -> Rubric:
     """Read and check a rubric; ``text``, when given, is checked as if it were that file."""
     try:
