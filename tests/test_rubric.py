@@ -139,6 +139,15 @@ def test_misspelt_variable_setting(tmp_path):
     assert "did you mean 'secret'?" in message
 
 
+def test_a_secret_variable_cannot_have_a_default(tmp_path):
+    """A default is written into every student's self-check and rubric copy: a course secret
+    there would let a student compute every classmate's variant."""
+    path = variant(tmp_path, 'default = ""\nsecret = true', 'default = "hunter2"\nsecret = true')
+    message = load_error(path)
+    assert f"{path}:{line_of(path, 'secret = true')}: vars.bob_password.secret: " in message
+    assert "a secret variable cannot have a default" in message and "--var-env" in message
+
+
 def test_student_copy_leaves_out_hidden_items_and_keeps_the_rest(grade, tmp_path):
     # make a visible item depend on the hidden one, to see that dependency dropped
     path = variant(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from grader.base.closest import closest
 
@@ -29,6 +29,16 @@ class VarModel(_Model):
     derive: str | None = None  # a template, per student (see grader.engine.variants)
     key: Annotated[str, Field(pattern=_NAME)] | None = None
     range: Annotated[list[int], Field(min_length=2, max_length=2)] | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _no_secret_default(cls, secret: bool, info: ValidationInfo) -> bool:
+        if secret and info.data.get("default"):
+            raise ValueError(
+                "a secret variable cannot have a default: it would be written into every "
+                "student's self-check and copy of the rubric; give it when grading (--var-env)"
+            )
+        return secret
 
 
 class UniqueModel(_Model):
@@ -93,7 +103,7 @@ def describe_validation_error(
     # pydantic names the member of a union it tried ("str", "VarSpec"): not part of the key
     loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
     key = _format_key(loc, data)
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc)
         message = f"unknown key{closest(str(loc[-1]), allowed)}"
