@@ -59,7 +59,7 @@ def test_the_installed_grader_proves_lab7_and_runs_its_checks_under_plain_pytest
     assert "site-packages/grader/_labs/lab7/rubric.toml" in result["rubric"]  # the wheel's own
     assert result["graded"]["complete"] == LAB7["complete"].expected
 
-    up = run([grade, "sim", "up", "--lab", "lab7", "complete", "untouched"], tmp_path)
+    up = run([grade, "sim", "up", "complete", "untouched", "--lab", "lab7"], tmp_path)
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         assert "198.18.1." in up.stdout  # network 1's addresses, not the session's

@@ -589,7 +589,8 @@ def _subcommands(parser: Parser) -> None:
     simulated.add_argument("action", choices=("demo", "up", "down", "class"), help="What to do.")
     simulated.add_argument(
         "scenarios", nargs="*", metavar="SCENARIO",
-        help="Which scenarios (default: all of the pack's); for class, how many VMs.",
+        help="Which scenarios (default: all of the pack's), before any option: grade sim up "
+        "complete untouched --lab lab7; for class, how many VMs.",
     )  # fmt: skip
     _lab_options(simulated, "The lab whose scenarios to boot")
     simulated.add_argument("--show", metavar="SCENARIO", help="demo: show this VM's full report.")
