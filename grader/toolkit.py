@@ -137,7 +137,10 @@ def output(host: Any, command: str, *args: str, about: str | None = None) -> str
     if result.rc != 0:
         if "Permission denied" in result.stderr:
             what = about or _what(command, args)
-            raise PermissionError(f"{what}: only root may read it; run the grader with sudo")
+            raise PermissionError(
+                f"{what}: only root may read it; run the grader as root (with sudo, or "
+                "after su - where there is no sudo)"
+            )
         raise CheckError(
             f"`{_shown(result)}` failed with exit status {result.rc}: {result.stderr.strip()[:300]}"
         )

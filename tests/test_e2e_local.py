@@ -89,4 +89,4 @@ def test_without_root_the_checks_needing_root_are_named_and_the_rest_graded(flee
     text = " ".join(text.split())  # as read, whatever the terminal's width
     named = "Not run as root: 2 checks could not look where only root may: queue_empty, "
     assert named + "mail_bcc_root." in text
-    assert "Run the grader again with sudo" in text
+    assert "Run the grader again as root to grade them (with sudo, or after su -" in text

@@ -72,7 +72,8 @@ def test_an_item_as_cause_and_a_lost_dependency_lead_back_to_what_to_fix():
         pop3_login=Outcome("skipped", "not checked", error_kind="dependency", cause="pop3_greets"),
     )
     (cause,) = fix_first(graded)
-    assert cause.id == "pop3_in_inetd" and cause.title == RUBRIC.item("pop3_in_inetd").title
+    # said as what is wrong (the check's finding), not as the item's goal read as a fact
+    assert cause.id == "pop3_in_inetd" and cause.title == "the pop3 entry is still commented out"
     assert [c.id for c in cause.checks] == [
         "pop3_in_inetd", "pop3_listening", "pop3_greets", "pop3_login"
     ]  # fmt: skip

@@ -145,7 +145,7 @@ def _feedback(console: Console, report: Report) -> None:
             Text(
                 f"Not run as root: {len(need_root)} check{'s' if len(need_root) > 1 else ''} "
                 f"could not look where only root may: {', '.join(need_root)}. Run the grader "
-                "again with sudo to grade them.",
+                "again as root to grade them (with sudo, or after su - where there is no sudo).",
                 style="yellow",
             )
         )
