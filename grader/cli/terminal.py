@@ -38,11 +38,9 @@ def class_exit_status(reports: Sequence[Report]) -> int:
 
 
 def exit_status(report: Report) -> int:
-    """0 every check passed, 1 some did not, 3 not graded. A student (the student view) is
-    told 1 only for a lost mark: a check that could not be checked is not one."""
+    """0 every check (every one shown, in a student's view) was checked and passed, 1 some
+    were not, 3 not graded. A check not checked is no lost mark, and no full marks either: a
+    student who stops at 0 has nothing left to do (the report's last line says what is)."""
     if report.status != "graded":
         return ExitStatus.NOT_GRADED
-    if report.view == "student":
-        lost = any(c.lost for c in report.checks)
-        return ExitStatus.NOT_ALL_PASSED if lost else ExitStatus.OK
     return ExitStatus.OK if report.all_passed else ExitStatus.NOT_ALL_PASSED

@@ -173,6 +173,39 @@ def _feedback(console: Console, report: Report) -> None:
         console.print(Text("Not checked (not counted against you)", style="bold"))
         for check in unchecked:
             console.print(_hanging("  - ", _lost_line(check)))
+    if report.view == "student":  # the line a student ends on: what to do next
+        console.print()
+        console.print(_next_step(report, lost, unchecked, bool(causes)))
+
+
+def _next_step(
+    report: Report, lost: list[CheckResult], unchecked: list[CheckResult], causes: bool
+) -> Text:
+    """What a student does next, said last: the first fix, what would make the rest
+    checkable, or that nothing is left."""
+    if lost:
+        first = "item 1 under 'Fix this first'" if causes else lost[0].id
+        return Text(f"Next: fix {first}, then run the self-check again.", style="bold")
+    if unchecked:
+        said = [
+            f"{c.id} {c.message}, or your instructor will check it"
+            if c.error_kind == "needs_variable"
+            else f"{c.id}: {_AGAIN.get(c.error_kind or '', c.message)}"
+            for c in unchecked
+        ]
+        return Text("Nothing lost, not all checked yet: " + "; ".join(said), style="bold")
+    shown = len(report.checks)
+    return Text(f"Full marks: all {shown} checks shown here passed.", style="bold green")
+
+
+#: How a check not checked this time can be (the other kinds say so in their message)
+_AGAIN = {
+    "needs_root": "run the self-check as root",
+    "turned_away": "run the self-check again in a few minutes",
+    "busy": "run the self-check again in a few minutes",
+    "timeout": "run the self-check again",
+    "deadline": "run the self-check again",
+}
 
 
 def _word(status: str) -> str:
