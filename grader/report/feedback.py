@@ -52,8 +52,8 @@ def fix_first(report: Report) -> list[FixFirst]:
 
 
 def _wrong(item: CheckResult) -> str:
-    """An item as a cause, said as what is wrong: its title says what the lab asks for ("pop3
-    is enabled in inetd.conf"), which under "Fix this first" reads as a fact."""
+    """An item as a cause, said as what is wrong: its title says what the lab asks for (a
+    service "is enabled"), which under "Fix this first" reads as a fact."""
     if item.status == "fail" and item.message:
         return item.message  # the check's own account of what it found
     return f"not done yet: {item.title}"
