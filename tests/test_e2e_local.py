@@ -7,7 +7,7 @@ import json
 import pytest
 
 from grader.base.errors import ExitStatus
-from scenarios import SCENARIOS
+from scenarios import SCENARIOS, student
 
 pytestmark = pytest.mark.vm
 
@@ -91,3 +91,21 @@ def test_without_root_the_checks_needing_root_are_named_and_the_rest_graded(flee
     named = "Not run as root: 2 checks could not look where only root may: queue_empty, "
     assert named + "mail_bcc_root." in text
     assert "Run the grader again as root to grade them (with sudo, or after su -" in text
+
+
+def test_the_self_check_never_locks_out_its_student(fleet, local_vms):
+    """sendmail takes a few connections a minute from one client (Debian's ClientRate 10;
+    here 1 for the VM's own address): a student checking after each fix would be turned
+    away. The self-check reaches its VM's address from the loopback address, which the stock
+    configurations exempt, and says so in the evidence."""
+    vm, command = local_vms["complete"]
+    student.sendmail_client_rate(vm, vm.address, 1)
+    try:
+        for _ in range(3):
+            run = local(vm, command, "--format", "json", f"--var bob_password={fleet.password}")
+            checks = {c["id"]: c for c in json.loads(run.stdout)["checks"]}
+            assert checks["smtp_greets"]["status"] == "pass", checks["smtp_greets"]
+            sources = [e["source"] for e in checks["smtp_greets"]["evidence"]]
+            assert f"SMTP connection to {vm.address}:25 from 127.0.0.1" in sources, sources
+    finally:
+        student.sendmail_client_rate(vm, vm.address, 0)

@@ -153,6 +153,20 @@ class Outside:
         self._held: dict[int, socket.socket] = {}  # a connect scan's open connections
         self._held_lock = threading.Lock()  # apart: a probe takes one while being asked
 
+    @property
+    def source(self) -> str | None:
+        """The address this grading's connections come from, where the grader chooses it: a
+        self-check reaches its own VM's address from the loopback address, which a mail
+        server's limits per client exempt, so a student's own checks never lock them out (the
+        address reached, not the one come from, is what a check is about)."""
+        if self.own_machine and ":" not in self.address and not self.address.startswith("127."):
+            return "127.0.0.1"
+        return None
+
+    def from_where(self) -> str:
+        """How the evidence says where a connection came from, when the grader chose it."""
+        return f" from {self.source}" if self.source else ""
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)

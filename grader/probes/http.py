@@ -43,6 +43,7 @@ class _Connection(http.client.HTTPConnection):
             self.outside.deadline,
             limit=BODY_LIMIT + 64 * 1024,
             connected=self.outside.take(self.port),
+            source=self.outside.source,
         )
         self.sock = self.conversation
 

@@ -55,6 +55,7 @@ def _conversation(outside: Outside, port: int) -> Conversation:
         outside.reply_timeout,
         outside.deadline,
         connected=outside.take(port),
+        source=outside.source,
     )
 
 
@@ -165,7 +166,8 @@ class SmtpGreeting(Probe):
         return Greeting(code == 220, code, greeting)
 
     def shown(self, outside: Outside, answer: Greeting, port: int = 25) -> tuple[str, str]:
-        return f"SMTP connection to {outside.address}:{port}", f"{answer.code or ''} {answer.text}"
+        where = f"{outside.address}:{port}{outside.from_where()}"
+        return f"SMTP connection to {where}", f"{answer.code or ''} {answer.text}"
 
     def result(self, outside: Outside, answer: Greeting, port: int = 25) -> Greeting:
         if answer.trouble:
@@ -197,7 +199,7 @@ class Pop3Greeting(Probe):
         return Greeting(text.startswith("+OK"), None, text)
 
     def shown(self, outside: Outside, answer: Greeting, port: int = 110) -> tuple[str, str]:
-        return f"POP3 connection to {outside.address}:{port}", answer.text
+        return f"POP3 connection to {outside.address}:{port}{outside.from_where()}", answer.text
 
     def result(self, outside: Outside, answer: Greeting, port: int = 110) -> Greeting:
         if answer.trouble:
@@ -246,7 +248,8 @@ class Pop3Login(Probe):
         self, outside: Outside, answer: Pop3Answer, user: str, password: str, port: int = 110
     ) -> tuple[str, str]:
         asked = f"USER {user}, PASS ****, STAT, QUIT"
-        return f"POP3 login to {outside.address}:{port} as {user} ({asked})", answer.text
+        where = f"{outside.address}:{port}{outside.from_where()}"
+        return f"POP3 login to {where} as {user} ({asked})", answer.text
 
     def result(
         self, outside: Outside, answer: Pop3Answer, user: str, password: str, port: int = 110

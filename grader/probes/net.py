@@ -38,6 +38,7 @@ class Conversation:
         limit: int = RECEIVE_LIMIT,
         kind: int = socket.SOCK_STREAM,
         connected: socket.socket | None = None,
+        source: str | None = None,
     ) -> None:
         deadline.check()
         self.host_deadline = deadline
@@ -55,6 +56,8 @@ class Conversation:
         self.sock = socket.socket(family, kind)
         try:
             self.sock.settimeout(deadline.bound(connect_timeout))
+            if source is not None:  # see Outside.source
+                self.sock.bind((source, 0))
             self.sock.connect((address, port))
         except BaseException:
             self.sock.close()

@@ -41,15 +41,17 @@ def connect_scan(
     ports: Iterable[int],
     timeout: float,
     keep: Callable[[int, socket.socket], None] | None = None,
+    source: str | None = None,
 ) -> dict[int, str]:
     """What nmap's connect scan tells, by connecting: for machines without nmap, or without
     root. ``keep`` takes each open port's connection instead of closing it, for a probe that
     will talk to that port: a server that counts connections (a mail server's limit per
-    client) then sees one per grading, not two."""
+    client) then sees one per grading, not two. ``source``: the address to connect from."""
     states = {}
     for port in sorted(set(ports)):
         try:
-            sock = socket.create_connection((address, port), timeout=timeout)
+            from_ = (source, 0) if source is not None else None
+            sock = socket.create_connection((address, port), timeout=timeout, source_address=from_)
         except ConnectionRefusedError:
             states[port] = "closed"
             continue
@@ -71,10 +73,11 @@ def scan_ports(
     limit: float | None = None,
     udp: bool = False,
     keep: Callable[[int, socket.socket], None] | None = None,
+    source: str | None = None,
 ) -> dict[str, dict[int, str]]:
     """Scan ``ports`` of ``addresses`` with one nmap: {address: {port: state}}. ``limit``
     bounds the whole scan in seconds. Without nmap, or without root for a SYN scan, the
-    ports are connected to (see connect_scan; ``keep`` as there)."""
+    ports are connected to (see connect_scan; ``keep`` and ``source`` as there)."""
     wanted = sorted(set(ports))
     try:
         import nmap
@@ -84,7 +87,7 @@ def scan_ports(
     if nmap is None or shutil.which("nmap") is None or (not udp and connect):
         if udp:
             raise CheckError("a UDP port scan needs nmap, which is not installed here")
-        return {a: connect_scan(a, wanted, timeout, keep) for a in addresses}
+        return {a: connect_scan(a, wanted, timeout, keep, source) for a in addresses}
     if udp and os.geteuid() != 0:
         raise CheckError("a UDP port scan needs root (nmap -sU): run the grader as root")
     scanner = nmap.PortScanner()
@@ -170,7 +173,9 @@ class PortState(Probe):
                 )
         limit = outside.deadline.remaining()
         keep = outside.hold if outside.own_machine else None  # a self-check: one connection each
-        found = scan_ports([outside.address], ports, outside.timeout, limit, keep=keep)
+        found = scan_ports(
+            [outside.address], ports, outside.timeout, limit, keep=keep, source=outside.source
+        )
         return Scan(source, {str(p): s for p, s in found[outside.address].items()})
 
     def shown(self, outside: Outside, answer: Scan, port: int) -> tuple[str, str]:
