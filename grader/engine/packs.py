@@ -11,7 +11,6 @@ source checkout's ``labs/``, or the installed copy). The lab at the top of this 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +68,8 @@ def find(name: str) -> Path:
 
 
 def _info(name: str, rubric: Path) -> PackInfo:
+    import tomllib  # here: the self-check imports this module on Python 3.9 (no tomllib)
+
     try:
         title = str(tomllib.loads(rubric.read_text()).get("title", "?"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
