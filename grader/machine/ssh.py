@@ -26,6 +26,8 @@ from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed, Target
 
 #: Seconds a VM that greeted may take to accept the key (at least; --connect-timeout if longer)
 AUTH_TIMEOUT = 20.0
+#: Seconds a VM may take to open a channel for a command (at least; the command's if longer)
+CHANNEL_TIMEOUT = 15.0
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -151,7 +153,9 @@ class Session:
         if transport is None or not transport.is_active():
             raise HostError("connection_lost", f"the SSH connection to {self.address} was lost")
         try:
-            chan = transport.open_session(timeout=timeout)
+            # opening a channel is the connection's part, not the command's: a VM busy with
+            # a class's logins may take longer than a short --command-timeout to answer it
+            chan = transport.open_session(timeout=max(timeout, CHANNEL_TIMEOUT))
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise HostError(
                 "connection_lost", f"the SSH connection to {self.address} was lost: {e}"
