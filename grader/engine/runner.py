@@ -469,6 +469,7 @@ def _archive(
         ssh_password=target.password,
         command_timeout=options.command_timeout,
         cut_off=[i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence],
+        source=outside.source,
     )
 
 

@@ -222,6 +222,7 @@ class Body:
     address: str | None = None
     host_key: str | None = None
     cut_off: list[str] = field(default_factory=list)  # checks the host's deadline left unrun
+    source: str | None = None  # the address its connections came from, when the grader chose
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def record(
     ssh_password: str | None,
     command_timeout: float,
     cut_off: Iterable[str] = (),
+    source: str | None = None,
 ) -> Archive:
     """An archive of one grading from the backend's and the probes' answers, the grading's
     secrets cut out of them (see grader.evidence.holes)."""
@@ -313,6 +315,7 @@ def record(
         found, answer_holes = holes.cut_json(record_of(answer), in_answers)
         probe_records.append(ProbeRecord(kind, key, found, key_holes, answer_holes))
     body = Body(
+        source=source,
         student=student,
         host=host,
         address=address,
@@ -510,6 +513,10 @@ class ReplayOutside(Outside):
         super().__init__(replay.archive.address, ports, registry=registry)
         self.replay = replay
         self.graded_at = replay.archive.body.graded_at
+
+    @property
+    def source(self) -> str | None:
+        return self.replay.archive.body.source  # as the grading chose it, said the same way
 
     def _once(self, name: str, key: list[Any], asking: Callable[[], Any]) -> Any:
         asked = json.loads(json.dumps(key))
