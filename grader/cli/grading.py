@@ -23,7 +23,6 @@ from grader.engine.rubric import Rubric, load_rubric
 from grader.engine.runner import Setup
 from grader.evidence.manifest import Manifest, run_manifest, sha256_of
 from grader.report.render import render
-from grader.report.render.safe import escaped_all
 
 
 def given_variables(opts: Mapping[str, Any]) -> dict[str, str]:
@@ -199,11 +198,8 @@ def grade(opts: dict[str, Any]) -> int:
             path = store.report_path(report).with_suffix(f".{opts['fmt']}")
             write_atomic(path, render(opts["fmt"], report))
     if opts["fmt"] == "text":
-        to_terminal("text", report, color, brief=opts["brief"])
-        if opts["only"]:
-            print(f"Only {', '.join(c.id for c in report.checks)} checked (--only).")
-        if since is not None:
-            print("\n".join(["", *escaped_all(since.lines())]))
+        changed = since.lines() if since is not None else []
+        to_terminal("text", report, color, brief=opts["brief"], since=changed, only=opts["only"])
     else:
         sys.stdout.write(render(opts["fmt"], report))
         sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -52,9 +53,17 @@ def text_console(color: bool, width: int) -> Console:
 
 
 def render(
-    report: Report, color: bool = False, width: int = 100, brief: bool = False, **_: object
+    report: Report,
+    color: bool = False,
+    width: int = 100,
+    brief: bool = False,
+    since: Sequence[str] = (),
+    only: bool = False,
+    **_: object,
 ) -> str:
-    """The report for a terminal; ``brief``: only the score and what lost marks (no table)."""
+    """The report for a terminal; ``brief``: only the score and what lost marks (no table);
+    ``since``: what changed since the student's last self-check; ``only``: --only was given.
+    A student's report ends with what to do next."""
     console = text_console(color, width)
     who = report.student or report.host
     where = (
@@ -90,6 +99,15 @@ def render(
     if not brief:
         console.print(_table(report))
     _feedback(console, report)
+    if only:
+        console.print(f"Only {', '.join(c.id for c in report.checks)} checked (--only).")
+    if since:
+        console.print()
+        for line in since:
+            console.print(Text(line))
+    if report.view == "student":  # the line a student ends on: what to do next
+        console.print()
+        console.print(_next_step(report))
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
@@ -173,18 +191,15 @@ def _feedback(console: Console, report: Report) -> None:
         console.print(Text("Not checked (not counted against you)", style="bold"))
         for check in unchecked:
             console.print(_hanging("  - ", _lost_line(check)))
-    if report.view == "student":  # the line a student ends on: what to do next
-        console.print()
-        console.print(_next_step(report, lost, unchecked, bool(causes)))
 
 
-def _next_step(
-    report: Report, lost: list[CheckResult], unchecked: list[CheckResult], causes: bool
-) -> Text:
+def _next_step(report: Report) -> Text:
     """What a student does next, said last: the first fix, what would make the rest
     checkable, or that nothing is left."""
+    lost = [c for c in report.checks if c.lost]
+    unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
     if lost:
-        first = "item 1 under 'Fix this first'" if causes else lost[0].id
+        first = "item 1 under 'Fix this first'" if fix_first(report) else lost[0].id
         return Text(f"Next: fix {first}, then run the self-check again.", style="bold")
     if unchecked:
         said = [
