@@ -182,8 +182,10 @@ class Fleet:
 
     @staticmethod
     def take_down(state: Path) -> int:
-        """Remove VMs left running by ``keep_running`` (and any other leftovers)."""
-        Network.remove_leftovers()
+        """Remove VMs left running by ``keep_running`` (and any other leftovers), once no
+        simulator run holds the network (never from under one that is running)."""
+        with Network.held():
+            Network.remove_leftovers()
         count = 0
         if state.exists():
             found = json.loads(state.read_text())

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,6 +74,15 @@ class Network:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
+
+    @staticmethod
+    @contextlib.contextmanager
+    def held() -> Iterator[None]:
+        """The network's lock, for a moment: nothing else runs on it meanwhile."""
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     @staticmethod
     def remove_leftovers() -> None:
