@@ -111,7 +111,10 @@ def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
     assert run.exit == ExitStatus.NOT_GRADED, run.stderr  # silent_ssh, dropping_sshd
     graded = decisions(live)
     for name, scenario in everything_scenario().items():
-        if scenario.expected:
+        # huge_files' verdicts and bounds are asserted where it is graded alone
+        # (test_e2e_hostile): in a class of twenty on two cores its 200 MB mailbox may outlast
+        # the command timeout, an error, not a verdict (the regrade below must still agree)
+        if scenario.expected and name != "huge_files":
             statuses = {c["id"]: c["status"] for c in graded[name]["checks"]}
             assert statuses == scenario.expected, name
         if name in SCENARIOS:  # Lab 6's own (the hostile ones say what they test themselves)
