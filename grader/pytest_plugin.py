@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _rubric_path(config: pytest.Config) -> Path:
-    from grader.engine.packs import built_in_rubric, find
+    from grader.engine.catalog import built_in_rubric, find
 
     given = config.getoption("--rubric")
     if given:

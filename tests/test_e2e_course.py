@@ -33,7 +33,7 @@ import pytest
 import tomlkit
 
 from grader.cli import main
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.sim import GATEWAY
 from scenarios import SCENARIOS, student
 

@@ -19,7 +19,7 @@ import tomlkit
 
 from grader.base.errors import ExitStatus
 from grader.cli import main
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.report.render.text import points
 from scenarios import SCENARIOS, student
 

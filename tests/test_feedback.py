@@ -11,7 +11,7 @@ import pytest
 
 from grader.base.errors import InputError
 from grader.base.results import Outcome, Report, RubricRef
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.engine.rubric import load_rubric
 from grader.engine.scoring import score
 from grader.machine.system import parse

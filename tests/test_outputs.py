@@ -17,7 +17,7 @@ import pytest
 
 from grader.base.evidence import Evidence
 from grader.base.results import CheckResult, Flag, Report, RubricRef
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.engine.rubric import load_rubric
 from grader.report.outputs import class_outputs
 from grader.report.render import render

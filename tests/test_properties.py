@@ -15,7 +15,7 @@ from checks.support.mbox import parse_mbox
 from checks.support.vsftpd import DEFAULTS, boolean, parse_vsftpd_conf
 from grader.base.errors import InputError
 from grader.classrun.roster import load_roster
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.engine.rubric import load_rubric
 from grader.machine.prefetch import parse_batch
 

@@ -83,7 +83,7 @@ def test_text_not_graded():
 
 def test_student_view_counts_hidden_checks_and_shows_no_trace_of_them():
     from grader.base.results import Outcome
-    from grader.engine.packs import built_in_rubric
+    from grader.engine.catalog import built_in_rubric
     from grader.engine.rubric import load_rubric
     from grader.engine.scoring import score
     from grader.report.views import student_view

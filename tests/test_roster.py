@@ -7,7 +7,7 @@ import pytest
 
 from grader.base.errors import InputError
 from grader.classrun.roster import load_roster
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.engine.rubric import load_rubric
 from grader.machine.ssh import Target
 

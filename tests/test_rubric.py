@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from grader.base.errors import InputError
+from grader.engine.catalog import built_in_rubric
 from grader.engine.pack import load_pack
-from grader.engine.packs import built_in_rubric
 from grader.engine.rubric import load_rubric
 
 PROJECT = Path(__file__).resolve().parent.parent

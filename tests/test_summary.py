@@ -6,7 +6,7 @@ import io
 
 from grader.base.results import CheckResult, Flag, Report, RubricRef
 from grader.classrun.integrity import flag_shared_host_keys
-from grader.engine.packs import built_in_rubric
+from grader.engine.catalog import built_in_rubric
 from grader.engine.rubric import load_rubric
 from grader.report.render import render
 

@@ -15,8 +15,8 @@ from grader.base.results import Report
 from grader.cli.definition import UsageError
 from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
+from grader.engine.catalog import built_in_rubric
 from grader.engine.pack import Pack
-from grader.engine.packs import built_in_rubric
 from grader.engine.runner import now
 from grader.evidence import manifest
 from grader.report.render.safe import escaped
@@ -384,7 +384,7 @@ def bundle(opts: dict[str, Any]) -> int:
 
 
 def labs(opts: dict[str, Any]) -> int:
-    from grader.engine.packs import available
+    from grader.engine.catalog import available
 
     packs = available()
     width = max(len(p.name) for p in packs)

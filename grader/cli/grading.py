@@ -17,8 +17,8 @@ from grader.base.errors import InputError
 from grader.base.files import write_atomic
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
+from grader.engine.catalog import built_in_rubric
 from grader.engine.pack import Pack
-from grader.engine.packs import built_in_rubric
 from grader.engine.rubric import Rubric, load_rubric
 from grader.engine.runner import Setup
 from grader.evidence.manifest import Manifest, run_manifest, sha256_of
@@ -106,7 +106,7 @@ def rubric_path(opts: Mapping[str, Any]) -> Path | None:
     if opts.get("lab") and opts.get("rubric_path"):
         raise UsageError("--lab and --rubric name the lab twice: give one of them")
     if opts.get("lab"):
-        from grader.engine.packs import find
+        from grader.engine.catalog import find
 
         return find(opts["lab"])
     return Path(opts["rubric_path"]) if opts.get("rubric_path") else None

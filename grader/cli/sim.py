@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from grader.base.errors import ExitStatus, InputError
-from grader.engine.packs import built_in_rubric, find
+from grader.engine.catalog import built_in_rubric, find
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
 from grader.sim.prove import problems
 from grader.sim.vm import NET

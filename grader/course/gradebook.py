@@ -44,7 +44,7 @@ class Gradebook:
     # -- the course's parts ------------------------------------------------------------------
 
     def rubric_path(self, lab_id: str) -> Path:
-        from grader.engine.packs import find
+        from grader.engine.catalog import find
 
         lab = self.course.lab(lab_id)
         return lab.rubric if lab.rubric is not None else find(lab.lab or "")

@@ -1,4 +1,4 @@
-"""Lab packs by name: ``grade --lab NAME`` and ``grade labs``.
+"""The lab catalog: packs found by name, for ``grade --lab NAME`` and ``grade labs``.
 
 A pack is a folder holding ``rubric.toml`` and its ``checks`` (and, for course staff, its
 simulated scenarios and handout); its name is the folder's. The grader looks for packs, in
