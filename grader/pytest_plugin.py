@@ -41,6 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _rubric_path(config: pytest.Config) -> Path:
+    # lazy: plugin (pytest loads it in every run where the grader is installed)
     from grader.engine.catalog import built_in_rubric, find
 
     given = config.getoption("--rubric")
@@ -61,6 +62,7 @@ def _rubric_path(config: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def lab_pack(request: pytest.FixtureRequest) -> Any:
     """The pack whose checks are being run (its rubric and probe kinds)."""
+    # lazy: plugin (pytest loads it in every run where the grader is installed)
     from grader.engine.pack import load_pack
     from grader.engine.rubric import load_rubric
 
@@ -92,6 +94,7 @@ def outside(
 
 
 def _fixtures(host: Any, pack: Any, variables: dict[str, str], outsides: dict[str, Any]) -> Any:
+    # lazy: plugin (pytest loads it in every run where the grader is installed)
     from grader.engine.fixtures import check_fixtures
     from grader.probes import Outside
 

@@ -32,6 +32,32 @@ def test_the_layers_hold():
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def test_every_import_inside_a_function_says_why():
+    """An import inside a function is there only for a reason written beside it (``# lazy:``,
+    on it or on the comment line above its group): start-up time, the self-check's Python,
+    an optional library, the pytest plugin. Anything else belongs at the top of its module."""
+    import ast
+
+    unexplained = []
+    for path in sorted((PROJECT / "grader").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                n = node.lineno - 1  # up through its group of imports to a "lazy:" note
+                while n >= 0 and "lazy:" not in lines[n]:
+                    text = lines[n].strip()
+                    if text and not text.startswith(("#", "import ", "from ", "try:")):
+                        break
+                    n -= 1
+                if n < 0 or "lazy:" not in lines[n]:
+                    unexplained.append(f"{path.relative_to(PROJECT)}:{node.lineno}")
+    assert not unexplained, unexplained
+
+
 def test_mypy():
     result = run("mypy")
     assert result.returncode == 0, result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -105,7 +106,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:
 
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so flushing it at exit raises no second BrokenPipeError."""
-    import os
 
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -10,9 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from grader.base.clock import now
 from grader.base.errors import ExitStatus, InputError
-from grader.cli.definition import UsageError
+from grader.base.files import write_atomic
+from grader.cli.definition import DEFAULTS, UsageError
+from grader.cli.terminal import use_color
 from grader.course.book import Row, utc
 from grader.course.gradebook import Gradebook, open_gradebook
 from grader.report.render.safe import escaped, json_text
@@ -36,8 +41,6 @@ def _say(text: str) -> None:
 
 
 def course(opts: dict[str, Any]) -> int:
-    from grader.cli.definition import DEFAULTS
-
     given = [flag for name, flag in DECIDED.items() if opts.get(name) != DEFAULTS.get(name)]
     if given:
         raise UsageError(
@@ -51,6 +54,7 @@ def course(opts: dict[str, Any]) -> int:
         action = opts["course_command"]
         if action == "regrade":
             return _regrade(opts, gradebook)
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.course.lock import WAIT, course_lock
 
         wait = 0 if opts.get("no_wait") else WAIT
@@ -64,6 +68,7 @@ def course(opts: dict[str, Any]) -> int:
 
 
 def _setup(opts: dict[str, Any], gradebook: Gradebook, lab: str) -> Any:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.cli.grading import connection_setup
 
     return connection_setup(opts, gradebook.rubric(lab))
@@ -72,8 +77,8 @@ def _setup(opts: dict[str, Any], gradebook: Gradebook, lab: str) -> Any:
 def _grade(
     opts: dict[str, Any], gradebook: Gradebook, lab: str, only: list[str] | None, kind: str
 ) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.cli.grading import class_ending, warn_shared_passwords
-    from grader.cli.terminal import use_color
     from grader.course.grading import grade_lab
 
     color = use_color(opts["color"], sys.stdout)
@@ -99,6 +104,7 @@ def _grade(
 
 
 def _due(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.grading import due_now
 
     moment = now()
@@ -118,6 +124,7 @@ def _due(opts: dict[str, Any], gradebook: Gradebook) -> int:
 
 
 def _regrade(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.grading import regrade_lab
     from grader.course.lock import WAIT, course_lock
 
@@ -172,8 +179,6 @@ def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
             writer.writerow([cell(student), *(_number(by_lab[lab].mark) for lab in labs)])
         sys.stdout.write(escaped(buffer.getvalue()))
         return ExitStatus.OK
-    from rich.console import Console
-    from rich.table import Table
 
     _say(f"{gradebook.course.title}: marks as of {utc(now())}")
     shown = Table(header_style="bold")
@@ -241,6 +246,7 @@ def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
 
 
 def _explain(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.explain import explanation
 
     student, lab = opts["student"], gradebook.course.lab(opts["book_lab"]).id
@@ -291,7 +297,7 @@ def _import(opts: dict[str, Any], gradebook: Gradebook) -> int:
 
 
 def _export(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    from grader.base.files import write_atomic
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.exports import book_export
 
     text, incomplete = book_export(gradebook, opts["lms"], feedback=opts["feedback"])
@@ -312,7 +318,7 @@ def _export(opts: dict[str, Any], gradebook: Gradebook) -> int:
 
 
 def _page(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    from grader.base.files import write_atomic
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.page import pages
 
     target = Path(opts.get("output") or gradebook.course.folder / "course.html")

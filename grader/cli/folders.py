@@ -15,8 +15,9 @@ from grader.base.results import Report
 from grader.cli.definition import UsageError
 from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
-from grader.engine.catalog import built_in_rubric
-from grader.engine.pack import Pack
+from grader.engine.catalog import available, built_in_rubric
+from grader.engine.pack import Pack, copy_pack, load_pack
+from grader.engine.rubric import load_rubric
 from grader.engine.runner import now
 from grader.evidence import manifest
 from grader.report.render.safe import escaped
@@ -32,6 +33,7 @@ def _folder(path: Path) -> Path:
 
 
 def rubric(opts: dict[str, Any]) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.selfcheck.student_copy import student_copy
 
     loaded = the_pack({**opts, "rubric_path": opts.get("path") or opts["rubric_path"]}).rubric
@@ -40,7 +42,6 @@ def rubric(opts: dict[str, Any]) -> int:
             raise UsageError(
                 "--copy writes a whole lab; --student-copy and --output do not go with it"
             )
-        from grader.engine.pack import copy_pack
 
         where = copy_pack(loaded, opts["copy"])
         sys.stdout.write(
@@ -95,6 +96,7 @@ def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report])
 
 
 def export(opts: dict[str, Any]) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.report.render.lms import render as render_lms
 
     directory = _folder(opts["directory"])
@@ -169,6 +171,7 @@ def _shards(runs: list[tuple[Path, manifest.Manifest | None]]) -> None:
 
 
 def merge(opts: dict[str, Any]) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.batch import close_class
     from grader.evidence.archive import archive_path
 
@@ -233,6 +236,7 @@ def merge(opts: dict[str, Any]) -> int:
 
 
 def regrade(opts: dict[str, Any]) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.progress import progress_for
     from grader.classrun.regrade import describe_changes, regrade_folder
 
@@ -255,6 +259,7 @@ def regrade(opts: dict[str, Any]) -> int:
         raise UsageError("--out must be another folder: the graded folder is kept as it is")
     per_student = None
     if opts["roster"] is not None:
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.classrun.roster import load_roster
         from grader.machine.execution import Target
 
@@ -314,11 +319,13 @@ def regrade(opts: dict[str, Any]) -> int:
 def _record_regrade(opts: dict[str, Any], directory: Path, target: Path, rubric: Any) -> None:
     """A regrade of a run a course's gradebook recorded is recorded as its regrade (the
     original is kept). The course: --course, or the one the graded folder lies in."""
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.config import FILE, find_course
 
     given = opts.get("course")
     if given is None and not any((d / FILE).is_file() for d in directory.resolve().parents):
         return  # a folder of no course
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.book import Book, book_url
     from grader.course.config import load_course
 
@@ -342,8 +349,7 @@ def _record_regrade(opts: dict[str, Any], directory: Path, target: Path, rubric:
 
 
 def bundle(opts: dict[str, Any]) -> int:
-    from grader.engine.pack import load_pack
-    from grader.engine.rubric import load_rubric
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.selfcheck.bundle import build
     from grader.selfcheck.student_copy import student_copy
 
@@ -357,6 +363,7 @@ def bundle(opts: dict[str, Any]) -> int:
     students: list[str | None] = [opts["student"]]
     output = Path(opts["output"])
     if opts["roster"]:
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.classrun.roster import load_roster
         from grader.machine.execution import Target
 
@@ -384,8 +391,6 @@ def bundle(opts: dict[str, Any]) -> int:
 
 
 def labs(opts: dict[str, Any]) -> int:
-    from grader.engine.catalog import available
-
     packs = available()
     width = max(len(p.name) for p in packs)
     lines = [f"{p.name:<{width}}  {p.title}\n{'':<{width}}  {p.rubric}" for p in packs]
@@ -394,6 +399,7 @@ def labs(opts: dict[str, Any]) -> int:
 
 
 def show(opts: dict[str, Any]) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.regrade import show as show_decision
 
     directory = _folder(opts["directory"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import os
 import re
 import sys
@@ -12,15 +13,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
 from grader.cli.definition import UsageError
 from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
-from grader.engine.catalog import built_in_rubric
-from grader.engine.pack import Pack
+from grader.engine.catalog import built_in_rubric, find
+from grader.engine.pack import Pack, load_pack
 from grader.engine.rubric import Rubric, load_rubric
-from grader.engine.runner import Setup
+from grader.engine.runner import Options, Setup, grade_host, grade_local
 from grader.evidence.manifest import Manifest, run_manifest, sha256_of
 from grader.report.render import render
 
@@ -49,7 +52,6 @@ def ssh_password(opts: Mapping[str, Any]) -> str | None:
             raise UsageError("--ask-password and --password-env both give the password: one")
         if not sys.stdin.isatty():
             raise UsageError("--ask-password needs a terminal to ask on (or use --password-env)")
-        import getpass
 
         who = f"{opts['user']}@{opts['host']}" if opts.get("host") else "the VMs"
         return getpass.getpass(f"SSH password for {who}: ") or None
@@ -68,7 +70,6 @@ def _asked(rubric: Rubric, given: Mapping[str, str], opts: Mapping[str, Any]) ->
     view = opts["student_view"] if opts["student_view"] is not None else opts["local"]
     if not (view and sys.stdin.isatty() and sys.stderr.isatty()):
         return {}
-    import getpass
 
     found = {}
     keys = {var.key for var in rubric.vars.values() if var.key}  # a course's: never a student's
@@ -86,7 +87,6 @@ def known_hosts_file(opts: Mapping[str, Any]) -> Path:
         return Path(opts["known_hosts"])
     if os.environ.get("GRADER_KNOWN_HOSTS"):
         return Path(os.environ["GRADER_KNOWN_HOSTS"])
-    import platformdirs
 
     return platformdirs.user_config_path("lab-grader") / "known_hosts"
 
@@ -96,7 +96,6 @@ def cache_dir(opts: Mapping[str, Any]) -> Path:
         return Path(opts["cache_dir"])
     if os.environ.get("GRADER_CACHE_DIR"):
         return Path(os.environ["GRADER_CACHE_DIR"])
-    import platformdirs
 
     return platformdirs.user_cache_path("lab-grader")
 
@@ -106,8 +105,6 @@ def rubric_path(opts: Mapping[str, Any]) -> Path | None:
     if opts.get("lab") and opts.get("rubric_path"):
         raise UsageError("--lab and --rubric name the lab twice: give one of them")
     if opts.get("lab"):
-        from grader.engine.catalog import find
-
         return find(opts["lab"])
     return Path(opts["rubric_path"]) if opts.get("rubric_path") else None
 
@@ -129,7 +126,6 @@ def the_pack(opts: Mapping[str, Any]) -> Pack:
                 "not apply"
             )
         return EMBEDDED
-    from grader.engine.pack import load_pack
 
     return load_pack(the_rubric(opts))
 
@@ -150,8 +146,6 @@ def grade(opts: dict[str, Any]) -> int:
         opts["password_env"] or opts["identity"] or opts["accept_changed"] or opts["sudo"]
     ):
         raise UsageError("--local grades this machine without SSH: SSH options do not apply")
-
-    from grader.engine.runner import grade_host, grade_local
 
     given = given_variables(opts)
     pack = the_pack(opts)
@@ -180,6 +174,7 @@ def grade(opts: dict[str, Any]) -> int:
     report = grading.report
     since = None
     if opts["student_view"] if opts["student_view"] is not None else local:
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.report.views import student_view
         from grader.selfcheck.last_run import History
 
@@ -189,6 +184,7 @@ def grade(opts: dict[str, Any]) -> int:
             since = history.compare(report)
             history.keep(report)
     if opts["out"] is not None:
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.report.store import ReportStore
 
         store = ReportStore(Path(opts["out"]))
@@ -207,13 +203,14 @@ def grade(opts: dict[str, Any]) -> int:
 
 
 def connection_setup(opts: Mapping[str, Any], rubric: Rubric) -> Setup:
-    from grader.engine.runner import Options
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.machine.execution import Target
 
     host, local = opts["host"], opts["local"]
     password = ssh_password(opts)
     known_hosts = None
     if not local:
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.machine.ssh import KnownHosts, load_identity
 
         if opts["identity"] is not None:
@@ -245,6 +242,7 @@ def connection_setup(opts: Mapping[str, Any], rubric: Rubric) -> Setup:
     )
     plan = None
     if not opts["no_prefetch"] and not local:  # a local command is no round trip to save
+        # lazy: start-up (see grader/cli/__init__.py)
         from grader.machine.prefetch import Plan
 
         plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
@@ -299,6 +297,7 @@ def _grade_class(
     opts: Mapping[str, Any],
     color: bool,
 ) -> int:
+    # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.roster import load_roster, parse_shard, shard
     from grader.classrun.run import run_class
 

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader.cli import grading
+from grader.cli.core import main as grade
+from grader.engine.pack import embedded_pack
+from grader.engine.rubric import Rubric
+from grader.selfcheck.bundle import COMPILED_RUBRIC
+
 
 def main(argv: Sequence[str], here: str) -> int:
-    from grader.cli import grading
-    from grader.cli.core import main as grade
-    from grader.engine.pack import embedded_pack
-    from grader.engine.rubric import Rubric
-    from grader.selfcheck.bundle import COMPILED_RUBRIC
-
     lab = Path(here) / "_lab"
     rubric = Rubric.from_dict(json.loads((lab / COMPILED_RUBRIC).read_text()), lab)
     grading.EMBEDDED = embedded_pack(rubric)

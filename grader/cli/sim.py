@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +32,8 @@ from rich.table import Table
 
 from grader.base.errors import ExitStatus, InputError
 from grader.engine.catalog import built_in_rubric, find
+from grader.engine.rubric import load_rubric
+from grader.report.render.text import points
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
 from grader.sim.prove import problems
 from grader.sim.vm import NET
@@ -251,8 +254,6 @@ def prove(console: Console, pack: PackScenarios, as_json: bool) -> int:
 def grade_class(console: Console, pack: PackScenarios, count: int, out: Path) -> int:
     """Boot ``count`` VMs (the scenarios in turn), grade them with `grade --roster` in this
     terminal, and check every row of the summary against the scenarios."""
-    from grader.engine.rubric import load_rubric  # only this command reads the points
-    from grader.report.render.text import points
 
     full = {i.id: points(i.points) for i in load_rubric(pack.rubric).items}
     names = list(pack.scenarios)
@@ -295,8 +296,6 @@ def sim(opts: dict[str, Any]) -> int:
 
 
 def _out(opts: Mapping[str, Any], what: str) -> Path:
-    from datetime import datetime
-
     return Path(opts.get("out") or Path("reports") / f"{what}-{datetime.now():%Y%m%d-%H%M%S}")
 
 

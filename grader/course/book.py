@@ -25,6 +25,7 @@ import contextlib
 import getpass
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from grader import __version__
 from grader.base.clock import now
 from grader.base.errors import InputError
 from grader.base.results import Report
@@ -402,7 +404,6 @@ class Book:
         """Record a run's folder (its reports as read), in one transaction; returns its id.
         ``rubric`` (grader.engine.rubric.Rubric): the lab's, kept so its gradings can be
         scored as it scored them."""
-        from grader import __version__
 
         where = self.relative(folder)
         with self._begin() as connection:
@@ -902,7 +903,6 @@ class Book:
                 "grade book backup copies a SQLite book; back up a PostgreSQL book with "
                 "pg_dump (the README says how)"
             )
-        import sqlite3
 
         if target.exists():
             raise InputError(f"{target}: exists already; give a new file")

@@ -28,15 +28,22 @@ roster and a lab of the course, and is no earlier than the lab's due time.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from pydantic import ValidationError
+
 from grader.base.closest import closest
 from grader.base.errors import InputError
+from grader.classrun.roster import roster_ids
 from grader.course.marks import Late
+from grader.course.schema import CourseModel, FromEnvModel, LabModel, LateModel
+from grader.engine.rubric import KeyLocator
 
 FILE = "course.toml"
 BOOK = "gradebook.sqlite"
@@ -125,13 +132,6 @@ def find_course(given: Path | None = None, start: Path | None = None) -> Path:
 
 
 def load_course(path: Path) -> Course:
-    import tomllib
-
-    from pydantic import ValidationError
-
-    from grader.course.schema import CourseModel, FromEnvModel, LabModel, LateModel
-    from grader.engine.rubric import KeyLocator
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -187,8 +187,6 @@ def load_course(path: Path) -> Course:
             tuple(lab.image),
         )
     if model.extensions:
-        from grader.classrun.roster import roster_ids
-
         students = roster_ids(roster)
     for student, dues in model.extensions.items():
         for lab_id, due in dues.items():
@@ -233,8 +231,6 @@ def load_course(path: Path) -> Course:
 
 
 def _has_password(url: str) -> bool:
-    import sqlalchemy as sa
-
     try:
         return sa.engine.make_url(url).password is not None
     except sa.exc.ArgumentError:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from grader.report.render.lms import Column, Entry, write
+from grader.report.render.text import points
 
 
 def book_export(
     gradebook: Any, lms: str, feedback: bool = True
 ) -> tuple[str, list[tuple[str, str, list[str]]]]:
     """The import file, and the marks in it that are incomplete (student, lab, checks)."""
-    from grader.report.render.text import points
 
     rows = gradebook.rows()
     labs = list(gradebook.course.labs)

@@ -17,9 +17,17 @@ from typing import Any
 
 from grader.base.closest import closest
 from grader.base.errors import InputError
+from grader.classrun.roster import load_roster, roster_ids
 from grader.course.book import Book, Explained, Row, book_url
 from grader.course.config import Course, find_course, load_course
+from grader.course.imports import check_import
+from grader.engine.catalog import find
+from grader.engine.identity import names, shared
+from grader.engine.pack import load_pack
+from grader.engine.rubric import load_rubric
 from grader.engine.runner import digest
+from grader.machine.execution import Target
+from grader.report.store import ReportStore
 
 
 @dataclasses.dataclass(eq=False)
@@ -44,32 +52,23 @@ class Gradebook:
     # -- the course's parts ------------------------------------------------------------------
 
     def rubric_path(self, lab_id: str) -> Path:
-        from grader.engine.catalog import find
-
         lab = self.course.lab(lab_id)
         return lab.rubric if lab.rubric is not None else find(lab.lab or "")
 
     def rubric(self, lab_id: str) -> Any:
-        from grader.engine.rubric import load_rubric
-
         return self._once("rubric", lab_id, lambda: load_rubric(self.rubric_path(lab_id)))
 
     def pack(self, lab_id: str) -> Any:
-        from grader.engine.pack import load_pack
-
         return self._once("pack", lab_id, lambda: load_pack(self.rubric(lab_id)))
 
     @property
     def roster(self) -> dict[str, int]:
         """The roster's students and their lines."""
-        from grader.classrun.roster import roster_ids
 
         return self._once("roster", "", lambda: roster_ids(self.course.roster))
 
     def people(self) -> dict[str, dict[str, str]]:
         """Who each student is, as the roster says (name, email, section ...)."""
-        from grader.classrun.roster import load_roster
-        from grader.machine.execution import Target
 
         first = next(iter(self.course.labs))
         students = load_roster(
@@ -116,7 +115,6 @@ class Gradebook:
     def identity(self, lab_id: str) -> tuple[dict[str, list[Any]], list[str]]:
         """Every grading of the lab compared with every other (grader.engine.identity): each
         student's flags, and the notes on what the whole class shares."""
-        from grader.engine.identity import names, shared
 
         lab = self.course.lab(lab_id)
         rubric = self.rubric(lab.id)
@@ -184,8 +182,6 @@ class Gradebook:
     def import_folder(self, lab_id: str, folder: Path) -> tuple[int, int]:
         """Record a folder graded elsewhere, every report checked first (nothing is recorded
         when one is refused); (its run id, the reports recorded)."""
-        from grader.course.imports import check_import
-        from grader.report.store import ReportStore
 
         lab = self.course.lab(lab_id)
         if not folder.is_dir():

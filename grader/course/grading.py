@@ -23,10 +23,16 @@ from typing import Any
 from grader.base.clock import now
 from grader.base.closest import closest
 from grader.base.errors import InputError
+from grader.classrun.regrade import regrade_folder
+from grader.classrun.roster import load_roster
+from grader.classrun.roster import shard as slice_of
 from grader.classrun.run import ClassRun, run_class
 from grader.course.gradebook import Gradebook
 from grader.course.marks import OVERRIDDEN_DEPENDENCY
 from grader.engine.runner import Setup
+from grader.evidence.manifest import sha256_of
+from grader.machine.execution import Target
+from grader.report.store import ReportStore
 
 #: Gradings after a due time that ``course due`` makes to complete an incomplete mark
 RETRIES = 3
@@ -100,9 +106,6 @@ def grade_lab(
 ) -> Recorded | None:
     """Grade the lab's roster (or the students ``only``) now and record it; ``on_students``
     hears whom, before anything is graded."""
-    from grader.classrun.roster import load_roster
-    from grader.classrun.roster import shard as slice_of
-    from grader.evidence.manifest import sha256_of
 
     lab = gradebook.course.lab(lab_id)
     pack = gradebook.pack(lab.id)
@@ -147,7 +150,6 @@ def grade_lab(
         plan=setup.plan,
         color=color,
     )
-    from grader.report.store import ReportStore
 
     found = ReportStore(folder).read_all().found
     run = None
@@ -192,10 +194,6 @@ def due_now(gradebook: Gradebook, lab_id: str, moment: datetime) -> list[Due]:
 def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[tuple[int, Path, int]]:
     """Every recorded grading of the lab not yet on its current rubric, regraded from its
     evidence archives and recorded: (the run, its regrade's folder, the regrade's run)."""
-    from grader.classrun.regrade import regrade_folder
-    from grader.classrun.roster import load_roster
-    from grader.machine.execution import Target
-    from grader.report.store import ReportStore
 
     lab = gradebook.course.lab(lab_id)
     pack = gradebook.pack(lab.id)

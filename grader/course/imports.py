@@ -27,6 +27,11 @@ from typing import Any
 
 from grader.base.errors import InputError
 from grader.base.results import Report
+from grader.classrun.regrade import archive_of
+from grader.classrun.roster import id_problem, load_roster
+from grader.engine.runner import regrade
+from grader.evidence.archive import ArchiveError
+from grader.machine.execution import Target
 
 STATUSES = ("pass", "fail", "error", "skipped")
 #: A replayed check that could not decide for want of a secret not given to the import: it
@@ -47,8 +52,6 @@ def check_import(gradebook: Any, lab_id: str, found: Sequence[tuple[Path, Report
 
 
 def report_problems(gradebook: Any, lab_id: str, path: Path, report: Report) -> list[str]:
-    from grader.classrun.roster import id_problem
-
     student = report.student
     if not student:
         return ["names no student (a roster run's report does)"]
@@ -127,8 +130,6 @@ def _numbers(report: Report, items: dict[str, float]) -> list[str]:
 
 def _archive(path: Path, report: Report) -> Any:
     """The report's evidence archive, checked against it; a str says what is wrong."""
-    from grader.classrun.regrade import archive_of
-    from grader.evidence.archive import ArchiveError
 
     try:
         return archive_of(path, report)
@@ -137,10 +138,6 @@ def _archive(path: Path, report: Report) -> Any:
 
 
 def _replayed(gradebook: Any, lab_id: str, report: Report, kept: Any) -> list[str]:
-    from grader.classrun.roster import load_roster
-    from grader.engine.runner import regrade
-    from grader.machine.execution import Target
-
     lab = gradebook.course.lab(lab_id)
     try:
         given = lab.given()

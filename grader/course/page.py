@@ -13,6 +13,8 @@ from grader.base.errors import InputError
 from grader.base.files import safe_name
 from grader.course.book import Row, utc
 from grader.course.config import Course
+from grader.report.render.html import environment
+from grader.report.render.text import points
 
 
 def summary_of(rows: Sequence[Row]) -> dict[str, Any]:
@@ -42,8 +44,6 @@ def summary_of(rows: Sequence[Row]) -> dict[str, Any]:
 def pages(course: Course, rows: Sequence[Row], notes: Sequence[str] = ()) -> dict[str, str]:
     """course.html and students/<id>.html, from the marks ``rows``; ``notes``: class-level
     notes (what the whole class shares, say)."""
-    from grader.report.render.html import environment
-    from grader.report.render.text import points
 
     table = {(r.student, r.lab): r for r in rows}
     students = list(dict.fromkeys(r.student for r in rows))

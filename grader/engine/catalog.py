@@ -68,7 +68,7 @@ def find(name: str) -> Path:
 
 
 def _info(name: str, rubric: Path) -> PackInfo:
-    import tomllib  # here: the self-check imports this module on Python 3.9 (no tomllib)
+    import tomllib  # lazy: self-check (imports this module on Python 3.9: no tomllib)
 
     try:
         title = str(tomllib.loads(rubric.read_text()).get("title", "?"))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.base.errors import InputError
+from grader.probes import Probe
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,6 @@ def load_checks(directory: Path, fixtures: Collection[str]) -> dict[str, Check]:
 
 def load_probes(directory: Path) -> list[tuple[str, type]]:
     """The probe kinds the folder's ``probes.py`` defines: (file:line, class) pairs."""
-    from grader.probes import Probe
 
     path = directory / "probes.py"
     if not path.exists():

@@ -17,10 +17,8 @@ from grader.base.errors import InputError
 from grader.base.files import write_atomic
 from grader.engine.checkload import Check, load_checks, load_probes
 from grader.engine.fixtures import FIXTURES
-from grader.engine.rubric import Rubric, bind_checks
+from grader.engine.rubric import Rubric, bind_checks, load_rubric
 from grader.probes import Registry, pack_probes
-
-#: What a check may ask for by parameter name.
 
 
 @dataclass(frozen=True)
@@ -41,13 +39,11 @@ def copy_pack(rubric: Rubric, folder: Path) -> Path:
     shutil.copytree(
         rubric.checks_dir, folder / "checks", ignore=shutil.ignore_patterns("__pycache__")
     )
-    import tomlkit
+    import tomlkit  # lazy: self-check (its bundle has no tomlkit; only copying a pack needs it)
 
     document = tomlkit.parse(rubric.path.read_text())
     document["checks"] = "checks"
     write_atomic(target, tomlkit.dumps(document))
-    from grader.engine.rubric import load_rubric
-
     load_pack(load_rubric(target))  # the copy grades as it is, or this is a bug
     return target
 

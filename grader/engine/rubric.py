@@ -173,6 +173,8 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
         raw = path.read_bytes() if text is None else text.encode()
     except OSError as e:
         raise InputError(f"{path}: cannot read the rubric: {e.strerror}") from None
+    # lazy: self-check (a compiled rubric needs no parsing: a lab VM's Python 3.9 has no tomllib,
+    # its bundle no pydantic)
     import tomllib
 
     from pydantic import ValidationError

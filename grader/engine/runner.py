@@ -22,6 +22,7 @@ import testinfra.host
 
 from grader.base import evidence
 from grader.base.budget import Deadline, DeadlinePassed
+from grader.base.clock import now as clock
 from grader.base.errors import CheckError, CommandTimeout, HostError
 from grader.base.outcomes import Failed, NeedsVariable, Skipped
 from grader.base.results import Outcome, Redactor, Report, RubricRef, redact
@@ -35,6 +36,8 @@ from grader.evidence import archive
 from grader.evidence.archive import Archive, NeedsLiveVM, Replay, ReplayExecutor, ReplayOutside
 from grader.evidence.holes import NeedsSecret
 from grader.machine.backend import make_host
+from grader.machine.execution import Target
+from grader.machine.local import LocalExecutor, own_address
 from grader.machine.system import System
 from grader.machine.system import detect as detect_system
 from grader.probes import Outside
@@ -214,7 +217,7 @@ def grade_host(
     lost) is retried after a short pause; the report says how many attempts were made. With a
     ``plan``, the commands the checks are known to ask run first in one round trip, and the
     plan learns what this host's checks asked. ``cancel`` ends the grading within a moment."""
-    from grader.machine.ssh import connect
+    from grader.machine.ssh import connect  # lazy: self-check (its bundle has no paramiko)
 
     rubric = pack.rubric
     started = time.monotonic()
@@ -307,8 +310,6 @@ def grade_local(
 ) -> Grading:
     """Grade the machine the grader runs on: commands run here, the outside probes go to this
     machine's own network address."""
-    from grader.machine.execution import Target
-    from grader.machine.local import LocalExecutor, own_address
 
     rubric = pack.rubric
     started, graded_at = time.monotonic(), now()
@@ -356,7 +357,6 @@ def regrade(
 ) -> Report:
     """Grade ``report``'s host again from its evidence archive instead of the VM: the checks
     get the answers the VM gave then; what was never asked is an error (needs the live VM)."""
-    from grader.machine.execution import Target
 
     rubric = pack.rubric
     started = time.monotonic()
@@ -506,6 +506,5 @@ def _graded(
 
 def now() -> str:
     """The time a grading is stamped with (GRADER_NOW when set: see grader.base.clock)."""
-    from grader.base.clock import now as clock
 
     return clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -406,7 +406,7 @@ def load(path: Path) -> Archive:
             f"{path}: the content does not match its checksum: the archive was changed after "
             "grading, so it is refused"
         )
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import TypeAdapter, ValidationError  # lazy: self-check (no pydantic there)
 
     try:
         parsed = TypeAdapter(Body).validate_python(body)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.base.clock import now
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
 
@@ -74,9 +76,6 @@ def read(directory: Path) -> Manifest | None:
 
 def run_manifest(rubric: Any, kind: str, **fields: Any) -> Manifest:
     """The manifest of a folder being made now with ``rubric`` (a grader.engine.rubric.Rubric)."""
-    from datetime import timezone
-
-    from grader.base.clock import now
 
     made = now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Manifest(

@@ -51,7 +51,7 @@ class Dns(Probe):
 
     def ask(self, outside: Outside, name: str, rtype: str = "A", port: int = 53) -> DnsAnswer:
         outside.deadline.check()
-        try:
+        try:  # lazy: self-check (its bundle has no dnspython; only a lab that asks DNS needs it)
             import dns.exception
             import dns.flags
             import dns.message

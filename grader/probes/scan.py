@@ -80,7 +80,7 @@ def scan_ports(
     ports are connected to (see connect_scan; ``keep`` and ``source`` as there)."""
     wanted = sorted(set(ports))
     try:
-        import nmap
+        import nmap  # lazy: optional (without it, a connect scan in Python)
     except ImportError:
         nmap = None
     connect = keep is not None and scan_type() != "-sS"  # a connection may serve a probe too

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import grader
 from grader.base.errors import InputError
 from grader.engine.rubric import Rubric
 
@@ -91,7 +92,6 @@ def build(
 ) -> int:
     """Write the bundle of ``rubric`` (the student copy's) to ``output``, for one ``student``
     when given (their variant's ``values`` written in); returns its size in bytes."""
-    import grader
 
     with tempfile.TemporaryDirectory(prefix="lab-bundle-") as staging:
         root = Path(staging) / "app"

@@ -40,6 +40,6 @@ def rubric_variables(
 ) -> dict[str, str]:
     """A rubric's variables as the grader resolves them (defaults, ``given``, and ``student``'s
     variant derived): what a scenario needs to build a VM the way one student's is graded."""
-    from grader.engine.rubric import load_rubric  # the engine only when a pack asks for it
+    from grader.engine.rubric import load_rubric  # lazy: start-up (the engine only if asked)
 
     return load_rubric(rubric).resolve_vars(given, student=student)

@@ -30,6 +30,7 @@ def _svg(figure: Any) -> str:
 
 
 def histogram(scores: Sequence[float], max_score: float) -> str:
+    # lazy: optional (pip install 'lab-grader[charts]'; see charts_available)
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -48,7 +49,7 @@ def histogram(scores: Sequence[float], max_score: float) -> str:
 
 
 def pass_rates(rates: Mapping[str, float]) -> str:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: optional, as above
 
     ordered = sorted(rates.items(), key=lambda kv: (kv[1], kv[0]))
     figure = Figure(figsize=(6, 0.25 * len(ordered) + 0.9))
@@ -69,7 +70,7 @@ def _charts() -> bool:
     """matplotlib draws the charts when it is installed (pip install 'lab-grader[charts]');
     without it the page shows the same figures as tables."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  # lazy: optional
     except ImportError:
         return False
     return True
