@@ -1,7 +1,14 @@
 """Exercise 0: SMTP is provided by sendmail's own daemon, not by inetd."""
 
-from grader.probes.mail import TurnedAway
-from grader.toolkit import Busy, compare_views, fail, is_loopback, listeners, processes
+from grader.toolkit import (
+    Busy,
+    TurnedAway,
+    compare_views,
+    fail,
+    is_loopback,
+    listeners,
+    processes,
+)
 
 from .support.inetd import entries_for_port
 from .support.mta import SENDMAIL_DOWN, SUPER_SERVERS, is_mta, mta_processes, queued

@@ -17,8 +17,11 @@ Two rules hold for every helper:
   so, and reading it as if it were whole raises ``ReadInPart``: the check is ``error`` ("read
   in part, not decided"), not counted against the student, never ``fail``.
 
-Also here: ``skip`` and ``fail`` (pytest's own outcomes when pytest is there), and ``note``
-(say something about a check without changing its verdict).
+Also here: ``skip`` and ``fail`` (pytest's own outcomes when pytest is there), ``note`` (say
+something about a check without changing its verdict), and what a pack's own kind of outside
+probe is made of (``Probe``, ``Conversation``, and ``TurnedAway`` for a service that refuses a
+probe). This module and ``grader.sim`` (for a pack's simulated scenarios) are the grader's
+whole public pack API: a pack imports nothing else of the grader (tests/test_quality.py).
 """
 
 from __future__ import annotations
@@ -29,15 +32,21 @@ from typing import Any
 from grader.base.errors import CheckError
 from grader.base.evidence import note
 from grader.base.outcomes import fail, skip
+from grader.probes import Probe
+from grader.probes.mail import TurnedAway
+from grader.probes.net import Conversation
 
 __all__ = [
     "READ_LIMIT",
     "Busy",
+    "Conversation",
     "FileContent",
     "Lines",
     "Listener",
+    "Probe",
     "Process",
     "ReadInPart",
+    "TurnedAway",
     "compare_views",
     "fail",
     "is_loopback",

@@ -58,6 +58,39 @@ def test_every_import_inside_a_function_says_why():
     assert not unexplained, unexplained
 
 
+def test_packs_import_only_the_public_pack_api():
+    """A lab pack (Lab 6's checks and scenarios, every pack under labs/, the README's example)
+    imports from the grader only what grader.toolkit and grader.sim export."""
+    import ast
+    import importlib
+    import re
+
+    public = {m: set(importlib.import_module(m).__all__) for m in ("grader.toolkit", "grader.sim")}
+    sources = [
+        (str(path.relative_to(PROJECT)), path.read_text())
+        for folder in ("checks", "scenarios", "labs")
+        for path in sorted((PROJECT / folder).rglob("*.py"))
+    ]
+    readme = (PROJECT / "README.md").read_text()
+    sources += [("README.md", block) for block in re.findall(r"```python\n(.*?)```", readme, re.S)]
+    assert len(sources) > 20
+    wrong = []
+    for name, text in sources:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                wrong += [
+                    f"{name}: import {a.name}" for a in node.names if a.name.startswith("grader")
+                ]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("grader"):
+                allowed = public.get(node.module, set())
+                wrong += [
+                    f"{name}:{node.lineno}: from {node.module} import {a.name}"
+                    for a in node.names
+                    if a.name not in allowed
+                ]
+    assert not wrong, wrong
+
+
 def test_mypy():
     result = run("mypy")
     assert result.returncode == 0, result.stdout
