@@ -11,7 +11,15 @@ from grader.toolkit import (
 )
 
 from .support.inetd import entries_for_port
-from .support.mta import SENDMAIL_DOWN, SUPER_SERVERS, is_mta, mta_processes, queued
+from .support.mta import (
+    CLIENT_QUEUES,
+    SENDMAIL_DOWN,
+    SUPER_SERVERS,
+    is_mta,
+    mta_processes,
+    queued,
+    why_loopback_only,
+)
 from .support.remote import inetd_entries, services
 
 
@@ -66,7 +74,7 @@ def test_smtp_listening(host, outside):
 RATE_LIMIT = "sendmail allows 10 connections per client in 10 minutes"
 
 
-def test_smtp_greets(host, outside):
+def test_smtp_greets(host, lab, outside):
     """Port 25 greets from outside.
 
     From outside the VM, port 25 answers with an SMTP 220 greeting.
@@ -83,9 +91,12 @@ def test_smtp_greets(host, outside):
             f"port 25 did not greet ({greeting.text}): sendmail is not running", cause=SENDMAIL_DOWN
         )
     if found and all(is_loopback(x.address) for x in found):
-        raise AssertionError(
+        why, cause = why_loopback_only(host, lab)
+        fail(
             f"port 25 cannot be reached from outside ({greeting.text}): sendmail listens only on "
-            f"{', '.join(x.address for x in found)} (the Addr= in sendmail.mc's DAEMON_OPTIONS)"
+            f"{', '.join(x.address for x in found)}, "
+            + (why or "as the Addr= of sendmail.mc's DAEMON_OPTIONS says"),
+            cause=cause,
         )
     _not_while_refusing(host, f"port 25 did not greet ({greeting.text})")
     raise AssertionError(f"port 25 did not greet with 220: {greeting.text}")
@@ -118,4 +129,9 @@ def test_queue_empty(host, lab):
             f"messages wait in the queue: {where}, because sendmail is not running",
             cause=SENDMAIL_DOWN,
         )
-    fail(f"messages wait in the queue: {where} (sendmail runs: see `mailq` for why they wait)")
+    client = any(folder.rstrip("/").endswith(CLIENT_QUEUES) for folder in waiting)
+    fail(
+        f"messages wait in the queue: {where} (sendmail runs: `mailq` says why they wait"
+        + (", `mailq -Ac` for the client queue; `sendmail -Ac -q` sends those now)" if client
+           else "; `sendmail -q` sends them now)")
+    )  # fmt: skip

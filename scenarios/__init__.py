@@ -283,6 +283,15 @@ SCENARIOS = {
             _expect(smtp_greets="fail"),
         ),
         Scenario(
+            "sendmail_not_restarted",
+            "sendmail.cf changed to listen on every interface, sendmail not restarted",
+            lambda vm: (
+                do_the_lab(vm, sendmail_everywhere=False),
+                student.listen_everywhere_later(vm),
+            ),
+            _expect(smtp_greets="fail"),
+        ),
+        Scenario(
             "root_ftp_allowed",
             "root removed from /etc/ftpusers",
             lambda vm: do_the_lab(vm, root_in_ftpusers=False),

@@ -20,6 +20,12 @@ def _listen_on(vm: VM, all_interfaces: bool) -> None:
         vm.sh(f"sed -i 's/^{_MTA_OPTIONS}$/&, Addr=127.0.0.1/' /etc/mail/sendmail.cf")
 
 
+def listen_everywhere_later(vm: VM) -> None:
+    """sendmail.cf changed to listen on every interface, and sendmail left running as it was
+    started (not restarted, so it still listens on 127.0.0.1 only)."""
+    _listen_on(vm, all_interfaces=True)
+
+
 def start_sendmail(vm: VM, *, all_interfaces: bool = True) -> None:
     """Start sendmail's daemon (as the VM's system does it), listening on every interface or,
     as some students leave it, on 127.0.0.1 only."""

@@ -127,6 +127,18 @@ def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
                     assert "where False" not in c["message"]  # no pytest introspection
                 if c["status"] != "skipped":
                     assert c["evidence"], (name, c["id"])  # and what it was decided on
+    # a message that asks for a change quotes the VM's own lines, and the cause reads as what
+    # is wrong: sendmail limited to 127.0.0.1 by its configuration, or not restarted after it
+    greets = {
+        name: next(c for c in graded[name]["checks"] if c["id"] == "smtp_greets")["message"]
+        for name in ("sendmail_loopback_only", "sendmail_not_restarted")
+    }
+    quoted = "DAEMON_OPTIONS(`Family=inet,  Name=MTA-v4, Port=smtp, Addr=127.0.0.1')dnl"
+    said = greets["sendmail_loopback_only"]
+    assert "made from /etc/mail/sendmail.mc line " in said
+    assert f": `{quoted}`: remove `Addr=127.0.0.1` from that line and keep the rest" in said
+    assert "did you restart sendmail?" in greets["sendmail_not_restarted"]
+    assert "Addr=127.0.0.1`" not in greets["sendmail_not_restarted"]
     # Lab 6 proves its checks on its own scenarios: each passes in one and fails in another
     lab6 = {name: {c["id"]: c["status"] for c in graded[name]["checks"]} for name in SCENARIOS}
     assert problems({n: s.expected for n, s in SCENARIOS.items()}, lab6) == []

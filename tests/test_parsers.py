@@ -2,6 +2,7 @@
 
 from checks.support.inetd import entries_for_port, entry_port, parse_inetd_conf, parse_services
 from checks.support.mbox import normalise, parse_mbox
+from checks.support.mta import _limits_port_25, _options
 from checks.support.vsftpd import boolean, parse_vsftpd_conf
 
 SERVICES = parse_services("""
@@ -137,3 +138,17 @@ def test_mbox_garbage_gives_no_messages_or_partial_ones():
         b"charset=no-such-charset\n\n\xff\xfe body"
     )
     assert message.subject and "body" in message.body
+
+
+def test_sendmail_listening_lines_that_keep_port_25_on_loopback():
+    cf = "O DaemonPortOptions=Family=inet,  Name=MTA-v4, Port=smtp, Addr=127.0.0.1"
+    mc = "DAEMON_OPTIONS(`Family=inet,  Name=MTA-v4, Port=smtp, Addr=127.0.0.1')dnl"
+    msp = "DAEMON_OPTIONS(`Family=inet,  Name=MSP-v4, Port=submission, M=Ea, Addr=127.0.0.1')dnl"
+    assert _options(cf) == {"family": "inet", "name": "MTA-v4", "port": "smtp", "addr": "127.0.0.1"}
+    assert _limits_port_25(_options(cf)) and _limits_port_25(_options(mc))
+    assert not _limits_port_25(_options(msp))  # the MSP on 587: not what Exercise 3.3 needs
+    assert _limits_port_25(_options("O DaemonPortOptions=Addr=127.0.0.1"))  # port 25 by default
+    assert not _limits_port_25(_options("O DaemonPortOptions=Name=MTA-v4, Port=smtp"))
+    assert not _limits_port_25(_options("O DaemonPortOptions=Port=25, Addr=198.18.0.5"))
+    for inactive in ("dnl " + mc, "#O DaemonPortOptions=Port=smtp, Addr=127.0.0.1", "# " + mc):
+        assert _options(inactive) is None
