@@ -143,6 +143,8 @@ def test_the_ssh_password_is_not_in_a_targets_repr():
 def test_only_names_a_check_of_the_lab(grade):
     run = grade("--host", "127.0.0.1", "--only", "smtp_deamon")
     assert run.exit == ExitStatus.BAD_INPUT
-    assert "--only smtp_deamon: no such check" in run.stderr and "smtp_daemon" in run.stderr
+    assert "--only smtp_deamon: Lab 6: email, processes and networking has no check" in run.stderr
+    assert "(did you mean 'smtp_daemon'?)" in run.stderr
+    assert "rubric.toml" not in run.stderr  # no path of the grader's (a bundle's is temporary)
     run = grade("--roster", "class.csv", "--only", "smtp_daemon")
     assert run.exit == ExitStatus.BAD_INPUT and "a class is graded in full" in run.stderr

@@ -116,6 +116,20 @@ def test_the_bundle_runs_nothing_but_the_standard_library_and_itself(bundle, tmp
         [python, str(tmp_path / "x.pyz"), "--version"], capture_output=True, text=True
     )  # --version only: nothing is graded outside a simulated VM
     assert version.returncode == 0 and version.stdout.startswith("grade, version"), version.stderr
+    # a student's own help: the options a student uses, none of the instructor's
+    shown = subprocess.run(
+        [python, str(tmp_path / "x.pyz"), "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0 and "--only CHECK" in shown.stdout, shown.stderr
+    assert "Check your own lab VM" in shown.stdout and "su -" in shown.stdout
+    for instructor in ("--roster", "--host", "--shard", "bundle", "course", "book", "--local"):
+        assert instructor not in shown.stdout, instructor
+    # an option a student has not got is named as they typed it (nothing is graded)
+    typed = subprocess.run(
+        [python, str(tmp_path / "x.pyz"), "--host", "vm"], capture_output=True, text=True
+    )
+    assert typed.returncode == 2 and "unrecognized arguments: --host vm" in typed.stderr
+    assert "--local" not in typed.stderr
 
 
 #: What a student does for the feedback's first item, by the check it names first: each is one

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.base.errors import CourseBusy, ExitStatus, InputError
-from grader.cli.definition import COMMON, DEFAULTS, Parser, UsageError, build_parser
+from grader.cli.definition import (
+    COMMON,
+    DEFAULTS,
+    Parser,
+    UsageError,
+    build_parser,
+    student_parser,
+)
 from grader.cli.logs import configure_logging
 from grader.report.render.safe import escaped
 
@@ -69,12 +76,19 @@ def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return found
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:
-    """Run ``grade`` with ``argv`` and return its exit status (tests call this in-process)."""
+def main(
+    argv: Sequence[str] | None = None, prog: str = "grade", self_check: Sequence[str] = ()
+) -> int:
+    """Run ``grade`` with ``argv`` and return its exit status (tests call this in-process).
+    ``self_check``: the options a self-check bundle gives itself (``--local`` ...); the
+    student's own ``argv`` is then held to the options a student has, with their own help."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
     try:
         configure_logging()
+        if self_check:
+            student_parser(prog).parse_args(args)  # --help, or an error naming what they typed
+            args = [*self_check, *args]
         parser = build_parser(prog)
         opts = options(parser, parser.parse_args(args))
         module, function = COMMANDS[opts["command"]].split(":")
@@ -106,7 +120,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "grade") -> int:
 
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so flushing it at exit raises no second BrokenPipeError."""
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

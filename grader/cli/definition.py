@@ -137,40 +137,46 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32, width=width)
 
 
-def _grading_options(parser: argparse.ArgumentParser, course: bool = False) -> None:
+def _grading_options(
+    parser: argparse.ArgumentParser, course: bool = False, student: bool = False
+) -> None:
+    """The grading options; a ``student`` (the self-check bundle) gets only those a student
+    checking their own VM uses."""
     add = parser.add_argument
-    what = parser.add_argument_group("what to grade (give one)")
-    what.add_argument("--host", metavar="HOST", help="The VM to grade: a host name or address.")
-    what.add_argument(
-        "--roster",
-        type=Path,
-        metavar="CSV",
-        help="Grade every student of a roster instead (see ROSTER below).",
-    )
-    what.add_argument(
-        "--local",
-        action="store_true",
-        help="Grade this machine, without SSH (a student checking their own VM). Run as root "
-        "to grade everything.",
-    )
+    if not student:
+        what = parser.add_argument_group("what to grade (give one)")
+        what.add_argument("--host", metavar="HOST", help="The VM to grade: a host name or address.")
+        what.add_argument(
+            "--roster",
+            type=Path,
+            metavar="CSV",
+            help="Grade every student of a roster instead (see ROSTER below).",
+        )
+        what.add_argument(
+            "--local",
+            action="store_true",
+            help="Grade this machine, without SSH (a student checking their own VM). Run as root "
+            "to grade everything.",
+        )
     lab = parser.add_argument_group("the lab")
-    _lab_options(lab, "Rubric to grade with")
-    if course:
-        lab.add_argument(
-            "--student",
-            dest="course_students",
-            action="append",
-            metavar="ID",
-            help="Grade this student of the roster only (repeatable); the others' marks are "
-            "left as they are.",
-        )
-    else:
-        lab.add_argument(
-            "--student",
-            metavar="ID",
-            help="With --host or --local: whose VM this is. The report names them, and a "
-            "rubric's per-student variables (a zone, a port) are theirs.",
-        )
+    if not student:
+        _lab_options(lab, "Rubric to grade with")
+        if course:
+            lab.add_argument(
+                "--student",
+                dest="course_students",
+                action="append",
+                metavar="ID",
+                help="Grade this student of the roster only (repeatable); the others' marks are "
+                "left as they are.",
+            )
+        else:
+            lab.add_argument(
+                "--student",
+                metavar="ID",
+                help="With --host or --local: whose VM this is. The report names them, and a "
+                "rubric's per-student variables (a zone, a port) are theirs.",
+            )
     lab.add_argument(
         "--var",
         dest="variables",
@@ -186,82 +192,83 @@ def _grading_options(parser: argparse.ArgumentParser, course: bool = False) -> N
         help="Set a rubric variable from an environment variable, so that its value never "
         "appears on a command line or in shell history. Repeatable.",
     )
-    ssh = parser.add_argument_group("connecting")
-    ssh.add_argument("--port", type=port_number, help="SSH port (default 22).")
-    ssh.add_argument(
-        "--user",
-        help="SSH user (default root: the checks look where only root may).",
-    )
-    ssh.add_argument(
-        "--sudo",
-        action="store_true",
-        help="Run every command on the VM with sudo -n, for a --user who is not root (stock "
-        "sshd lets root log in with a key only: with a password, log in as a user who may "
-        "sudo without one).",
-    )
-    ssh.add_argument(
-        "--identity",
-        type=Path,
-        metavar="KEYFILE",
-        help="Private key to log in with (default: your SSH keys and ssh-agent).",
-    )
-    ssh.add_argument(
-        "--password-env",
-        metavar="VAR",
-        help="Name of an environment variable holding the SSH password (so the password never "
-        "appears on a command line). The grader warns when one password would go to several "
-        "hosts.",
-    )
-    ssh.add_argument(
-        "--ask-password",
-        action="store_true",
-        help="Ask for the SSH password on the terminal (not echoed) instead of reading it "
-        "from an environment variable.",
-    )
-    ssh.add_argument(
-        "--known-hosts",
-        type=Path,
-        metavar="FILE",
-        help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS; default "
-        "~/.config/lab-grader/known_hosts).",
-    )
-    ssh.add_argument(
-        "--accept-changed-host-key",
-        dest="accept_changed",
-        action="append",
-        nargs="?",
-        const="",
-        metavar="HOST",
-        help="Accept and store a host key that differs from the stored one, for HOST "
-        "(repeatable; with --host, HOST may be left out). The report records that the key was "
-        "accepted as changed.",
-    )
-    limits = parser.add_argument_group("time limits (seconds)")
-    limits.add_argument(
-        "--connect-timeout",
-        type=at_least(0.1),
-        metavar="S",
-        help="For each of TCP connect, SSH greeting, login (default 5).",
-    )
-    limits.add_argument(
-        "--command-timeout",
-        type=at_least(0.1),
-        metavar="S",
-        help="One command on the VM (default 30); past it that check is an error.",
-    )
-    limits.add_argument(
-        "--reply-timeout",
-        type=at_least(0.1),
-        metavar="S",
-        help="A whole conversation with a service when probing from outside (default 15).",
-    )
-    limits.add_argument(
-        "--host-timeout",
-        type=at_least(1),
-        metavar="S",
-        help="The whole grading of one host, commands and probes included (default 300); what "
-        "it leaves no time for is an error, so one broken VM never holds up a class.",
-    )
+    if not student:
+        ssh = parser.add_argument_group("connecting")
+        ssh.add_argument("--port", type=port_number, help="SSH port (default 22).")
+        ssh.add_argument(
+            "--user",
+            help="SSH user (default root: the checks look where only root may).",
+        )
+        ssh.add_argument(
+            "--sudo",
+            action="store_true",
+            help="Run every command on the VM with sudo -n, for a --user who is not root (stock "
+            "sshd lets root log in with a key only: with a password, log in as a user who may "
+            "sudo without one).",
+        )
+        ssh.add_argument(
+            "--identity",
+            type=Path,
+            metavar="KEYFILE",
+            help="Private key to log in with (default: your SSH keys and ssh-agent).",
+        )
+        ssh.add_argument(
+            "--password-env",
+            metavar="VAR",
+            help="Name of an environment variable holding the SSH password (so the password never "
+            "appears on a command line). The grader warns when one password would go to several "
+            "hosts.",
+        )
+        ssh.add_argument(
+            "--ask-password",
+            action="store_true",
+            help="Ask for the SSH password on the terminal (not echoed) instead of reading it "
+            "from an environment variable.",
+        )
+        ssh.add_argument(
+            "--known-hosts",
+            type=Path,
+            metavar="FILE",
+            help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS; default "
+            "~/.config/lab-grader/known_hosts).",
+        )
+        ssh.add_argument(
+            "--accept-changed-host-key",
+            dest="accept_changed",
+            action="append",
+            nargs="?",
+            const="",
+            metavar="HOST",
+            help="Accept and store a host key that differs from the stored one, for HOST "
+            "(repeatable; with --host, HOST may be left out). The report records that the key was "
+            "accepted as changed.",
+        )
+        limits = parser.add_argument_group("time limits (seconds)")
+        limits.add_argument(
+            "--connect-timeout",
+            type=at_least(0.1),
+            metavar="S",
+            help="For each of TCP connect, SSH greeting, login (default 5).",
+        )
+        limits.add_argument(
+            "--command-timeout",
+            type=at_least(0.1),
+            metavar="S",
+            help="One command on the VM (default 30); past it that check is an error.",
+        )
+        limits.add_argument(
+            "--reply-timeout",
+            type=at_least(0.1),
+            metavar="S",
+            help="A whole conversation with a service when probing from outside (default 15).",
+        )
+        limits.add_argument(
+            "--host-timeout",
+            type=at_least(1),
+            metavar="S",
+            help="The whole grading of one host, commands and probes included (default 300); what "
+            "it leaves no time for is an error, so one broken VM never holds up a class.",
+        )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--format",
@@ -269,7 +276,8 @@ def _grading_options(parser: argparse.ArgumentParser, course: bool = False) -> N
         choices=FORMATS,
         help="text: a table for people (default); json: the JSON report; html: a "
         "self-contained page; md: Markdown for feedback; junit: JUnit XML; gradescope: "
-        "Gradescope's results.json. (A roster run writes all of them to its folder.)",
+        "Gradescope's results.json."
+        + ("" if student else " (A roster run writes all of them to its folder.)"),
     )
     out.add_argument(
         "--brief",
@@ -290,61 +298,63 @@ def _grading_options(parser: argparse.ArgumentParser, course: bool = False) -> N
         "--out",
         type=Path,
         metavar="DIR",
-        help="Also write the JSON report and the evidence archive to DIR (with --roster: the "
-        "run's folder).",
+        help="Also write the JSON report and the evidence archive to DIR"
+        + ("." if student else " (with --roster: the run's folder)."),
     )
-    view = out.add_mutually_exclusive_group()
-    view.add_argument(
-        "--student-view",
-        dest="student_view",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="Hidden rubric items are only counted; the score is over the visible ones "
-        "(the default with --local).",
-    )
-    view.add_argument(
-        "--instructor-view",
-        dest="student_view",
-        action="store_false",
-        default=argparse.SUPPRESS,
-        help="Everything, hidden items included (the default with --host).",
-    )
+    if not student:
+        view = out.add_mutually_exclusive_group()
+        view.add_argument(
+            "--student-view",
+            dest="student_view",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="Hidden rubric items are only counted; the score is over the visible ones "
+            "(the default with --local).",
+        )
+        view.add_argument(
+            "--instructor-view",
+            dest="student_view",
+            action="store_false",
+            default=argparse.SUPPRESS,
+            help="Everything, hidden items included (the default with --host).",
+        )
     _color_option(out)
     add("--traceback", action="store_true", help="Show the Python traceback of a grader bug.")
-    cls = parser.add_argument_group("a class (with --roster)")
-    cls.add_argument(
-        "--workers",
-        type=at_least(1, int),
-        metavar="N",
-        help="How many hosts are graded at once (default 32).",
-    )
-    cls.add_argument(
-        "--shard",
-        metavar="K/N",
-        help="Grade only the Kth of N slices of the roster (one job of a CI matrix or a Slurm "
-        "array); `grade merge` combines the slices' folders.",
-    )
-    _ignore_column_option(cls, argparse.SUPPRESS)
-    cls.add_argument(
-        "--resume",
-        action="store_true",
-        help="With --out: keep the students whose report in DIR is graded with this same "
-        "rubric, and grade the others.",
-    )
-    speed = parser.add_argument_group("speed")
-    speed.add_argument(
-        "--no-prefetch",
-        action="store_true",
-        help="Run every command of the checks on its own round trip (slower; the marks are "
-        "the same). By default the commands the checks are known to ask run in one round trip.",
-    )
-    speed.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="Where the grader keeps what it learned about a rubric's commands (env "
-        "GRADER_CACHE_DIR; default ~/.cache/lab-grader).",
-    )
+    if not student:
+        cls = parser.add_argument_group("a class (with --roster)")
+        cls.add_argument(
+            "--workers",
+            type=at_least(1, int),
+            metavar="N",
+            help="How many hosts are graded at once (default 32).",
+        )
+        cls.add_argument(
+            "--shard",
+            metavar="K/N",
+            help="Grade only the Kth of N slices of the roster (one job of a CI matrix or a Slurm "
+            "array); `grade merge` combines the slices' folders.",
+        )
+        _ignore_column_option(cls, argparse.SUPPRESS)
+        cls.add_argument(
+            "--resume",
+            action="store_true",
+            help="With --out: keep the students whose report in DIR is graded with this same "
+            "rubric, and grade the others.",
+        )
+        speed = parser.add_argument_group("speed")
+        speed.add_argument(
+            "--no-prefetch",
+            action="store_true",
+            help="Run every command of the checks on its own round trip (slower; the marks are "
+            "the same). By default the commands the checks are known to ask run in one round trip.",
+        )
+        speed.add_argument(
+            "--cache-dir",
+            type=Path,
+            metavar="DIR",
+            help="Where the grader keeps what it learned about a rubric's commands (env "
+            "GRADER_CACHE_DIR; default ~/.cache/lab-grader).",
+        )
 
 
 def _lab_options(group: Any, rubric_help: str) -> None:
@@ -808,6 +818,42 @@ def _ignore_column_option(group: Any, default: Any = None) -> None:
         help="A roster column to leave out (a column of an LMS export the grader does not "
         "know); repeat for more. Name, email, ID number, section and the like are kept anyway.",
     )
+
+
+STUDENT_DESCRIPTION = """\
+Check your own lab VM before you submit it: the checks your instructor will run, run here, on
+this VM. Run it as root (su -, or sudo), so that every check can look where it must.
+
+  {prog}
+      check everything; what to fix first is at the end
+  {prog} --only CHECK
+      after a fix, check that one again (and what it needs); CHECK as the table names it
+  {prog} --var-env NAME=ENVVAR
+      a value the lab asks for (a password), read from an environment variable
+
+Each run says what changed since the one before. Nothing is sent anywhere: the report is
+printed here (and written to --out if you ask).
+"""
+
+STUDENT_EPILOG = """\
+Exit status: 0 every check was checked and passed; 1 a mark is still lost, or a check could not
+be checked here (the last line says which, and how to check it); 2 a mistake on the command
+line; 4 a bug in the grader.
+"""
+
+
+def student_parser(prog: str) -> Parser:
+    """The self-check bundle's command line: the options a student uses, and its own help."""
+    parser = Parser(
+        prog=prog,
+        description=STUDENT_DESCRIPTION.format(prog=prog),
+        epilog=STUDENT_EPILOG,
+        formatter_class=_formatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"grade, version {__version__}")
+    _grading_options(parser, student=True)
+    return parser
 
 
 def build_parser(prog: str = "grade") -> Parser:

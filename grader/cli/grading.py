@@ -13,8 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
@@ -88,6 +86,8 @@ def known_hosts_file(opts: Mapping[str, Any]) -> Path:
     if os.environ.get("GRADER_KNOWN_HOSTS"):
         return Path(os.environ["GRADER_KNOWN_HOSTS"])
 
+    import platformdirs  # lazy: self-check (its bundle has no platformdirs; only SSH needs it)
+
     return platformdirs.user_config_path("lab-grader") / "known_hosts"
 
 
@@ -96,6 +96,8 @@ def cache_dir(opts: Mapping[str, Any]) -> Path:
         return Path(opts["cache_dir"])
     if os.environ.get("GRADER_CACHE_DIR"):
         return Path(os.environ["GRADER_CACHE_DIR"])
+
+    import platformdirs  # lazy: self-check (no platformdirs there; a local grading has no plan)
 
     return platformdirs.user_cache_path("lab-grader")
 
@@ -258,7 +260,9 @@ def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
     while todo:
         name = todo.pop()
         if name not in known:
-            raise UsageError(f"--only {name}: no such check in {rubric.path}{closest(name, known)}")
+            raise UsageError(
+                f"--only {name}: {rubric.title} has no check {name!r}{closest(name, known)}"
+            )
         if name not in keep:
             keep.add(name)
             todo += known[name].depends
