@@ -69,7 +69,8 @@ class TurnedAway(CheckError):
     def now(cls, own_machine: bool, port: int, said: str) -> TurnedAway:
         when = datetime.now(timezone.utc).strftime("%H:%M UTC")
         who = (
-            "your own recent self-checks count against it (each one connects once)"
+            "on this VM it limits even the machine itself (a self-check connects from "
+            "127.0.0.1, which stock configurations leave unlimited)"
             if own_machine
             else "gradings of this VM count against it (each one connects once)"
         )
