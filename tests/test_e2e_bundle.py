@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from grader.sim import VM
 from scenarios import SCENARIOS, student
 
 pytestmark = pytest.mark.vm
+
+RUBRIC_TEXT = (Path(__file__).parents[1] / "rubric.toml").read_text()  # Lab 6's
 
 #: The lab VMs' Python: Slackware 15.0 and Debian 11 ship 3.9
 WANTED = "3.9"
@@ -109,6 +112,14 @@ def test_the_bundle_runs_nothing_but_the_standard_library_and_itself(bundle, tmp
     for absent in ("pydantic", "paramiko", "matplotlib", "click", "_pytest", "cryptography"):
         assert not any(n.startswith(absent + "/") for n in names), absent
     assert "_lab/rubric.json" in names and "_lab/checks/test_smtp.py" in names
+    # nothing of a hidden item in a student's file: not its id, its title, its hint or its code
+    archive = zipfile.ZipFile(io.BytesIO(bundle))
+    lab = b"\n".join(archive.read(n) for n in names if n.startswith("_lab/"))
+    hidden = RUBRIC_TEXT.split('id = "mailbox_permissions"', 1)[1].split("[[", 1)[0]
+    hint = hidden.split('hint = "', 1)[1].split('"', 1)[0]
+    for secret in (b"mailbox_permissions", b"Mailboxes are private", hint.encode()):
+        assert secret not in lab, secret
+    assert b"test_mail_hello_world" in lab  # the visible checks of the same file are all there
     assert not any(n.endswith(".so") for n in names)
     python = python39()
     (tmp_path / "x.pyz").write_bytes(bundle)

@@ -12,6 +12,7 @@ page, click, pytest) is left out, and nothing in the self-check's path imports i
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib.metadata
 import json
@@ -63,10 +64,30 @@ def compiled(rubric: Rubric, student: str | None, values: dict[str, str]) -> dic
         elif var.derive is not None and student is not None:
             var = dataclasses.replace(var, default=values.get(name, ""), derive=None, key=None)
         variables[name] = var
-    data = dataclasses.asdict(dataclasses.replace(rubric, vars=variables))
+    # the hidden items' checks are left out of the bundle: only how many there are is kept
+    data = dataclasses.asdict(dataclasses.replace(rubric, vars=variables, hidden_ids=()))
     data["path"] = "rubric.toml"
     data["checks_dir"] = "checks"
     return json.loads(json.dumps(data))
+
+
+def _leave_out_unmarked(checks: Path, marked: set[str]) -> None:
+    """Take out of the checks' files every check that no item of the student's rubric marks
+    (the hidden ones): nothing of them (id, title, code) goes into a student's file."""
+    for path in sorted(checks.rglob("test_*.py")):
+        text = path.read_text()
+        lines = text.splitlines(keepends=True)
+        spans = [
+            (min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno)
+            for node in ast.parse(text).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name.startswith("test_")
+            and node.name.removeprefix("test_") not in marked
+        ]
+        for first, last in reversed(spans):
+            del lines[first - 1 : last]
+        if spans:
+            path.write_text("".join(lines))
 
 
 def _library_files(name: str) -> Iterable[tuple[Path, str]]:
@@ -109,6 +130,7 @@ def build(
         shutil.copytree(
             rubric.checks_dir, lab / "checks", ignore=shutil.ignore_patterns("__pycache__")
         )
+        _leave_out_unmarked(lab / "checks", {item.id for item in rubric.items})
         (lab / "rubric.toml").write_text(student_copy_text)
         (lab / COMPILED_RUBRIC).write_text(
             json.dumps(compiled(rubric, student, values or {}), indent=1)

@@ -2,8 +2,8 @@
 items, for handing out with the self-check.
 
 A visible item that depended on a hidden one loses that dependency in the copy (the instructor's
-grading still applies it). The copy records how many items it left out, so a student's report
-can still say "N more checks are marked by your instructor".
+grading still applies it). The copy records how many items it left out, never their ids, so a
+student's report can still say "N more checks are marked by your instructor".
 """
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ def student_copy(rubric: Rubric, folder: Path | None = None) -> str:
                     del items[i]["depends"]
         if not len(items):
             del sections[s]
-    legacy = rubric.hidden_items and not rubric.hidden_ids  # an older copy: a count only
-    document["hidden_items"] = (
-        rubric.hidden_items + len(hidden) if legacy else [*rubric.hidden_ids, *sorted(hidden)]
-    )
+    # how many, never which: a student's file names nothing of a hidden item
+    document["hidden_items"] = rubric.hidden_items + len(hidden)
     text = tomlkit.dumps(document)
     load_rubric((folder or rubric.checks_dir.parent) / "student.toml", text)  # valid, or a bug
     return text
