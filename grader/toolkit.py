@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.base.errors import CheckError
-from grader.base.evidence import note
+from grader.base.evidence import command_in_words, note
 from grader.base.outcomes import fail, skip
 from grader.probes import Probe
 from grader.probes.mail import TurnedAway
@@ -150,8 +150,10 @@ def output(host: Any, command: str, *args: str, about: str | None = None) -> str
                 f"{what}: only root may read it; run the grader as root (with sudo, or "
                 "after su - where there is no sudo)"
             )
+        said = result.stderr.strip()
         raise CheckError(
-            f"`{_shown(result)}` failed with exit status {result.rc}: {result.stderr.strip()[:300]}"
+            f"{about or command_in_words(_shown(result))} failed (exit status {result.rc})"
+            + (f": {said[:300]}{'...' if len(said) > 300 else ''}" if said else "")
         )
     return str(result.stdout)
 
@@ -164,7 +166,7 @@ def _what(command: str, args: tuple[str, ...]) -> str:
     """A failed command in words a person reads: the file it was about, else the command."""
     if command in (_READ_FILE, _READ_LINES) and args:
         return args[0]
-    return f"`{command % args if args else command}`"
+    return command_in_words(command % args if args else command)
 
 
 def processes(host: Any) -> dict[int, Process]:

@@ -4,6 +4,7 @@ from checks.support.inetd import entries_for_port, entry_port, parse_inetd_conf,
 from checks.support.mbox import normalise, parse_mbox
 from checks.support.mta import _limits_port_25, _options
 from checks.support.vsftpd import boolean, parse_vsftpd_conf
+from grader.base.evidence import command_in_words
 
 SERVICES = parse_services("""
 ftp		21/tcp
@@ -152,3 +153,13 @@ def test_sendmail_listening_lines_that_keep_port_25_on_loopback():
     assert not _limits_port_25(_options("O DaemonPortOptions=Port=25, Addr=198.18.0.5"))
     for inactive in ("dnl " + mc, "#O DaemonPortOptions=Port=smtp, Addr=127.0.0.1", "# " + mc):
         assert _options(inactive) is None
+
+
+def test_a_command_in_a_message_is_named_in_words_never_quoted_whole():
+    read = 'p=/etc/inetd.conf; if [ -L "$p" ]; then echo symlink; readlink -- "$p"; ' * 3
+    assert command_in_words(read) == "reading /etc/inetd.conf"
+    assert command_in_words("p='/var/spool/mail/bob'; dd ...") == "reading /var/spool/mail/bob"
+    assert command_in_words("ls -1 -A -- /var/spool/mqueue") == "`ls -1 -A -- /var/spool/mqueue`"
+    long = "ps -e -ww -o pid=,ppid=,comm=,args= | awk '{print $1}' | sort -n | uniq -c | head -50"
+    said = command_in_words(long)
+    assert said.startswith("a command of the checks (`ps ...`") and "awk" not in said

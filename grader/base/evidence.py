@@ -46,6 +46,22 @@ def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
     return f"{text[:limit]}\n... (truncated: {len(text) - limit} more characters)"
 
 
+#: A command longer than this is named in words in a message (it is whole in the evidence)
+SHOWN_COMMAND = 72
+
+
+def command_in_words(command: str) -> str:
+    """A command as a message a person reads names it: a safe read of the toolkit's
+    (``p=PATH; ...``) as "reading PATH", a short command as itself in backquotes, a long one
+    by its start; the whole command stays in the evidence, never in the sentence."""
+    text = " ".join(command.split())
+    if text.startswith("p=") and ";" in text:
+        return f"reading {text[2:].split(';', 1)[0].strip(chr(39))}"
+    if len(text) <= SHOWN_COMMAND:
+        return f"`{text}`"
+    return f"a command of the checks (`{text.split(' ', 1)[0]} ...`, whole in the evidence)"
+
+
 def record(source: str, output: str) -> None:
     """Add one piece of evidence to the check being run, if any: once, however many times the
     check asked (a memoized answer is the same evidence)."""

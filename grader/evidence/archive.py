@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 from grader import __version__
 from grader.base.budget import DeadlinePassed
 from grader.base.errors import CheckError, CommandTimeout, InputError
+from grader.base.evidence import command_in_words
 from grader.evidence import holes
 from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed
 from grader.probes import Outside, Registry, record_of
@@ -490,16 +491,16 @@ class ReplayExecutor:
         cancel: threading.Event | None = None,
     ) -> Completed:
         entry = self._answers.get(command)
-        shown = command.decode("utf-8", errors="replace")
+        shown = command_in_words(command.decode("utf-8", errors="replace"))
         if entry is None:
             raise NeedsLiveVM(
-                f"needs the live VM: `{shown}` was not run when the VM was graded "
+                f"needs the live VM: {shown} was not run when the VM was graded "
                 f"({self.graded_at}), so its evidence archive has no answer to it"
             )
-        answer = entry.answer(self.replay.known, f"the answer to `{shown}`")
+        answer = entry.answer(self.replay.known, f"the answer to {shown}")
         if answer is None:
             raise NeedsLiveVM(
-                f"needs the live VM: the output of `{shown}` was not kept ({entry.omitted})"
+                f"needs the live VM: the output of {shown} was not kept ({entry.omitted})"
             )
         if isinstance(answer, (CommandTimeout, DeadlinePassed)):
             raise answer

@@ -61,7 +61,7 @@ class GraderBackend(BaseBackend):
             raise
         except CommandTimeout as e:
             evidence.record(shown, answer_text(e))
-            raise CommandTimeout(f"`{shown}` timed out: {e}") from None
+            raise CommandTimeout(f"{evidence.command_in_words(shown)} timed out: {e}") from None
         evidence.record(shown, answer_text(done))
         return self.result(done.exit_status, cmd, done.stdout, done.stderr)
 
