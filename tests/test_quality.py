@@ -91,6 +91,22 @@ def test_packs_import_only_the_public_pack_api():
     assert not wrong, wrong
 
 
+def test_every_link_inside_the_readme_leads_to_a_heading():
+    """The README's contents line and cross-references land where they say (GitHub's anchors:
+    the heading in lower case, punctuation dropped, spaces as hyphens)."""
+    import re
+
+    text = (PROJECT / "README.md").read_text()
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    headings = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in prose.splitlines()
+        if line.startswith("#")
+    }
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert len(links) > 10 and links <= headings, sorted(links - headings)
+
+
 def test_mypy():
     result = run("mypy")
     assert result.returncode == 0, result.stdout
