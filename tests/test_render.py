@@ -1,5 +1,7 @@
 """Renderers are pure functions of a Report."""
 
+import dataclasses
+
 from grader.base.evidence import Evidence
 from grader.base.results import CheckResult, Report, RubricRef
 from grader.report.render import render
@@ -127,6 +129,20 @@ def test_lost_marks_show_their_evidence_and_checks_needing_root_are_named():
         "Looked at: ss --numeric --listening; /etc/inetd.conf; POP3 connection to 198.18.0.10:110"
     ) in text
     assert "test -L" not in text
+    # a student's screen ends with what to do: what was looked at only when asked for
+    student = dataclasses.replace(report, view="student")
+    assert "Looked at:" not in render("text", student, width=200)
+    assert "Looked at: ss --numeric" in render("text", student, width=200, evidence=True)
+    assert "Looked at:" not in render("text", report, width=200, evidence=False)
+
+
+def test_a_check_id_is_never_cut_in_the_table():
+    long = dataclasses.replace(REPORT.checks[1], id="vsftpd_anonymous_disabled_and_more_words")
+    text = render("text", dataclasses.replace(REPORT, checks=(REPORT.checks[0], long)), width=60)
+    assert "…" not in text
+    assert "vsftpd_anonymous_disabled_and_more_words" in "".join(
+        line.split("│")[2].strip() for line in text.splitlines() if line.count("│") > 3
+    )
 
 
 def test_wrapped_lines_of_a_lost_mark_keep_their_indentation():

@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     "var_env": [],
     "fmt": "text",
     "brief": False,
+    "evidence": None,
     "only": [],
     "ignore_columns": [],
     "out": None,
@@ -285,6 +286,13 @@ def _grading_options(
         default=argparse.SUPPRESS,
         help="Text: only the score and what lost marks, what to fix first (no table of every "
         "check).",
+    )
+    out.add_argument(
+        "--evidence",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Text: under each lost mark, the files, commands and probes it was decided on "
+        + ("(left out otherwise)." if student else "(the default, except in a student's view)."),
     )
     lab.add_argument(
         "--only",

@@ -197,7 +197,10 @@ def grade(opts: dict[str, Any]) -> int:
             write_atomic(path, render(opts["fmt"], report))
     if opts["fmt"] == "text":
         changed = since.lines() if since is not None else []
-        to_terminal("text", report, color, brief=opts["brief"], since=changed, only=opts["only"])
+        to_terminal(
+            "text", report, color, brief=opts["brief"], since=changed, only=opts["only"],
+            evidence=opts["evidence"],
+        )  # fmt: skip
     else:
         sys.stdout.write(render(opts["fmt"], report))
         sys.stdout.flush()

@@ -59,11 +59,13 @@ def render(
     brief: bool = False,
     since: Sequence[str] = (),
     only: bool = False,
+    evidence: bool | None = None,
     **_: object,
 ) -> str:
     """The report for a terminal; ``brief``: only the score and what lost marks (no table);
-    ``since``: what changed since the student's last self-check; ``only``: --only was given.
-    A student's report ends with what to do next."""
+    ``since``: what changed since the student's last self-check; ``only``: --only was given;
+    ``evidence``: under each lost mark, what it was looked at (default: not in a student's
+    view, which ends with what to do next)."""
     console = text_console(color, width)
     who = report.student or report.host
     where = (
@@ -98,7 +100,7 @@ def render(
 
     if not brief:
         console.print(_table(report))
-    _feedback(console, report)
+    _feedback(console, report, report.view != "student" if evidence is None else evidence)
     if only:
         console.print(f"Only {', '.join(c.id for c in report.checks)} checked (--only).")
     if since:
@@ -114,7 +116,7 @@ def render(
 def _table(report: Report) -> Table:
     table = Table(show_header=True, header_style="bold", expand=True, pad_edge=False)
     table.add_column("", width=5, no_wrap=True)
-    table.add_column("Check", ratio=2)
+    table.add_column("Check", ratio=2, overflow="fold")  # an id is never cut: --only needs it
     table.add_column("Points", justify="right", no_wrap=True, width=7)
     table.add_column("Details", ratio=3)
     for section in dict.fromkeys(c.section for c in report.checks):
@@ -131,7 +133,7 @@ def _table(report: Report) -> Table:
     return table
 
 
-def _feedback(console: Console, report: Report) -> None:
+def _feedback(console: Console, report: Report, evidence: bool) -> None:
     lost = [c for c in report.checks if c.lost]
     unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
     counts = {
@@ -185,12 +187,12 @@ def _feedback(console: Console, report: Report) -> None:
         console.print()
         console.print(Text("Where the marks were lost", style="bold"))
         for check in lost:
-            console.print(_hanging("  - ", _lost_line(check, grouped.get(check.id))))
+            console.print(_hanging("  - ", _lost_line(check, grouped.get(check.id), evidence)))
     if unchecked:
         console.print()
         console.print(Text("Not checked (not counted against you)", style="bold"))
         for check in unchecked:
-            console.print(_hanging("  - ", _lost_line(check)))
+            console.print(_hanging("  - ", _lost_line(check, None, evidence)))
 
 
 def _next_step(report: Report) -> Text:
@@ -259,7 +261,7 @@ def _hanging(marker: str, body: Text) -> Table:
     return grid
 
 
-def _lost_line(check: CheckResult, fix_first: int | None = None) -> Text:
+def _lost_line(check: CheckResult, fix_first: int | None = None, evidence: bool = True) -> Text:
     line = Text(check.id, style="bold")
     worth = f"{points(check.max_points)} point{'s' * (check.max_points != 1)}"
     line.append(f" ({worth} {'lost' if check.lost else 'not checked'}): {check.message}")
@@ -271,7 +273,7 @@ def _lost_line(check: CheckResult, fix_first: int | None = None) -> Text:
         line.append("\nThe grader needs root to check this (sudo).", style="yellow")
     elif check.status == "error":
         line.append("\nThis is a problem of the grading, not of your VM.", style="yellow")
-    sources = looked_at(check)
+    sources = looked_at(check) if evidence else []
     if check.status == "fail" and sources:
         line.append(f"\nLooked at: {'; '.join(sources)}", style="dim")
     return line
