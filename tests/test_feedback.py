@@ -179,3 +179,17 @@ def test_a_self_check_is_compared_with_the_last_one(tmp_path):
         "  still lost: smtp_greets",
     ]
     assert "  Exercise 0: the SMTP service: 0.5 -> 3 of 4" in lines
+
+
+def test_a_check_not_checked_is_never_a_drop_in_the_comparison(tmp_path):
+    from grader.selfcheck.last_run import History
+
+    busy = Outcome("error", "the SMTP server turned the grader away", error_kind="turned_away")
+    before = report(smtp_greets=busy)  # not checked then
+    History(before, tmp_path).keep(before)
+    after = report(queue_empty=Outcome("error", "no answer", error_kind="timeout"))
+    lines = History(after, tmp_path).compare(after).lines()
+    assert "  checked now, and passed: smtp_greets" in lines
+    assert "  not checked this time (not counted against you): queue_empty" in lines
+    assert "  nothing changed" not in lines
+    assert not any("->" in line for line in lines)  # no section lost or gained a point

@@ -32,6 +32,8 @@ class Since:
     newly_lost: tuple[str, ...]
     still_lost: tuple[str, ...]
     sections: tuple[tuple[str, float, float, float], ...]  # title, points then, now, out of
+    newly_checked: tuple[str, ...] = ()  # not checked then, passed now
+    unchecked_now: tuple[str, ...] = ()  # checked then, not checked now (no lost mark)
 
     def lines(self) -> list[str]:
         out = [f"Since your last self-check ({self.when}):"]
@@ -39,15 +41,24 @@ class Since:
             ("fixed", self.fixed),
             ("newly lost", self.newly_lost),
             ("still lost", self.still_lost),
+            ("checked now, and passed", self.newly_checked),
+            ("not checked this time (not counted against you)", self.unchecked_now),
         ):
             if ids:
                 out.append(f"  {word}: {', '.join(ids)}")
-        if not (self.fixed or self.newly_lost or self.still_lost):
+        changed = [
+            f"  {title}: {then:g} -> {now:g} of {most:g}"
+            for title, then, now, most in self.sections
+            if now != then
+        ]
+        if len(out) == 1 and not changed:
             out.append("  nothing changed")
-        for title, then, now, most in self.sections:
-            if now != then:
-                out.append(f"  {title}: {then:g} -> {now:g} of {most:g}")
-        return out
+        return out + changed
+
+
+def _checked(state: str) -> bool:
+    """A check's state as kept ("lost", or its status): was it checked?"""
+    return state in ("lost", "pass", "fail")
 
 
 class History:
@@ -79,19 +90,23 @@ class History:
         when, before, points_then = self.last
         now = {c.id: c for c in report.checks}
         ids = [c.id for c in report.checks if c.id in before]
-        sections = []
+        state = {c.id: "lost" if c.lost else c.status for c in report.checks}
+        both = {i for i in ids if _checked(before[i]) and _checked(state[i])}
+        sections = []  # over the checks checked both times: not checking is never a drop
         for title in dict.fromkeys(c.section for c in report.checks):
-            mine = [c for c in report.checks if c.section == title]
-            then = sum(points_then.get(c.id, 0.0) for c in mine)
-            sections.append(
-                (title, then, sum(c.points for c in mine), sum(c.max_points for c in mine))
-            )
+            mine = [c for c in report.checks if c.section == title and c.id in both]
+            if mine:
+                then = sum(points_then.get(c.id, 0.0) for c in mine)
+                most = sum(c.max_points for c in mine)
+                sections.append((title, then, sum(c.points for c in mine), most))
         return Since(
             when,
             tuple(i for i in ids if before[i] == "lost" and now[i].status == "pass"),
             tuple(i for i in ids if before[i] != "lost" and now[i].lost),
             tuple(i for i in ids if before[i] == "lost" and now[i].lost),
             tuple(sections),
+            tuple(i for i in ids if not _checked(before[i]) and now[i].status == "pass"),
+            tuple(i for i in ids if _checked(before[i]) and not _checked(state[i])),
         )
 
     def keep(self, report: Report) -> None:
