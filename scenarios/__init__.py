@@ -70,6 +70,12 @@ chown smmsp:smmsp /run/sendmail/msp && chmod 2775 /run/sendmail/msp
 """
 
 
+SEPARATE_SPOOL = r"""
+link=/var/spool/mail; [ -L $link ] || link=/var/mail
+rm $link && mkdir -m 3777 $link && chown root:mail $link
+"""
+
+
 def lab_start(vm: VM) -> None:
     """The VM as handed out: inetd runs with the time service; sendmail is installed but its
     daemon is not running; vsftpd allows anonymous FTP."""
@@ -131,9 +137,16 @@ def do_the_lab(
     mailbox_mode: str | None = None,
     root_in_ftpusers: bool = True,
     smtp_left_in_inetd: bool = False,
+    separate_spool: bool = False,
 ) -> None:
-    """Lab 6 done by a student, with an optional mistake given by one keyword."""
+    """Lab 6 done by a student, with an optional mistake given by one keyword (or, with
+    ``separate_spool``, on a VM whose /var/spool/mail is an empty folder of its own while its
+    mailer delivers to /var/mail: /var is the VM's own, so the link is replaced, not followed)."""
     lab_start(vm)
+    if separate_spool:
+        vm.sh(
+            "rm /var/spool/mail && mkdir -m 3777 /var/spool/mail && chown root:mail /var/spool/mail"
+        )
     # Exercise 0 and 2: sendmail's own daemon serves SMTP (once started)
     if start_sendmail:
         student.start_sendmail(vm, all_interfaces=sendmail_everywhere)
@@ -290,6 +303,12 @@ SCENARIOS = {
                 student.listen_everywhere_later(vm),
             ),
             _expect(smtp_greets="fail"),
+        ),
+        Scenario(
+            "mail_in_var_mail",
+            "the lab done right on a VM whose mailer delivers to /var/mail, not /var/spool/mail",
+            lambda vm: do_the_lab(vm, separate_spool=True),
+            ALL_PASS,
         ),
         Scenario(
             "root_ftp_allowed",

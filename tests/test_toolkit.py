@@ -74,3 +74,19 @@ def test_a_small_mailbox_is_read_whole(tmp_path):
     box = mailbox(HOST, Lab(Paths({"mail_spool": str(tmp_path)}), {}), "bob")
     assert box.complete and box.count == 4 and [m.index for m in box.messages] == [1, 2, 3, 4]
     box.decide("anything")  # read whole: the check may decide it is missing
+
+
+def test_a_mailbox_the_mailer_put_elsewhere_is_read_there_and_said(tmp_path):
+    spool, elsewhere = tmp_path / "spool", tmp_path / "mail"
+    spool.mkdir(), elsewhere.mkdir()
+    write_mailbox(elsewhere / "bob", 1)
+    lab = Lab(Paths({"mail_spool": str(spool), "mail_spool_also": [str(elsewhere)]}), {})
+    with pytest.warns(UserWarning, match=f"{spool}/bob does not exist; this VM's mailer"):
+        box = mailbox(HOST, lab, "bob")
+    assert box.path == f"{elsewhere}/bob" and box.count == 2
+    (elsewhere / "bob").unlink()
+    missing = mailbox(HOST, lab, "bob")  # in neither: said so, with both places
+    assert not missing.exists and missing.path == f"{spool}/bob"
+    assert missing.describe() == (
+        f"{spool}/bob does not exist (nor does {elsewhere}/bob): no mail was delivered"
+    )

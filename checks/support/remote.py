@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from grader.toolkit import READ_LIMIT, ReadInPart, output, read_lines
+from grader.toolkit import READ_LIMIT, ReadInPart, note, output, read_lines
 
 from .inetd import Entry, parse_inetd_lines, parse_services_lines
 from .mbox import Message, parse_mbox
@@ -61,6 +61,7 @@ class Mailbox:
     messages: list[Message]  # the last ones of ``count`` (all of them when complete)
     count: int  # messages in the mailbox
     note: str  # said when the mailbox does not exist
+    exists: bool = True
 
     @property
     def complete(self) -> bool:
@@ -107,8 +108,35 @@ _READ_MAILBOX = (
 )
 
 
+def other_spools(lab: Any) -> list[str]:
+    """The folders a VM's mailer may deliver to instead of the lab's mail spool."""
+    also = lab.paths.get("mail_spool_also", [])  # a rubric from before it was there: none
+    return [also] if isinstance(also, str) else list(also)
+
+
 def mailbox(host: Any, lab: Any, user: str, limit: int = READ_LIMIT) -> Mailbox:
-    path = f"{lab.paths.mail_spool.rstrip('/')}/{user}"
+    """``user``'s mailbox in the lab's mail spool; where it is not there, the one in a folder
+    the VM's mailer may deliver to instead (``mail_spool_also``: /var/mail, where
+    /var/spool/mail is not a link to it), with a note saying which was read."""
+    spool = lab.paths.mail_spool.rstrip("/")
+    box = _read_mailbox(host, f"{spool}/{user}", user, limit)
+    if box.exists:
+        return box
+    for other in other_spools(lab):
+        elsewhere = _read_mailbox(host, f"{other.rstrip('/')}/{user}", user, limit)
+        if elsewhere.exists:
+            note(
+                f"{box.path} does not exist; this VM's mailer delivers to {other}, so "
+                f"{elsewhere.path} was read instead"
+            )
+            return elsewhere
+    also = " or ".join(f"{o.rstrip('/')}/{user}" for o in other_spools(lab))
+    return dataclasses.replace(
+        box, note=f"does not exist{f' (nor does {also})' if also else ''}: no mail was delivered"
+    )
+
+
+def _read_mailbox(host: Any, path: str, user: str, limit: int) -> Mailbox:
     args = (path, str(BODY_LINES), str(limit))
     result = host.run(_READ_MAILBOX, *args)
     if result.rc != 0:
@@ -118,7 +146,7 @@ def mailbox(host: Any, lab: Any, user: str, limit: int = READ_LIMIT) -> Mailbox:
         target = rest.decode(errors="replace").strip()
         raise AssertionError(f"{path} is a symbolic link (to {target}); it was not read")
     if kind == b"missing":
-        return Mailbox(path, [], 0, "does not exist: nothing was delivered there")
+        return Mailbox(path, [], 0, "does not exist: no mail was delivered", exists=False)
     if not kind.startswith(b"file "):
         raise AssertionError(f"{path} is not a regular file; it was not read")
     body, mark, count = rest.rpartition(COUNT_MARK)

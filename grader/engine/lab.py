@@ -21,6 +21,10 @@ class Paths:
         except KeyError:
             raise CheckError(f"the rubric's [paths] has no {name!r}") from None
 
+    def get(self, name: str, default: str | list[str]) -> str | list[str]:
+        """A path the rubric may leave out (one a pack added later): ``default`` then."""
+        return self._paths.get(name, default)
+
 
 @dataclass(frozen=True)
 class Lab:
