@@ -97,9 +97,10 @@ def why_loopback_only(host: Any, lab: Any) -> tuple[str, str | None]:
     sendmail.cf that says so and the line of the .mc file it is made from, quoted with the
     change to make; or, when sendmail.cf no longer says so, that sendmail was not restarted
     (with that cause). ("", None) when neither file is there."""
-    cf = lab.paths.sendmail_cf
+    cf = str(lab.paths.get("sendmail_cf", "/etc/mail/sendmail.cf"))  # an older rubric: these
+    mc = lab.paths.get("sendmail_mc", ["/etc/mail/sendmail.mc"])
     in_cf = _limiting(host, cf)
-    sources = [(path, _limiting(host, path)) for path in lab.paths.sendmail_mc]
+    sources = [(path, _limiting(host, path)) for path in ([mc] if isinstance(mc, str) else mc)]
     sources = [(path, lines) for path, lines in sources if lines is not None]
     if in_cf == []:
         return (
