@@ -143,10 +143,8 @@ def do_the_lab(
     ``separate_spool``, on a VM whose /var/spool/mail is an empty folder of its own while its
     mailer delivers to /var/mail: /var is the VM's own, so the link is replaced, not followed)."""
     lab_start(vm)
-    if separate_spool:
-        vm.sh(
-            "rm /var/spool/mail && mkdir -m 3777 /var/spool/mail && chown root:mail /var/spool/mail"
-        )
+    if separate_spool:  # the link between the two (Debian's one way, Slackware's the other) goes
+        vm.sh(SEPARATE_SPOOL)
     # Exercise 0 and 2: sendmail's own daemon serves SMTP (once started)
     if start_sendmail:
         student.start_sendmail(vm, all_interfaces=sendmail_everywhere)
