@@ -118,19 +118,19 @@ def mailbox(host: Any, lab: Any, user: str, limit: int = READ_LIMIT) -> Mailbox:
     """``user``'s mailbox in the lab's mail spool; where it is not there, the one in a folder
     the VM's mailer may deliver to instead (``mail_spool_also``: /var/mail, where
     /var/spool/mail is not a link to it), with a note saying which was read."""
-    spool = lab.paths.mail_spool.rstrip("/")
-    box = _read_mailbox(host, f"{spool}/{user}", user, limit)
+    box = _read_mailbox(host, f"{lab.paths.mail_spool.rstrip('/')}/{user}", user, limit)
     if box.exists:
         return box
-    for other in other_spools(lab):
-        elsewhere = _read_mailbox(host, f"{other.rstrip('/')}/{user}", user, limit)
+    others = [f"{other.rstrip('/')}/{user}" for other in other_spools(lab)]
+    for path in others:
+        elsewhere = _read_mailbox(host, path, user, limit)
         if elsewhere.exists:
             note(
-                f"{box.path} does not exist; this VM's mailer delivers to {other}, so "
-                f"{elsewhere.path} was read instead"
+                f"{box.path} does not exist; this VM's mailer delivers to "
+                f"{path.rsplit('/', 1)[0]}, so {path} was read instead"
             )
             return elsewhere
-    also = " or ".join(f"{o.rstrip('/')}/{user}" for o in other_spools(lab))
+    also = " or ".join(others)
     return dataclasses.replace(
         box, note=f"does not exist{f' (nor does {also})' if also else ''}: no mail was delivered"
     )
