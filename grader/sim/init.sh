@@ -8,8 +8,9 @@ set -euo pipefail
 : "${VM_DIR:?}" "${VM_ADDRESS:?}" "${VM_PASSWORD:?}" "${AUTHORIZED_KEY:?}"
 
 # PIDs from a point of the VM's own, as a machine up for a while has them: two VMs doing the
-# same steps in the same second must not get the same PIDs (sendmail makes its queue ids, so
-# its Message-IDs, from the time and its PID). This VM's PID namespace only (--mount-proc).
+# same steps in the same second must not get the same PIDs (a daemon that makes its ids from
+# the time and its PID, a mail server's message ids say, would give both the same). This
+# VM's PID namespace only (--mount-proc).
 echo $(( RANDOM % 20000 + 1000 )) > /proc/sys/kernel/ns_last_pid
 
 for dir in etc var home root usr/local; do
