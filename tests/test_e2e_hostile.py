@@ -35,7 +35,10 @@ def test_a_port_22_that_never_speaks_is_unreachable_within_the_connect_timeout(
     report = run.report
     assert report["status"] == "unreachable" and report["error_kind"] == "timeout"
     assert "no SSH greeting within 2 s" in report["error"] and report["score"] is None
-    assert report["attempts"] == 2 and elapsed < 2 * 2 + 1 + 3  # two attempts, one pause
+    # two attempts and one pause, in the grader's own time (a loaded machine's Python start-up
+    # is not the grader's); the wall clock only shows that nothing hung
+    assert report["attempts"] == 2 and report["duration_s"] < 2 * 2 + 1 + 2
+    assert elapsed < 30
 
 
 def test_a_command_that_never_returns_is_an_error_and_the_rest_is_graded(grade, fleet, hostile_vms):
@@ -68,54 +71,49 @@ def test_a_per_host_deadline_bounds_the_whole_host(grade, fleet, hostile_vms):
     assert run.report["status"] == "graded"
 
 
-def test_huge_files_and_binary_junk_are_graded_in_bounded_time(grade, fleet, hostile_vms, tmp_path):
-    started = time.monotonic()
+def test_huge_files_and_binary_junk_are_graded_in_bounded_time_and_memory(
+    fleet, hostile_vms, grade, tmp_path
+):
+    """One grading, in a process of its own so that its peak memory is its own."""
     vm = hostile_vms["h_huge_files"]
-    report = grade(*fleet.grade_args(vm, "--out", str(tmp_path))).report
-    # bounded, not timed: reading what it holds whole would take many minutes (the grader's
-    # own bounds are asserted below); a shared machine's slow ssh needs room above a minute
-    assert time.monotonic() - started < 150
-    lost = {
-        c["id"]: (c["message"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"
-    }
-    assert statuses(report) == HOSTILE["huge_files"].expected, lost  # the real mail is found
-    for check in report["checks"]:
-        for piece in check["evidence"]:
-            assert len(piece["output"]) <= OUTPUT_LIMIT + 100  # clipped, with a note saying so
-    assert any("truncated" in p["output"] for c in report["checks"] for p in c["evidence"])
-    # its evidence archive stays within the archive's bounds, and regrades to the same marks
-    kept = tmp_path / f"{vm.address}.evidence.json.gz"
-    assert kept.stat().st_size < 2 * 1024 * 1024
-    assert len(gzip.decompress(kept.read_bytes())) <= archive.READ_LIMIT
-    again = grade("regrade", str(tmp_path), "--out", str(tmp_path / "again"))
-    assert again.exit == ExitStatus.OK
-    regraded = json.loads((tmp_path / "again" / f"{vm.address}.json").read_text())
-    assert statuses(regraded) == statuses(report)
-
-
-def test_huge_files_peak_memory(fleet, hostile_vms, tmp_path):
     env = {
         **os.environ,
         "GRADER_KNOWN_HOSTS": str(tmp_path / "kh"),
         "GRADER_CACHE_DIR": str(tmp_path / "cache"),
     }
-    output = tmp_path / "report.json"
-    with output.open("wb") as sink, (tmp_path / "stderr").open("wb") as errors:
+    out = tmp_path / "live"
+    started = time.monotonic()
+    with (tmp_path / "stderr").open("wb") as errors:
         process = subprocess.Popen(
-            [sys.executable, "-m", "grader", *fleet.grade_args(hostile_vms["h_huge_files"])],
+            [sys.executable, "-m", "grader", *fleet.grade_args(vm, "--out", str(out))],
             env=env,
-            stdout=sink,
+            stdout=subprocess.DEVNULL,
             stderr=errors,
         )
         _, status, usage = os.wait4(process.pid, 0)
+    # bounded, not timed: reading what it holds whole would take many minutes (the grader's
+    # own bounds are asserted below); a shared machine's slow ssh needs room above a minute
+    assert time.monotonic() - started < 240
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for its rusage
-    report = json.loads(output.read_text())
+    report = json.loads((out / f"{vm.address}.json").read_text())
     lost = {
         c["id"]: (c["message"], c["evidence"]) for c in report["checks"] if c["status"] != "pass"
     }
-    assert statuses(report) == HOSTILE["huge_files"].expected, lost
+    assert statuses(report) == HOSTILE["huge_files"].expected, lost  # the real mail is found
     assert process.returncode == ExitStatus.OK
     assert usage.ru_maxrss < 300 * 1024  # KiB: a 200 MB mailbox costs the grader little
+    for check in report["checks"]:
+        for piece in check["evidence"]:
+            assert len(piece["output"]) <= OUTPUT_LIMIT + 100  # clipped, with a note saying so
+    assert any("truncated" in p["output"] for c in report["checks"] for p in c["evidence"])
+    # its evidence archive stays within the archive's bounds, and regrades to the same marks
+    kept = out / f"{vm.address}.evidence.json.gz"
+    assert kept.stat().st_size < 2 * 1024 * 1024
+    assert len(gzip.decompress(kept.read_bytes())) <= archive.READ_LIMIT
+    again = grade("regrade", str(out), "--out", str(tmp_path / "again"))
+    assert again.exit == ExitStatus.OK
+    regraded = json.loads((tmp_path / "again" / f"{vm.address}.json").read_text())
+    assert statuses(regraded) == statuses(report)
 
 
 @pytest.mark.parametrize("fmt", ["json", "text", "html", "md", "junit", "gradescope"])

@@ -98,10 +98,14 @@ def decisions(folder: Path) -> dict[str, dict]:
 def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
     grade, fleet, scenario_vms, hostile_vms, tmp_path
 ):
-    """Every scenario the simulator has, hostile ones included: graded live as a class (each
-    one's verdicts as it states, every lost mark with its reason and evidence), then regraded
-    from the archives with the same rubric and roster."""
-    vms = {**scenario_vms, **{name.removeprefix("h_"): vm for name, vm in hostile_vms.items()}}
+    """Every scenario the simulator has, hostile ones included (huge_files apart): graded live
+    as a class (each one's verdicts as it states, every lost mark with its reason and
+    evidence), then regraded from the archives with the same rubric and roster."""
+    # all but huge_files, whose verdicts, bounds and regrade are asserted where it is graded
+    # alone (test_e2e_hostile): reading its 200 MB mailbox beside nineteen other VMs on two
+    # cores slowed their plain file reads past the command timeout (CI: errors, not verdicts)
+    hostile = {name.removeprefix("h_"): vm for name, vm in hostile_vms.items()}
+    vms = {**scenario_vms, **{name: vm for name, vm in hostile.items() if name != "huge_files"}}
     rows = [(name, vm.address, None, everything_scenario()[name].vars) for name, vm in vms.items()]
     roster = write_roster(tmp_path / "class.csv", fleet, rows)
     live = tmp_path / "live"
@@ -110,11 +114,9 @@ def test_a_regrade_gives_exactly_the_live_verdicts_for_every_scenario(
                 "--command-timeout", "15")  # fmt: skip
     assert run.exit == ExitStatus.NOT_GRADED, run.stderr  # silent_ssh, dropping_sshd
     graded = decisions(live)
-    for name, scenario in everything_scenario().items():
-        # huge_files' verdicts and bounds are asserted where it is graded alone
-        # (test_e2e_hostile): in a class of twenty on two cores its 200 MB mailbox may outlast
-        # the command timeout, an error, not a verdict (the regrade below must still agree)
-        if scenario.expected and name != "huge_files":
+    for name in vms:
+        scenario = everything_scenario()[name]
+        if scenario.expected:
             statuses = {c["id"]: c["status"] for c in graded[name]["checks"]}
             assert statuses == scenario.expected, name
         if name in SCENARIOS:  # Lab 6's own (the hostile ones say what they test themselves)
