@@ -3,8 +3,11 @@ messages and points of grading one command per round trip."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from grader.base.errors import ExitStatus
 from scenarios import SCENARIOS
 
 pytestmark = pytest.mark.vm
@@ -26,13 +29,23 @@ def decided(report: dict) -> list[tuple]:
     return [(c["id"], c["status"], c["message"], c["points"]) for c in report["checks"]]
 
 
-@pytest.mark.parametrize("name", SCENARIO_NAMES)
-def test_prefetch_gives_the_marks_of_the_slow_path(grade, fleet, prefetch_vms, name, tmp_path):
-    vm = prefetch_vms[f"pf_{name}"]
-    args = [*fleet.grade_args(vm), "--cache-dir", str(tmp_path / "cache")]
-    slow = grade(*args, "--no-prefetch").report
-    learning = grade(*args).report  # this cache starts empty: this learns
-    fast = grade(*args).report
-    assert decided(slow) == decided(learning) == decided(fast)
-    assert {c["id"]: c["status"] for c in fast["checks"]} == SCENARIOS[name].expected
-    assert slow["round_trips"] > 10 and fast["round_trips"] == 1
+def test_prefetch_gives_the_marks_of_the_slow_path(grade, fleet, prefetch_vms, tmp_path):
+    """The five scenarios as one class, three times over one cache: one command per round trip
+    (--no-prefetch), then with prefetch while the cache starts empty (it learns), then with
+    what it learned."""
+    roster = tmp_path / "class.csv"
+    rows = [f"{n},{prefetch_vms[f'pf_{n}'].address},{fleet.identity}" for n in SCENARIO_NAMES]
+    roster.write_text("\n".join(["student,host,identity", *rows]) + "\n")
+    given = [a for k, v in fleet.grading_vars.items() for a in ("--var", f"{k}={v}")]
+    base = ["--roster", str(roster), "--cache-dir", str(tmp_path / "cache"), *given]
+    runs = {}
+    for label, extra in (("slow", ["--no-prefetch"]), ("learning", []), ("fast", [])):
+        out = tmp_path / label
+        run = grade(*base, "--out", str(out), *extra)
+        assert run.exit == ExitStatus.OK, run.stderr  # a class run: every student graded
+        runs[label] = {n: json.loads((out / f"{n}.json").read_text()) for n in SCENARIO_NAMES}
+    for name in SCENARIO_NAMES:
+        slow, learning, fast = (runs[label][name] for label in ("slow", "learning", "fast"))
+        assert decided(slow) == decided(learning) == decided(fast), name
+        assert {c["id"]: c["status"] for c in fast["checks"]} == SCENARIOS[name].expected, name
+        assert slow["round_trips"] > 10 and fast["round_trips"] == 1, name
