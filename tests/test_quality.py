@@ -105,6 +105,13 @@ def test_every_link_inside_the_readme_leads_to_a_heading():
     }
     links = set(re.findall(r"\]\(#([^)]+)\)", text))
     assert len(links) > 10 and links <= headings, sorted(links - headings)
+    # its reference pages under docs/ exist, and their links back land on its headings
+    pages = set(re.findall(r"\]\((docs/[^)#]+)\)", text))
+    assert pages and all((PROJECT / page).is_file() for page in pages), pages
+    for page in sorted((PROJECT / "docs").glob("*.md")):
+        back = set(re.findall(r"\]\(\.\./README\.md#([^)]+)\)", page.read_text()))
+        assert back <= headings, (page.name, sorted(back - headings))
+        assert f"docs/{page.name}" in pages, f"docs/{page.name} is not linked from the README"
 
 
 def test_mypy():
