@@ -7,6 +7,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -16,7 +18,7 @@ import pytest
 
 from grader.base.errors import ExitStatus
 from grader.sim import VM
-from scenarios import SCENARIOS, student
+from scenarios import SCENARIOS, SLACKWARE_SCENARIOS, student
 
 pytestmark = pytest.mark.vm
 
@@ -188,20 +190,47 @@ def first_item(text: str) -> str:
     return line.removeprefix("- ").split(" ", 1)[0]
 
 
-def test_a_student_following_the_first_item_reaches_full_marks_one_fix_a_run(bundle, fleet):
+#: A file or folder a message or hint names: an absolute path on the VM
+NAMED_PATH = re.compile(r"(?<![\w.~-])/(?:etc|var|usr|root|home|run)/[\w.+/-]*[\w+-]")
+
+
+def paths_to_exist(report: dict) -> set[str]:
+    """The paths the feedback on what is still to do names (the messages, hints and causes of
+    checks not passed), less those it says do not exist ("X does not exist", "nor does X")."""
+    said = " ".join(
+        f"{c['message']} {c['hint']} {c['cause_title']} {' '.join(c['notes'])}"
+        for c in report["checks"]
+        if c["status"] != "pass"
+    )
+    named = set(NAMED_PATH.findall(said))
+    return {p for p in named if f"{p} does not exist" not in said and f"nor does {p}" not in said}
+
+
+@pytest.mark.parametrize("flavour", ["debian", "slackware"])
+def test_a_student_following_the_first_item_reaches_full_marks_one_fix_a_run(
+    bundle, fleet, flavour
+):
     """From the VM as handed out, a student runs the self-check, makes the fix its first item
     names, and runs it again, until full marks: one run per independent fix and one more, the
-    score never drops, and nothing that could not be checked is counted as a lost mark."""
-    vm = fleet.boot([("play", SCENARIOS["untouched"])])["play"]
+    score never drops, nothing that could not be checked is counted as a lost mark, and every
+    file the feedback names is one this VM has. bob's password is given from the second run,
+    as a student who read the first run's last line would."""
+    if flavour == "debian":
+        scenario = SCENARIOS["untouched"]
+    else:
+        scenario = SLACKWARE_SCENARIOS["slack_untouched"]
+    vm = fleet.boot([(f"play_{flavour}", scenario)])[f"play_{flavour}"]
     python = python39()
     vm.sh("cat > /root/selfcheck.pyz", stdin=bundle)
     applied: list[str] = []
     scores: list[float] = []
-    for _ in range(NEEDED + 1):
+    checked: set[str] = set()  # the paths the feedback named, each found on the VM
+    for _ in range(NEEDED + 2):
         vm.sh("rm -rf /root/sc")
+        password = f" --var bob_password={fleet.password}" if scores else ""
         run = vm.sh(
             f"env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root {python} /root/selfcheck.pyz"
-            f" --color never --out /root/sc --var bob_password={fleet.password}",
+            f" --color never --out /root/sc{password}",
             check=False,
             timeout=180,
         )
@@ -211,6 +240,16 @@ def test_a_student_following_the_first_item_reaches_full_marks_one_fix_a_run(bun
             if check["lost"]:  # a lost mark is the student's: a failure, or its dependants
                 assert check["status"] == "fail" or check["error_kind"] == "dependency", check
         assert not [c for c in report["checks"] if c["status"] == "error"], run.stdout
+        named = sorted(paths_to_exist(report))
+        missing = vm.sh(
+            "for p in " + " ".join(shlex.quote(p) for p in named) + '; do [ -e "$p" ] || '
+            'echo "$p"; done',
+            check=False,
+        ).stdout.split()
+        assert not missing, f"named, not on this VM: {missing}\n{run.stdout}"
+        checked.update(named)
+        if not scores:  # without bob's password: pop3_login not checked, and not passed
+            assert run.returncode != ExitStatus.OK and "bob_password" in run.stdout
         scores.append(report["score"])
         if applied:  # what the last fix changed, kept between runs on the VM
             since = run.stdout.split("Since your last self-check", 1)[1]
@@ -226,6 +265,7 @@ def test_a_student_following_the_first_item_reaches_full_marks_one_fix_a_run(bun
     assert report["score"] == report["max_score"], run.stdout
     print(f"{len(scores)} self-check runs for {len(applied)} fixes: {', '.join(applied)}")
     assert scores == sorted(scores), scores  # never a drop
+    assert "/etc/inetd.conf" in checked and "/etc/vsftpd.conf" in checked, checked
     assert len(scores) == len(applied) + 1 and len(applied) <= NEEDED, applied
     # one check again, briefly: it and what it depends on, no table
     again = vm.sh(
