@@ -625,7 +625,25 @@ def _subcommands(parser: Parser) -> None:
     _lab_options(proving, "The lab to prove")
     proving.add_argument(
         "--format", dest="fmt", choices=("text", "json"), default="text",
-        help="json: the problems and every scenario's verdicts, on stdout.",
+        help="json: the problems and every scenario's verdicts (with --mutants: the kill "
+        "matrix), on stdout.",
+    )  # fmt: skip
+    proving.add_argument(
+        "--mutants", action="store_true",
+        help="Prove each check fails when it should: grade the pack's reference scenario (the "
+        "lab done right: it must get full marks), then mutants of it, each one small change "
+        "to what the checks read (a file removed, emptied, opened to all or made a link; a "
+        "line commented out; a YES/NO flipped; a daemon stopped). A check that no mutant "
+        "makes fail is named. Exit status 0 when every check is killed.",
+    )  # fmt: skip
+    proving.add_argument(
+        "--only", action="append", metavar="CHECK", default=[],
+        help="--mutants: only the mutants of what this check reads, and only this check must "
+        "be killed; repeat for more.",
+    )  # fmt: skip
+    proving.add_argument(
+        "--max", dest="max_mutants", type=at_least(1, int), metavar="N",
+        help="--mutants: grade at most N mutants (default: all).",
     )  # fmt: skip
     course = _course_parsers(sub)
     book = _book_parsers(sub)

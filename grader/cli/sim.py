@@ -17,10 +17,13 @@ import csv
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +38,7 @@ from grader.engine.catalog import built_in_rubric, find
 from grader.engine.rubric import load_rubric
 from grader.report.render.text import points
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
+from grader.sim.mutants import Mutant, derive, judge
 from grader.sim.prove import problems
 from grader.sim.vm import NET
 
@@ -50,6 +54,7 @@ class PackScenarios:
     scenarios: Mapping[str, Scenario]
     tools: tuple[str, ...]
     grading_vars: Mapping[str, str]  # "{password}" in a value: the VMs' password
+    reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
 
     def fleet(self) -> Fleet:
         return Fleet(self.scenarios, self.grading_vars)
@@ -79,8 +84,9 @@ def pack_scenarios(opts: Mapping[str, Any]) -> PackScenarios:
     for needed in ("SCENARIOS", "TOOLS"):
         if not hasattr(module, needed):
             raise InputError(f"{path}: a pack's scenarios module defines {needed}")
+    reference = getattr(module, "REFERENCE", "complete")
     return PackScenarios(rubric, module.SCENARIOS, tuple(module.TOOLS),
-                         dict(getattr(module, "GRADING_VARS", {})))  # fmt: skip
+                         dict(getattr(module, "GRADING_VARS", {})), reference)  # fmt: skip
 
 
 def _ready(console: Console, pack: PackScenarios) -> bool:
@@ -304,4 +310,216 @@ def prove_command(opts: dict[str, Any]) -> int:
     pack = pack_scenarios(opts)
     if not _ready(console, pack):
         return ExitStatus.BAD_INPUT
+    if opts.get("mutants"):
+        only = [c.strip() for each in opts.get("only", []) for c in each.split(",") if c.strip()]
+        return prove_mutants(console, pack, opts.get("fmt") == "json", only,
+                             opts.get("max_mutants"))  # fmt: skip
+    if opts.get("only") or opts.get("max_mutants"):
+        raise InputError("--only and --max apply to grade prove --mutants")
     return prove(console, pack, opts.get("fmt") == "json")
+
+
+#: VMs of the reference that take the mutants with an undo, one after another
+MUTANT_POOL = 3
+
+
+def _verdicts(report: Mapping[str, Any]) -> dict[str, str]:
+    """A check's status, a skip saying whether it is a lost mark ("skipped") or not."""
+    return {
+        c["id"]: c["status"] if c["status"] != "skipped" or c["error_kind"] == "dependency"
+        else f"skipped ({c['error_kind']})"
+        for c in report["checks"]
+    }  # fmt: skip
+
+
+def _grade_vm(
+    fleet: Fleet, pack: PackScenarios, vm: VM, only: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """One grading of a simulated VM (of ``only`` those checks and what they depend on), its
+    JSON report (None when it could not be graded)."""
+    run = subprocess.run(
+        [*GRADE, "--host", vm.address, "--rubric", str(pack.rubric), "--identity",
+         str(fleet.identity), "--known-hosts", str(fleet.workdir / "kh"), "--cache-dir",
+         str(fleet.workdir / "cache"), *_given(fleet), "--format", "json",
+         *[a for check in only for a in ("--only", check)]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    try:
+        report: dict[str, Any] = json.loads(run.stdout)
+    except ValueError:
+        return None
+    return report if report.get("status") == "graded" else None
+
+
+def prove_mutants(
+    console: Console, pack: PackScenarios, as_json: bool, only: Sequence[str], limit: int | None
+) -> int:
+    """Grade the reference scenario, derive its mutants from what its checks read, grade each,
+    and say which checks no mutant made fail (see grader.sim.mutants)."""
+    say = Console(stderr=True) if as_json else console
+    if pack.reference not in pack.scenarios:
+        raise InputError(
+            f"{pack.rubric.parent}: no reference scenario {pack.reference!r} "
+            "(REFERENCE in its scenarios module names the lab done right)"
+        )
+    scenario = pack.scenarios[pack.reference]
+    problems_found: list[str] = []
+    graded: dict[str, dict[str, str]] = {}
+    errors: dict[str, str] = {}
+    started = time.monotonic()
+    with pack.fleet() as fleet:
+        pool = list(
+            boot_with_progress(
+                say, fleet, [(f"reference{n + 1}", scenario) for n in range(MUTANT_POOL)]
+            ).values()
+        )
+        first = _grade_vm(fleet, pack, pool[0])
+        if first is None or first["score"] != first["max_score"]:
+            score = "not graded" if first is None else f"{first['score']:g}/{first['max_score']:g}"
+            say.print(
+                f"The reference scenario {pack.reference!r} must get full marks: it got {score}",
+                markup=False,
+                highlight=False,
+            )
+            return ExitStatus.NOT_ALL_PASSED
+        reference = _verdicts(first)
+        unknown = [c for c in only if c not in reference]
+        if unknown:
+            raise InputError(f"{pack.rubric}: no check {unknown[0]!r} (--only)")
+
+        def contents(path: str) -> str | None:
+            q = shlex.quote(path)
+            shown = pool[0].sh(f"[ -f {q} ] && [ ! -L {q} ] && head -c 262144 -- {q}", check=False)
+            return shown.stdout if shown.returncode == 0 else None
+
+        made = derive(first["checks"], contents, only)
+        mutants = made[:limit] if limit else made
+        say.print(
+            f"Reference {pack.reference}: full marks ({first['score']:g}). "
+            f"{len(made)} mutant(s) of what its checks read"
+            + (f", {len(mutants)} graded (--max)" if len(mutants) < len(made) else "")
+            + ".",
+            markup=False,
+            highlight=False,
+        )
+        alone = [m for m in mutants if m.undo is None]
+        own = (
+            boot_with_progress(
+                say, fleet, [(f"mutant{n + 1}", scenario) for n in range(len(alone))]
+            )
+            if alone
+            else {}
+        )
+        done, counting = 0, threading.Lock()
+
+        def try_one(mutant: Mutant, vm: VM) -> None:
+            nonlocal done
+            applied = vm.sh(mutant.apply, check=False, timeout=120)
+            if applied.returncode != 0:
+                errors[mutant.id] = f"could not be applied: {applied.stderr.strip()[:200]}"
+            else:
+                report = _grade_vm(fleet, pack, vm, only)
+                if report is None:
+                    errors[mutant.id] = "the VM could not be graded with it"
+                else:
+                    graded[mutant.id] = _verdicts(report)
+            if mutant.undo is not None:
+                vm.sh(mutant.undo, check=False, timeout=120)
+            with counting:
+                done += 1
+            changed = sorted(c for c, s in graded.get(mutant.id, {}).items() if reference[c] != s)
+            say.print(
+                f"  [{done}/{len(mutants)}] {mutant.description}: "
+                + (errors.get(mutant.id) or (", ".join(changed) or "no verdict changed")),
+                markup=False,
+                highlight=False,
+            )
+
+        def take(vm: VM, share: Sequence[Mutant]) -> None:
+            for mutant in share:
+                try_one(mutant, vm)
+
+        undoable = [m for m in mutants if m.undo is not None]
+        shares = [(vm, undoable[n :: len(pool)]) for n, vm in enumerate(pool)]
+        shares += [(vm, [m]) for vm, m in zip(own.values(), alone, strict=True)]
+        with ThreadPoolExecutor(len(shares)) as workers:
+            list(workers.map(lambda pair: take(*pair), shares))
+        for vm in pool:  # each undo put the VM back as it was: graded again, the reference
+            again = _grade_vm(fleet, pack, vm, only)
+            if again is None or any(reference[c] != s for c, s in _verdicts(again).items()):
+                problems_found.append(
+                    f"{vm.name} did not come back to the reference after its mutants were undone"
+                )
+    matrix = judge(reference, graded, errors)
+    checks = list(only) or list(reference)
+    survivors = matrix.survivors(checks)
+    tried = {m.id: m for m in mutants}
+    if as_json:
+        shown = {
+            "rubric": str(pack.rubric),
+            "reference": pack.reference,
+            "mutants": [
+                {
+                    "id": m.id,
+                    "description": m.description,
+                    "read_by": list(m.read_by),
+                    "changed": matrix.changed.get(m.id),
+                    "error": errors.get(m.id),
+                }
+                for m in mutants
+            ],
+            "killed": {c: matrix.killed_by(c) for c in checks},
+            "survivors": survivors,
+            "gaps": matrix.gaps(),
+            "problems": problems_found,
+        }
+        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+    else:
+        table = Table(
+            title=f"Mutants of {pack.reference}: which made each check fail", header_style="bold"
+        )
+        for column in ("Check", "Killed by", "For example"):
+            table.add_column(column, overflow="fold")
+        for check in checks:
+            killers = matrix.killed_by(check)
+            table.add_row(
+                check,
+                str(len(killers)) if killers else "[red]none[/red]",
+                tried[killers[0]].description if killers else "",
+            )
+        console.print(table)
+        gaps = matrix.gaps()
+        if gaps:
+            console.print(
+                f"{len(gaps)} mutant(s) changed no verdict (a gap in the rubric, or "
+                "harmless: the lab's author judges), e.g.:",
+                markup=False,
+            )
+            for gap in gaps[:8]:
+                console.print(f"  {tried[gap].description}", markup=False, highlight=False)
+        for line in problems_found:
+            console.print(f"  {line}", markup=False, highlight=False)
+        for check in survivors:
+            read = [m.description for m in mutants if check in m.read_by][:2]
+            console.print(
+                f"survives: {check} passes with every mutant"
+                + (
+                    f" (e.g. {'; '.join(read)})"
+                    if read
+                    else " (it reads nothing of the VM a mutant can change)"
+                ),
+                markup=False,
+                highlight=False,
+            )
+        verdict = (
+            "every check fails when it should"
+            if not survivors and not problems_found
+            else f"{len(survivors)} check(s) no mutant made fail"
+        )
+        console.print(
+            f"{pack.rubric}: {verdict} ({len(mutants)} mutants in "
+            f"{time.monotonic() - started:.0f} s)",
+            markup=False,
+            highlight=False,
+        )
+    return ExitStatus.NOT_ALL_PASSED if survivors or problems_found else ExitStatus.OK

@@ -1,0 +1,236 @@
+"""Mutants: small changes a student could plausibly make to a VM done right, derived from what
+the reference grading's checks read, so that ``grade prove --mutants`` can show that every
+check fails when it should.
+
+Every check records what it relied on: a file read safely (``p=PATH; ...``, the toolkit's
+reads) and the outside probes (a port scanned, an SMTP or POP3 conversation). From those, one
+mutant each:
+
+- a file: removed, emptied, made world-readable and world-writable, replaced by a symbolic
+  link; each of its active lines (not blank, not a comment) commented out, and a YES/NO value
+  in it flipped (files of at most ``MAX_LINES`` active lines: a generated sendmail.cf is not a
+  file a student edits by hand);
+- a port the grading talked to from outside: whatever listens there stopped.
+
+A file mutant records its undo, so a VM can take mutants one after another; a port mutant
+(a daemon stopped) is given a VM of its own. This module is pure: it derives and judges; the
+simulator applies (``grader.cli.sim``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A file with more active lines than this gets no line mutants (it is generated, not edited)
+MAX_LINES = 60
+#: Where a file mutant keeps the original while it is applied (inside the VM)
+BACKUP = "/root/.grade-prove-original"
+#: A probe's source names the port it talked to ("... 198.18.0.7:25", "port 110")
+_PORT = re.compile(r"(?:\d+\.\d+\.\d+\.\d+|\]):(\d{1,5})\b|\bports? (\d{1,5})\b")
+#: Stops whatever listens on a TCP port (and says so by its exit status)
+_STOP = (
+    "pids=$(ss -Hltnp 'sport = :{port}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true); "
+    '[ -z "$pids" ] || kill $pids || true; sleep 1; '
+    '[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true; '
+    "! ss -Hltn 'sport = :{port}' | grep -q LISTEN"
+)
+_FLIP = {"YES": "NO", "NO": "YES", "yes": "no", "no": "yes"}
+_SETTING = re.compile(r"^(\s*[\w.-]+\s*=\s*)(YES|NO|yes|no)(\s*)$")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str  # unique, short: "ftpusers:3:comment"
+    description: str  # in words: "/etc/ftpusers line 3 (root) commented out"
+    apply: str  # a shell script run inside the VM as root
+    undo: str | None  # the script that puts the VM back; None: the VM is not reused
+    read_by: tuple[str, ...] = ()  # the checks whose evidence it was derived from
+
+
+@dataclass
+class Matrix:
+    """What each mutant did to the reference's verdicts, and what that proves."""
+
+    reference: Mapping[str, str]  # check -> status on the lab done right
+    changed: dict[str, dict[str, str]] = field(default_factory=dict)  # mutant -> check -> new
+    errors: dict[str, str] = field(default_factory=dict)  # mutant -> why it was not graded
+
+    def killed_by(self, check: str) -> list[str]:
+        """The mutants that made ``check`` a lost mark (fail, or skipped for a lost one)."""
+        return [
+            m
+            for m, changes in self.changed.items()
+            if changes.get(check) == "fail" or changes.get(check) == "skipped"
+        ]
+
+    def survivors(self, checks: Iterable[str]) -> list[str]:
+        return [c for c in checks if not self.killed_by(c)]
+
+    def gaps(self) -> list[str]:
+        """Mutants graded that changed no verdict: a change the rubric does not see (some are
+        harmless, such as a comment; the lab's author judges)."""
+        return [m for m, changes in self.changed.items() if not changes and m not in self.errors]
+
+
+def files_read(checks: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """{path: [check ids]} of the files the checks read with the toolkit's safe reads."""
+    found: dict[str, list[str]] = {}
+    for check in checks:
+        for piece in check.get("evidence", ()):
+            source = " ".join(str(piece["source"]).split())
+            if source.startswith("p=") and ";" in source:
+                path = shlex.split(source[2:].split(";", 1)[0])[0]
+                found.setdefault(path, [])
+                if check["id"] not in found[path]:
+                    found[path].append(str(check["id"]))
+    return found
+
+
+def ports_probed(checks: Sequence[Mapping[str, Any]]) -> dict[int, list[str]]:
+    """{port: [check ids]} of the ports the checks' outside probes talked to."""
+    found: dict[int, list[str]] = {}
+    for check in checks:
+        for piece in check.get("evidence", ()):
+            source = str(piece["source"])
+            if source.startswith("p=") or not _PORT.search(source):
+                continue
+            for match in _PORT.finditer(source):
+                port = int(match.group(1) or match.group(2))
+                if port == 22 or not 0 < port < 65536:
+                    continue  # the grader's own way in is never stopped
+                found.setdefault(port, [])
+                if check["id"] not in found[port]:
+                    found[port].append(str(check["id"]))
+    return found
+
+
+#: A line commented out that reads as a setting or a service when uncommented ("#pop3 stream
+#: tcp ...", "#<off># time dgram udp ...", "#anonymous_enable=YES"), not as prose
+_COMMENTED = re.compile(r"^#(?:<off>#)?\s*([\w.-]+(?:\s*=\s*\S+|\s+(?:stream|dgram)\s.*))$")
+
+
+def _shown(line: str) -> str:
+    shown = " ".join(line.split())
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list[Mutant]:
+    q = shlex.quote(path)
+    save = f"rm -rf {BACKUP} && cp -a -- {q} {BACKUP}"
+    restore = f"rm -rf -- {q} && mv -- {BACKUP} {q}"
+    name = path.rsplit("/", 1)[-1]
+    made = [
+        Mutant(f"{name}:removed", f"{path} removed", f"{save} && rm -f -- {q}", restore, read_by),
+        Mutant(f"{name}:emptied", f"{path} emptied", f"{save} && : > {q}", restore, read_by),
+        Mutant(
+            f"{name}:world",
+            f"{path} made world-readable and world-writable",
+            f"{save} && chmod o+rw -- {q}",
+            restore,
+            read_by,
+        ),
+        Mutant(
+            f"{name}:symlink",
+            f"{path} replaced by a symbolic link to a copy of it",
+            f"{save} && cp -a -- {q} {q}.link-target && rm -f -- {q} && "
+            f"ln -s -- {shlex.quote(name)}.link-target {q}",
+            f"rm -f -- {q}.link-target && {restore}",
+            read_by,
+        ),
+    ]
+    if text is None:
+        return made
+    active = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if len(active) > MAX_LINES:
+        return made
+    # what a check found absent, made present: a commented-out setting or service line back in
+    # (a file with more such lines than MAX_LINES is a file of examples: left as it is)
+    dormant = [
+        (number, found.group(1))
+        for number, line in enumerate(text.splitlines(), 1)
+        if (found := _COMMENTED.match(line))
+    ]
+    for number, setting in dormant if len(dormant) <= MAX_LINES else ():
+        shown = _shown(setting)
+        made.append(
+            Mutant(
+                f"{name}:{number}:uncommented",
+                f"{path} line {number} uncommented ({shown})",
+                f"{save} && sed -i -E '{number}s/^#(<off>#)?[[:space:]]*//' -- {q}",
+                restore,
+                read_by,
+            )
+        )
+    for number, line in active:
+        shown = _shown(line)
+        made.append(
+            Mutant(
+                f"{name}:{number}:commented",
+                f"{path} line {number} commented out ({shown})",
+                f"{save} && sed -i '{number}s/^/#/' -- {q}",
+                restore,
+                read_by,
+            )
+        )
+        setting = _SETTING.match(line)
+        if setting:
+            flipped = setting.group(1) + _FLIP[setting.group(2)] + setting.group(3)
+            made.append(
+                Mutant(
+                    f"{name}:{number}:flipped",
+                    f"{path} line {number} set the other way ({' '.join(flipped.split())})",
+                    f"{save} && sed -i '{number}s/.*/{flipped}/' -- {q}",
+                    restore,
+                    read_by,
+                )
+            )
+    return made
+
+
+def derive(
+    checks: Sequence[Mapping[str, Any]],
+    contents: Callable[[str], str | None],
+    only: Iterable[str] = (),
+) -> list[Mutant]:
+    """The mutants of a reference grading's checks (of ``only`` those, when given), each
+    change once, whichever checks read the same file or port. ``contents`` gives a file's
+    text on the reference VM (None: not a regular, readable text file)."""
+    wanted = set(only)
+    chosen = [c for c in checks if not wanted or c["id"] in wanted]
+    made: list[Mutant] = []
+    for path, read_by in files_read(chosen).items():
+        made += _file_mutants(path, contents(path), tuple(read_by))
+    for port, read_by in ports_probed(chosen).items():
+        made.append(
+            Mutant(
+                f"port{port}:stopped",
+                f"whatever listens on TCP port {port} stopped",
+                _STOP.format(port=port),
+                None,
+                tuple(read_by),
+            )
+        )
+    unique: dict[str, Mutant] = {}
+    for mutant in made:
+        unique.setdefault(mutant.id, mutant)
+    return list(unique.values())
+
+
+def judge(
+    reference: Mapping[str, str], graded: Mapping[str, Mapping[str, str]], errors: Mapping[str, str]
+) -> Matrix:
+    """The kill matrix: each mutant's verdicts against the reference's."""
+    matrix = Matrix(reference, errors=dict(errors))
+    for mutant, verdicts in graded.items():
+        matrix.changed[mutant] = {
+            check: status for check, status in verdicts.items() if reference.get(check) != status
+        }
+    return matrix

@@ -1,0 +1,71 @@
+"""Mutants derived from a grading's evidence (grader.sim.mutants): pure, no VM."""
+
+from __future__ import annotations
+
+from grader.sim.mutants import MAX_LINES, derive, files_read, judge, ports_probed
+
+READ = 'p=%s; if [ -L "$p" ]; then echo symlink; ... dd if="$p" iflag=nofollow ...'
+CHECKS = [
+    {"id": "ftp_root_denied", "evidence": [{"source": READ % "/etc/ftpusers", "output": ""}]},
+    {"id": "vsftpd_anonymous_disabled",
+     "evidence": [{"source": READ % "'/etc/vsftpd.conf'", "output": ""}]},
+    {"id": "smtp_greets", "evidence": [
+        {"source": "SMTP conversation with 198.18.0.7:25", "output": "220 anglia ESMTP"},
+        {"source": "ss -Hltn", "output": ""},
+    ]},
+    {"id": "ssh_only", "evidence": [{"source": "port scan of 198.18.0.7:22", "output": "open"}]},
+]  # fmt: skip
+FILES = {
+    "/etc/ftpusers": "# users kept out\nroot\ndaemon\n",
+    "/etc/vsftpd.conf": "anonymous_enable=NO\n#local_enable=YES\nlisten=YES\n",
+}
+
+
+def test_the_files_and_ports_a_grading_relied_on_are_found_with_their_checks():
+    assert files_read(CHECKS) == {
+        "/etc/ftpusers": ["ftp_root_denied"],
+        "/etc/vsftpd.conf": ["vsftpd_anonymous_disabled"],
+    }
+    assert ports_probed(CHECKS) == {25: ["smtp_greets"]}  # never 22, the grader's own way in
+
+
+def test_each_file_gets_whole_file_and_line_mutants_each_with_its_undo():
+    made = {m.id: m for m in derive(CHECKS, FILES.get)}
+    assert {"ftpusers:removed", "ftpusers:emptied", "ftpusers:world", "ftpusers:symlink"} <= set(
+        made
+    )
+    assert "ftpusers:2:commented" in made and "ftpusers:1:commented" not in made  # a comment
+    assert "(root)" in made["ftpusers:2:commented"].description
+    assert "set the other way (anonymous_enable=YES)" in made["vsftpd.conf:1:flipped"].description
+    assert "vsftpd.conf:2:commented" not in made  # already a comment: made present instead
+    assert made["vsftpd.conf:2:uncommented"].description.endswith("(local_enable=YES)")
+    assert "ftpusers:1:uncommented" not in made  # prose stays prose
+    assert all(m.undo for k, m in made.items() if not k.startswith("port"))
+    assert made["port25:stopped"].undo is None and made["port25:stopped"].read_by == (
+        "smtp_greets",
+    )
+
+
+def test_only_derives_from_the_checks_named_and_dedupes():
+    made = derive(CHECKS + CHECKS, FILES.get, only=["ftp_root_denied"])
+    assert {m.id.split(":")[0] for m in made} == {"ftpusers"}
+    assert len({m.id for m in made}) == len(made)
+
+
+def test_a_generated_file_gets_no_line_mutants():
+    big = "\n".join(f"O Option{n}=x" for n in range(MAX_LINES + 1))
+    made = derive(CHECKS[:1], lambda path: big)
+    assert not [m for m in made if ":commented" in m.id]
+
+
+def test_the_matrix_names_what_no_mutant_killed_and_what_changed_nothing():
+    reference = {"a": "pass", "b": "pass", "c": "pass"}
+    graded = {
+        "m1": {"a": "fail", "b": "skipped", "c": "pass"},  # b lost through a
+        "m2": {"a": "pass", "b": "pass", "c": "error"},  # an error is not a kill
+        "m3": {"a": "pass", "b": "pass", "c": "pass"},
+    }
+    matrix = judge(reference, graded, {"m4": "could not be applied"})
+    assert matrix.killed_by("a") == ["m1"] and matrix.killed_by("b") == ["m1"]
+    assert matrix.survivors(["a", "b", "c"]) == ["c"]
+    assert matrix.gaps() == ["m3"]
