@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from grader.sim import VM, Scenario
+from grader.sim import VM, Mutant, Scenario
 
 from . import student
 
@@ -21,6 +21,17 @@ SLACKWARE = FILES / "slackware"  # Slackware 15.0's, as the handout's VM has the
 GRADING_VARS = {"bob_password": "{password}"}
 #: What Lab 6's VMs run, besides what every simulated VM has
 TOOLS = ("inetd", "sendmail-mta", "popa3d", "vsftpd", "telnetd", "tcpd", "mail")
+#: Mutants of Lab 6's own kinds (`grade prove --mutants`), besides those derived from what the
+#: checks read: what a check found absent, made present where no file it read says so
+MUTANTS = (
+    Mutant(
+        "queue:held",
+        "a message to bob left in the client queue (sent with -odq: queued, not delivered)",
+        "printf 'Subject: held\\n\\nstill queued\\n' | sendmail -Ac -odq bob@anglia.bryant",
+        None,
+        ("queue_empty",),
+    ),
+)
 
 CHECK_IDS = (
     "smtp_daemon",

@@ -69,3 +69,30 @@ def test_the_matrix_names_what_no_mutant_killed_and_what_changed_nothing():
     assert matrix.killed_by("a") == ["m1"] and matrix.killed_by("b") == ["m1"]
     assert matrix.survivors(["a", "b", "c"]) == ["c"]
     assert matrix.gaps() == ["m3"]
+
+
+def test_a_mailbox_loses_one_message_at_a_time_never_a_line():
+    mbox = (
+        "From root@anglia Mon Nov 23 10:00:00 2026\nSubject: Hello world\n\nWelcome\n\n"
+        "From root@anglia Mon Nov 23 10:01:00 2026\nSubject: Lab 6 notes\n\nNotes\n"
+    )
+    checks = [{"id": "mail_hello_world", "evidence": [{"source": READ % "/var/mail/bob"}]}]
+    made = {m.id: m for m in derive(checks, lambda path: mbox)}
+    assert made["bob:message1:removed"].description.endswith("(Hello world)")
+    assert made["bob:message2:removed"].description.endswith("(Lab 6 notes)")
+    assert not [m for m in made if ":commented" in m or ":uncommented" in m]
+
+
+def test_a_change_to_a_file_concerns_the_checks_that_name_it_or_its_folder():
+    lists = "test -d /var/spool/mail && find -H /var/spool/mail -maxdepth 1 -type f"
+    checks = [
+        {"id": "mail_hello_world", "evidence": [{"source": READ % "/var/spool/mail/bob"}]},
+        {"id": "mailbox_permissions", "evidence": [{"source": lists}]},
+        {"id": "ftp_root_denied", "evidence": [{"source": READ % "/etc/ftpusers"}]},
+        {"id": "smtp_greets", "evidence": [{"source": "SMTP conversation with 198.18.0.7:25"}]},
+    ]
+    made = {m.id: m for m in derive(checks, lambda path: "")}
+    nothing = derive(checks, lambda path: None)  # no file there: nothing of it to change
+    assert [m.id for m in nothing] == ["port25:stopped"]
+    assert made["bob:world"].read_by == ("mail_hello_world", "mailbox_permissions")
+    assert made["ftpusers:removed"].read_by == ("ftp_root_denied",)  # /etc: not a folder's

@@ -55,6 +55,7 @@ class PackScenarios:
     tools: tuple[str, ...]
     grading_vars: Mapping[str, str]  # "{password}" in a value: the VMs' password
     reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
+    mutants: tuple[Mutant, ...] = ()  # the pack's own kinds, besides the derived ones
 
     def fleet(self) -> Fleet:
         return Fleet(self.scenarios, self.grading_vars)
@@ -85,8 +86,11 @@ def pack_scenarios(opts: Mapping[str, Any]) -> PackScenarios:
         if not hasattr(module, needed):
             raise InputError(f"{path}: a pack's scenarios module defines {needed}")
     reference = getattr(module, "REFERENCE", "complete")
+    own = tuple(getattr(module, "MUTANTS", ()))
+    if not all(isinstance(m, Mutant) for m in own):
+        raise InputError(f"{path}: MUTANTS holds grader.sim.Mutant objects")
     return PackScenarios(rubric, module.SCENARIOS, tuple(module.TOOLS),
-                         dict(getattr(module, "GRADING_VARS", {})), reference)  # fmt: skip
+                         dict(getattr(module, "GRADING_VARS", {})), reference, own)  # fmt: skip
 
 
 def _ready(console: Console, pack: PackScenarios) -> bool:
@@ -336,11 +340,12 @@ def _grade_vm(
     fleet: Fleet, pack: PackScenarios, vm: VM, only: Sequence[str] = ()
 ) -> dict[str, Any] | None:
     """One grading of a simulated VM (of ``only`` those checks and what they depend on), its
-    JSON report (None when it could not be graded)."""
+    JSON report (None when it could not be graded). The VM's name is its student's (a pack
+    with variants builds each VM for the student it is named after)."""
     run = subprocess.run(
-        [*GRADE, "--host", vm.address, "--rubric", str(pack.rubric), "--identity",
-         str(fleet.identity), "--known-hosts", str(fleet.workdir / "kh"), "--cache-dir",
-         str(fleet.workdir / "cache"), *_given(fleet), "--format", "json",
+        [*GRADE, "--host", vm.address, "--student", vm.name, "--rubric", str(pack.rubric),
+         "--identity", str(fleet.identity), "--known-hosts", str(fleet.workdir / "kh"),
+         "--cache-dir", str(fleet.workdir / "cache"), *_given(fleet), "--format", "json",
          *[a for check in only for a in ("--only", check)]],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -393,6 +398,7 @@ def prove_mutants(
             return shown.stdout if shown.returncode == 0 else None
 
         made = derive(first["checks"], contents, only)
+        made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
         mutants = made[:limit] if limit else made
         say.print(
             f"Reference {pack.reference}: full marks ({first['score']:g}). "
@@ -418,7 +424,8 @@ def prove_mutants(
             if applied.returncode != 0:
                 errors[mutant.id] = f"could not be applied: {applied.stderr.strip()[:200]}"
             else:
-                report = _grade_vm(fleet, pack, vm, only)
+                # a file changed: the checks that read it (a stopped daemon: every check)
+                report = _grade_vm(fleet, pack, vm, only or (mutant.read_by if mutant.undo else ()))
                 if report is None:
                     errors[mutant.id] = "the VM could not be graded with it"
                 else:
@@ -435,15 +442,23 @@ def prove_mutants(
                 highlight=False,
             )
 
+        stopping = threading.Event()  # Ctrl-C: each VM finishes the mutant it has, no more
+
         def take(vm: VM, share: Sequence[Mutant]) -> None:
             for mutant in share:
+                if stopping.is_set():
+                    return
                 try_one(mutant, vm)
 
         undoable = [m for m in mutants if m.undo is not None]
         shares = [(vm, undoable[n :: len(pool)]) for n, vm in enumerate(pool)]
         shares += [(vm, [m]) for vm, m in zip(own.values(), alone, strict=True)]
         with ThreadPoolExecutor(len(shares)) as workers:
-            list(workers.map(lambda pair: take(*pair), shares))
+            try:
+                list(workers.map(lambda pair: take(*pair), shares))
+            except KeyboardInterrupt:
+                stopping.set()
+                raise
         for vm in pool:  # each undo put the VM back as it was: graded again, the reference
             again = _grade_vm(fleet, pack, vm, only)
             if again is None or any(reference[c] != s for c, s in _verdicts(again).items()):

@@ -8,7 +8,10 @@ running the lab's real daemons. A pack's ``scenarios.py`` (or ``scenarios/`` pac
   every check must give on it (``grade prove`` holds the pack to them);
 - ``TOOLS``: the programs its VMs run besides sshd (to say what is missing before booting);
 - ``GRADING_VARS`` (optional): rubric variables to grade its VMs with; ``{password}`` in a
-  value stands for the simulated VMs' password (a lab user's, set by the scenario).
+  value stands for the simulated VMs' password (a lab user's, set by the scenario);
+- ``REFERENCE`` (optional, default "complete"): the scenario of the lab done right, where
+  ``grade prove --mutants`` starts; ``MUTANTS`` (optional): mutants of the pack's own kinds,
+  besides those derived from what its checks read.
 
 ``grade sim up|down|demo`` and ``grade prove`` run them; the project's tests use the same.
 """
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from grader.sim.fleet import Fleet
+from grader.sim.mutants import Mutant
 from grader.sim.scenario import Scenario, wait_for
 from grader.sim.vm import GATEWAY, NETWORK, VM, SimulatorError, missing_requirements
 
@@ -27,6 +31,7 @@ __all__ = [
     "NETWORK",
     "VM",
     "Fleet",
+    "Mutant",
     "Scenario",
     "SimulatorError",
     "missing_requirements",

@@ -90,6 +90,20 @@ def files_read(checks: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     return found
 
 
+def relied_on(checks: Sequence[Mapping[str, Any]], path: str) -> tuple[str, ...]:
+    """The checks a change to ``path`` may concern: those whose evidence names it, or its
+    folder when that is not a top-level one (a check that lists /var/spool/mail sees its
+    mailboxes' modes; one that reads /etc/ftpusers does not see /etc/inetd.conf)."""
+    folder = path.rsplit("/", 1)[0]
+    named = [path] + ([folder] if folder.count("/") >= 2 else [])
+    pattern = re.compile("|".join(re.escape(n) + r"(?![\w.-])" for n in named))
+    return tuple(
+        str(check["id"])
+        for check in checks
+        if any(pattern.search(str(piece["source"])) for piece in check.get("evidence", ()))
+    )
+
+
 def ports_probed(checks: Sequence[Mapping[str, Any]]) -> dict[int, list[str]]:
     """{port: [check ids]} of the ports the checks' outside probes talked to."""
     found: dict[int, list[str]] = {}
@@ -142,8 +156,10 @@ def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list
             read_by,
         ),
     ]
-    if text is None:
-        return made
+    if text is None:  # not there (or not a regular file): nothing of it to change
+        return []
+    if text.startswith("From "):  # a mailbox: its messages, not its lines
+        return made + _message_mutants(path, text, save, restore, read_by)
     active = [
         (number, line)
         for number, line in enumerate(text.splitlines(), 1)
@@ -195,6 +211,31 @@ def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list
     return made
 
 
+def _message_mutants(
+    path: str, text: str, save: str, restore: str, read_by: tuple[str, ...]
+) -> list[Mutant]:
+    """Each message of a mailbox (mbox: a message starts at a "From " line) removed."""
+    q, name = shlex.quote(path), path.rsplit("/", 1)[-1]
+    subjects: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("From "):
+            subjects.append("")
+        elif subjects and not subjects[-1] and line.lower().startswith("subject:"):
+            subjects[-1] = line.split(":", 1)[1].strip()
+    if len(subjects) > MAX_LINES:
+        return []
+    return [
+        Mutant(
+            f"{name}:message{n}:removed",
+            f"{path} message {n} removed ({_shown(subject) or 'no subject'})",
+            f"{save} && awk -v n={n} '/^From /{{k++}} k!=n' {BACKUP} > {q}",
+            restore,
+            read_by,
+        )
+        for n, subject in enumerate(subjects, 1)
+    ]
+
+
 def derive(
     checks: Sequence[Mapping[str, Any]],
     contents: Callable[[str], str | None],
@@ -202,12 +243,13 @@ def derive(
 ) -> list[Mutant]:
     """The mutants of a reference grading's checks (of ``only`` those, when given), each
     change once, whichever checks read the same file or port. ``contents`` gives a file's
-    text on the reference VM (None: not a regular, readable text file)."""
+    text on the reference VM (None: no regular file there, as a check that found a file
+    absent read it; what is absent made present is a pack's own kind of mutant)."""
     wanted = set(only)
     chosen = [c for c in checks if not wanted or c["id"] in wanted]
     made: list[Mutant] = []
-    for path, read_by in files_read(chosen).items():
-        made += _file_mutants(path, contents(path), tuple(read_by))
+    for path in files_read(chosen):
+        made += _file_mutants(path, contents(path), relied_on(checks, path))
     for port, read_by in ports_probed(chosen).items():
         made.append(
             Mutant(

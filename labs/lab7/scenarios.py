@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.sim import VM, Scenario, rubric_variables, wait_for
+from grader.sim import VM, Mutant, Scenario, rubric_variables, wait_for
 
 HERE = Path(__file__).resolve().parent
 RUBRIC = HERE / "rubric.toml"
@@ -264,6 +264,42 @@ def _expect(**changes: str) -> dict[str, str]:
     assert not unknown, unknown
     return {**ALL_PASS, **changes}
 
+
+#: The zone file of the VM's own variant, found in the shell (a mutant's script is one for all)
+_ZONE = "z=$(ls /etc/bind/db.*.lab7.test | head -n 1); "
+_RELOAD = " && rndc reload >/dev/null && sleep 2"  # named loads the zone in the background
+_BUMP = f" && sed -i 's/{SERIAL}/{int(SERIAL) + 1}/' \"$z\""
+
+
+def _own(key: str, what: str, script: str, *checks: str) -> Mutant:
+    return Mutant(key, what, script, None, checks)
+
+
+#: Mutants of Lab 7's own kinds (`grade prove --mutants`): its checks ask named and Apache from
+#: outside, so the mutants derived from what they read stop the daemons; these change what
+#: they serve, one record or setting at a time, each on a VM of its own
+MUTANTS = (
+    _own("zone:www-address", "www's address changed (serial bumped, zone reloaded)",
+         _ZONE + "sed -i -E 's/^(www +IN A +).*/\\1198.51.100.7/' \"$z\"" + _BUMP + _RELOAD,
+         "www_record"),
+    _own("zone:mx-preference", "the MX record's preference 10 made 20 (bumped, reloaded)",
+         _ZONE + "sed -i 's/MX  10 /MX  20 /' \"$z\"" + _BUMP + _RELOAD, "mx_record"),
+    _own("zone:shop-removed", "the shop record removed (bumped, reloaded)",
+         _ZONE + "sed -i '/^shop /d' \"$z\"" + _BUMP + _RELOAD, "shop_record"),
+    _own("zone:serial-back", "the serial set back to the handed-out one (zone reloaded)",
+         _ZONE + f"sed -i 's/{SERIAL}/{INITIAL_SERIAL}/' \"$z\"" + _RELOAD, "serial_bumped"),
+    _own("named:loopback", "named made to listen on 127.0.0.1 only (reconfigured)",
+         "sed -i 's/listen-on { any; }/listen-on { 127.0.0.1; }/' "
+         "/etc/bind/named.conf.options && rndc reconfig >/dev/null && sleep 2",
+         "named_listens_outside"),
+    _own("web:token", "the student's token taken off the page",
+         "sed -i 's/<p>[^<]*<\\/p>//' /var/www/html/index.html", "page_carries_token"),
+    _own("web:listing", "directory listings back on (Options Indexes)",
+         "sed -i 's/Options -Indexes +FollowSymLinks/Options Indexes FollowSymLinks/' "
+         "/etc/apache2/apache2.conf && apache2ctl graceful && sleep 2", "listing_off"),
+    _own("web:shop-off", "the shop site disabled", "a2dissite -q shop >/dev/null && "
+         "apache2ctl graceful && sleep 2", "second_vhost"),
+)  # fmt: skip
 
 SCENARIOS = {
     s.name: s
