@@ -7,9 +7,10 @@ reads) and the outside probes (a port scanned, an SMTP or POP3 conversation). Fr
 mutant each:
 
 - a file: removed, emptied, made world-readable and world-writable, replaced by a symbolic
-  link; each of its active lines (not blank, not a comment) commented out, and a YES/NO value
-  in it flipped (files of at most ``MAX_LINES`` active lines: a generated sendmail.cf is not a
-  file a student edits by hand);
+  link; each of its active lines commented out, each commented-out setting or service line
+  uncommented, each YES/NO value flipped (files of at most ``MAX_LINES`` such lines: a
+  generated configuration is not a file a student edits by hand); a mailbox loses one
+  message at a time;
 - a port the grading talked to from outside: whatever listens there stopped.
 
 A file mutant records its undo, so a VM can take mutants one after another; a port mutant
@@ -92,8 +93,8 @@ def files_read(checks: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 
 def relied_on(checks: Sequence[Mapping[str, Any]], path: str) -> tuple[str, ...]:
     """The checks a change to ``path`` may concern: those whose evidence names it, or its
-    folder when that is not a top-level one (a check that lists /var/spool/mail sees its
-    mailboxes' modes; one that reads /etc/ftpusers does not see /etc/inetd.conf)."""
+    folder when that is not a top-level one (a check that lists /var/lib/x sees the modes of
+    the files in it; one that reads /etc/hosts does not see /etc/passwd)."""
     folder = path.rsplit("/", 1)[0]
     named = [path] + ([folder] if folder.count("/") >= 2 else [])
     pattern = re.compile("|".join(re.escape(n) + r"(?![\w.-])" for n in named))
