@@ -97,6 +97,15 @@ CASES = {
         lambda t: ["show", str(t), "alice", "smtp_daemon"],
         ["no reports (<student>.json) in this folder"],
     ),
+    # said before any VM boots (as root, with the simulator's daemons installed, as on CI)
+    "mutants of a check the rubric does not have": (
+        lambda t: ["prove", "--mutants", "--only", "smtp_deamon"],
+        ["rubric.toml: no check 'smtp_deamon' (--only)"],
+    ),
+    "--only without --mutants": (
+        lambda t: ["prove", "--only", "smtp_daemon"],
+        ["--only and --max apply to grade prove --mutants"],
+    ),
 }
 
 

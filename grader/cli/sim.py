@@ -367,6 +367,10 @@ def prove_mutants(
             f"{pack.rubric.parent}: no reference scenario {pack.reference!r} "
             "(REFERENCE in its scenarios module names the lab done right)"
         )
+    known = {item.id for item in load_rubric(pack.rubric).items}
+    unknown = [c for c in only if c not in known]
+    if unknown:  # said before any VM boots
+        raise InputError(f"{pack.rubric}: no check {unknown[0]!r} (--only)")
     scenario = pack.scenarios[pack.reference]
     problems_found: list[str] = []
     graded: dict[str, dict[str, str]] = {}
@@ -388,9 +392,6 @@ def prove_mutants(
             )
             return ExitStatus.NOT_ALL_PASSED
         reference = _verdicts(first)
-        unknown = [c for c in only if c not in reference]
-        if unknown:
-            raise InputError(f"{pack.rubric}: no check {unknown[0]!r} (--only)")
 
         def contents(path: str) -> str | None:
             q = shlex.quote(path)
