@@ -52,6 +52,9 @@ def batch_script(commands: Sequence[bytes], timeout: float, nonce: str) -> bytes
         f"command -v timeout >/dev/null 2>&1 && d=$(mktemp -d 2>/dev/null) || exit {SETUP_FAILED}",
         "trap 'rm -rf \"$d\"' EXIT",
         's=""',
+        "{",  # while the commands run, the batch's own output is /dev/null: a process a
+        # command leaves behind that writes to it (/proc/PID/fd/1) cannot come before the header
+        ":",  # (a group is never empty)
     ]
     for index, command in enumerate(commands):
         lines.append(
@@ -60,6 +63,7 @@ def batch_script(commands: Sequence[bytes], timeout: float, nonce: str) -> bytes
         )
     files = " ".join(f'"$d/{n}o" "$d/{n}e"' for n in range(len(commands)))
     lines += [
+        "} >/dev/null",
         f'printf \'{MARK} {nonce} statuses%s\\n{MARK} {nonce} dir %s\\n\' "$s" "$d"',
         f"stat -c %s {files}",
         f"printf '{MARK} {nonce} files\\n'",
