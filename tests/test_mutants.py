@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grader.sim.mutants import MAX_LINES, derive, files_read, judge, ports_probed
+from grader.sim.mutants import MAX_LINES, derive, files_read, judge, ports_probed, relied_on
 
 READ = 'p=%s; if [ -L "$p" ]; then echo symlink; ... dd if="$p" iflag=nofollow ...'
 CHECKS = [
@@ -22,10 +22,9 @@ FILES = {
 
 
 def test_the_files_and_ports_a_grading_relied_on_are_found_with_their_checks():
-    assert files_read(CHECKS) == {
-        "/etc/ftpusers": ["ftp_root_denied"],
-        "/etc/vsftpd.conf": ["vsftpd_anonymous_disabled"],
-    }
+    assert files_read(CHECKS) == ["/etc/ftpusers", "/etc/vsftpd.conf"]
+    assert relied_on(CHECKS, "/etc/ftpusers") == ("ftp_root_denied",)
+    assert relied_on(CHECKS, "/etc/vsftpd.conf") == ("vsftpd_anonymous_disabled",)
     assert ports_probed(CHECKS) == {25: ["smtp_greets"]}  # never 22, the grader's own way in
 
 

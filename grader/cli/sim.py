@@ -425,7 +425,8 @@ def prove_mutants(
             if applied.returncode != 0:
                 errors[mutant.id] = f"could not be applied: {applied.stderr.strip()[:200]}"
             else:
-                # a file changed: the checks that read it (a stopped daemon: every check)
+                # a file changed: the checks that name it or its folder (a daemon stopped:
+                # every check)
                 report = _grade_vm(fleet, pack, vm, only or (mutant.read_by if mutant.undo else ()))
                 if report is None:
                     errors[mutant.id] = "the VM could not be graded with it"

@@ -77,18 +77,16 @@ class Matrix:
         return [m for m, changes in self.changed.items() if not changes and m not in self.errors]
 
 
-def files_read(checks: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """{path: [check ids]} of the files the checks read with the toolkit's safe reads."""
-    found: dict[str, list[str]] = {}
+def files_read(checks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The files the checks read with the toolkit's safe reads, each once, in order (which
+    checks a change to one concerns: ``relied_on``)."""
+    found: dict[str, None] = {}
     for check in checks:
         for piece in check.get("evidence", ()):
             source = " ".join(str(piece["source"]).split())
             if source.startswith("p=") and ";" in source:
-                path = shlex.split(source[2:].split(";", 1)[0])[0]
-                found.setdefault(path, [])
-                if check["id"] not in found[path]:
-                    found[path].append(str(check["id"]))
-    return found
+                found.setdefault(shlex.split(source[2:].split(";", 1)[0])[0])
+    return list(found)
 
 
 def relied_on(checks: Sequence[Mapping[str, Any]], path: str) -> tuple[str, ...]:
@@ -111,7 +109,7 @@ def ports_probed(checks: Sequence[Mapping[str, Any]]) -> dict[int, list[str]]:
     for check in checks:
         for piece in check.get("evidence", ()):
             source = str(piece["source"])
-            if source.startswith("p=") or not _PORT.search(source):
+            if source.startswith("p="):
                 continue
             for match in _PORT.finditer(source):
                 port = int(match.group(1) or match.group(2))
@@ -134,6 +132,8 @@ def _shown(line: str) -> str:
 
 
 def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list[Mutant]:
+    if text is None:  # not there (or not a regular file): nothing of it to change
+        return []
     q = shlex.quote(path)
     save = f"rm -rf {BACKUP} && cp -a -- {q} {BACKUP}"
     restore = f"rm -rf -- {q} && mv -- {BACKUP} {q}"
@@ -157,8 +157,6 @@ def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list
             read_by,
         ),
     ]
-    if text is None:  # not there (or not a regular file): nothing of it to change
-        return []
     if text.startswith("From "):  # a mailbox: its messages, not its lines
         return made + _message_mutants(path, text, save, restore, read_by)
     active = [
