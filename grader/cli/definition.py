@@ -194,82 +194,7 @@ def _grading_options(
         "appears on a command line or in shell history. Repeatable.",
     )
     if not student:
-        ssh = parser.add_argument_group("connecting")
-        ssh.add_argument("--port", type=port_number, help="SSH port (default 22).")
-        ssh.add_argument(
-            "--user",
-            help="SSH user (default root: the checks look where only root may).",
-        )
-        ssh.add_argument(
-            "--sudo",
-            action="store_true",
-            help="Run every command on the VM with sudo -n, for a --user who is not root (stock "
-            "sshd lets root log in with a key only: with a password, log in as a user who may "
-            "sudo without one).",
-        )
-        ssh.add_argument(
-            "--identity",
-            type=Path,
-            metavar="KEYFILE",
-            help="Private key to log in with (default: your SSH keys and ssh-agent).",
-        )
-        ssh.add_argument(
-            "--password-env",
-            metavar="VAR",
-            help="Name of an environment variable holding the SSH password (so the password never "
-            "appears on a command line). The grader warns when one password would go to several "
-            "hosts.",
-        )
-        ssh.add_argument(
-            "--ask-password",
-            action="store_true",
-            help="Ask for the SSH password on the terminal (not echoed) instead of reading it "
-            "from an environment variable.",
-        )
-        ssh.add_argument(
-            "--known-hosts",
-            type=Path,
-            metavar="FILE",
-            help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS; default "
-            "~/.config/lab-grader/known_hosts).",
-        )
-        ssh.add_argument(
-            "--accept-changed-host-key",
-            dest="accept_changed",
-            action="append",
-            nargs="?",
-            const="",
-            metavar="HOST",
-            help="Accept and store a host key that differs from the stored one, for HOST "
-            "(repeatable; with --host, HOST may be left out). The report records that the key was "
-            "accepted as changed.",
-        )
-        limits = parser.add_argument_group("time limits (seconds)")
-        limits.add_argument(
-            "--connect-timeout",
-            type=at_least(0.1),
-            metavar="S",
-            help="For each of TCP connect, SSH greeting, login (default 5).",
-        )
-        limits.add_argument(
-            "--command-timeout",
-            type=at_least(0.1),
-            metavar="S",
-            help="One command on the VM (default 30); past it that check is an error.",
-        )
-        limits.add_argument(
-            "--reply-timeout",
-            type=at_least(0.1),
-            metavar="S",
-            help="A whole conversation with a service when probing from outside (default 15).",
-        )
-        limits.add_argument(
-            "--host-timeout",
-            type=at_least(1),
-            metavar="S",
-            help="The whole grading of one host, commands and probes included (default 300); what "
-            "it leaves no time for is an error, so one broken VM never holds up a class.",
-        )
+        _connection_options(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--format",
@@ -363,6 +288,86 @@ def _grading_options(
             help="Where the grader keeps what it learned about a rubric's commands (env "
             "GRADER_CACHE_DIR; default ~/.cache/lab-grader).",
         )
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    """How to reach a VM over SSH, and the time limits of grading it."""
+    ssh = parser.add_argument_group("connecting")
+    ssh.add_argument("--port", type=port_number, help="SSH port (default 22).")
+    ssh.add_argument(
+        "--user",
+        help="SSH user (default root: the checks look where only root may).",
+    )
+    ssh.add_argument(
+        "--sudo",
+        action="store_true",
+        help="Run every command on the VM with sudo -n, for a --user who is not root (stock "
+        "sshd lets root log in with a key only: with a password, log in as a user who may "
+        "sudo without one).",
+    )
+    ssh.add_argument(
+        "--identity",
+        type=Path,
+        metavar="KEYFILE",
+        help="Private key to log in with (default: your SSH keys and ssh-agent).",
+    )
+    ssh.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="Name of an environment variable holding the SSH password (so the password never "
+        "appears on a command line). The grader warns when one password would go to several "
+        "hosts.",
+    )
+    ssh.add_argument(
+        "--ask-password",
+        action="store_true",
+        help="Ask for the SSH password on the terminal (not echoed) instead of reading it "
+        "from an environment variable.",
+    )
+    ssh.add_argument(
+        "--known-hosts",
+        type=Path,
+        metavar="FILE",
+        help="The grader's known-hosts file (env GRADER_KNOWN_HOSTS; default "
+        "~/.config/lab-grader/known_hosts).",
+    )
+    ssh.add_argument(
+        "--accept-changed-host-key",
+        dest="accept_changed",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="HOST",
+        help="Accept and store a host key that differs from the stored one, for HOST "
+        "(repeatable; with --host, HOST may be left out). The report records that the key was "
+        "accepted as changed.",
+    )
+    limits = parser.add_argument_group("time limits (seconds)")
+    limits.add_argument(
+        "--connect-timeout",
+        type=at_least(0.1),
+        metavar="S",
+        help="For each of TCP connect, SSH greeting, login (default 5).",
+    )
+    limits.add_argument(
+        "--command-timeout",
+        type=at_least(0.1),
+        metavar="S",
+        help="One command on the VM (default 30); past it that check is an error.",
+    )
+    limits.add_argument(
+        "--reply-timeout",
+        type=at_least(0.1),
+        metavar="S",
+        help="A whole conversation with a service when probing from outside (default 15).",
+    )
+    limits.add_argument(
+        "--host-timeout",
+        type=at_least(1),
+        metavar="S",
+        help="The whole grading of one host, commands and probes included (default 300); what "
+        "it leaves no time for is an error, so one broken VM never holds up a class.",
+    )
 
 
 def _lab_options(group: Any, rubric_help: str) -> None:
