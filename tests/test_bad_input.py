@@ -106,6 +106,15 @@ CASES = {
         lambda t: ["prove", "--only", "smtp_daemon"],
         ["--only and --max apply to grade prove --mutants"],
     ),
+    # live mode: said before any connection is tried
+    "a live VM without --mutants": (
+        lambda t: ["prove", "--host", "198.18.0.250"],
+        ["--host applies to grade prove --mutants (live mode)"],
+    ),
+    "live mutants of a check the rubric does not have": (
+        lambda t: ["prove", "--mutants", "--host", "198.18.0.250", "--only", "smtp_deamon"],
+        ["rubric.toml: no check 'smtp_deamon' (--only)"],
+    ),
 }
 
 

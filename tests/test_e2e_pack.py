@@ -1,10 +1,14 @@
-"""A pack written outside the repository, with only what the README documents (a rubric, a
-checks folder of plain testinfra tests using grader.toolkit, and a probe kind of its own),
-grades a simulated VM and regrades from its archive, with no file of the grader changed."""
+"""A pack written outside the repository, the README's own (a rubric, a checks folder of plain
+testinfra tests using grader.toolkit, and a probe kind of its own, taken from the README's code
+blocks), grades a simulated VM and regrades from its archive, with no file of the grader
+changed; and is proved live with `grade prove --mutants --host` on a VM that stands in for an
+instructor's throwaway VM, which ends as it started."""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,46 +17,19 @@ from grader.base.errors import ExitStatus
 
 pytestmark = pytest.mark.vm
 
-RUBRIC = """
-title = "A tiny lab"
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: A fenced block of the README whose first line names a file of the tiny pack
+_BLOCK = re.compile(r"^```\w*\n# (tinylab/[\w/.]+)[^\n]*\n(.*?)^```", re.M | re.S)
 
-[vars.expected_banner]
-default = "SSH-2.0-OpenSSH"
-
-[[sections]]
-id = "ssh"
-title = "The SSH server"
-
-[[sections.items]]
-id = "sshd_running"
-points = 1
-hint = "Start sshd."
-
-[[sections.items]]
-id = "banner"
-points = 2
-depends = ["sshd_running"]
-hint = "Port 22 should greet as OpenSSH does."
-
+#: What this test adds to the README's pack: a check that fails on the VMs of Lab 6 done right
+EXTRA_RUBRIC = """
 [[sections.items]]
 id = "no_telnet"
 points = 1
 hint = "Nothing should listen on port 23."
 """
-
-CHECKS = '''
-from grader.toolkit import listeners, processes
-
-
-def test_sshd_running(host):
-    """sshd runs."""
-    assert any(p.comm == "sshd" for p in processes(host).values()), "sshd is not running"
-
-
-def test_banner(lab, outside):
-    """Port 22 greets as OpenSSH."""
-    banner = outside.ssh_banner(22)
-    assert banner.line.startswith(lab.var("expected_banner")), f"port 22 said {banner.line!r}"
+EXTRA_CHECKS = '''
+from grader.toolkit import listeners
 
 
 def test_no_telnet(host):
@@ -60,44 +37,26 @@ def test_no_telnet(host):
     assert not listeners(host, 23), "something listens on port 23"
 '''
 
-PROBES = '''
-from dataclasses import dataclass
 
-from grader.probes import Probe
-from grader.probes.net import Conversation
-
-
-@dataclass(frozen=True)
-class Banner:
-    line: str
-
-
-class SshBanner(Probe):
-    """outside.ssh_banner(port): the first line a port says (an SSH server's version)."""
-
-    name = "ssh_banner"
-    Answer = Banner
-
-    def ask(self, outside, port=22):
-        with Conversation(
-            outside.address, port, outside.timeout, outside.reply_timeout, outside.deadline
-        ) as talk:
-            line = talk.makefile("rb").readline(200)
-        return Banner(line.decode(errors="replace").strip())
-
-    def shown(self, outside, answer, port=22):
-        return f"first line of {outside.address}:{port}", answer.line
-'''
+def readme_pack(folder: Path) -> Path:
+    """The README's smallest complete pack, written from its code blocks into ``folder``."""
+    written = []
+    for name, text in _BLOCK.findall(README.read_text()):
+        path = folder / name.removeprefix("tinylab/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path.name)
+    assert sorted(written) == ["probes.py", "rubric.toml", "test_ssh.py"], written
+    return folder / "rubric.toml"
 
 
 @pytest.fixture
 def pack(tmp_path) -> Path:
-    folder = tmp_path / "tinylab"
-    (folder / "checks").mkdir(parents=True)
-    (folder / "rubric.toml").write_text(RUBRIC)
-    (folder / "checks" / "test_ssh.py").write_text(CHECKS)
-    (folder / "checks" / "probes.py").write_text(PROBES)
-    return folder / "rubric.toml"
+    """The README's pack and one check more."""
+    rubric = readme_pack(tmp_path / "tinylab")
+    rubric.write_text(rubric.read_text() + EXTRA_RUBRIC)
+    (rubric.parent / "checks" / "test_extra.py").write_text(EXTRA_CHECKS)
+    return rubric
 
 
 def test_a_pack_from_outside_grades_and_regrades(grade, fleet, scenario_vms, pack, tmp_path):
@@ -111,9 +70,10 @@ def test_a_pack_from_outside_grades_and_regrades(grade, fleet, scenario_vms, pac
     assert {c["id"]: c["status"] for c in report["checks"]} == {
         "sshd_running": "pass",
         "banner": "pass",
+        "motd": "fail",  # Debian's message of the day says nothing of the tiny lab
         "no_telnet": "fail",
     }
-    assert report["score"] == 3 and report["max_score"] == 4
+    assert report["score"] == 3 and report["max_score"] == 5
     banner = next(c for c in report["checks"] if c["id"] == "banner")
     assert banner["title"] == "Port 22 greets as OpenSSH"  # the docstring is what students read
     assert banner["evidence"][0]["source"].startswith("first line of")
@@ -124,4 +84,52 @@ def test_a_pack_from_outside_grades_and_regrades(grade, fleet, scenario_vms, pac
     listed = grade("labs")
     assert "tinylab" not in listed.stdout  # not on the search path unless told
     shown = grade("rubric", str(pack))
-    assert shown.exit == 0 and "Total 4 points in 3 items" in shown.stdout
+    assert shown.exit == 0 and "Total 5 points in 4 items" in shown.stdout
+
+
+def test_the_readme_pack_is_proved_live_and_the_vm_ends_as_it_started(
+    grade, fleet, scenario_vms, tmp_path
+):
+    vm = scenario_vms["complete"]  # shared: the proof must leave it exactly as it found it
+    rubric = readme_pack(tmp_path / "tinylab")
+    original = vm.sh("cat /etc/motd").stdout
+    # the instructor's throwaway VM, prepared as the tiny lab done right
+    vm.sh("rm -f /etc/motd && printf 'Welcome to the VM of the tiny lab.\\n' > /etc/motd")
+    state = "sha256sum /etc/motd; ls -lA --time-style=full-iso /etc /root | sha256sum; ss -Hltn"
+    try:
+        before = vm.sh(state).stdout
+        connect = ["--host", vm.address, "--rubric", str(rubric), "--identity",
+                   str(fleet.identity)]  # fmt: skip
+        graded = grade(*connect, "--format", "json")
+        verdicts = {c["id"]: c["status"] for c in graded.report["checks"]}
+        assert verdicts == {"sshd_running": "pass", "banner": "pass", "motd": "pass"}
+
+        run = grade("prove", "--mutants", *connect, "--format", "json")
+        matrix = json.loads(run.stdout)
+        assert matrix["reference"] == f"live:{vm.address}" and matrix["problems"] == []
+        killers = {m["id"]: m["description"] for m in matrix["mutants"]}
+        assert {killers[k] for k in matrix["killed"]["motd"]} >= {
+            "/etc/motd removed",
+            "/etc/motd emptied",
+            "/etc/motd replaced by a symbolic link to a copy of it",  # read_file refuses it
+        }
+        # the banner's only mutant stops sshd, the grader's way in: not applied, not proved
+        assert "way in" in matrix["not_proved"]["banner"]
+        applied = [m for m in matrix["mutants"] if not m["not_applied"]]
+        assert applied and all(m["id"].startswith("motd:") for m in applied)
+        # what sshd_running reads (the process list) no mutant changes: a survivor, named
+        assert matrix["survivors"] == ["sshd_running", "banner"]
+        assert run.exit == ExitStatus.NOT_ALL_PASSED
+
+        only = grade("prove", "--mutants", *connect, "--only", "motd")
+        assert only.exit == ExitStatus.OK, only.stdout + only.stderr
+        assert "every check fails when it should" in only.stdout
+        assert "Only ever a throwaway VM of your own" in only.stdout
+
+        # the VM ends as it started: the same files, listeners and verdicts
+        assert vm.sh(state).stdout == before
+        again = grade(*connect, "--format", "json")
+        assert {c["id"]: c["status"] for c in again.report["checks"]} == verdicts
+    finally:
+        vm.sh(f"rm -f /etc/motd /etc/motd.link-target && printf %s {shlex.quote(original)} "
+              "> /etc/motd")  # fmt: skip

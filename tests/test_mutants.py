@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from grader.sim.mutants import MAX_LINES, derive, files_read, judge, ports_probed, relied_on
+from grader.sim.mutants import (
+    MAX_LINES,
+    Mutant,
+    derive,
+    files_read,
+    judge,
+    ports_probed,
+    relied_on,
+    withheld,
+)
 
 READ = 'p=%s; if [ -L "$p" ]; then echo symlink; ... dd if="$p" iflag=nofollow ...'
 CHECKS = [
@@ -25,7 +34,7 @@ def test_the_files_and_ports_a_grading_relied_on_are_found_with_their_checks():
     assert files_read(CHECKS) == ["/etc/ftpusers", "/etc/vsftpd.conf"]
     assert relied_on(CHECKS, "/etc/ftpusers") == ("ftp_root_denied",)
     assert relied_on(CHECKS, "/etc/vsftpd.conf") == ("vsftpd_anonymous_disabled",)
-    assert ports_probed(CHECKS) == {25: ["smtp_greets"]}  # never 22, the grader's own way in
+    assert ports_probed(CHECKS) == {25: ["smtp_greets"], 22: ["ssh_only"]}
 
 
 def test_each_file_gets_whole_file_and_line_mutants_each_with_its_undo():
@@ -95,3 +104,24 @@ def test_a_change_to_a_file_concerns_the_checks_that_name_it_or_its_folder():
     assert [m.id for m in nothing] == ["port25:stopped"]
     assert made["bob:world"].read_by == ("mail_hello_world", "mailbox_permissions")
     assert made["ftpusers:removed"].read_by == ("ftp_root_denied",)  # /etc: not a folder's
+
+
+def test_what_cuts_the_graders_way_in_is_withheld_and_live_only_what_can_be_undone():
+    made = {m.id: m for m in derive(CHECKS, FILES.get)}
+    assert "sshd" in (withheld(made["port22:stopped"], live=False) or "")  # not even simulated
+    assert withheld(made["port25:stopped"], live=False) is None  # a VM of its own
+    assert "cannot be undone" in (withheld(made["port25:stopped"], live=True) or "")
+    assert withheld(made["ftpusers:removed"], live=True) is None
+    assert all(m.path == "/etc/ftpusers" for k, m in made.items() if k.startswith("ftpusers:"))
+    for path in (
+        "/root/.ssh/authorized_keys",
+        "/home/ann/.ssh/authorized_keys",
+        "/etc/shadow",
+        "/etc/pam.d/sshd",
+        "/etc/ssh/sshd_config",
+        "/usr/sbin/sshd",
+        "/etc/sudoers",
+    ):
+        assert "way in" in (withheld(Mutant("x", "x", ":", ":", path=path), live=True) or ""), path
+    for path in ("/etc/ftpusers", "/etc/motd", "/etc/shells.d/x", "/var/spool/mail/bob"):
+        assert withheld(Mutant("x", "x", ":", ":", path=path), live=True) is None, path

@@ -620,7 +620,8 @@ def _subcommands(parser: Parser) -> None:
     simulated.add_argument("--out", type=Path, metavar="DIR", help="Where reports go.")
     proving = sub(
         "prove",
-        "do a lab's checks tell right from wrong? grade its scenarios (needs root)",
+        "do a lab's checks tell right from wrong? grade its scenarios (needs root), or mutants "
+        "of a VM of yours (--mutants --host)",
         "Boot every scenario of a lab pack (the lab done right, as handed out, and each "
         "common mistake), grade them as a class, and check each check's verdict against what "
         "the scenario states. A check that passes in no scenario, or fails in none, is "
@@ -650,6 +651,29 @@ def _subcommands(parser: Parser) -> None:
         "--max", dest="max_mutants", type=at_least(1, int), metavar="N",
         help="--mutants: grade at most N mutants (default: all).",
     )  # fmt: skip
+    live = proving.add_argument_group(
+        "live mode (--mutants on a VM of your own: never a student's)",
+        "Prove the checks on a throwaway VM you prepared as the lab done right, instead of the "
+        "pack's simulated reference: each mutant is applied over SSH, graded and undone, and "
+        "the VM is graded again at the end (it must give the same verdicts). No root needed, "
+        "no scenarios. A mutant that would cut the grader's own way in (sshd stopped, a file "
+        "a login reads) or that has no undo (a daemon stopped) is not applied: the matrix "
+        "says which checks could therefore not be proved live.",
+    )
+    live.add_argument("--host", metavar="HOST", help="The throwaway VM, done right.")
+    live.add_argument(
+        "--student", metavar="ID",
+        help="Whose variant the VM is (a rubric's per-student variables).",
+    )  # fmt: skip
+    live.add_argument(
+        "--var", dest="variables_after", action="append", metavar="NAME=VALUE",
+        help="Set a rubric variable (repeatable).",
+    )  # fmt: skip
+    live.add_argument(
+        "--var-env", dest="var_env_after", action="append", metavar="NAME=ENVVAR",
+        help="Set a rubric variable from an environment variable (repeatable).",
+    )  # fmt: skip
+    _connection_options(proving)
     course = _course_parsers(sub)
     book = _book_parsers(sub)
     parser.subcommands = dict(commands.choices)

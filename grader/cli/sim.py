@@ -22,9 +22,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -33,12 +34,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from grader.base.errors import ExitStatus, InputError
+from grader.base.errors import CommandTimeout, ExitStatus, HostError, InputError
+from grader.cli.grading import known_hosts_file, ssh_password
 from grader.engine.catalog import built_in_rubric, find
 from grader.engine.rubric import load_rubric
+from grader.machine.execution import Target
+from grader.machine.ssh import KnownHosts, connect, load_identity
 from grader.report.render.text import points
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
-from grader.sim.mutants import Mutant, derive, judge
+from grader.sim.mutants import Mutant, derive, judge, withheld
 from grader.sim.prove import problems
 from grader.sim.vm import NET
 
@@ -61,14 +65,17 @@ class PackScenarios:
         return Fleet(self.scenarios, self.grading_vars)
 
 
-def pack_scenarios(opts: Mapping[str, Any]) -> PackScenarios:
+def pack_scenarios(opts: Mapping[str, Any], live: bool = False) -> PackScenarios:
     """The scenarios of the pack --lab/--rubric names: ``scenarios.py`` or ``scenarios/``
-    beside its rubric.toml."""
+    beside its rubric.toml. ``live``: a pack without one will do (a live proof takes only
+    its own mutants from it, if it has one)."""
     rubric = Path(opts.get("rubric_path") or (find(opts["lab"]) if opts.get("lab") else None)
                   or built_in_rubric()).resolve()  # fmt: skip
     folder = rubric.parent
     package = folder / "scenarios" / "__init__.py"
     path = package if package.is_file() else folder / "scenarios.py"
+    if not path.is_file() and live:
+        return PackScenarios(rubric, {}, (), {})
     if not path.is_file():
         raise InputError(
             f"{folder}: this pack has no scenarios (scenarios.py or scenarios/ beside "
@@ -311,13 +318,19 @@ def _out(opts: Mapping[str, Any], what: str) -> Path:
 
 def prove_command(opts: dict[str, Any]) -> int:
     console = Console()
-    pack = pack_scenarios(opts)
-    if not _ready(console, pack):
-        return ExitStatus.BAD_INPUT
+    if opts.get("host"):  # live: a VM of the instructor's own, over SSH; no simulator
+        if not opts.get("mutants"):
+            raise InputError("--host applies to grade prove --mutants (live mode)")
+        pack = pack_scenarios(opts, live=True)
+    else:
+        pack = pack_scenarios(opts)
+        if not _ready(console, pack):
+            return ExitStatus.BAD_INPUT
     if opts.get("mutants"):
         only = [c.strip() for each in opts.get("only", []) for c in each.split(",") if c.strip()]
+        live = opts if opts.get("host") else None
         return prove_mutants(console, pack, opts.get("fmt") == "json", only,
-                             opts.get("max_mutants"))  # fmt: skip
+                             opts.get("max_mutants"), live)  # fmt: skip
     if opts.get("only") or opts.get("max_mutants"):
         raise InputError("--only and --max apply to grade prove --mutants")
     return prove(console, pack, opts.get("fmt") == "json")
@@ -356,13 +369,103 @@ def _grade_vm(
     return report if report.get("status") == "graded" else None
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where mutants are applied: a simulated VM of the reference, or the live VM."""
+
+    name: str
+    sh: Callable[[str], tuple[int, str, str]]  # a script as root there: status, out, err
+    grade: Callable[[Sequence[str]], dict[str, Any] | None]  # (of those checks) its report
+    failed: list[str] = field(default_factory=list)  # why a grading gave no report, last last
+
+
+def _vm_place(fleet: Fleet, pack: PackScenarios, vm: VM) -> _Place:
+    def sh(script: str) -> tuple[int, str, str]:
+        done = vm.sh(script, check=False, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+
+    return _Place(vm.name, sh, lambda only: _grade_vm(fleet, pack, vm, only))
+
+
+#: How a live proof gives the SSH password to the gradings it runs (never on a command line)
+_PASSWORD_VAR = "GRADER_PROVE_PASSWORD"
+
+
+@contextmanager
+def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place]:
+    """The VM of ``--host``: one SSH session for the mutants' scripts, ``grade --host`` with
+    the same connection options for each grading."""
+    host = str(opts["host"])
+    password = ssh_password(opts)
+    if opts["identity"] is not None:
+        load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
+    accept = frozenset(name or host for name in opts["accept_changed"])
+    known_hosts = KnownHosts(known_hosts_file(opts), accept)
+    target = Target(host, opts["port"], opts["user"], opts["identity"], password, opts["sudo"])
+    session = connect(target, known_hosts, opts["connect_timeout"])
+    env = {**os.environ, **({_PASSWORD_VAR: password} if password else {})}
+    args = [
+        "--host", host, "--rubric", str(pack.rubric), "--port", str(opts["port"]),
+        "--user", str(opts["user"]), "--known-hosts", str(known_hosts_file(opts)),
+        "--connect-timeout", str(opts["connect_timeout"]),
+        "--command-timeout", str(opts["command_timeout"]),
+        "--reply-timeout", str(opts["reply_timeout"]),
+        "--host-timeout", str(opts["host_timeout"]),
+        *(["--sudo"] if opts["sudo"] else []),
+        *(["--identity", str(opts["identity"])] if opts["identity"] else []),
+        *(["--password-env", _PASSWORD_VAR] if password else []),
+        *(["--student", str(opts["student"])] if opts.get("student") else []),
+        *[a for value in opts["variables"] for a in ("--var", value)],
+        *[a for value in opts["var_env"] for a in ("--var-env", value)],
+        "--format", "json",
+    ]  # fmt: skip
+
+    def sh(script: str) -> tuple[int, str, str]:
+        try:
+            done = session.exec(script.encode(), timeout=120)
+        except (HostError, CommandTimeout) as e:
+            return 255, "", str(e)
+        return (
+            done.exit_status,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
+
+    def grade(only: Sequence[str]) -> dict[str, Any] | None:
+        run = subprocess.run(
+            [*GRADE, *args, *[a for check in only for a in ("--only", check)]],
+            capture_output=True, text=True, check=False, env=env,
+        )  # fmt: skip
+        try:
+            report: dict[str, Any] = json.loads(run.stdout)
+        except ValueError:
+            place.failed.append(run.stderr.strip()[-500:] or f"grade exited {run.returncode}")
+            return None
+        if report.get("status") != "graded":
+            place.failed.append(str(report.get("error") or report.get("status")))
+            return None
+        return report
+
+    place = _Place(host, sh, grade)
+    try:
+        yield place
+    finally:
+        session.close()
+
+
 def prove_mutants(
-    console: Console, pack: PackScenarios, as_json: bool, only: Sequence[str], limit: int | None
+    console: Console,
+    pack: PackScenarios,
+    as_json: bool,
+    only: Sequence[str],
+    limit: int | None,
+    live: Mapping[str, Any] | None = None,
 ) -> int:
-    """Grade the reference scenario, derive its mutants from what its checks read, grade each,
-    and say which checks no mutant made fail (see grader.sim.mutants)."""
+    """Grade the reference (a scenario booted, or with ``live`` the options of a VM done
+    right), derive its mutants from what its checks read, grade each, and say which checks no
+    mutant made fail (see grader.sim.mutants)."""
     say = Console(stderr=True) if as_json else console
-    if pack.reference not in pack.scenarios:
+    if not live and pack.reference not in pack.scenarios:
         raise InputError(
             f"{pack.rubric.parent}: no reference scenario {pack.reference!r} "
             "(REFERENCE in its scenarios module names the lab done right)"
@@ -371,45 +474,68 @@ def prove_mutants(
     unknown = [c for c in only if c not in known]
     if unknown:  # said before any VM boots
         raise InputError(f"{pack.rubric}: no check {unknown[0]!r} (--only)")
-    scenario = pack.scenarios[pack.reference]
     problems_found: list[str] = []
     graded: dict[str, dict[str, str]] = {}
     errors: dict[str, str] = {}
+    kept_back: dict[str, str] = {}  # mutant -> why it was not applied
     started = time.monotonic()
-    with pack.fleet() as fleet:
-        pool = list(
-            boot_with_progress(
-                say, fleet, [(f"reference{n + 1}", scenario) for n in range(MUTANT_POOL)]
-            ).values()
-        )
-        first = _grade_vm(fleet, pack, pool[0])
-        if first is None or first["score"] != first["max_score"]:
-            score = "not graded" if first is None else f"{first['score']:g}/{first['max_score']:g}"
+    with ExitStack() as stack:
+        if live:
+            what = f"{live['host']} (live: the lab done right)"
             say.print(
-                f"The reference scenario {pack.reference!r} must get full marks: it got {score}",
+                f"Live proof on {live['host']}: each mutant is applied there over SSH and "
+                "undone. Only ever a throwaway VM of your own, never a student's.",
                 markup=False,
                 highlight=False,
             )
+            try:
+                pool = [stack.enter_context(_live_place(live, pack))]
+            except HostError as e:
+                say.print(f"{live['host']} could not be reached: {e}", markup=False,
+                          highlight=False)  # fmt: skip
+                return ExitStatus.NOT_GRADED
+        else:
+            what = f"The reference scenario {pack.reference!r}"
+            fleet = stack.enter_context(pack.fleet())
+            scenario = pack.scenarios[pack.reference]
+            booted = boot_with_progress(
+                say, fleet, [(f"reference{n + 1}", scenario) for n in range(MUTANT_POOL)]
+            )
+            pool = [_vm_place(fleet, pack, vm) for vm in booted.values()]
+        first = pool[0].grade(())
+        if first is None and live:  # the session reached it: what did the grading say?
+            why = pool[0].failed[-1] if pool[0].failed else "no report"
+            say.print(f"{what} could not be graded: {why}", markup=False, highlight=False)
+            return ExitStatus.NOT_GRADED
+        if first is None or first["score"] != first["max_score"]:
+            score = "not graded" if first is None else f"{first['score']:g}/{first['max_score']:g}"
+            say.print(f"{what} must get full marks: it got {score}", markup=False, highlight=False)
             return ExitStatus.NOT_ALL_PASSED
         reference = _verdicts(first)
 
         def contents(path: str) -> str | None:
             q = shlex.quote(path)
-            shown = pool[0].sh(f"[ -f {q} ] && [ ! -L {q} ] && head -c 262144 -- {q}", check=False)
-            return shown.stdout if shown.returncode == 0 else None
+            status, text, _ = pool[0].sh(f"[ -f {q} ] && [ ! -L {q} ] && head -c 262144 -- {q}")
+            return text if status == 0 else None
 
         made = derive(first["checks"], contents, only)
         made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
-        mutants = made[:limit] if limit else made
+        chosen = made[:limit] if limit else made
+        for mutant in chosen:
+            reason = withheld(mutant, live=bool(live))
+            if reason:
+                kept_back[mutant.id] = reason
+        mutants = [m for m in chosen if m.id not in kept_back]
         say.print(
-            f"Reference {pack.reference}: full marks ({first['score']:g}). "
-            f"{len(made)} mutant(s) of what its checks read"
-            + (f", {len(mutants)} graded (--max)" if len(mutants) < len(made) else "")
+            f"Reference {'on ' + str(live['host']) if live else pack.reference}: full marks "
+            f"({first['score']:g}). {len(made)} mutant(s) of what its checks read"
+            + (f", {len(chosen)} taken (--max)" if len(chosen) < len(made) else "")
+            + (f", {len(kept_back)} not applied" if kept_back else "")
             + ".",
             markup=False,
             highlight=False,
         )
-        alone = [m for m in mutants if m.undo is None]
+        alone = [m for m in mutants if m.undo is None]  # never live: withheld there
         own = (
             boot_with_progress(
                 say, fleet, [(f"mutant{n + 1}", scenario) for n in range(len(alone))]
@@ -419,21 +545,29 @@ def prove_mutants(
         )
         done, counting = 0, threading.Lock()
 
-        def try_one(mutant: Mutant, vm: VM) -> None:
+        def try_one(mutant: Mutant, place: _Place) -> None:
             nonlocal done
-            applied = vm.sh(mutant.apply, check=False, timeout=120)
-            if applied.returncode != 0:
-                errors[mutant.id] = f"could not be applied: {applied.stderr.strip()[:200]}"
-            else:
-                # a file changed: the checks that name it or its folder (a daemon stopped:
-                # every check)
-                report = _grade_vm(fleet, pack, vm, only or (mutant.read_by if mutant.undo else ()))
-                if report is None:
-                    errors[mutant.id] = "the VM could not be graded with it"
+            try:
+                status, _, err = place.sh(mutant.apply)
+                if status != 0:
+                    errors[mutant.id] = f"could not be applied: {err.strip()[:200]}"
                 else:
-                    graded[mutant.id] = _verdicts(report)
-            if mutant.undo is not None:
-                vm.sh(mutant.undo, check=False, timeout=120)
+                    # a file changed: the checks that name it or its folder, no more (each
+                    # grading talks to the VM's daemons, and a daemon may turn away an address
+                    # that connects too often); a daemon stopped: every check
+                    report = place.grade(mutant.read_by if mutant.undo else only)
+                    if report is None:
+                        errors[mutant.id] = "the VM could not be graded with it"
+                    else:
+                        graded[mutant.id] = _verdicts(report)
+            finally:  # Ctrl-C included: a live VM is never left with a mutant applied
+                if mutant.undo is not None:
+                    status, _, err = place.sh(mutant.undo)
+                    if status != 0:
+                        problems_found.append(
+                            f"{place.name}: undoing {mutant.description} failed: "
+                            f"{err.strip()[:200]}"
+                        )
             with counting:
                 done += 1
             changed = sorted(c for c, s in graded.get(mutant.id, {}).items() if reference[c] != s)
@@ -446,35 +580,53 @@ def prove_mutants(
 
         stopping = threading.Event()  # Ctrl-C: each VM finishes the mutant it has, no more
 
-        def take(vm: VM, share: Sequence[Mutant]) -> None:
+        def take(place: _Place, share: Sequence[Mutant]) -> None:
             for mutant in share:
                 if stopping.is_set():
                     return
-                try_one(mutant, vm)
+                try_one(mutant, place)
 
         undoable = [m for m in mutants if m.undo is not None]
-        shares = [(vm, undoable[n :: len(pool)]) for n, vm in enumerate(pool)]
-        shares += [(vm, [m]) for vm, m in zip(own.values(), alone, strict=True)]
-        with ThreadPoolExecutor(len(shares)) as workers:
-            try:
-                list(workers.map(lambda pair: take(*pair), shares))
-            except KeyboardInterrupt:
-                stopping.set()
-                raise
-        for vm in pool:  # each undo put the VM back as it was: graded again, the reference
-            again = _grade_vm(fleet, pack, vm, only)
-            if again is None or any(reference[c] != s for c, s in _verdicts(again).items()):
+        shares = [(place, undoable[n :: len(pool)]) for n, place in enumerate(pool)]
+        shares += [
+            (_vm_place(fleet, pack, vm), [m]) for vm, m in zip(own.values(), alone, strict=True)
+        ]
+        if live:  # one VM: in this thread, so that Ctrl-C undoes the mutant it has
+            take(*shares[0])
+        else:
+            with ThreadPoolExecutor(len(shares)) as workers:
+                try:
+                    list(workers.map(lambda pair: take(*pair), shares))
+                except KeyboardInterrupt:
+                    stopping.set()
+                    raise
+        for place in pool:  # each undo put the VM back as it was: graded again, the reference
+            again = place.grade(only)
+            now = _verdicts(again) if again is not None else {}
+            moved = [f"{c} {reference[c]} -> {s}" for c, s in now.items() if reference[c] != s]
+            if again is None or moved:
                 problems_found.append(
-                    f"{vm.name} did not come back to the reference after its mutants were undone"
+                    f"{place.name} did not come back to the reference after its mutants "
+                    "were undone: " + ("; ".join(moved) if moved else "it could not be graded")
                 )
     matrix = judge(reference, graded, errors)
     checks = list(only) or list(reference)
     survivors = matrix.survivors(checks)
-    tried = {m.id: m for m in mutants}
+    tried = {m.id: m for m in chosen}
+    # a survivor whose mutants were all kept back was not proved here, rather than passing
+    unproved = {
+        check: [kept_back[m.id] for m in chosen if check in m.read_by and m.id in kept_back]
+        for check in survivors
+    }
+    unproved = {
+        check: why
+        for check, why in unproved.items()
+        if why and not any(check in m.read_by for m in mutants)
+    }
     if as_json:
         shown = {
             "rubric": str(pack.rubric),
-            "reference": pack.reference,
+            "reference": f"live:{live['host']}" if live else pack.reference,
             "mutants": [
                 {
                     "id": m.id,
@@ -482,18 +634,22 @@ def prove_mutants(
                     "read_by": list(m.read_by),
                     "changed": matrix.changed.get(m.id),
                     "error": errors.get(m.id),
+                    "not_applied": kept_back.get(m.id),
                 }
-                for m in mutants
+                for m in chosen
             ],
             "killed": {c: matrix.killed_by(c) for c in checks},
             "survivors": survivors,
+            "not_proved": {c: why[0] for c, why in unproved.items()},
             "gaps": matrix.gaps(),
             "problems": problems_found,
         }
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
         table = Table(
-            title=f"Mutants of {pack.reference}: which made each check fail", header_style="bold"
+            title=f"Mutants of {'the VM at ' + str(live['host']) if live else pack.reference}: "
+            "which made each check fail",
+            header_style="bold",
         )
         for column in ("Check", "Killed by", "For example"):
             table.add_column(column, overflow="fold")
@@ -514,10 +670,22 @@ def prove_mutants(
             )
             for gap in gaps[:8]:
                 console.print(f"  {tried[gap].description}", markup=False, highlight=False)
+        if kept_back:
+            console.print(f"{len(kept_back)} mutant(s) not applied:", markup=False)
+            for key, why in list(kept_back.items())[:8]:
+                console.print(f"  {tried[key].description}: {why}", markup=False, highlight=False)
         for line in problems_found:
             console.print(f"  {line}", markup=False, highlight=False)
         for check in survivors:
             read = [m.description for m in mutants if check in m.read_by][:2]
+            if check in unproved:
+                console.print(
+                    f"not proved: {check}: every mutant of what it reads was not applied "
+                    f"({unproved[check][0]})",
+                    markup=False,
+                    highlight=False,
+                )
+                continue
             console.print(
                 f"survives: {check} passes with every mutant"
                 + (
@@ -532,6 +700,8 @@ def prove_mutants(
             "every check fails when it should"
             if not survivors and not problems_found
             else f"{len(survivors)} check(s) no mutant made fail"
+            + (f" ({len(unproved)} of them not proved here)" if unproved else "")
+            + (f"; {len(problems_found)} problem(s)" if problems_found else "")
         )
         console.print(
             f"{pack.rubric}: {verdict} ({len(mutants)} mutants in "

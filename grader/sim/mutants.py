@@ -14,12 +14,15 @@ mutant each:
 - a port the grading talked to from outside: whatever listens there stopped.
 
 A file mutant records its undo, so a VM can take mutants one after another; a port mutant
-(a daemon stopped) is given a VM of its own. This module is pure: it derives and judges; the
-simulator applies (``grader.cli.sim``).
+(a daemon stopped) is given a VM of its own. A mutant that would cut the grader's own way in
+(sshd stopped, a file that a login reads changed) is never applied (``withheld``), nor, on a
+live VM that must end as it started, one without an undo. This module is pure: it derives,
+withholds and judges; ``grader.cli.sim`` applies, on simulated VMs or over SSH.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +42,14 @@ _STOP = (
     '[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true; '
     "! ss -Hltn 'sport = :{port}' | grep -q LISTEN"
 )
+#: What the grader's own way in reads at each login (sshd's files, the accounts, PAM, sudo,
+#: the login's keys, the programs and libraries themselves): a mutant never changes them
+_WAY_IN = re.compile(
+    r"^/etc/(?:ssh|pam\.d|security|sudoers\.d)/"
+    r"|^/etc/(?:passwd|shadow|group|gshadow|nsswitch\.conf|sudoers|shells|hosts\.(?:allow|deny)"
+    r"|ld\.so\.[\w.]+)$"
+    r"|/\.ssh(?:/|$)|^/(?:s?bin|lib\w*|usr)/"
+)
 _FLIP = {"YES": "NO", "NO": "YES", "yes": "no", "no": "yes"}
 _SETTING = re.compile(r"^(\s*[\w.-]+\s*=\s*)(YES|NO|yes|no)(\s*)$")
 
@@ -50,6 +61,20 @@ class Mutant:
     apply: str  # a shell script run inside the VM as root
     undo: str | None  # the script that puts the VM back; None: the VM is not reused
     read_by: tuple[str, ...] = ()  # the checks whose evidence it was derived from
+    path: str = ""  # the file it changes, if it is a file mutant ("": something else)
+    port: int = 0  # the TCP port whose listener it stops, if it stops one
+
+
+def withheld(mutant: Mutant, live: bool) -> str | None:
+    """Why ``mutant`` is not applied (None: it is). Never what cuts the grader's own way in;
+    on a live VM, which must end as it started, never a mutant without an undo."""
+    if mutant.port == 22:
+        return "it would cut the grader's own way in (sshd)"
+    if mutant.path and _WAY_IN.search(mutant.path):
+        return f"it would cut the grader's own way in ({mutant.path} is read at each login)"
+    if live and mutant.undo is None:
+        return "it cannot be undone, and a live VM must end as it started"
+    return None
 
 
 @dataclass
@@ -113,8 +138,8 @@ def ports_probed(checks: Sequence[Mapping[str, Any]]) -> dict[int, list[str]]:
                 continue
             for match in _PORT.finditer(source):
                 port = int(match.group(1) or match.group(2))
-                if port == 22 or not 0 < port < 65536:
-                    continue  # the grader's own way in is never stopped
+                if not 0 < port < 65536:
+                    continue
                 found.setdefault(port, [])
                 if check["id"] not in found[port]:
                     found[port].append(str(check["id"]))
@@ -158,14 +183,26 @@ def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list
         ),
     ]
     if text.startswith("From "):  # a mailbox: its messages, not its lines
-        return made + _message_mutants(path, text, save, restore, read_by)
+        made += _message_mutants(path, text, save, restore, read_by)
+    else:
+        made += _line_mutants(path, text, save, restore, read_by)
+    return [dataclasses.replace(m, path=path) for m in made]
+
+
+def _line_mutants(
+    path: str, text: str, save: str, restore: str, read_by: tuple[str, ...]
+) -> list[Mutant]:
+    """Each active line commented out, each commented-out setting uncommented, each YES/NO
+    flipped (none for a file of more than MAX_LINES such lines)."""
+    q, name = shlex.quote(path), path.rsplit("/", 1)[-1]
+    made: list[Mutant] = []
     active = [
         (number, line)
         for number, line in enumerate(text.splitlines(), 1)
         if line.strip() and not line.lstrip().startswith("#")
     ]
     if len(active) > MAX_LINES:
-        return made
+        return []
     # what a check found absent, made present: a commented-out setting or service line back in
     # (a file with more such lines than MAX_LINES is a file of examples: left as it is)
     dormant = [
@@ -257,6 +294,7 @@ def derive(
                 _STOP.format(port=port),
                 None,
                 tuple(read_by),
+                port=port,
             )
         )
     unique: dict[str, Mutant] = {}
