@@ -1,7 +1,8 @@
 """The grader as course staff install it: a wheel built from this repository, installed into a
 fresh virtual environment, run from an empty folder (nothing of the clone on the path). It
-proves Lab 7 on its simulated VMs, boots them with `grade sim up`, and runs Lab 7's checks
-under plain pytest through its plugin; `grade sim down` removes them.
+proves every check of Lab 7 with mutants on its simulated VMs, boots them with `grade sim
+up`, and runs Lab 7's checks under plain pytest through its plugin; `grade sim down` removes
+them.
 
 It runs on a simulator network of its own (GRADER_SIM_NET=1), beside the session's VMs."""
 
@@ -52,12 +53,17 @@ def test_the_installed_grader_proves_lab7_and_runs_its_checks_under_plain_pytest
     installed: Path, tmp_path: Path
 ) -> None:
     grade = str(installed / "bin" / "grade")
-    proved = run([grade, "prove", "--lab", "lab7", "--format", "json"], tmp_path)
+    # every check of Lab 7 proved to fail when it should (each scenario's verdicts are
+    # test_e2e_lab7's): the reference at full marks, mutants of it, each check killed
+    proved = run([grade, "prove", "--mutants", "--lab", "lab7", "--format", "json"], tmp_path)
     assert proved.returncode == 0, proved.stdout[-3000:] + proved.stderr[-3000:]
     result = json.loads(proved.stdout)
-    assert result["problems"] == [] and set(result["graded"]) == set(LAB7)
     assert "site-packages/grader/_labs/lab7/rubric.toml" in result["rubric"]  # the wheel's own
-    assert result["graded"]["complete"] == LAB7["complete"].expected
+    assert result["survivors"] == [] and result["problems"] == []
+    assert set(result["killed"]) == set(LAB7["complete"].expected)
+    assert all(result["killed"].values()), result["killed"]
+    own = {m["id"] for m in result["mutants"]} - {"port53:stopped", "port80:stopped"}
+    assert len(own) >= 8  # the pack's own kinds: a record's address, the serial set back ...
 
     up = run([grade, "sim", "up", "complete", "untouched", "--lab", "lab7"], tmp_path)
     try:
