@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -49,6 +51,8 @@ def course(opts: dict[str, Any]) -> int:
         )
     if opts["course_command"] != "run" and opts.get("course_students"):
         raise UsageError("--student is for `grade course run`")
+    if opts["course_command"] == "shard-script":
+        return _shard_script(opts)
     gradebook = _open(opts, create=True)
     try:
         action = opts["course_command"]
@@ -58,13 +62,69 @@ def course(opts: dict[str, Any]) -> int:
         from grader.course.lock import WAIT, course_lock
 
         wait = 0 if opts.get("no_wait") else WAIT
-        with course_lock(gradebook.book, f"grade course {action}", wait=wait):
+        part = _shard(opts)
+        doing = f"grade course {action}" + (f" --shard {part[0]}/{part[1]}" if part else "")
+        with course_lock(gradebook.book, doing, wait=wait, batch=opts["batch"]):
             if action == "run":
                 lab = gradebook.course.lab(opts["lab_id"]).id
                 return _grade(opts, gradebook, lab, opts.get("course_students") or None, "run")
             return _due(opts, gradebook)
     finally:
         gradebook.close()
+
+
+def _shard(opts: dict[str, Any]) -> tuple[int, int] | None:
+    """--shard K/N, and the batch its shards share (opts["batch"], from the job runner's
+    environment when not given)."""
+    # lazy: start-up (see grader/cli/__init__.py)
+    from grader.classrun.roster import parse_shard
+
+    if opts.get("shard") is None:
+        if opts.get("batch"):
+            raise UsageError("--batch names the shards of one class grading: give --shard K/N")
+        opts["batch"] = None
+        return None
+    if not opts.get("batch"):
+        env = os.environ
+        if env.get("SLURM_ARRAY_JOB_ID"):
+            opts["batch"] = f"slurm-{env['SLURM_ARRAY_JOB_ID']}"
+        elif env.get("GITHUB_RUN_ID"):
+            opts["batch"] = f"github-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+        else:
+            opts["batch"] = None
+    return parse_shard(opts["shard"])
+
+
+def _shard_script(opts: dict[str, Any]) -> int:
+    """The sbatch script of a lab graded in shards (see `grade course shard-script --help`)."""
+    # lazy: start-up (see grader/cli/__init__.py)
+    from grader.course.config import find_course, load_course
+
+    if not opts["slurm"]:
+        raise UsageError("name the job runner the script is for: --slurm (the only one so far)")
+    course = load_course(find_course(opts.get("course")))
+    lab = course.lab(opts["lab_id"]).id
+    count = opts["shards"]
+    where = shlex.quote(str(course.folder))
+    what = "due" if opts["due"] else f"run {shlex.quote(lab)}"
+    grade = f"{shlex.quote(sys.executable)} -m grader"  # this grader, whatever PATH holds
+    sys.stdout.write(
+        f"""#!/bin/sh
+# {course.title}: {"the students now due" if opts["due"] else lab} in {count} shards.
+# One Slurm array task per shard; each records its slice into the course's book when done.
+# The book's address is taken from the environment sbatch runs in (GRADER_DB, else
+# course.toml's db): export it before `sbatch`, it is not written here.
+# Watch the tasks with `squeue`. A task that fails leaves its students ungraded (never 0):
+# `grade course run LAB --student ID` or the next `grade course due` picks them up.
+#SBATCH --job-name=grade-{lab if not opts["due"] else "due"}
+#SBATCH --array=1-{count}
+#SBATCH --chdir={where}
+#SBATCH --output={where}/slurm-%A_%a.out
+exec {grade} course {what} --course {where} \\
+    --shard "$SLURM_ARRAY_TASK_ID/{count}" --batch "slurm-$SLURM_ARRAY_JOB_ID"
+"""
+    )
+    return ExitStatus.OK
 
 
 def _setup(opts: dict[str, Any], gradebook: Gradebook, lab: str) -> Any:
@@ -83,16 +143,18 @@ def _grade(
 
     color = use_color(opts["color"], sys.stdout)
     setup = _setup(opts, gradebook, lab)
+    part = _shard(opts)
     recorded = grade_lab(
         gradebook, lab, only, kind, setup, ignore=opts["ignore_columns"], color=color,
-        on_students=warn_shared_passwords,
+        on_students=warn_shared_passwords, shard=part, batch=opts["batch"],
     )  # fmt: skip
     if recorded is None:
-        _say(f"{lab}: nobody to grade")
+        _say(f"{lab}: nobody to grade" + (f" in shard {part[0]}/{part[1]}" if part else ""))
         return ExitStatus.OK
     code = class_ending(recorded.done, gradebook.rubric(lab), color)
     if recorded.run is not None:
-        _say(f"Recorded in the gradebook as run {recorded.run} ({kind} of {lab}): "
+        shard = f", shard {part[0]}/{part[1]} of {opts['batch'] or 'its class'}" if part else ""
+        _say(f"Recorded in the gradebook as run {recorded.run} ({kind} of {lab}{shard}): "
              f"{recorded.folder}")  # fmt: skip
         gradebook.forget()
         graded = {r.student for r in recorded.done.result.reports if r.student}
@@ -115,7 +177,9 @@ def _due(opts: dict[str, Any], gradebook: Gradebook) -> int:
             _say(f"{lab.id}: nobody to grade (due {utc(lab.due)}; now {utc(moment)})")
             continue
         names = ", ".join(d.student for d in todo)
-        _say(f"{lab.id}: grading {len(todo)} student(s) whose due time has passed: {names}")
+        part = _shard(opts)
+        mine = f" (shard {part[0]}/{part[1]}: those of its slice of the roster)" if part else ""
+        _say(f"{lab.id}: grading {len(todo)} student(s) whose due time has passed{mine}: {names}")
         for d in todo:
             if d.why != "due":
                 _say(f"  {d.student}: again, {d.why}")
@@ -237,8 +301,9 @@ def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
         else:
             score = "not graded" if e["score"] is None else f"{e['score']:g}/{e['max']:g}"
             counts = "  <- counts" if e.get("counts") else ""
-            line = (f"{e['at']}  {e['lab']}: run {e['run']}, {e['kind']} by {e['by']}, VM seen "
-                    f"{e['graded_at']}: {score}{counts}")  # fmt: skip
+            batch = f" (a shard of class grading {e['batch']})" if e.get("batch") else ""
+            line = (f"{e['at']}  {e['lab']}: run {e['run']}, {e['kind']} by {e['by']}{batch}, "
+                    f"VM seen {e['graded_at']}: {score}{counts}")  # fmt: skip
         _say(line)
     for (lab, at), names in firsts.items():
         _say(f"{at}  {lab}: passed for the first time: {', '.join(names)}")

@@ -757,6 +757,41 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
     for each in (run, due):
         _course_where(each)
         _grading_options(each, course=True)
+        each.add_argument(
+            "--batch", metavar="NAME",
+            help="With --shard: the name the shards of one class grading share (default: "
+            "slurm-$SLURM_ARRAY_JOB_ID in a Slurm array, github-$GITHUB_RUN_ID-"
+            "$GITHUB_RUN_ATTEMPT in a GitHub Actions matrix). Shards of one batch grade "
+            "together and the book records them as one grading of the class; without a batch "
+            "each shard waits for the course in turn.",
+        )  # fmt: skip
+    script = action(
+        "shard-script",
+        "print the job script that grades a lab in shards (a Slurm array)",
+        "Print the sbatch script that grades LAB in N shards, one Slurm array task each "
+        "(`grade course run LAB --shard K/N`, all of one batch): each records its slice into "
+        "the course's book as it finishes. The book's address is not written in it: sbatch "
+        "passes on the environment it runs in (export GRADER_DB=postgresql://... first, or "
+        "let course.toml name it). Save it and run `sbatch FILE`; `squeue` shows the tasks, "
+        "and each task's output goes to slurm-JOB_TASK.out in the course folder. A task that "
+        "fails leaves its students ungraded, never marked 0: `grade course run LAB --student "
+        "ID` (or the next `grade course due`) picks them up.",
+    )
+    script.add_argument("lab_id", metavar="LAB", help="A lab id of course.toml.")
+    _course_where(script)
+    script.add_argument(
+        "--slurm", action="store_true", default=False,
+        help="For Slurm (the job runner this prints for; required, so that another can come).",
+    )  # fmt: skip
+    script.add_argument(
+        "--shards", type=at_least(1, int), metavar="N", default=4,
+        help="How many shards, one array task each (default 4).",
+    )  # fmt: skip
+    script.add_argument(
+        "--due", action="store_true", default=False,
+        help="Each task runs `grade course due --shard K/N` (every lab's students whose due "
+        "time has passed) instead of `course run LAB`.",
+    )  # fmt: skip
     regrade = action(
         "regrade",
         "mark every recorded grading of a lab again with its current rubric",
