@@ -106,6 +106,14 @@ CASES = {
         lambda t: ["prove", "--only", "smtp_daemon"],
         ["--only and --max apply to grade prove --mutants"],
     ),
+    "a batch without shards": (
+        lambda t: ["course", "run", "lab6", "--batch", "slurm-7"],
+        ["--batch names the shards of one class grading: give --shard K/N"],
+    ),
+    "a shard past the count": (
+        lambda t: ["course", "due", "--shard", "3/2"],
+        ["--shard '3/2': expected K/N with 1 <= K <= N"],
+    ),
     # live mode: said before any connection is tried
     "a live VM without --mutants": (
         lambda t: ["prove", "--host", "198.18.0.250"],

@@ -317,3 +317,26 @@ def test_a_dropped_run_leaves_the_marks_and_comes_back(book, tmp_path):
     kinds = [e["kind"] for e in book.history("amy")]
     assert "drop" in kinds and "undrop" in kinds
     assert first != later
+
+
+def test_the_shards_of_one_batch_share_the_course_lock_and_keep_any_other_grading_out(tmp_path):
+    from grader.base.errors import CourseBusy
+    from grader.course.lock import course_lock
+
+    book = Book(f"sqlite:///{tmp_path / 'book.sqlite'}", by="ta")
+    with (
+        course_lock(book, "shard 1/2", wait=0, batch="slurm-7"),
+        course_lock(book, "shard 2/2", wait=0, batch="slurm-7"),  # joins: no wait
+    ):
+        held = r"shard 1/2 by ta .* batch slurm-7; shard 2/2 by ta .* batch slurm-7"
+        with pytest.raises(CourseBusy, match=held), course_lock(book, "on its own", wait=0):
+            pass
+        with pytest.raises(CourseBusy), course_lock(book, "another", wait=0, batch="slurm-8"):
+            pass
+    with (
+        course_lock(book, "after the batch", wait=0),  # every shard done: free again
+        pytest.raises(CourseBusy, match="after the batch"),
+        course_lock(book, "shard 1/2", wait=0, batch="slurm-9"),
+    ):
+        pass
+    book.close()

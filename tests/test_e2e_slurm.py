@@ -210,6 +210,8 @@ vars = {{ bob_password = {{ env = "LAB6_BOB_PW" }} }}
         code, history, _ = grade("book", "history", name)
         assert history.count(", run by ") == 1, history  # one grading, no double
         assert "(a shard of class grading slurm-" in history, history
+        code, explained, _ = grade("book", "explain", name, "lab6")
+        assert "(a shard of class grading slurm-" in explained and str(folder) in explained
 
     # the README's plain recipe: each task grades a slice into a folder, then grade merge
     out = tmp_path / "plain"

@@ -53,6 +53,7 @@ def course(opts: dict[str, Any]) -> int:
         raise UsageError("--student is for `grade course run`")
     if opts["course_command"] == "shard-script":
         return _shard_script(opts)
+    part = _shard(opts) if opts["course_command"] in ("run", "due") else None
     gradebook = _open(opts, create=True)
     try:
         action = opts["course_command"]
@@ -62,9 +63,8 @@ def course(opts: dict[str, Any]) -> int:
         from grader.course.lock import WAIT, course_lock
 
         wait = 0 if opts.get("no_wait") else WAIT
-        part = _shard(opts)
         doing = f"grade course {action}" + (f" --shard {part[0]}/{part[1]}" if part else "")
-        with course_lock(gradebook.book, doing, wait=wait, batch=opts["batch"]):
+        with course_lock(gradebook.book, doing, wait=wait, batch=opts.get("batch")):
             if action == "run":
                 lab = gradebook.course.lab(opts["lab_id"]).id
                 return _grade(opts, gradebook, lab, opts.get("course_students") or None, "run")

@@ -573,6 +573,11 @@ class Book:
                     continue
                 latest[original] = row  # runs in recording order: the last regrade wins
             ids = [row.id for row in latest.values()]
+            batches = dict(
+                connection.execute(
+                    sa.select(runs.c.id, runs.c.batch).where(runs.c.id.in_(list(latest)))
+                ).all()
+            )
             found: dict[int, list[Outcome]] = {}
             if ids:
                 for c in connection.execute(sa.select(checks).where(checks.c.report_id.in_(ids))):
@@ -597,7 +602,7 @@ class Book:
                 outcomes.sort(key=lambda o: order.get(o.id, len(order)))
             grading = Grading(
                 original, parse_utc(row.graded_at), row.status, row.max_score,
-                tuple(outcomes), spec, sha, row.run, row.report_path,
+                tuple(outcomes), spec, sha, row.run, row.report_path, batches.get(original),
             )  # fmt: skip
             gradings.append(grading)
         return gradings

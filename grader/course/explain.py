@@ -37,7 +37,9 @@ def explanation(gradebook: Any, explained: Explained) -> str:
         return "\n".join(lines) + "\n"
     late = f", {row.days_late} day(s) late: {row.penalty:.0%} off" if row.days_late else ", on time"
     lines.append(
-        f"  Counts: run {grading.run}, the VM as seen {utc(grading.at)}{late}"
+        f"  Counts: run {grading.run}"
+        + (f" (a shard of class grading {grading.batch})" if grading.batch else "")
+        + f", the VM as seen {utc(grading.at)}{late}"
         + (f" (marked again in run {grading.version})" if grading.version != grading.run else "")
     )
     path = gradebook.book.absolute(grading.report_path)

@@ -108,6 +108,7 @@ class Grading:
     rubric_sha256: str | None = None
     version: int = 0  # the run whose report this is (a regrade's run, or the run itself)
     report_path: str = ""
+    batch: str | None = None  # the class grading its run was a shard of (None: a run alone)
 
 
 @dataclass(frozen=True)
