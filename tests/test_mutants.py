@@ -45,6 +45,9 @@ def test_each_file_gets_whole_file_and_line_mutants_each_with_its_undo():
     assert "ftpusers:2:commented" in made and "ftpusers:1:commented" not in made  # a comment
     assert "(root)" in made["ftpusers:2:commented"].description
     assert "set the other way (anonymous_enable=YES)" in made["vsftpd.conf:1:flipped"].description
+    overridden = made["vsftpd.conf:1:overridden"]  # the line kept, the other value said last
+    assert overridden.description.endswith("line 1 left, anonymous_enable=YES added at the end")
+    assert overridden.apply.endswith("printf '%s\\n' anonymous_enable=YES >> /etc/vsftpd.conf")
     assert "vsftpd.conf:2:commented" not in made  # already a comment: made present instead
     assert made["vsftpd.conf:2:uncommented"].description.endswith("(local_enable=YES)")
     assert "ftpusers:1:uncommented" not in made  # prose stays prose

@@ -8,9 +8,9 @@ mutant each:
 
 - a file: removed, emptied, made world-readable and world-writable, replaced by a symbolic
   link; each of its active lines commented out, each commented-out setting or service line
-  uncommented, each YES/NO value flipped (files of at most ``MAX_LINES`` such lines: a
-  generated configuration is not a file a student edits by hand); a mailbox loses one
-  message at a time;
+  uncommented, each YES/NO value flipped, or said the other way again at the end (files of
+  at most ``MAX_LINES`` such lines: a generated configuration is not a file a student edits
+  by hand); a mailbox loses one message at a time;
 - a port the grading talked to from outside: whatever listens there stopped.
 
 A file mutant records its undo, so a VM can take mutants one after another; a port mutant
@@ -240,6 +240,18 @@ def _line_mutants(
                     f"{name}:{number}:flipped",
                     f"{path} line {number} set the other way ({' '.join(flipped.split())})",
                     f"{save} && sed -i '{number}s/.*/{flipped}/' -- {q}",
+                    restore,
+                    read_by,
+                )
+            )
+            # the line left as it is, the other value said again further down (for a program
+            # that reads the last one, as vsftpd does, the line no longer decides)
+            again = "".join(flipped.split())
+            made.append(
+                Mutant(
+                    f"{name}:{number}:overridden",
+                    f"{path} line {number} left, {again} added at the end",
+                    f"{save} && printf '%s\\n' {shlex.quote(again)} >> {q}",
                     restore,
                     read_by,
                 )
