@@ -67,8 +67,9 @@ def course(opts: dict[str, Any]) -> int:
         with course_lock(gradebook.book, doing, wait=wait, batch=opts.get("batch")):
             if action == "run":
                 lab = gradebook.course.lab(opts["lab_id"]).id
-                return _grade(opts, gradebook, lab, opts.get("course_students") or None, "run")
-            return _due(opts, gradebook)
+                students = opts.get("course_students") or None
+                return _grade(opts, gradebook, lab, students, "run", part)
+            return _due(opts, gradebook, part)
     finally:
         gradebook.close()
 
@@ -135,7 +136,12 @@ def _setup(opts: dict[str, Any], gradebook: Gradebook, lab: str) -> Any:
 
 
 def _grade(
-    opts: dict[str, Any], gradebook: Gradebook, lab: str, only: list[str] | None, kind: str
+    opts: dict[str, Any],
+    gradebook: Gradebook,
+    lab: str,
+    only: list[str] | None,
+    kind: str,
+    part: tuple[int, int] | None = None,
 ) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.cli.grading import class_ending, warn_shared_passwords
@@ -143,17 +149,17 @@ def _grade(
 
     color = use_color(opts["color"], sys.stdout)
     setup = _setup(opts, gradebook, lab)
-    part = _shard(opts)
     recorded = grade_lab(
         gradebook, lab, only, kind, setup, ignore=opts["ignore_columns"], color=color,
-        on_students=warn_shared_passwords, shard=part, batch=opts["batch"],
+        on_students=warn_shared_passwords, shard=part, batch=opts.get("batch"),
     )  # fmt: skip
     if recorded is None:
         _say(f"{lab}: nobody to grade" + (f" in shard {part[0]}/{part[1]}" if part else ""))
         return ExitStatus.OK
     code = class_ending(recorded.done, gradebook.rubric(lab), color)
     if recorded.run is not None:
-        shard = f", shard {part[0]}/{part[1]} of {opts['batch'] or 'its class'}" if part else ""
+        batch = opts.get("batch") or "its class"
+        shard = f", shard {part[0]}/{part[1]} of {batch}" if part else ""
         _say(f"Recorded in the gradebook as run {recorded.run} ({kind} of {lab}{shard}): "
              f"{recorded.folder}")  # fmt: skip
         gradebook.forget()
@@ -165,7 +171,7 @@ def _grade(
     return code
 
 
-def _due(opts: dict[str, Any], gradebook: Gradebook) -> int:
+def _due(opts: dict[str, Any], gradebook: Gradebook, part: tuple[int, int] | None) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.grading import due_now
 
@@ -177,13 +183,13 @@ def _due(opts: dict[str, Any], gradebook: Gradebook) -> int:
             _say(f"{lab.id}: nobody to grade (due {utc(lab.due)}; now {utc(moment)})")
             continue
         names = ", ".join(d.student for d in todo)
-        part = _shard(opts)
         mine = f" (shard {part[0]}/{part[1]}: those of its slice of the roster)" if part else ""
         _say(f"{lab.id}: grading {len(todo)} student(s) whose due time has passed{mine}: {names}")
         for d in todo:
             if d.why != "due":
                 _say(f"  {d.student}: again, {d.why}")
-        worst = max(worst, _grade(opts, gradebook, lab.id, [d.student for d in todo], "due"))
+        due = [d.student for d in todo]
+        worst = max(worst, _grade(opts, gradebook, lab.id, due, "due", part))
     return worst
 
 

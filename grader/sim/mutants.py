@@ -245,7 +245,7 @@ def _line_mutants(
                 )
             )
             # the line left as it is, the other value said again further down (for a program
-            # that reads the last one, as vsftpd does, the line no longer decides)
+            # that reads the last one, the line no longer decides)
             again = "".join(flipped.split())
             made.append(
                 Mutant(
