@@ -114,6 +114,14 @@ CASES = {
         lambda t: ["course", "due", "--shard", "3/2"],
         ["--shard '3/2': expected K/N with 1 <= K <= N"],
     ),
+    "a shard script for no runner": (
+        lambda t: ["course", "shard-script", "lab6"],
+        ["name the job runner the script is for: --slurm"],
+    ),
+    "a shard script of a lab and of what is due": (
+        lambda t: ["course", "shard-script", "lab6", "--slurm", "--due"],
+        ["--due grades every lab's students now due: give no LAB"],
+    ),
     # live mode: said before any connection is tried
     "a live VM without --mutants": (
         lambda t: ["prove", "--host", "198.18.0.250"],

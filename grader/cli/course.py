@@ -103,10 +103,16 @@ def _shard_script(opts: dict[str, Any]) -> int:
 
     if not opts["slurm"]:
         raise UsageError("name the job runner the script is for: --slurm (the only one so far)")
+    if opts["due"] == bool(opts.get("lab_id")):
+        raise UsageError(
+            "--due grades every lab's students now due: give no LAB"
+            if opts["due"]
+            else "name the LAB to grade (or --due for the students now due)"
+        )
     course = load_course(find_course(opts.get("course")))
-    lab = course.lab(opts["lab_id"]).id
+    lab = "due" if opts["due"] else course.lab(opts["lab_id"]).id
     count = opts["shards"]
-    where = shlex.quote(str(course.folder))
+    where = shlex.quote(str(course.folder.resolve()))
     what = "due" if opts["due"] else f"run {shlex.quote(lab)}"
     grade = f"{shlex.quote(sys.executable)} -m grader"  # this grader, whatever PATH holds
     sys.stdout.write(
@@ -117,7 +123,7 @@ def _shard_script(opts: dict[str, Any]) -> int:
 # course.toml's db): export it before `sbatch`, it is not written here.
 # Watch the tasks with `squeue`. A task that fails leaves its students ungraded (never 0):
 # `grade course run LAB --student ID` or the next `grade course due` picks them up.
-#SBATCH --job-name=grade-{lab if not opts["due"] else "due"}
+#SBATCH --job-name=grade-{lab}
 #SBATCH --array=1-{count}
 #SBATCH --chdir={where}
 #SBATCH --output={where}/slurm-%A_%a.out

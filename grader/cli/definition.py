@@ -777,7 +777,9 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
         "fails leaves its students ungraded, never marked 0: `grade course run LAB --student "
         "ID` (or the next `grade course due`) picks them up.",
     )
-    script.add_argument("lab_id", metavar="LAB", help="A lab id of course.toml.")
+    script.add_argument(
+        "lab_id", metavar="LAB", nargs="?", help="A lab id of course.toml (none with --due)."
+    )
     _course_where(script)
     script.add_argument(
         "--slurm", action="store_true", default=False,
