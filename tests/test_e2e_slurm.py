@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from grader.course.book import Book
 from grader.engine.catalog import built_in_rubric
 from scenarios import SCENARIOS
+from tests.test_book import batch_lock_rules
 from tests.test_e2e_course import grade, new_database, postgresql  # noqa: F401 (postgresql: a fixture)
 
 pytestmark = pytest.mark.vm
@@ -228,3 +230,11 @@ exec {sys.executable} -m grader --roster {course}/class.csv --var-env bob_passwo
                             "--out", str(out / "class"))  # fmt: skip
     assert code == 0, said + err
     assert sorted(students_in(out / "class")) == sorted(STUDENTS)
+
+
+def test_the_shards_of_one_batch_share_the_course_lock_on_postgresql(request):
+    book = Book(new_database(request.getfixturevalue("postgresql"), "locks"), by="ta")
+    try:
+        batch_lock_rules(book)
+    finally:
+        book.close()
