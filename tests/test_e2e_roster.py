@@ -22,6 +22,7 @@ import pytest
 from grader.base.errors import ExitStatus
 from grader.cli import main
 from scenarios import SCENARIOS
+from tests.children import interruptible, stop
 from tests.test_outputs import GRADESCOPE_SCHEMA, assert_nothing_injected, outside_fences
 
 pytestmark = pytest.mark.vm
@@ -200,12 +201,16 @@ def test_interrupted_run_is_finished_by_resume(grade, class_roster, class_run, t
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
-    deadline = time.monotonic() + 120
-    while not list(partial.glob("[!.]*.json")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(partial.glob("[!.]*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=120)
+    finally:
+        stop(process)
     assert process.returncode == 130
     finished = {p.stem for p in partial.glob("[!.]*.json")}
     assert finished and finished != set(CLASS)  # stopped midway

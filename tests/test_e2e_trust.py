@@ -25,6 +25,7 @@ import pytest
 from grader.base.errors import ExitStatus
 from grader.sim.prove import problems
 from scenarios import SCENARIOS
+from tests.children import interruptible, stop
 from tests.hostile import HOSTILE, MASKED_PASSWORD, TERMINAL_PAYLOAD
 
 pytestmark = pytest.mark.vm
@@ -325,11 +326,15 @@ def test_ctrl_c_ends_a_class_run_within_seconds(fleet, hostile_vms, tmp_path):
         [sys.executable, "-m", "grader", "--roster", str(roster), "--out", str(out),
          "--command-timeout", "120", "--no-prefetch"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
-    time.sleep(6)  # every host is now waiting on its hanging ss
-    signalled = time.monotonic()
-    process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=60)
+    try:
+        time.sleep(6)  # every host is now waiting on its hanging ss
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        stop(process)
     assert time.monotonic() - signalled < 20  # not the 120 s a hanging command may take
     assert process.returncode == 130
     assert "Interrupted" in stdout
