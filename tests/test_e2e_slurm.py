@@ -215,6 +215,19 @@ vars = {{ bob_password = {{ env = "LAB6_BOB_PW" }} }}
         code, explained, _ = grade("book", "explain", name, "lab6")
         assert "(a shard of class grading slurm-" in explained and str(folder) in explained
 
+    # past the due time, a cron's shard grades its slice of those now due, once
+    for name in ("LAB6_BOB_PW", "GRADER_KNOWN_HOSTS", "GRADER_CACHE_DIR"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("GRADER_NOW", "2027-01-01T12:30:00+00:00")
+    code, said, err = grade("course", "due", "--shard", "1/2", "--batch", "cron-1")
+    assert code in (0, 1), said + err
+    assert "lab6: grading 2 student(s) in shard 1/2 whose due time has passed: ann, cid" in said
+    assert "(due of lab6 of batch cron-1)" in said
+    (due,) = (course / "runs").glob("lab6-due-*")
+    assert sorted(students_in(due)) == ["ann", "cid"]  # every 2nd from the 1st: bea is 2/2's
+    code, said, _ = grade("course", "due", "--shard", "1/2", "--batch", "cron-2")
+    assert "lab6: nobody to grade in shard 1/2" in said  # graded after their due time: done
+
     # the README's plain recipe: each task grades a slice into a folder, then grade merge
     out = tmp_path / "plain"
     plain = f"""#!/bin/sh

@@ -68,7 +68,7 @@ def course(opts: dict[str, Any]) -> int:
             if action == "run":
                 lab = gradebook.course.lab(opts["lab_id"]).id
                 students = opts.get("course_students") or None
-                return _grade(opts, gradebook, lab, students, "run", part)
+                return _grade(opts, gradebook, lab, students, "run", part, opts.get("batch"))
             return _due(opts, gradebook, part)
     finally:
         gradebook.close()
@@ -148,6 +148,7 @@ def _grade(
     only: list[str] | None,
     kind: str,
     part: tuple[int, int] | None = None,
+    batch: str | None = None,
 ) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.cli.grading import class_ending, warn_shared_passwords
@@ -157,15 +158,16 @@ def _grade(
     setup = _setup(opts, gradebook, lab)
     recorded = grade_lab(
         gradebook, lab, only, kind, setup, ignore=opts["ignore_columns"], color=color,
-        on_students=warn_shared_passwords, shard=part, batch=opts.get("batch"),
+        on_students=warn_shared_passwords, shard=part, batch=batch,
     )  # fmt: skip
     if recorded is None:
         _say(f"{lab}: nobody to grade" + (f" in shard {part[0]}/{part[1]}" if part else ""))
         return ExitStatus.OK
     code = class_ending(recorded.done, gradebook.rubric(lab), color)
     if recorded.run is not None:
-        batch = opts.get("batch") or "its class"
-        shard = f", shard {part[0]}/{part[1]} of {batch}" if part else ""
+        shard = (f", shard {part[0]}/{part[1]}" if part else "") + (
+            f" of batch {batch}" if batch else ""
+        )
         _say(f"Recorded in the gradebook as run {recorded.run} ({kind} of {lab}{shard}): "
              f"{recorded.folder}")  # fmt: skip
         gradebook.forget()
@@ -183,19 +185,21 @@ def _due(opts: dict[str, Any], gradebook: Gradebook, part: tuple[int, int] | Non
 
     moment = now()
     worst = int(ExitStatus.OK)
+    # a shard: its slice of the roster, every Nth student from the Kth, as --roster --shard
+    mine = set(list(gradebook.roster)[part[0] - 1 :: part[1]]) if part else None
+    where = f" in shard {part[0]}/{part[1]}" if part else ""
     for lab in gradebook.course.labs.values():
-        todo = due_now(gradebook, lab.id, moment)
+        todo = [d for d in due_now(gradebook, lab.id, moment) if mine is None or d.student in mine]
         if not todo:
-            _say(f"{lab.id}: nobody to grade (due {utc(lab.due)}; now {utc(moment)})")
+            _say(f"{lab.id}: nobody to grade{where} (due {utc(lab.due)}; now {utc(moment)})")
             continue
         names = ", ".join(d.student for d in todo)
-        mine = f" (shard {part[0]}/{part[1]}: those of its slice of the roster)" if part else ""
-        _say(f"{lab.id}: grading {len(todo)} student(s) whose due time has passed{mine}: {names}")
+        _say(f"{lab.id}: grading {len(todo)} student(s){where} whose due time has passed: {names}")
         for d in todo:
             if d.why != "due":
                 _say(f"  {d.student}: again, {d.why}")
-        due = [d.student for d in todo]
-        worst = max(worst, _grade(opts, gradebook, lab.id, due, "due", part))
+        due = [d.student for d in todo]  # the shard's already: sliced once, here
+        worst = max(worst, _grade(opts, gradebook, lab.id, due, "due", None, opts.get("batch")))
     return worst
 
 
