@@ -49,14 +49,27 @@ PORTS = "21,23,25,37,110"
 SUMMARY_COLUMNS = {*LEADING, *TRAILING}  # the columns of summary.csv that are not checks
 
 
+#: Runs a command (argv[2:]) and writes its peak RSS in KiB to argv[1]: a small process, so the
+#: peak is the command's own (a process forked by this one starts with this one's pages, which
+#: its ru_maxrss would count)
+MEASURED = (
+    "import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); "
+    "_, status, usage = os.wait4(p.pid, 0); "
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+    "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """Run a command; (wall seconds, peak RSS in MB of its process tree's largest, status)."""
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    return time.monotonic() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    with tempfile.NamedTemporaryFile("r") as peak:
+        started = time.monotonic()
+        status = subprocess.run(
+            [sys.executable, "-c", MEASURED, peak.name, *command],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False,
+        ).returncode  # fmt: skip
+        wall = time.monotonic() - started
+        return wall, int(peak.read() or 0) / 1024, status
 
 
 def floor(addresses: list[str], identity: Path) -> float:
