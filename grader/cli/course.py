@@ -53,7 +53,7 @@ def course(opts: dict[str, Any]) -> int:
         raise UsageError("--student is for `grade course run`")
     if opts["course_command"] == "shard-script":
         return _shard_script(opts)
-    part = _shard(opts) if opts["course_command"] in ("run", "due") else None
+    part, batch = _shard(opts) if opts["course_command"] in ("run", "due") else (None, None)
     gradebook = _open(opts, create=True)
     try:
         action = opts["course_command"]
@@ -64,36 +64,33 @@ def course(opts: dict[str, Any]) -> int:
 
         wait = 0 if opts.get("no_wait") else WAIT
         doing = f"grade course {action}" + (f" --shard {part[0]}/{part[1]}" if part else "")
-        with course_lock(gradebook.book, doing, wait=wait, batch=opts.get("batch")):
+        with course_lock(gradebook.book, doing, wait=wait, batch=batch):
             if action == "run":
                 lab = gradebook.course.lab(opts["lab_id"]).id
                 students = opts.get("course_students") or None
-                return _grade(opts, gradebook, lab, students, "run", part, opts.get("batch"))
-            return _due(opts, gradebook, part)
+                return _grade(opts, gradebook, lab, students, "run", part, batch)
+            return _due(opts, gradebook, part, batch)
     finally:
         gradebook.close()
 
 
-def _shard(opts: dict[str, Any]) -> tuple[int, int] | None:
-    """--shard K/N, and the batch its shards share (opts["batch"], from the job runner's
-    environment when not given)."""
+def _shard(opts: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None]:
+    """--shard K/N, and the batch its shards share (--batch, else the job runner's job id
+    from the environment; None: the shard is a grading of its own)."""
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.roster import parse_shard
 
     if opts.get("shard") is None:
         if opts.get("batch"):
             raise UsageError("--batch names the shards of one class grading: give --shard K/N")
-        opts["batch"] = None
-        return None
-    if not opts.get("batch"):
-        env = os.environ
-        if env.get("SLURM_ARRAY_JOB_ID"):
-            opts["batch"] = f"slurm-{env['SLURM_ARRAY_JOB_ID']}"
-        elif env.get("GITHUB_RUN_ID"):
-            opts["batch"] = f"github-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
-        else:
-            opts["batch"] = None
-    return parse_shard(opts["shard"])
+        return None, None
+    env = os.environ
+    batch = opts.get("batch") or (
+        f"slurm-{env['SLURM_ARRAY_JOB_ID']}" if env.get("SLURM_ARRAY_JOB_ID")
+        else f"github-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+        if env.get("GITHUB_RUN_ID") else None
+    )  # fmt: skip
+    return parse_shard(opts["shard"]), batch
 
 
 def _shard_script(opts: dict[str, Any]) -> int:
@@ -179,7 +176,9 @@ def _grade(
     return code
 
 
-def _due(opts: dict[str, Any], gradebook: Gradebook, part: tuple[int, int] | None) -> int:
+def _due(
+    opts: dict[str, Any], gradebook: Gradebook, part: tuple[int, int] | None, batch: str | None
+) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.grading import due_now
 
@@ -199,7 +198,7 @@ def _due(opts: dict[str, Any], gradebook: Gradebook, part: tuple[int, int] | Non
             if d.why != "due":
                 _say(f"  {d.student}: again, {d.why}")
         due = [d.student for d in todo]  # the shard's already: sliced once, here
-        worst = max(worst, _grade(opts, gradebook, lab.id, due, "due", None, opts.get("batch")))
+        worst = max(worst, _grade(opts, gradebook, lab.id, due, "due", None, batch))
     return worst
 
 

@@ -349,6 +349,17 @@ def _verdicts(report: Mapping[str, Any]) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _graded(run: subprocess.CompletedProcess[str]) -> tuple[dict[str, Any] | None, str]:
+    """A `grade --format json` run's report if it graded the host, else None and why not."""
+    try:
+        report: dict[str, Any] = json.loads(run.stdout)
+    except ValueError:
+        return None, run.stderr.strip()[-500:] or f"grade exited {run.returncode}"
+    if report.get("status") != "graded":
+        return None, str(report.get("error") or report.get("status"))
+    return report, ""
+
+
 def _grade_vm(
     fleet: Fleet, pack: PackScenarios, vm: VM, only: Sequence[str] = ()
 ) -> dict[str, Any] | None:
@@ -362,11 +373,7 @@ def _grade_vm(
          *[a for check in only for a in ("--only", check)]],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    try:
-        report: dict[str, Any] = json.loads(run.stdout)
-    except ValueError:
-        return None
-    return report if report.get("status") == "graded" else None
+    return _graded(run)[0]
 
 
 @dataclass(frozen=True)
@@ -436,14 +443,9 @@ def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place
             [*GRADE, *args, *[a for check in only for a in ("--only", check)]],
             capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
-        try:
-            report: dict[str, Any] = json.loads(run.stdout)
-        except ValueError:
-            place.failed.append(run.stderr.strip()[-500:] or f"grade exited {run.returncode}")
-            return None
-        if report.get("status") != "graded":
-            place.failed.append(str(report.get("error") or report.get("status")))
-            return None
+        report, why = _graded(run)
+        if report is None:
+            place.failed.append(why)
         return report
 
     place = _Place(host, sh, grade)
@@ -615,13 +617,12 @@ def prove_mutants(
     tried = {m.id: m for m in chosen}
     # a survivor whose mutants were all kept back was not proved here, rather than passing
     unproved = {
-        check: [kept_back[m.id] for m in chosen if check in m.read_by and m.id in kept_back]
+        check: reasons
         for check in survivors
-    }
-    unproved = {
-        check: why
-        for check, why in unproved.items()
-        if why and not any(check in m.read_by for m in mutants)
+        if not any(check in m.read_by for m in mutants)
+        and (
+            reasons := [kept_back[m.id] for m in chosen if check in m.read_by and m.id in kept_back]
+        )
     }
     if as_json:
         shown = {
