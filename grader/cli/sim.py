@@ -33,6 +33,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from grader.base.errors import CommandTimeout, ExitStatus, HostError, InputError
 from grader.cli.grading import known_hosts_file, ssh_password
@@ -40,6 +41,7 @@ from grader.engine.catalog import built_in_rubric, find
 from grader.engine.rubric import load_rubric
 from grader.machine.execution import Target
 from grader.machine.ssh import KnownHosts, connect, load_identity
+from grader.report.render.safe import escaped
 from grader.report.render.text import points
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
 from grader.sim.mutants import Mutant, derive, judge, withheld
@@ -455,6 +457,12 @@ def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place
         session.close()
 
 
+def _tell(console: Console, text: str) -> None:
+    """A line for people that may hold what a VM wrote (a file's line, a command's error):
+    control characters escaped, no markup read."""
+    console.print(escaped(text), markup=False, highlight=False)
+
+
 def prove_mutants(
     console: Console,
     pack: PackScenarios,
@@ -484,17 +492,15 @@ def prove_mutants(
     with ExitStack() as stack:
         if live:
             what = f"{live['host']} (live: the lab done right)"
-            say.print(
+            _tell(
+                say,
                 f"Live proof on {live['host']}: each mutant is applied there over SSH and "
                 "undone. Only ever a throwaway VM of your own, never a student's.",
-                markup=False,
-                highlight=False,
             )
             try:
                 pool = [stack.enter_context(_live_place(live, pack))]
             except HostError as e:
-                say.print(f"{live['host']} could not be reached: {e}", markup=False,
-                          highlight=False)  # fmt: skip
+                _tell(say, f"{live['host']} could not be reached: {e}")
                 return ExitStatus.NOT_GRADED
         else:
             what = f"The reference scenario {pack.reference!r}"
@@ -507,11 +513,11 @@ def prove_mutants(
         first = pool[0].grade(())
         if first is None and live:  # the session reached it: what did the grading say?
             why = pool[0].failed[-1] if pool[0].failed else "no report"
-            say.print(f"{what} could not be graded: {why}", markup=False, highlight=False)
+            _tell(say, f"{what} could not be graded: {why}")
             return ExitStatus.NOT_GRADED
         if first is None or first["score"] != first["max_score"]:
             score = "not graded" if first is None else f"{first['score']:g}/{first['max_score']:g}"
-            say.print(f"{what} must get full marks: it got {score}", markup=False, highlight=False)
+            _tell(say, f"{what} must get full marks: it got {score}")
             return ExitStatus.NOT_ALL_PASSED
         reference = _verdicts(first)
 
@@ -528,14 +534,13 @@ def prove_mutants(
             if reason:
                 kept_back[mutant.id] = reason
         mutants = [m for m in chosen if m.id not in kept_back]
-        say.print(
+        _tell(
+            say,
             f"Reference {'on ' + str(live['host']) if live else pack.reference}: full marks "
             f"({first['score']:g}). {len(made)} mutant(s) of what its checks read"
             + (f", {len(chosen)} taken (--max)" if len(chosen) < len(made) else "")
             + (f", {len(kept_back)} not applied" if kept_back else "")
             + ".",
-            markup=False,
-            highlight=False,
         )
         alone = [m for m in mutants if m.undo is None]  # never live: withheld there
         own = (
@@ -573,11 +578,10 @@ def prove_mutants(
             with counting:
                 done += 1
             changed = sorted(c for c, s in graded.get(mutant.id, {}).items() if reference[c] != s)
-            say.print(
+            _tell(
+                say,
                 f"  [{done}/{len(mutants)}] {mutant.description}: "
                 + (errors.get(mutant.id) or (", ".join(changed) or "no verdict changed")),
-                markup=False,
-                highlight=False,
             )
 
         stopping = threading.Event()  # Ctrl-C: each VM finishes the mutant it has, no more
@@ -659,7 +663,7 @@ def prove_mutants(
             table.add_row(
                 check,
                 str(len(killers)) if killers else "[red]none[/red]",
-                tried[killers[0]].description if killers else "",
+                Text(escaped(tried[killers[0]].description)) if killers else "",
             )
         console.print(table)
         gaps = matrix.gaps()
@@ -670,32 +674,30 @@ def prove_mutants(
                 markup=False,
             )
             for gap in gaps[:8]:
-                console.print(f"  {tried[gap].description}", markup=False, highlight=False)
+                _tell(console, f"  {tried[gap].description}")
         if kept_back:
             console.print(f"{len(kept_back)} mutant(s) not applied:", markup=False)
             for key, why in list(kept_back.items())[:8]:
-                console.print(f"  {tried[key].description}: {why}", markup=False, highlight=False)
+                _tell(console, f"  {tried[key].description}: {why}")
         for line in problems_found:
-            console.print(f"  {line}", markup=False, highlight=False)
+            _tell(console, f"  {line}")
         for check in survivors:
             read = [m.description for m in mutants if check in m.read_by][:2]
             if check in unproved:
-                console.print(
+                _tell(
+                    console,
                     f"not proved: {check}: every mutant of what it reads was not applied "
                     f"({unproved[check][0]})",
-                    markup=False,
-                    highlight=False,
                 )
                 continue
-            console.print(
+            _tell(
+                console,
                 f"survives: {check} passes with every mutant"
                 + (
                     f" (e.g. {'; '.join(read)})"
                     if read
                     else " (it reads nothing of the VM a mutant can change)"
                 ),
-                markup=False,
-                highlight=False,
             )
         verdict = (
             "every check fails when it should"
@@ -704,10 +706,9 @@ def prove_mutants(
             + (f" ({len(unproved)} of them not proved here)" if unproved else "")
             + (f"; {len(problems_found)} problem(s)" if problems_found else "")
         )
-        console.print(
+        _tell(
+            console,
             f"{pack.rubric}: {verdict} ({len(mutants)} mutants in "
             f"{time.monotonic() - started:.0f} s)",
-            markup=False,
-            highlight=False,
         )
     return ExitStatus.NOT_ALL_PASSED if survivors or problems_found else ExitStatus.OK
