@@ -110,6 +110,10 @@ CASES = {
         lambda t: ["course", "run", "lab6", "--batch", "slurm-7"],
         ["--batch names the shards of one class grading: give --shard K/N"],
     ),
+    "a batch name longer than the book keeps": (
+        lambda t: ["course", "run", "lab6", "--shard", "1/2", "--batch", "x" * 101],
+        ["--batch: a name of 1 to 100 characters, not 101"],
+    ),
     "a shard past the count": (
         lambda t: ["course", "due", "--shard", "3/2"],
         ["--shard '3/2': expected K/N with 1 <= K <= N"],

@@ -90,6 +90,8 @@ def _shard(opts: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None]:
         else f"github-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
         if env.get("GITHUB_RUN_ID") else None
     )  # fmt: skip
+    if batch is not None and not 0 < len(batch) <= 100:  # what the book keeps of it
+        raise UsageError(f"--batch: a name of 1 to 100 characters, not {len(batch)}")
     return parse_shard(opts["shard"]), batch
 
 
