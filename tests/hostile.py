@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import shlex
 
-from grader.sim import VM, Scenario
+from grader.sim import NETWORK, VM, Scenario
 from scenarios import ALL_PASS, do_the_lab, lab_start, student
 
+#: An address on the simulator's network where nothing answers (never one outside it)
+NOBODY = f"{NETWORK}.250"
 CANARY = "CANARY-SHADOW-7f3a9e"  # a line of the hostile VM's /etc/shadow that must never leak
 #: if a command the grader builds ran any of these, it would leave pwned* in root's home
 NASTY_NAMES = (

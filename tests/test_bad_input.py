@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.base.errors import ExitStatus
+from tests.hostile import NOBODY
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUBRIC = (PROJECT / "rubric.toml").read_text()
@@ -128,11 +129,11 @@ CASES = {
     ),
     # live mode: said before any connection is tried
     "a live VM without --mutants": (
-        lambda t: ["prove", "--host", "198.18.0.250"],
+        lambda t: ["prove", "--host", NOBODY],
         ["--host applies to grade prove --mutants (live mode)"],
     ),
     "live mutants of a check the rubric does not have": (
-        lambda t: ["prove", "--mutants", "--host", "198.18.0.250", "--only", "smtp_deamon"],
+        lambda t: ["prove", "--mutants", "--host", NOBODY, "--only", "smtp_deamon"],
         ["rubric.toml: no check 'smtp_deamon' (--only)"],
     ),
 }

@@ -36,6 +36,7 @@ from grader.cli import main
 from grader.engine.catalog import built_in_rubric
 from grader.sim import GATEWAY
 from scenarios import SCENARIOS, student
+from tests.hostile import NOBODY
 
 pytestmark = pytest.mark.vm
 
@@ -186,7 +187,7 @@ def make_course(root: Path, fleet, vms) -> Path:
     (course / "basics" / "checks" / "test_basics.py").write_text(BASICS_CHECKS)
     lab6_rubric(course)
     hosts = {name.removeprefix("c-"): vm.address for name, vm in vms.items()}
-    hosts["cal"] = "198.18.0.250"  # nothing there: never answers
+    hosts["cal"] = NOBODY  # nothing there: never answers
     rows = [f"{s},{hosts[s]},{fleet.identity}" for s in sorted(hosts)]
     (course / "class.csv").write_text("student,host,identity\n" + "\n".join(rows) + "\n")
     return course

@@ -13,6 +13,7 @@ from grader.base.errors import ExitStatus
 from grader.machine.backend import GraderBackend
 from grader.machine.ssh import KnownHosts, Target, connect, fingerprint
 from scenarios import SCENARIOS, student
+from tests.hostile import NOBODY
 
 pytestmark = pytest.mark.vm
 
@@ -73,7 +74,7 @@ def test_json_out_dir(grade, fleet, scenario_vms, tmp_path):
 
 def test_nothing_there_is_unreachable_within_seconds(grade, fleet, scenario_vms):
     started = time.monotonic()
-    run = grade("--host", "198.18.0.250", "--connect-timeout", "2", "--format", "json")
+    run = grade("--host", NOBODY, "--connect-timeout", "2", "--format", "json")
     assert time.monotonic() - started < 10
     assert run.exit == ExitStatus.NOT_GRADED
     assert run.report["status"] == "unreachable" and run.report["score"] is None
@@ -104,7 +105,7 @@ def test_host_key_trusted_on_first_use_and_change_refused(grade, fleet, scenario
     assert changed.report["error_kind"] == "host_key_changed" and changed.report["checks"] == []
     assert f"--accept-changed-host-key {vm.address}" in changed.report["error"]
     # accepting a change names the host it is for: another host's acceptance does not apply
-    elsewhere = grade(*args, "--accept-changed-host-key", "198.18.0.250")
+    elsewhere = grade(*args, "--accept-changed-host-key", NOBODY)
     assert elsewhere.report["error_kind"] == "host_key_changed"
     accepted = grade(*args, "--accept-changed-host-key")  # with --host: that host
     assert accepted.report["status"] == "graded"
