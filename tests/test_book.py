@@ -5,6 +5,7 @@ end-to-end test runs the same book on a real server.)"""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -137,7 +138,7 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
         ))  # fmt: skip
     old.close()
     new = Book(url)  # the course folder is the book's own folder
-    assert new.schema == SCHEMA == 4
+    assert new.schema == SCHEMA == 5
     with new.engine.connect() as connection:
         rows = connection.execute(sa.select(runs).order_by(runs.c.id)).all()
         kept = connection.execute(sa.select(reports)).one()
@@ -346,3 +347,39 @@ def test_the_shards_of_one_batch_share_the_course_lock_and_keep_any_other_gradin
     book = Book(f"sqlite:///{tmp_path / 'book.sqlite'}", by="ta")
     batch_lock_rules(book)  # PostgreSQL's advisory lock: test_e2e_slurm.py
     book.close()
+
+
+def test_a_check_decided_late_carries_its_lateness_until_staff_accept_it(tmp_path, book):
+    """The due-time grading could not decide "a" (its command timed out); a grading two days
+    late did: "a" carries that grading's 20 %, unless staff accept it as on time; the history
+    says who accepted it and why, and who took it back."""
+    undecided = report("amy", DUE - timedelta(hours=1), 10, a=0)
+    checks = list(undecided.checks)
+    checks[0] = dataclasses.replace(checks[0], status="error", error_kind="timeout")
+    undecided = dataclasses.replace(undecided, checks=tuple(checks))
+    late = report("amy", DUE + timedelta(days=1, hours=3), 5)
+    for name, graded in (("due", undecided), ("late", late)):
+        where, found = folder(tmp_path, name, graded)
+        book.record("lab6", where, found, "run")
+    row = book.mark("amy", "lab6", DUE, LATE, "best")
+    # the due-time grading counts (10 against 5 less 20 %); "a" is filled in two days late
+    assert (row.score, row.mark, row.days_late) == (11, 10.8, 0)
+    assert [(f["check"], f["days_late"], f["penalty"], f["taken"]) for f in row.filled] == [
+        ("a", 2, 0.2, True)
+    ]  # fmt: skip
+    no_late_work = book.mark("amy", "lab6", DUE, LATE, "last_before_due")
+    assert no_late_work.mark == 10 and no_late_work.filled[0]["taken"] is False
+    with pytest.raises(InputError, match="needs a reason"):
+        book.accept("amy", "lab6", "a", "  ")
+    book.accept("amy", "lab6", "a", "our ps hung at the due time")
+    with pytest.raises(InputError, match="accepted as on time already"):
+        book.accept("amy", "lab6", "a", "again")
+    accepted = book.mark("amy", "lab6", DUE, LATE, "last_before_due")
+    assert accepted.mark == 11 and accepted.filled[0]["accepted_by"] == book.by
+    book.unaccept("amy", "lab6", "a", "it was the student's fake ps")
+    assert book.mark("amy", "lab6", DUE, LATE, "last_before_due").mark == 10
+    events = [e for e in book.history("amy", "lab6") if e["kind"] in ("accept", "unaccept")]
+    assert [(e["kind"], e["check"], e["reason"]) for e in events] == [
+        ("accept", "a", "our ps hung at the due time"),
+        ("unaccept", "a", "it was the student's fake ps"),
+    ]

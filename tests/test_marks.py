@@ -4,6 +4,7 @@ issue 13 states them; a grading scored from its stored outcomes, overrides follo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime, timedelta, timezone
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.course.marks import (
+    Accepted,
     CheckOverride,
     Graded,
     Grading,
@@ -127,15 +129,61 @@ def test_a_check_not_checked_is_no_lost_mark_and_leaves_the_mark_incomplete():
 def test_a_later_grading_fills_what_the_counting_one_could_not_check():
     busy = grading(1, at(minutes=-5), greets="error:turned_away",
                    login="skipped:dependency_not_checked", files="fail")  # fmt: skip
-    later = grading(2, at(days=1), files="pass", login="fail")
+    # course due grading the incomplete student again, after the grace but within its window
+    later = dataclasses.replace(grading(2, at(minutes=25), files="pass", login="fail"), kind="due")
     mark = mark_of([busy, later], DUE, LATE, "last_before_due")
     # greets and login come from the later grading; files stays as it was at the deadline
     assert mark.run == 1 and mark.incomplete == ()
-    assert [(f.check, f.run, f.status) for f in mark.filled] == [
-        ("greets", 2, "pass"), ("login", 2, "fail")
+    assert [(f.check, f.run, f.status, f.days_late) for f in mark.filled] == [
+        ("greets", 2, "pass", 0), ("login", 2, "fail", 0)
     ]  # fmt: skip
     assert mark.mark == 2  # listens 1 + greets 1; login lost, files lost
     assert "greets from the grading of" in mark.reason
+
+
+#: The due-time grading could not decide greets (a command hung until its time-out), and login
+#: depends on it; the work was done later.
+UNDECIDED = {"greets": "error:timeout", "login": "skipped:dependency_not_checked"}
+
+
+def test_a_check_decided_only_after_the_due_time_is_late_work_not_on_time():
+    at_due = grading(1, at(minutes=-5), **UNDECIDED)
+    two_days_late = grading(2, at(days=1, hours=2), files="fail", login="fail")
+    # best: the due-time grading (2 points) beats the late one (2 points, 20 % off) and counts;
+    # greets, decided two days late, carries that grading's 20 % (it was free before)
+    mark = mark_of([at_due, two_days_late], DUE, LATE, "best")
+    assert mark.run == 1 and mark.penalty == 0
+    assert [(f.check, f.days_late, f.penalty, f.taken) for f in mark.filled] == [
+        ("greets", 2, 0.2, True), ("login", 2, 0.2, True)
+    ]  # fmt: skip
+    assert mark.score == 3 and math.isclose(mark.mark, 2.8)
+    assert "greets from the grading of" in mark.reason and "2 day(s) late: 20% off" in mark.reason
+    # a lab that takes no late work: what was decided only late counts as lost, not incomplete
+    before = mark_of([at_due, two_days_late], DUE, LATE, "last_before_due")
+    assert before.mark == 2 and before.incomplete == ()
+    greets = next(o for o in before.outcomes if o.id == "greets")
+    assert greets.lost and "this lab takes no late work" in greets.message
+    assert "late work not taken, lost" in before.reason
+
+
+def test_course_due_retries_within_the_window_and_accepted_checks_count_on_time():
+    at_due = grading(1, at(minutes=-5), **UNDECIDED)
+    window = LATE.grace_minutes + LATE.retry_minutes
+    retried = dataclasses.replace(grading(2, at(minutes=window - 1)), kind="due")
+    assert mark_of([at_due, retried], DUE, LATE, "last_before_due").mark == 5
+    # the same grading made by hand, or by course due after the window, is late work
+    by_hand = dataclasses.replace(retried, kind="run")
+    assert mark_of([at_due, by_hand], DUE, LATE, "last_before_due").mark == 2
+    too_late = dataclasses.replace(grading(2, at(minutes=window + 1)), kind="due")
+    assert mark_of([at_due, too_late], DUE, LATE, "last_before_due").mark == 2
+    # staff accept a check as on time (the fault was the grader's): it counts, and says so
+    yes = {"greets": Accepted("greets", "ta", "our ps timed out")}
+    accepted = mark_of([at_due, by_hand], DUE, LATE, "last_before_due", accepted=yes)
+    assert accepted.mark == 3  # greets accepted; login still decided late, not taken
+    assert [(f.check, f.accepted is not None, f.taken) for f in accepted.filled] == [
+        ("greets", True, True), ("login", False, False)
+    ]  # fmt: skip
+    assert "accepted as on time by ta" in accepted.reason
 
 
 def test_an_override_is_followed_through_depends_like_a_live_result():

@@ -273,15 +273,17 @@ def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
             text = "-" if r.mark is None else _number(r.mark)
             if r.days_late:
                 text += f" ({r.days_late}d late)"
-            text += " *" * r.overridden + " ?" * bool(r.incomplete)
+            late_work = any(f["days_late"] and not f["accepted_by"] for f in r.filled)
+            text += " *" * r.overridden + " ?" * bool(r.incomplete) + " L" * late_work
             text += " †" * (not r.rubric_current) + " !" * bool(r.flags)
             cells.append(text)
         shown.add_row(escaped(student), *cells)
     Console(markup=False, highlight=False).print(shown)
     print(
         "- no mark; * an override is in force; ? incomplete (a check could not be checked, "
-        "not a lost mark); † an older rubric than the lab's (grade course regrade); ! a "
-        "question for staff. `grade book explain STUDENT LAB` says why."
+        "not a lost mark); L late work: a check decided only by a grading after the due time "
+        "(with its penalty, or lost where the lab takes none); † an older rubric than the lab's "
+        "(grade course regrade); ! a question for staff. `grade book explain STUDENT LAB` says why."
     )
     return ExitStatus.OK
 
@@ -295,7 +297,8 @@ def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
             row = gradebook.explain(student, lab).row
             counting[lab] = row.run
     for e in events:
-        if e["kind"] not in ("override", "withdraw", "first_passed", "drop", "undrop"):
+        if e["kind"] not in ("override", "withdraw", "first_passed", "drop", "undrop", "accept",
+                             "unaccept"):  # fmt: skip
             original = e["regrade_of"] if e["kind"] == "regrade" else e["run"]
             e["counts"] = counting.get(e["lab"]) == original
     if (opts.get("book_format") or "text") == "json":
@@ -312,6 +315,9 @@ def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
             what = f"check {e['check']}" if e["check"] else "the mark"
             line = (f"{e['at']}  {e['lab']}: {e['kind']} of {what} ({e['value']:g}) by "
                     f"{e['by']}: {e['reason']}")  # fmt: skip
+        elif e["kind"] in ("accept", "unaccept"):
+            what = "accepted as on time" if e["kind"] == "accept" else "late work again"
+            line = f"{e['at']}  {e['lab']}: check {e['check']} {what} by {e['by']}: {e['reason']}"
         elif e["kind"] in ("drop", "undrop"):
             verb = "dropped" if e["kind"] == "drop" else "put back"
             line = f"{e['at']}  {e['lab']}: run {e['run']} {verb} by {e['by']}: {e['reason']}"
@@ -357,6 +363,19 @@ def _override(opts: dict[str, Any], gradebook: Gradebook) -> int:
 def _withdraw(opts: dict[str, Any], gradebook: Gradebook) -> int:
     made = gradebook.withdraw(opts["student"], opts["book_lab"], opts.get("check"), opts["reason"])
     _say(f"Override {made} withdrawn (kept in the history).")
+    return ExitStatus.OK
+
+
+def _accept(opts: dict[str, Any], gradebook: Gradebook) -> int:
+    student, lab, check = opts["student"], opts["book_lab"], opts["check"]
+    undo = bool(opts.get("undo"))
+    gradebook.accept(student, lab, check, opts["reason"], undo=undo)
+    if undo:
+        _say(f"{check} of {student}, {lab} is late work again (the acceptance stays in the "
+             "history).")  # fmt: skip
+    else:
+        _say(f"{check} of {student}, {lab} counts on time; `grade book explain {student} {lab}` "
+             "shows the mark with it.")  # fmt: skip
     return ExitStatus.OK
 
 
@@ -422,6 +441,6 @@ def _backup(opts: dict[str, Any], gradebook: Gradebook) -> int:
 
 BOOK_ACTIONS = {
     "show": _show, "history": _history, "explain": _explain, "override": _override,
-    "withdraw": _withdraw, "drop": _drop, "import": _import, "export": _export, "page": _page,
-    "backup": _backup,
+    "withdraw": _withdraw, "accept": _accept, "drop": _drop, "import": _import,
+    "export": _export, "page": _page, "backup": _backup,
 }  # fmt: skip

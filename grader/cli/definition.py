@@ -855,6 +855,16 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
     values = override.add_mutually_exclusive_group(required=True)
     values.add_argument("--points", type=float, help="The check's points (with --check).")
     values.add_argument("--mark", type=float, help="The lab's final mark.")
+    accept = action(
+        "accept",
+        "count a check decided only after the due time on time, when the fault was the "
+        "grader's (kept in the history; --undo takes it back)",
+    )
+    accept.add_argument("student")
+    accept.add_argument("book_lab", metavar="LAB")
+    accept.add_argument("--check", metavar="ID", required=True, help="The check decided late.")
+    accept.add_argument("--reason", required=True, help="Why (kept in the history).")
+    accept.add_argument("--undo", action="store_true", default=False, help="Take it back.")
     drop = action(
         "drop",
         "take a recorded run out of the marks (kept in the book and its history; --undo puts "

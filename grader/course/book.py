@@ -39,6 +39,7 @@ from grader.base.clock import now
 from grader.base.errors import InputError
 from grader.base.results import Report
 from grader.course.marks import (
+    Accepted,
     CheckOverride,
     Grading,
     ItemSpec,
@@ -176,6 +177,25 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
                 sa.Column("value", sa.Text, nullable=False),
             )
         )
+    if schema >= 5:
+        # checks decided only after the due time that staff accept as on time (the fault was
+        # the grader's): one row per acceptance, undone rows kept for the history
+        tables.append(
+            sa.Table(
+                "accepts",
+                md,
+                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column("student", sa.String(200), nullable=False, index=True),
+                sa.Column("lab", sa.String(100), nullable=False),
+                sa.Column("check_id", sa.String(100), nullable=False),
+                sa.Column("reason", sa.Text, nullable=False),
+                sa.Column("made_at", sa.String(32), nullable=False),
+                sa.Column("made_by", sa.String(200), nullable=False),
+                sa.Column("undone_at", sa.String(32)),
+                sa.Column("undone_by", sa.String(200)),
+                sa.Column("undone_reason", sa.Text),
+            )
+        )
     return tuple(tables)
 
 
@@ -236,13 +256,21 @@ def _schema_4(connection: sa.Connection, root: Path | None) -> None:
     _define(fourth, 4)[-1].create(connection)
 
 
+def _schema_5(connection: sa.Connection, root: Path | None) -> None:
+    """Checks decided after the due time that staff accepted as on time."""
+    fifth = sa.MetaData()
+    _define(fifth, 5)[-1].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
-    _schema_1, _schema_2, _schema_3, _schema_4,
+    _schema_1, _schema_2, _schema_3, _schema_4, _schema_5,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
-meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(metadata, SCHEMA)
+meta, runs, reports, checks, overrides, rubrics, drops, identities, accepts = _define(
+    metadata, SCHEMA
+)
 
 
 def relative(root: Path | None, path: str | None) -> str | None:
@@ -573,11 +601,14 @@ class Book:
                     continue
                 latest[original] = row  # runs in recording order: the last regrade wins
             ids = [row.id for row in latest.values()]
-            batches = dict(
-                connection.execute(
-                    sa.select(runs.c.id, runs.c.batch).where(runs.c.id.in_(list(latest)))
-                ).all()
-            )
+            originals = {
+                row.id: row
+                for row in connection.execute(
+                    sa.select(runs.c.id, runs.c.batch, runs.c.kind).where(
+                        runs.c.id.in_(list(latest))
+                    )
+                )
+            }
             found: dict[int, list[Outcome]] = {}
             if ids:
                 for c in connection.execute(sa.select(checks).where(checks.c.report_id.in_(ids))):
@@ -602,7 +633,8 @@ class Book:
                 outcomes.sort(key=lambda o: order.get(o.id, len(order)))
             grading = Grading(
                 original, parse_utc(row.graded_at), row.status, row.max_score,
-                tuple(outcomes), spec, sha, row.run, row.report_path, batches.get(original),
+                tuple(outcomes), spec, sha, row.run, row.report_path, originals[original].batch,
+                originals[original].kind,
             )  # fmt: skip
             gradings.append(grading)
         return gradings
@@ -719,6 +751,42 @@ class Book:
                 del active[row.check_id]
         return active
 
+    # -- checks decided late, accepted as on time --------------------------------------------
+
+    def accept(self, student: str, lab: str, check_id: str, reason: str) -> int:
+        """Record that a check decided after the due time counts on time (validated by the
+        caller, who knows the roster, the rubric and the mark)."""
+        if not reason.strip():
+            raise InputError("accepting a check as on time needs a reason (--reason)")
+        with self._begin() as connection:
+            if check_id in self._accepted(connection, student, lab):
+                raise InputError(f"{check_id} of {student}, {lab} is accepted as on time already")
+            return _insert(connection, accepts, student=student, lab=lab, check_id=check_id,
+                           reason=reason, made_at=utc(now()), made_by=self.by)  # fmt: skip
+
+    def unaccept(self, student: str, lab: str, check_id: str, reason: str) -> int:
+        """Take back an acceptance (kept in the history); its id."""
+        if not reason.strip():
+            raise InputError("taking back an acceptance needs a reason (--reason)")
+        with self._begin() as connection:
+            found = self._accepted(connection, student, lab).get(check_id)
+            if found is None:
+                raise InputError(f"{check_id} of {student}, {lab} is not accepted as on time")
+            connection.execute(
+                sa.update(accepts).where(accepts.c.id == found.id)
+                .values(undone_at=utc(now()), undone_by=self.by, undone_reason=reason)
+            )  # fmt: skip
+            return int(found.id)
+
+    def _accepted(self, connection: sa.Connection, student: str, lab: str) -> dict[str, Any]:
+        """The acceptances in force for a student's lab, by check."""
+        rows = connection.execute(
+            sa.select(accepts).where(
+                accepts.c.student == student, accepts.c.lab == lab, accepts.c.undone_at.is_(None)
+            )
+        ).all()
+        return {row.check_id: row for row in rows}
+
     # -- dropping a run ----------------------------------------------------------------------
 
     def drop(self, run_id: int, reason: str) -> None:
@@ -772,13 +840,17 @@ class Book:
     ) -> Explained:  # fmt: skip
         with self.engine.connect() as connection:
             active = self._active(connection, student, lab)
+            accepted = {
+                c: Accepted(c, row.made_by, row.reason)
+                for c, row in self._accepted(connection, student, lab).items()
+            }
         gradings = self.gradings(student, lab)
         by_check = {
             c: CheckOverride(c, float(row.value), row.made_by, row.reason, row.max_points)
             for c, row in active.items()
             if c is not None
         }
-        decided = mark_of(gradings, due, late, policy, by_check)
+        decided = mark_of(gradings, due, late, policy, by_check, accepted)
         final, reason = decided.mark, decided.reason
         incomplete = list(decided.incomplete)
         if None in active:  # the lab's final mark, set by hand
@@ -805,7 +877,17 @@ class Book:
             run=decided.run,
             incomplete=incomplete,
             filled=[
-                {"check": f.check, "run": f.run, "at": utc(f.at), "status": f.status}
+                {
+                    "check": f.check,
+                    "run": f.run,
+                    "at": utc(f.at),
+                    "status": f.status,
+                    "days_late": f.days_late,
+                    "penalty": f.penalty,
+                    "taken": f.taken,
+                    "accepted_by": f.accepted.by if f.accepted else None,
+                    "accepted_reason": f.accepted.reason if f.accepted else None,
+                }
                 for f in decided.filled
             ],
             rubric_sha256=sha,
@@ -882,6 +964,16 @@ class Book:
                     events.append({"kind": "withdraw", "at": row.withdrawn_at,
                                    "by": row.withdrawn_by, "reason": row.withdrawn_reason,
                                    **about})  # fmt: skip
+            query = sa.select(accepts).where(accepts.c.student == student)
+            if lab:
+                query = query.where(accepts.c.lab == lab)
+            for row in connection.execute(query.order_by(accepts.c.id)):
+                about = {"lab": row.lab, "check": row.check_id}
+                events.append({"kind": "accept", "at": row.made_at, "by": row.made_by,
+                               "reason": row.reason, **about})  # fmt: skip
+                if row.undone_at:
+                    events.append({"kind": "unaccept", "at": row.undone_at, "by": row.undone_by,
+                                   "reason": row.undone_reason, **about})  # fmt: skip
             first = (
                 sa.select(runs.c.lab, checks.c.check_id, sa.func.min(reports.c.graded_at))
                 .join(reports, reports.c.id == checks.c.report_id)

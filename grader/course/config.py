@@ -9,6 +9,8 @@
     due = 2026-12-01T23:59:00+00:00
     policy = "last_before_due"   # or "best", "last"
     late = { per_day = 0.10, max = 0.50, grace_minutes = 15 }
+    retry_minutes = 30           # course due's gradings again of an incomplete student count
+                                 # on time within this window after the due time (and grace)
 
     vars = { db_password = { env = "LAB6_DB_PW" } }   # or a value: user = "alice"
 
@@ -178,7 +180,7 @@ def load_course(path: Path) -> Course:
             (path.parent / lab.rubric) if lab.rubric else None,
             lab.due,
             lab.policy,
-            Late(lab.late.per_day, lab.late.max, lab.late.grace_minutes),
+            Late(lab.late.per_day, lab.late.max, lab.late.grace_minutes, lab.retry_minutes),
             {
                 name: FromEnv(value.env) if isinstance(value, FromEnvModel) else value
                 for name, value in lab.vars.items()

@@ -2,8 +2,9 @@
 
 The grading that counts and why (the policy, the due time with any extension, lateness and its
 penalty), each check's points in it and where they came from (the grading itself, a later
-grading that checked what it could not, an override), the overrides in force (who, when, why),
-what is still not checked, questions for staff, and the report's path.
+grading that checked what it could not, with that grading's lateness, an override), the
+overrides in force (who, when, why), what is still not checked, questions for staff, and the
+report's path.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def explanation(gradebook: Any, explained: Explained) -> str:
             where = f"  override by {made['by']} {made['at']}: {made['reason']}"
         elif o.id in filled:
             where = f"  from the grading of {utc(filled[o.id].at)} (run {filled[o.id].run})"
+            where += _late(filled[o.id])
         word = "lost" if o.lost else ("pass" if o.status == "pass" else "NOT CHECKED")
         lines.append(
             f"    {o.id:<{width}}  {points(o.points):>4} / {points(o.max_points):<4} {word}{where}"
@@ -82,11 +84,23 @@ def explanation(gradebook: Any, explained: Explained) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _late(fill: Any) -> str:
+    """What a check decided by a later grading costs for its lateness."""
+    if not fill.days_late:
+        return ", on time"
+    late = f", {fill.days_late} day(s) after the due time"
+    if fill.accepted is not None:
+        return f"{late}, accepted as on time by {fill.accepted.by}: {fill.accepted.reason}"
+    if not fill.taken:
+        return f"{late}: late work this lab does not take, so lost"
+    return f"{late}: late work, {fill.penalty:.0%} off its points"
+
+
 def _mark(row: Any) -> str:
     if row.mark is None:
         return "no mark"
     text = f"{points(row.mark)}" + (f" / {points(row.max)}" if row.max else "")
-    if row.days_late:
+    if row.days_late or any(f["penalty"] for f in row.filled if f["days_late"]):
         text += f" ({points(row.score)} before the late penalty)"
     if row.incomplete:
         text += " (incomplete)"

@@ -29,6 +29,12 @@ def book_export(
             words.append(f"{points(row.mark)} / {points(row.max)}")
         if row.days_late:
             words.append(f"{row.days_late} day(s) late, {row.penalty:.0%} off")
+        words += [
+            f"{f['check']} decided {f['days_late']} day(s) late, "
+            + (f"{f['penalty']:.0%} off" if f["taken"] else "not taken")
+            for f in row.filled
+            if f["days_late"] and not f["accepted_by"]
+        ]
         words += _lost(gradebook, row)
         if row.incomplete:
             words.append("not checked yet: " + ", ".join(row.incomplete))

@@ -175,6 +175,28 @@ class Gradebook:
             student, lab.id, None, value, reason, before_mark, rubric.max_score
         )
 
+    def accept(self, student: str, lab_id: str, check: str, reason: str, undo: bool = False) -> int:
+        """Staff's word that a check decided only after the due time counts on time (or, with
+        ``undo``, that word taken back): the check must be one the mark now takes late."""
+        lab = self.course.lab(lab_id)
+        self.on_roster(student)
+        items = {i.id for i in self.rubric(lab.id).items}
+        if check not in items:
+            raise InputError(
+                f"{self.rubric(lab.id).path}: no check {check!r} in {lab.id}'s rubric"
+                f"{closest(check, items)}"
+            )
+        if undo:
+            return self.book.unaccept(student, lab.id, check, reason)
+        filled = {f.check: f for f in self.explain(student, lab.id).decided.filled}
+        if check not in filled or not filled[check].days_late:
+            raise InputError(
+                f"{check} of {student}, {lab.id} is not decided late: only a check that the "
+                "grading that counts could not decide, decided by a grading after the due time, "
+                "can be accepted as on time (`grade book explain` says which)"
+            )
+        return self.book.accept(student, lab.id, check, reason)
+
     def withdraw(self, student: str, lab_id: str, check: str | None, reason: str) -> int:
         lab = self.course.lab(lab_id)
         return self.book.withdraw(student, lab.id, check, reason)

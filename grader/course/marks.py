@@ -15,6 +15,15 @@ variable not given, a dependency not checked) earns nothing and costs nothing: t
 *incomplete*, and the mark says which checks. When a later grading checked them, their verdicts
 fill the gap, and the mark says from which grading and when.
 
+**A check decided late is late work.** A check filled in by a grading after the due time (the
+student's, with the grace) carries that grading's lateness: the late rule's penalty for that
+grading's time on that check's points, or, where the lab takes no late work
+(``last_before_due``), it counts as lost. Otherwise a student could make the grading at the due
+time fail to decide (a ``ps`` that hangs) and do the work days later. Two gradings after the due
+time still count on time: those ``grade course due`` makes again for an incomplete student
+within ``retry_minutes`` of the due time (and its grace), and any whose check staff accepted as
+on time (``grade book accept``, for when the fault was ours).
+
 **The policy** picks one grading. For a student with due time D (their extension, if any) and
 grace g, a grading at time t is
 
@@ -51,6 +60,9 @@ class Late:
     per_day: float = 0.0  # fraction of the score taken per day late (0.10: 10 %)
     max: float = 0.0  # at most this fraction in all
     grace_minutes: float = 0.0  # after the due time, still on time
+    #: after the due time and its grace, ``course due``'s gradings again of an incomplete
+    #: student still count on time for the checks they fill in
+    retry_minutes: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class Grading:
     version: int = 0  # the run whose report this is (a regrade's run, or the run itself)
     report_path: str = ""
     batch: str | None = None  # the class grading its run was a shard of (None: a run alone)
+    kind: str = "run"  # the run's kind: run | due | import (a regrade keeps its original's)
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,16 @@ class CheckOverride:
     by: str
     reason: str
     max_points: float | None = None  # the check's points when the override was made
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Staff's word that a check decided after the due time counts on time (the fault was
+    the grader's, not the student's)."""
+
+    check: str
+    by: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -187,12 +210,18 @@ def _not_checked(outcome: Outcome, kind: str) -> Outcome:
 
 @dataclass(frozen=True)
 class Filled:
-    """A check the counting grading could not check, and the later grading that checked it."""
+    """A check the counting grading could not check, and the later grading that checked it:
+    on time, or late work (``days_late``) with its ``penalty`` on this check's points, or late
+    work the lab does not take (``taken`` False: the check counts as lost)."""
 
     check: str
     run: int
     at: datetime
-    status: str
+    status: str  # what the later grading found
+    days_late: int = 0  # 0: on time (the due time, its grace, or course due's retry window)
+    penalty: float = 0.0  # the fraction of this check's points its lateness takes
+    taken: bool = True  # False: late work the lab does not take, so the check is lost
+    accepted: Accepted | None = None  # late, and accepted as on time by staff
 
 
 @dataclass(frozen=True)
@@ -259,9 +288,11 @@ def mark_of(
     late: Late,
     policy: str,
     overrides: Mapping[str, CheckOverride] = {},
+    accepted: Mapping[str, Accepted] = {},
 ) -> Mark:
     """The mark of one student's lab: each grading scored (check overrides applied), the
-    policy's pick, and what a later grading checked that the pick could not."""
+    policy's pick, and what a later grading checked that the pick could not, with that
+    grading's lateness (unless staff ``accepted`` the check as on time)."""
     scored = {g.run: score_grading(g, overrides) for g in gradings if g.status == "graded"}
     decided = decide(
         [
@@ -287,14 +318,27 @@ def mark_of(
         for other in later:
             found = next((o for o in scored[other.run].outcomes if o.id == outcome.id), None)
             if found is not None and found.checked:
-                points = outcome.max_points if found.status == "pass" else 0.0
-                outcomes[n] = dataclasses.replace(
-                    found, points=points, max_points=outcome.max_points
-                )
-                filled.append(Filled(outcome.id, other.run, other.at, found.status))
+                fill = _lateness(
+                    Filled(outcome.id, other.run, other.at, found.status), other.kind, due,
+                    late, policy, decided.penalty, accepted.get(outcome.id),
+                )  # fmt: skip
+                worth = outcome.max_points
+                outcomes[n] = (
+                    dataclasses.replace(found, points=worth if found.status == "pass" else 0.0,
+                                        max_points=worth)
+                    if fill.taken
+                    else dataclasses.replace(
+                        found, status="fail", points=0.0, max_points=worth, error_kind=None,
+                        cause=None, message=f"decided only by the grading of "
+                        f"{other.at.isoformat()}, after the due time; this lab takes no late "
+                        f"work ({policy})",
+                    )
+                )  # fmt: skip
+                filled.append(fill)
                 break
     score = sum(o.points for o in outcomes)
-    mark = round(score * (1 - decided.penalty), 6)
+    cost = {f.check: f.penalty for f in filled}  # a check decided late: its own penalty
+    mark = round(sum(o.points * (1 - cost.get(o.id, decided.penalty)) for o in outcomes), 6)
     notes = tuple(
         f"the override of {o.check} was made when it was worth {o.max_points:g} points; in "
         f"the grading that counts it is worth {item.max_points:g}"
@@ -305,7 +349,7 @@ def mark_of(
     reason = decided.reason
     if filled:
         reason += "; " + ", ".join(f"{f.check} from the grading of {f.at.isoformat()}"
-                                   for f in filled)  # fmt: skip
+                                   + _late_words(f) for f in filled)  # fmt: skip
     return dataclasses.replace(
         decided,
         mark=mark,
@@ -317,3 +361,30 @@ def mark_of(
         reason=reason,
         notes=notes,
     )
+
+
+def _lateness(
+    fill: Filled, kind: str, due: datetime, late: Late, policy: str, chosen: float,
+    accepted: Accepted | None,
+) -> Filled:  # fmt: skip
+    """How late a check filled in by a later grading is, and what that costs. ``chosen``: the
+    counting grading's own penalty, which a check filled on time carries like the others."""
+    retry = due + timedelta(minutes=late.grace_minutes + late.retry_minutes)
+    days = days_late(fill.at, due, late)
+    if days == 0 or (kind == "due" and fill.at <= retry):
+        return dataclasses.replace(fill, penalty=chosen)
+    if accepted is not None:
+        return dataclasses.replace(fill, days_late=days, penalty=chosen, accepted=accepted)
+    if policy == "last_before_due":  # no late work: a check decided only late is lost
+        return dataclasses.replace(fill, days_late=days, penalty=0.0, taken=False)
+    return dataclasses.replace(fill, days_late=days, penalty=max(chosen, penalty(days, late)))
+
+
+def _late_words(fill: Filled) -> str:
+    if not fill.days_late:
+        return ""
+    if fill.accepted is not None:
+        return f" ({fill.days_late} day(s) late, accepted as on time by {fill.accepted.by})"
+    if not fill.taken:
+        return f" ({fill.days_late} day(s) late: late work not taken, lost)"
+    return f" ({fill.days_late} day(s) late: {fill.penalty:.0%} off)"

@@ -34,6 +34,7 @@ def summary_of(rows: Sequence[Row]) -> dict[str, Any]:
         else [],
         "missing": [r for r in rows if r.mark is None],
         "late": [r for r in rows if r.days_late and r.mark is not None],
+        "late_work": [r for r in rows if any(f["days_late"] for f in r.filled)],
         "incomplete": [r for r in rows if r.incomplete],
         "older": [r for r in rows if not r.rubric_current],
         "overridden": [r for r in rows if r.overridden],

@@ -33,6 +33,9 @@ class LabModel(_Model):
     due: datetime
     policy: Literal["last_before_due", "best", "last"] = "last_before_due"
     late: LateModel = LateModel()
+    # `course due` grading an incomplete student again within this many minutes after the due
+    # time (and the grace): what it decides counts on time; later, it is late work
+    retry_minutes: Annotated[float, Field(ge=0, le=24 * 60)] = 30.0
     # the lab's variables for every student (the roster's columns override them per student)
     vars: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str | FromEnvModel] = {}
     # values the handed-out image gives every VM (a machine-id, host key fingerprints): they
