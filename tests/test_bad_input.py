@@ -26,6 +26,24 @@ def roster(tmp: Path, text: str) -> str:
     return str(tmp / "class.csv")
 
 
+def course(
+    tmp: Path,
+    title: str = '"CS"',
+    roster: str = '"class.csv"',
+    lab_id: str = '"lab6"',
+    lab: str = "",
+    more: str = "",
+) -> str:
+    """A course folder (course.toml and its roster); course.toml's title on line 1, its roster
+    on line 2, its lab's id on line 5, ``lab`` on line 8, ``more`` from line 9."""
+    (tmp / "class.csv").write_text("student,host\ns1,vm1\n")
+    (tmp / "course.toml").write_text(
+        f'title = {title}\nroster = {roster}\n\n[[labs]]\nid = {lab_id}\nlab = "lab6"\n'
+        f"due = 2026-12-01T23:59:00+00:00\n{lab}\n{more}"
+    )
+    return str(tmp)
+
+
 CASES = {
     "malformed rubric": (
         lambda t: [
@@ -126,6 +144,41 @@ CASES = {
     "a shard script of a lab and of what is due": (
         lambda t: ["course", "shard-script", "lab6", "--slurm", "--due"],
         ["--due grades every lab's students now due: give no LAB"],
+    ),
+    "a course title of two lines": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            course(t, title='"CS\\nrm -rf ~"'),
+        ],
+        ["course.toml:1: title: holds a control character (U+000A)", "one line of printable"],
+    ),
+    "a lab id with a C1 control": (
+        lambda t: ["course", "run", "lab6", "--course", course(t, lab_id='"lab6\\u0085"')],
+        ["course.toml:5: labs[0].id: holds a control character (U+0085)", "did you mean 'lab6'?"],
+    ),
+    "a student id of an extension with a line separator": (
+        lambda t: [
+            "book",
+            "show",
+            "--course",
+            course(t, more='[extensions]\n"s1\\u2028" = { lab6 = 2026-12-03T23:59:00+00:00 }\n'),
+        ],
+        [
+            "course.toml:10: extensions.'s1\\u2028': holds a control character (U+2028)",
+            "did you mean 's1'?",
+        ],
+    ),
+    "a variable's value with an escape sequence": (
+        lambda t: ["course", "due", "--course", course(t, lab='vars = { user = "\\u001b[2J" }')],
+        ["course.toml:8: labs[0].vars.user: holds a control character (U+001B)"],
+    ),
+    "a roster path with a tab": (
+        lambda t: ["book", "show", "--course", course(t, roster='"class.csv\\t"')],
+        ["course.toml:2: roster: holds a control character (U+0009)"],
     ),
     # live mode: said before any connection is tried
     "a live VM without --mutants": (
