@@ -36,7 +36,8 @@ def course(
 ) -> str:
     """A course folder (course.toml and its roster); course.toml's title on line 1, its roster
     on line 2, its lab's id on line 5, ``lab`` on line 8, ``more`` from line 9."""
-    (tmp / "class.csv").write_text("student,host\ns1,vm1\n")
+    if not (tmp / "class.csv").exists():  # a roster of the case's own
+        (tmp / "class.csv").write_text("student,host\ns1,vm1\n")
     (tmp / "course.toml").write_text(
         f'title = {title}\nroster = {roster}\n\n[[labs]]\nid = {lab_id}\nlab = "lab6"\n'
         f"due = 2026-12-01T23:59:00+00:00\n{lab}\n{more}"
@@ -179,6 +180,41 @@ CASES = {
     "a roster path with a tab": (
         lambda t: ["book", "show", "--course", course(t, roster='"class.csv\\t"')],
         ["course.toml:2: roster: holds a control character (U+0009)"],
+    ),
+    "a shard script told of a book it cannot carry": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            course(t),
+            "--db",
+            "postgresql://grader@db.example/cs",
+        ],
+        ["--db does not reach the job's tasks", "GRADER_DB"],
+    ),
+    "a roster's password_env that names no environment variable": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            roster(t, "student,host,password_env\ns1,vm1,PW\ns2,vm2,PW;rm -rf ~\n") and course(t),
+        ],
+        ["class.csv:3: password_env 'PW;rm -rf ~' is not the name of an environment variable"],
+    ),
+    "a course folder whose name holds a control character": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            course(Path(t, "cs\n2026").mkdir() or Path(t, "cs\n2026")),
+        ],
+        ["cs\\n2026': the course folder's path holds a control character"],
     ),
     # live mode: said before any connection is tried
     "a live VM without --mutants": (

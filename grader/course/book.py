@@ -26,6 +26,7 @@ import getpass
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -970,9 +971,28 @@ def _engine(url: str) -> sa.Engine:
 
 
 def book_url(folder: Path, given: str | None = None, course_db: str | None = None) -> str:
-    """--db, else GRADER_DB, else course.toml's db, else the SQLite book in the course folder."""
+    """--db, else GRADER_DB, else course.toml's db, else the SQLite book in the course folder.
+    A password in --db or GRADER_DB is warned of (course.toml refuses one)."""
     url = given or os.environ.get("GRADER_DB") or course_db
+    if url and url != course_db and has_password(url):
+        where, seen = (
+            ("--db", "`ps` shows to every user of this machine")
+            if given
+            else ("GRADER_DB", "every program and job started from this environment is given")
+        )
+        sys.stderr.write(
+            f"grade: warning: {where} holds the book's password, which {seen}: give it by "
+            "~/.pgpass (or PGPASSFILE) or a service file (PGSERVICE) instead\n"
+        )
     return url or f"sqlite:///{(folder / 'gradebook.sqlite').resolve()}"
+
+
+def has_password(url: str) -> bool:
+    """Whether a database URL holds a password."""
+    try:
+        return sa.engine.make_url(url).password is not None
+    except sa.exc.ArgumentError:
+        return False
 
 
 def _shown(url: str) -> str:

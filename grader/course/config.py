@@ -15,7 +15,7 @@
     [extensions]
     s2400137 = { lab6 = 2026-12-03T23:59:00+00:00 }
 
-    # optional: db = "postgresql://grader@db.example/course" (password: PGPASSWORD or ~/.pgpass)
+    # optional: db = "postgresql://grader@db.example/course" (password: ~/.pgpass or a service)
     # private = true: the book and runs/ are readable by their owner only (the default)
 
 The course commands find it by walking up from the current folder (as git finds .git), or take
@@ -38,12 +38,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.classrun.roster import CONTROL, roster_ids
+from grader.course.book import has_password
 from grader.course.marks import Late
 from grader.course.schema import CourseModel, FromEnvModel, LabModel, LateModel
 from grader.engine.rubric import KeyLocator
@@ -219,10 +219,10 @@ def load_course(path: Path) -> Course:
             f"{where(('db',))}db: {model.db.split(':', 1)[0]!r} is not a database the gradebook "
             "uses: give sqlite:///PATH or postgresql://USER@HOST/NAME"
         )
-    if model.db is not None and _has_password(model.db):
+    if model.db is not None and has_password(model.db):
         raise InputError(
             f"{where(('db',))}db: the URL holds a password; keep it out of course.toml "
-            "(PGPASSWORD, or ~/.pgpass)"
+            "(~/.pgpass, PGPASSFILE, or a service file: PGSERVICE)"
         )
     return Course(
         path=path,
@@ -296,13 +296,6 @@ def _decoded(written: str) -> str | None:
         return str(tomllib.loads(f'k = "{written}"')["k"])
     except tomllib.TOMLDecodeError:
         return None
-
-
-def _has_password(url: str) -> bool:
-    try:
-        return sa.engine.make_url(url).password is not None
-    except sa.exc.ArgumentError:
-        return False
 
 
 def _aware(at: str, key: str, when: datetime) -> None:
