@@ -137,7 +137,7 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
         ))  # fmt: skip
     old.close()
     new = Book(url)  # the course folder is the book's own folder
-    assert new.schema == SCHEMA == 4
+    assert new.schema == SCHEMA == 7
     with new.engine.connect() as connection:
         rows = connection.execute(sa.select(runs).order_by(runs.c.id)).all()
         kept = connection.execute(sa.select(reports)).one()
@@ -404,6 +404,20 @@ def batch_lock_rules(book: Book) -> None:
         course_lock(book, "shard 1/2", wait=0, batch="slurm-9"),
     ):
         pass
+    # a batch of the longest name --batch takes: its shards join, and it is named whole
+    long = "nightly-" + "x" * 91 + "1"
+    assert len(long) == 100
+    with (
+        course_lock(book, "grade course run lab6 --shard 1/2", wait=0, batch=long),
+        course_lock(book, "grade course run lab6 --shard 2/2", wait=0, batch=long),
+    ):
+        with pytest.raises(CourseBusy) as busy, course_lock(book, "x", wait=0):
+            pass
+        said = str(busy.value)
+        assert said.count(f", batch {long};") == 2, said  # "...; ...; run again when ..."
+        assert "--shard 1/2 by " in said and "--shard 2/2 by " in said, said
+        with pytest.raises(CourseBusy), course_lock(book, "y", wait=0, batch=long[:-1] + "2"):
+            pass  # a batch whose name differs only in its last character is another
 
 
 def test_the_shards_of_one_batch_share_the_course_lock_and_keep_any_other_grading_out(tmp_path):

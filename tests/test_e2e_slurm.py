@@ -19,8 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from grader.base.errors import CourseBusy
 from grader.course.book import Book
+from grader.course.lock import course_lock
 from grader.engine.catalog import built_in_rubric
 from scenarios import SCENARIOS
 from tests.test_book import batch_lock_rules
@@ -277,8 +280,20 @@ def test_a_shard_task_gets_only_the_environment_it_needs(slurm, tmp_path, monkey
 
 
 def test_the_shards_of_one_batch_share_the_course_lock_on_postgresql(request):
-    book = Book(new_database(request.getfixturevalue("postgresql"), "locks"), by="ta")
+    url = new_database(request.getfixturevalue("postgresql"), "locks")
+    book = Book(url, by="ta")
+    # the same book by another address: the lock is the database's, whatever the URL says
+    other = Book(url.replace("127.0.0.1", "localhost"), by="tb")
     try:
         batch_lock_rules(book)
+        with (
+            course_lock(book, "grade course due", wait=0),
+            pytest.raises(CourseBusy, match="grade course due by ta on "),
+            course_lock(other, "grade course run lab6", wait=0),
+        ):
+            pass
+        with book.engine.connect() as connection:  # each holder's row goes with its lock
+            assert connection.execute(sa.text("SELECT count(*) FROM lock_holders")).scalar() == 0
     finally:
         book.close()
+        other.close()

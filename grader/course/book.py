@@ -177,6 +177,18 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
                 sa.Column("value", sa.Text, nullable=False),
             )
         )
+    # (placeholder: the tables of schemas 5 and 6 come from other branches, merged before this)
+    if schema >= 7:
+        # who holds the course's lock on PostgreSQL (grader.course.lock), by the server's pid of
+        # the lock's connection: the holder named whole, which application_name (63 bytes) is not
+        tables.append(
+            sa.Table(
+                "lock_holders",
+                md,
+                sa.Column("pid", sa.Integer, primary_key=True, autoincrement=False),
+                sa.Column("holder", sa.Text, nullable=False),
+            )
+        )
     return tuple(tables)
 
 
@@ -237,13 +249,28 @@ def _schema_4(connection: sa.Connection, root: Path | None) -> None:
     _define(fourth, 4)[-1].create(connection)
 
 
+def _placeholder(connection: sa.Connection, root: Path | None) -> None:
+    """Placeholder for migrations 5 and 6, made on other branches: replaced by them at merge."""
+
+
+def _schema_7(connection: sa.Connection, root: Path | None) -> None:
+    """Who holds the course's lock, named whole (PostgreSQL's application_name is cut at 63
+    bytes)."""
+    seventh = sa.MetaData()
+    _define(seventh, 7)[-1].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
     _schema_1, _schema_2, _schema_3, _schema_4,
+    # placeholder: 5 and 6 (late checks accepted, stored rubrics) come from other branches
+    _placeholder, _placeholder,
+    _schema_7,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
-meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(metadata, SCHEMA)
+(meta, runs, reports, checks, overrides, rubrics, drops, identities,
+ lock_holders) = _define(metadata, SCHEMA)  # fmt: skip
 
 
 def relative(root: Path | None, path: str | None) -> str | None:
