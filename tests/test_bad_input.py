@@ -26,6 +26,25 @@ def roster(tmp: Path, text: str) -> str:
     return str(tmp / "class.csv")
 
 
+def course(
+    tmp: Path,
+    title: str = '"CS"',
+    roster: str = '"class.csv"',
+    lab_id: str = '"lab6"',
+    lab: str = "",
+    more: str = "",
+) -> str:
+    """A course folder (course.toml and its roster); course.toml's title on line 1, its roster
+    on line 2, its lab's id on line 5, ``lab`` on line 8, ``more`` from line 9."""
+    if not (tmp / "class.csv").exists():  # a roster of the case's own
+        (tmp / "class.csv").write_text("student,host\ns1,vm1\n")
+    (tmp / "course.toml").write_text(
+        f'title = {title}\nroster = {roster}\n\n[[labs]]\nid = {lab_id}\nlab = "lab6"\n'
+        f"due = 2026-12-01T23:59:00+00:00\n{lab}\n{more}"
+    )
+    return str(tmp)
+
+
 CASES = {
     "malformed rubric": (
         lambda t: [
@@ -126,6 +145,76 @@ CASES = {
     "a shard script of a lab and of what is due": (
         lambda t: ["course", "shard-script", "lab6", "--slurm", "--due"],
         ["--due grades every lab's students now due: give no LAB"],
+    ),
+    "a course title of two lines": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            course(t, title='"CS\\nrm -rf ~"'),
+        ],
+        ["course.toml:1: title: holds a control character (U+000A)", "one line of printable"],
+    ),
+    "a lab id with a C1 control": (
+        lambda t: ["course", "run", "lab6", "--course", course(t, lab_id='"lab6\\u0085"')],
+        ["course.toml:5: labs[0].id: holds a control character (U+0085)", "did you mean 'lab6'?"],
+    ),
+    "a student id of an extension with a line separator": (
+        lambda t: [
+            "book",
+            "show",
+            "--course",
+            course(t, more='[extensions]\n"s1\\u2028" = { lab6 = 2026-12-03T23:59:00+00:00 }\n'),
+        ],
+        [
+            "course.toml:10: extensions.'s1\\u2028': holds a control character (U+2028)",
+            "did you mean 's1'?",
+        ],
+    ),
+    "a variable's value with an escape sequence": (
+        lambda t: ["course", "due", "--course", course(t, lab='vars = { user = "\\u001b[2J" }')],
+        ["course.toml:8: labs[0].vars.user: holds a control character (U+001B)"],
+    ),
+    "a roster path with a tab": (
+        lambda t: ["book", "show", "--course", course(t, roster='"class.csv\\t"')],
+        ["course.toml:2: roster: holds a control character (U+0009)"],
+    ),
+    "a shard script told of a book it cannot carry": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            course(t),
+            "--db",
+            "postgresql://grader@db.example/cs",
+        ],
+        ["--db does not reach the job's tasks", "GRADER_DB"],
+    ),
+    "a roster's password_env that names no environment variable": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            roster(t, "student,host,password_env\ns1,vm1,PW\ns2,vm2,PW;rm -rf ~\n") and course(t),
+        ],
+        ["class.csv:3: password_env 'PW;rm -rf ~' is not the name of an environment variable"],
+    ),
+    "a course folder whose name holds a control character": (
+        lambda t: [
+            "course",
+            "shard-script",
+            "lab6",
+            "--slurm",
+            "--course",
+            course(Path(t, "cs\n2026").mkdir() or Path(t, "cs\n2026")),
+        ],
+        ["cs\\n2026': the course folder's path holds a control character"],
     ),
     # live mode: said before any connection is tried
     "a live VM without --mutants": (

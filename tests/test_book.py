@@ -138,7 +138,7 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
         ))  # fmt: skip
     old.close()
     new = Book(url)  # the course folder is the book's own folder
-    assert new.schema == SCHEMA == 5
+    assert new.schema == SCHEMA == 7
     with new.engine.connect() as connection:
         rows = connection.execute(sa.select(runs).order_by(runs.c.id)).all()
         kept = connection.execute(sa.select(reports)).one()
@@ -289,6 +289,70 @@ def test_course_toml_refuses_extensions_that_would_be_lost_or_take_time_away(tmp
         load_course(tmp_path / "course.toml")
 
 
+COURSE = """title = "CS{title}"
+roster = "class.csv{roster}"
+db = "sqlite:///book.sqlite{db}"
+
+[[labs]]
+id = "lab6{id}"
+lab = "lab6{lab}"
+due = 2026-12-01T23:59:00+00:00
+vars = {{ user = "alice{value}", "pw{name}" = {{ env = "PW{env}" }} }}
+image = ["4c4c{image}"]
+
+[[labs]]
+id = "lab7"
+rubric = "lab7/rubric.toml{rubric}"
+due = 2026-12-01T23:59:00+00:00
+
+[extensions]
+"amy{student}" = {{ "lab6{lab_key}" = 2026-12-03T23:59:00+00:00 }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("at", "line", "key", "suggested"),
+    [
+        ("title", 1, "title", None), ("roster", 2, "roster", None), ("db", 3, "db", None),
+        ("id", 6, "labs[0].id", "lab6"), ("lab", 7, "labs[0].lab", "lab6"),
+        ("value", 9, "labs[0].vars.user", None), ("name", 9, "labs[0].vars.{pw}", "pw"),
+        ("env", 9, "labs[0].vars.pw.env", "PW"), ("image", 10, "labs[0].image[0]", None),
+        ("rubric", 14, "labs[1].rubric", None), ("student", 18, "extensions.{amy}", "amy"),
+        ("lab_key", 18, "extensions.amy.{lab6}", "lab6"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("written", "character"),
+    [(r"\n", "\n"), (r"\r", "\r"), (r"\t", "\t"), (r"\u0000", "\x00"), (r"\u001b", "\x1b"),
+     (r"\u007f", "\x7f"), (r"\u0085", "\x85"), (r"\u009b", "\x9b"), ("\u2028", "\u2028"),
+     ("\u2029", "\u2029"), (r"\u202e", "\u202e")],
+)  # fmt: skip
+def test_course_toml_refuses_control_characters_in_every_text(
+    tmp_path, at, line, key, suggested, written, character
+):
+    """A control character in any text of course.toml (a line break in the title once put a
+    command into the Slurm script) is refused by line and key, with the name it was meant to be;
+    written as TOML's escape, or as itself where TOML lets it stand (U+2028, U+2029)."""
+    from grader.course.config import load_course
+
+    (tmp_path / "class.csv").write_text("student,host\namy,vm1\n")
+    blanks = dict.fromkeys(("title", "roster", "db", "id", "lab", "value", "name", "env", "image",
+                            "rubric", "student", "lab_key"), "")  # fmt: skip
+    (tmp_path / "course.toml").write_text(COURSE.format(**{**blanks, at: written}))
+    with pytest.raises(InputError) as refused:
+        load_course(tmp_path / "course.toml")
+    # a key that holds the character is shown quoted, the character escaped
+    shown = key.format(**{name: repr(name + character) for name in ("pw", "amy", "lab6")})
+    message = str(refused.value)
+    assert message.startswith(
+        f"{tmp_path / 'course.toml'}:{line}: {shown}: holds a control character "
+        f"(U+{ord(character):04X})"
+    ), message
+    if suggested:
+        assert message.endswith(f" (did you mean {suggested!r}?)"), message
+    assert character not in message
+
+
 def test_an_sqlite_book_is_private_and_can_be_backed_up_while_open(book, tmp_path):
     import stat
 
@@ -341,6 +405,20 @@ def batch_lock_rules(book: Book) -> None:
         course_lock(book, "shard 1/2", wait=0, batch="slurm-9"),
     ):
         pass
+    # a batch of the longest name --batch takes: its shards join, and it is named whole
+    long = "nightly-" + "x" * 91 + "1"
+    assert len(long) == 100
+    with (
+        course_lock(book, "grade course run lab6 --shard 1/2", wait=0, batch=long),
+        course_lock(book, "grade course run lab6 --shard 2/2", wait=0, batch=long),
+    ):
+        with pytest.raises(CourseBusy) as busy, course_lock(book, "x", wait=0):
+            pass
+        said = str(busy.value)
+        assert said.count(f", batch {long};") == 2, said  # "...; ...; run again when ..."
+        assert "--shard 1/2 by " in said and "--shard 2/2 by " in said, said
+        with pytest.raises(CourseBusy), course_lock(book, "y", wait=0, batch=long[:-1] + "2"):
+            pass  # a batch whose name differs only in its last character is another
 
 
 def test_the_shards_of_one_batch_share_the_course_lock_and_keep_any_other_grading_out(tmp_path):

@@ -19,8 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from grader.base.errors import CourseBusy
 from grader.course.book import Book
+from grader.course.lock import course_lock
 from grader.engine.catalog import built_in_rubric
 from scenarios import SCENARIOS
 from tests.test_book import batch_lock_rules
@@ -245,9 +248,52 @@ exec {sys.executable} -m grader --roster {course}/class.csv --var-env bob_passwo
     assert sorted(students_in(out / "class")) == sorted(STUDENTS)
 
 
+def test_a_shard_task_gets_only_the_environment_it_needs(slurm, tmp_path, monkeypatch):
+    """sbatch passes on the whole environment of whoever submits unless told otherwise: the
+    script names what its tasks get (the book's address, the lab's secrets), and a database
+    password or a secret of the course's that the task does not need stays behind."""
+    from tests.test_shard_script import make_course
+
+    course = make_course(tmp_path, "CS", folder="the course's 100% folder")  # sbatch unquotes
+    monkeypatch.chdir(course)
+    code, script, err = grade("course", "shard-script", "lab6", "--slurm", "--shards", "2")
+    assert code == 0, err
+    head = script[: script.index("\nexec ")]  # the task's own command: what it was given
+    probe = f"{head}\nenv > {tmp_path}/env-$SLURM_ARRAY_TASK_ID\n"
+    env = {**os.environ, **slurm, "GRADER_DB": "postgresql://grader@db.example/cs",
+           "PGPASSFILE": "/srv/cs/pgpass", "LAB6_BOB_PW": "lab six", "AMY_SSH_PW": "amy's",
+           "PGPASSWORD": "never in a task", "COURSE_SECRET": "never in a task"}  # fmt: skip
+    codes = run_array(probe, env, tmp_path)
+    assert codes == ["0:0", "0:0"], codes
+    for task in (1, 2):
+        given = dict(
+            line.split("=", 1)
+            for line in (tmp_path / f"env-{task}").read_text().splitlines()
+            if "=" in line
+        )
+        for name in ("GRADER_DB", "PGPASSFILE", "LAB6_BOB_PW", "AMY_SSH_PW", "PATH"):
+            assert given.get(name) == env[name], (name, given)
+        assert "never in a task" not in given.values(), given
+        assert given["SLURM_ARRAY_TASK_ID"] == str(task)
+        assert given["PWD"] == str(course)  # --chdir, quoted
+    assert len(list(course.glob("slurm-*_*.out"))) == 2  # --output, quoted, its % kept
+
+
 def test_the_shards_of_one_batch_share_the_course_lock_on_postgresql(request):
-    book = Book(new_database(request.getfixturevalue("postgresql"), "locks"), by="ta")
+    url = new_database(request.getfixturevalue("postgresql"), "locks")
+    book = Book(url, by="ta")
+    # the same book by another address: the lock is the database's, whatever the URL says
+    other = Book(url.replace("127.0.0.1", "localhost"), by="tb")
     try:
         batch_lock_rules(book)
+        with (
+            course_lock(book, "grade course due", wait=0),
+            pytest.raises(CourseBusy, match="grade course due by ta on "),
+            course_lock(other, "grade course run lab6", wait=0),
+        ):
+            pass
+        with book.engine.connect() as connection:  # each holder's row goes with its lock
+            assert connection.execute(sa.text("SELECT count(*) FROM lock_holders")).scalar() == 0
     finally:
         book.close()
+        other.close()

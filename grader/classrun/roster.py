@@ -129,6 +129,17 @@ def load_roster(
 def roster_ids(path: Path) -> dict[str, int]:
     """The roster's student ids and their lines, read without the rest of the roster (for what
     only needs to know who is on it: a course's extensions, the gradebook's imports)."""
+    return _column(path, "student", required=True)
+
+
+def password_envs(path: Path) -> dict[str, int]:
+    """The environment variables the roster's password_env column names, and their lines (for
+    a job script, which passes them on to its tasks)."""
+    return _column(path, "password_env", required=False)
+
+
+def _column(path: Path, name: str, required: bool) -> dict[str, int]:
+    """The values of one column and the line each is first on, read without the rest."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -142,11 +153,11 @@ def roster_ids(path: Path) -> dict[str, int]:
                 continue
             if column is None:
                 header = [" ".join(c.lower().split()) for c in row]
-                if "student" not in header:
-                    raise InputError(
-                        f"{path}:{reader.line_num}: the header has no 'student' column"
-                    )
-                column = header.index("student")
+                if name not in header:
+                    if not required:
+                        return found
+                    raise InputError(f"{path}:{reader.line_num}: the header has no {name!r} column")
+                column = header.index(name)
                 continue
             if column < len(row) and row[column].strip():
                 found.setdefault(row[column].strip(), reader.line_num)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shlex
 import sys
 from dataclasses import asdict
@@ -95,10 +96,27 @@ def _shard(opts: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None]:
     return parse_shard(opts["shard"]), batch
 
 
+#: What every task of a shard script is given of the environment it is submitted in (sbatch
+#: passes on all of it unless the script names what): how the grader is found and runs, its
+#: own settings, the book's address and how libpq finds its password (a password file or a
+#: service, never PGPASSWORD); besides, the variables course.toml and the roster name. A name
+#: not set when sbatch runs passes nothing.
+TASK_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "SUDO_USER", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH",
+    "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "SSH_AUTH_SOCK",
+    "GRADER_DB", "GRADER_LABS", "GRADER_KNOWN_HOSTS", "GRADER_CACHE_DIR",
+    "PGPASSFILE", "PGSERVICEFILE", "PGSERVICE", "PGSYSCONFDIR", "PGHOST", "PGHOSTADDR", "PGPORT",
+    "PGUSER", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL",
+)  # fmt: skip
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _shard_script(opts: dict[str, Any]) -> int:
-    """The sbatch script of a lab graded in shards (see `grade course shard-script --help`)."""
+    """The sbatch script of a lab graded in shards (see `grade course shard-script --help`).
+    What course.toml says reaches it quoted, and its title only as a comment made safe."""
     # lazy: start-up (see grader/cli/__init__.py)
-    from grader.course.config import find_course, load_course
+    from grader.classrun.roster import CONTROL, password_envs
+    from grader.course.config import FromEnv, find_course, load_course
 
     if not opts["slurm"]:
         raise UsageError("name the job runner the script is for: --slurm (the only one so far)")
@@ -108,29 +126,63 @@ def _shard_script(opts: dict[str, Any]) -> int:
             if opts["due"]
             else "name the LAB to grade (or --due for the students now due)"
         )
+    if opts.get("db"):
+        raise UsageError(
+            "--db does not reach the job's tasks (the script carries no address of the book): "
+            "export GRADER_DB=postgresql://USER@HOST/NAME before `sbatch`, or name the book in "
+            "course.toml's db"
+        )
     course = load_course(find_course(opts.get("course")))
-    lab = "due" if opts["due"] else course.lab(opts["lab_id"]).id
+    labs = list(course.labs.values()) if opts["due"] else [course.lab(opts["lab_id"])]
+    folder = str(course.folder.resolve())
+    if CONTROL.search(folder):
+        raise InputError(
+            f"{folder!r}: the course folder's path holds a control character, which a job "
+            "script cannot name safely; move the course to a folder of another name"
+        )
+    secrets = [v.env for lab in labs for v in lab.vars.values() if isinstance(v, FromEnv)]
+    ssh = password_envs(course.roster)
+    for name, line in ssh.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise InputError(
+                f"{course.roster}:{line}: password_env {name!r} is not the name of an "
+                "environment variable (letters, digits and _, not first a digit)"
+            )
+    export = ",".join(dict.fromkeys((*TASK_ENV, *secrets, *ssh)))
+    what = "the students now due" if opts["due"] else labs[0].id
+    name = "grade-due" if opts["due"] else f"grade-{labs[0].id}"
+    command = "due" if opts["due"] else f"run {shlex.quote(labs[0].id)}"
+    by = f" --by {shlex.quote(opts['by'])}" if opts.get("by") else ""
     count = opts["shards"]
-    where = shlex.quote(str(course.folder.resolve()))
-    what = "due" if opts["due"] else f"run {shlex.quote(lab)}"
     grade = f"{shlex.quote(sys.executable)} -m grader"  # this grader, whatever PATH holds
+    q = shlex.quote  # sbatch reads #SBATCH lines with the shell's quotes too
     sys.stdout.write(
         f"""#!/bin/sh
-# {course.title}: {"the students now due" if opts["due"] else lab} in {count} shards.
+# {_comment(f"{course.title}: {what} in {count} shards.")}
 # One Slurm array task per shard; each records its slice into the course's book when done.
-# The book's address is taken from the environment sbatch runs in (GRADER_DB, else
-# course.toml's db): export it before `sbatch`, it is not written here.
+# Its tasks get only the environment variables --export names (and SLURM_*), from where
+# sbatch runs: the book's address (GRADER_DB, else course.toml's db) and its password file
+# or service (~/.pgpass, PGPASSFILE, PGSERVICE; never PGPASSWORD), the labs' secrets as
+# course.toml names them, the roster's SSH passwords. Export them before `sbatch`: no
+# address or secret is written here.
 # Watch the tasks with `squeue`. A task that fails leaves its students ungraded (never 0):
 # `grade course run LAB --student ID` or the next `grade course due` picks them up.
-#SBATCH --job-name=grade-{lab}
+#SBATCH --job-name={q(name)}
 #SBATCH --array=1-{count}
-#SBATCH --chdir={where}
-#SBATCH --output={where}/slurm-%A_%a.out
-exec {grade} course {what} --course {where} \\
+#SBATCH --chdir={q(folder)}
+#SBATCH --output={q(folder.replace("%", "%%") + "/slurm-%A_%a.out")}
+#SBATCH --export={export}
+exec {grade} course {command} --course {q(folder)}{by} \\
     --shard "$SLURM_ARRAY_TASK_ID/{count}" --batch "slurm-$SLURM_ARRAY_JOB_ID"
 """
     )
     return ExitStatus.OK
+
+
+def _comment(text: str) -> str:
+    """``text`` as one line of a script's comment: what is not printable written as an escape
+    (course.toml refuses control characters; this holds whatever reaches here)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _setup(opts: dict[str, Any], gradebook: Gradebook, lab: str) -> Any:

@@ -770,9 +770,11 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
         "print the job script that grades a lab in shards (a Slurm array)",
         "Print the sbatch script that grades LAB in N shards, one Slurm array task each "
         "(`grade course run LAB --shard K/N`, all of one batch): each records its slice into "
-        "the course's book as it finishes. The book's address is not written in it: sbatch "
-        "passes on the environment it runs in (export GRADER_DB=postgresql://... first, or "
-        "let course.toml name it). Save it and run `sbatch FILE`; `squeue` shows the tasks, "
+        "the course's book as it finishes. The book's address is not written in it: its "
+        "tasks get the environment variables its --export line names from where sbatch runs "
+        "(export GRADER_DB=postgresql://... first, or let course.toml name it; the book's "
+        "password by ~/.pgpass or a service file), and no others. Save it and run `sbatch "
+        "FILE`; `squeue` shows the tasks, "
         "and each task's output goes to slurm-JOB_TASK.out in the course folder. A task that "
         "fails leaves its students ungraded, never marked 0: `grade course run LAB --student "
         "ID` (or the next `grade course due`) picks them up.",

@@ -26,6 +26,7 @@ import getpass
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -196,6 +197,18 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
                 sa.Column("undone_reason", sa.Text),
             )
         )
+    # (placeholder: the table of schema 6 comes from another branch, merged before this)
+    if schema >= 7:
+        # who holds the course's lock on PostgreSQL (grader.course.lock), by the server's pid of
+        # the lock's connection: the holder named whole, which application_name (63 bytes) is not
+        tables.append(
+            sa.Table(
+                "lock_holders",
+                md,
+                sa.Column("pid", sa.Integer, primary_key=True, autoincrement=False),
+                sa.Column("holder", sa.Text, nullable=False),
+            )
+        )
     return tuple(tables)
 
 
@@ -262,15 +275,28 @@ def _schema_5(connection: sa.Connection, root: Path | None) -> None:
     _define(fifth, 5)[-1].create(connection)
 
 
+def _placeholder(connection: sa.Connection, root: Path | None) -> None:
+    """Placeholder for migration 6, made on another branch: replaced by it at merge."""
+
+
+def _schema_7(connection: sa.Connection, root: Path | None) -> None:
+    """Who holds the course's lock, named whole (PostgreSQL's application_name is cut at 63
+    bytes)."""
+    seventh = sa.MetaData()
+    _define(seventh, 7)[-1].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
     _schema_1, _schema_2, _schema_3, _schema_4, _schema_5,
+    # placeholder: 6 (stored rubrics) comes from another branch
+    _placeholder,
+    _schema_7,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
-meta, runs, reports, checks, overrides, rubrics, drops, identities, accepts = _define(
-    metadata, SCHEMA
-)
+(meta, runs, reports, checks, overrides, rubrics, drops, identities, accepts,
+ lock_holders) = _define(metadata, SCHEMA)  # fmt: skip
 
 
 def relative(root: Path | None, path: str | None) -> str | None:
@@ -1062,9 +1088,28 @@ def _engine(url: str) -> sa.Engine:
 
 
 def book_url(folder: Path, given: str | None = None, course_db: str | None = None) -> str:
-    """--db, else GRADER_DB, else course.toml's db, else the SQLite book in the course folder."""
+    """--db, else GRADER_DB, else course.toml's db, else the SQLite book in the course folder.
+    A password in --db or GRADER_DB is warned of (course.toml refuses one)."""
     url = given or os.environ.get("GRADER_DB") or course_db
+    if url and url != course_db and has_password(url):
+        where, seen = (
+            ("--db", "`ps` shows to every user of this machine")
+            if given
+            else ("GRADER_DB", "every program and job started from this environment is given")
+        )
+        sys.stderr.write(
+            f"grade: warning: {where} holds the book's password, which {seen}: give it by "
+            "~/.pgpass (or PGPASSFILE) or a service file (PGSERVICE) instead\n"
+        )
     return url or f"sqlite:///{(folder / 'gradebook.sqlite').resolve()}"
+
+
+def has_password(url: str) -> bool:
+    """Whether a database URL holds a password."""
+    try:
+        return sa.engine.make_url(url).password is not None
+    except sa.exc.ArgumentError:
+        return False
 
 
 def _shown(url: str) -> str:

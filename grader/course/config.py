@@ -17,32 +17,35 @@
     [extensions]
     s2400137 = { lab6 = 2026-12-03T23:59:00+00:00 }
 
-    # optional: db = "postgresql://grader@db.example/course" (password: PGPASSWORD or ~/.pgpass)
+    # optional: db = "postgresql://grader@db.example/course" (password: ~/.pgpass or a service)
     # private = true: the book and runs/ are readable by their owner only (the default)
 
 The course commands find it by walking up from the current folder (as git finds .git), or take
 ``--course PATH``. It is validated when loaded, like the rubric: the file, the line, the key and
 the closest valid name. Due times carry their offset: a time without one is refused (a
 deadline must mean one instant wherever the grader runs). An extension names a student of the
-roster and a lab of the course, and is no earlier than the lab's due time.
+roster and a lab of the course, and is no earlier than the lab's due time. Every text, keys
+too, is one line of printable text (no control character: they reach terminals, pages and job
+scripts).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 
 from grader.base.closest import closest
 from grader.base.errors import InputError
-from grader.classrun.roster import roster_ids
+from grader.classrun.roster import CONTROL, roster_ids
+from grader.course.book import has_password
 from grader.course.marks import Late
 from grader.course.schema import CourseModel, FromEnvModel, LabModel, LateModel
 from grader.engine.rubric import KeyLocator
@@ -142,7 +145,9 @@ def load_course(path: Path) -> Course:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
-    where = KeyLocator(path, text)
+    # lines as TOML counts them: a line separator it lets stand in a string is no line break
+    where = KeyLocator(path, text.translate(_NOT_LINE_BREAKS))
+    _refuse_control_characters(data, where)
     try:
         model = CourseModel.model_validate(data)
     except ValidationError as e:
@@ -216,10 +221,10 @@ def load_course(path: Path) -> Course:
             f"{where(('db',))}db: {model.db.split(':', 1)[0]!r} is not a database the gradebook "
             "uses: give sqlite:///PATH or postgresql://USER@HOST/NAME"
         )
-    if model.db is not None and _has_password(model.db):
+    if model.db is not None and has_password(model.db):
         raise InputError(
             f"{where(('db',))}db: the URL holds a password; keep it out of course.toml "
-            "(PGPASSWORD, or ~/.pgpass)"
+            "(~/.pgpass, PGPASSFILE, or a service file: PGSERVICE)"
         )
     return Course(
         path=path,
@@ -232,11 +237,67 @@ def load_course(path: Path) -> Course:
     )
 
 
-def _has_password(url: str) -> bool:
+#: What str.splitlines() breaks lines at but TOML does not, as TOML's escapes
+_NOT_LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x0B, 0x0C, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+#: What a name (an id, a pack, a variable) may be: the name a refusal suggests must be one
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _refuse_control_characters(data: dict[str, Any], where: KeyLocator) -> None:
+    """Every text of course.toml, keys too, is one line of printable text: a title, an id, a
+    name or a path reaches terminals, pages, file names and the Slurm script, where a line break
+    or an escape sequence would act (a title's second line ran as a command of the script)."""
+    for loc, text, is_key in _texts(data):
+        found = CONTROL.search(text)
+        if found is None:
+            continue
+        cleaned = CONTROL.sub("", text)
+        named = is_key or (loc[0] == "labs" and loc[-1] in ("id", "lab", "env"))
+        student = is_key and len(loc) == 2 and loc[0] == "extensions"
+        suggested = named and bool(_NAME.fullmatch(cleaned) or (student and cleaned.strip()))
+        key = ".".join(
+            f"[{p}]" if isinstance(p, int) else repr(p) if CONTROL.search(p) else p for p in loc
+        ).replace(".[", "[")
+        raise InputError(
+            f"{_line_of(where, loc)}{key}: holds a control character (U+{ord(found.group()):04X}"
+            "), which a terminal, a page or a job script would act on; write it as one line of "
+            "printable text" + (f" (did you mean {cleaned!r}?)" if suggested else "")
+        )
+
+
+def _texts(
+    value: object, loc: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
+    """Each text of a parsed TOML document: where it is, the text, and whether it is a key."""
+    if isinstance(value, str):
+        yield loc, value, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield (*loc, key), key, True
+            yield from _texts(item, (*loc, key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _texts(item, (*loc, n))
+
+
+def _line_of(where: KeyLocator, loc: tuple[str | int, ...]) -> str:
+    """``where(loc)``, and the line of a quoted key that holds an escape (``"s1\\n" = ...``),
+    which the locator keeps as written."""
+    for known, line in where.lines.items():
+        if len(known) == len(loc) and all(
+            k == p or (isinstance(k, str) and isinstance(p, str) and _decoded(k) == p)
+            for k, p in zip(known, loc, strict=True)
+        ):
+            return f"{where.path}:{line}: "
+    return where(loc)
+
+
+def _decoded(written: str) -> str | None:
+    """A quoted TOML key as written between its quotes, its escapes decoded."""
     try:
-        return sa.engine.make_url(url).password is not None
-    except sa.exc.ArgumentError:
-        return False
+        return str(tomllib.loads(f'k = "{written}"')["k"])
+    except tomllib.TOMLDecodeError:
+        return None
 
 
 def _aware(at: str, key: str, when: datetime) -> None:

@@ -9,19 +9,21 @@ grading says who it waits for (or, with ``--no-wait``, who holds the course, and
 
 The shards of one class grading (``--shard K/N`` with one ``--batch``) hold the lock together:
 they take it shared, under their batch's name, and a grading of another batch waits until every
-shard of the first is done.
+shard of the first is done. On PostgreSQL a shard also holds a lock keyed by a hash of its batch's
+name, which is how it tells its batch's holders from others; whoever holds the course is a row of
+the book's ``lock_holders``, named whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import sqlalchemy as sa
 
 from grader.base.clock import now
 from grader.base.errors import CourseBusy
+from grader.course.book import lock_holders
 
 #: How long a grading waits for the lock by default (a whole class run, at most)
 WAIT = 3600.0
@@ -53,7 +56,7 @@ def course_lock(
     if book.url.startswith("sqlite"):
         lock = _FileLock(Path(book.url.removeprefix("sqlite:///") + ".lock"), holder, batch)
     else:
-        lock = _AdvisoryLock(book.engine, book.url, holder, batch)  # type: ignore[assignment]
+        lock = _AdvisoryLock(book.engine, holder, batch)  # type: ignore[assignment]
     deadline = time.monotonic() + (wait or 0)
     told = False
     while not lock.try_acquire():
@@ -137,71 +140,100 @@ class _FileLock:
         self.guard.close()
 
 
+def _key(text: str) -> int:
+    """A key of PostgreSQL's advisory locks (a bigint): 63 bits of the text's SHA-256."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+#: The course's lock: advisory locks belong to their database, and a book is one database, so
+#: every grader of the book takes this key, whatever URL it reached the server by
+COURSE = _key("lab-grader course")
+GUARD = _key("lab-grader course guard")  # taken while a shard decides whether to join
+
+
 class _AdvisoryLock:
     """A PostgreSQL advisory lock on a connection of its own, held while the grading runs.
-    Shards of one batch take it shared. Who holds it is the connection's application_name
-    (``lab-grader [BATCH] HOLDER``), which the server shows to the next one."""
+    Shards of one batch take it shared, and with it a lock keyed by a hash of their batch's
+    name: a shard joins when every other holder of the course holds its batch's key too. Who
+    holds it is the row of ``lock_holders`` for the connection's server pid, written before the
+    lock is tried and read by the next grading, which the lock's own holders decide (a row of a
+    connection that holds nothing is never shown)."""
 
-    def __init__(self, engine: sa.Engine, url: str, holder: str, batch: str | None) -> None:
-        self.key = zlib.crc32(f"lab-grader course {url}".encode()) & 0x7FFFFFFF
-        self.guard = self.key ^ 0x5A5A5A5A  # taken while a shard decides whether to join
-        self.batch = batch
+    def __init__(self, engine: sa.Engine, holder: str, batch: str | None) -> None:
+        self.batch = _key(f"lab-grader batch {batch}") if batch is not None else None
         self.connection = engine.connect()
-        name = f"lab-grader [{batch}] {holder}" if batch else f"lab-grader {holder}"
+        # for people looking at the server's sessions (cut at 63 bytes by the server)
         self.connection.execute(
-            sa.text("SELECT set_config('application_name', :name, false)"), {"name": name[:63]}
+            sa.text("SELECT set_config('application_name', :name, false)"),
+            {"name": f"lab-grader {holder}"[:63]},
         )
+        # this connection's row, and none of a connection that is gone
+        self.connection.execute(
+            sa.text(
+                "DELETE FROM lock_holders WHERE pid = pg_backend_pid() "
+                "OR pid NOT IN (SELECT pid FROM pg_stat_activity)"
+            )
+        )
+        me = sa.func.pg_backend_pid()
+        self.connection.execute(sa.insert(lock_holders).values(pid=me, holder=holder))
         self.connection.commit()
+
+    def _call(self, function: str, key: int) -> bool:
+        found = self.connection.execute(sa.text(f"SELECT {function}(:k)"), {"k": key}).scalar()
+        return bool(found)
 
     def try_acquire(self) -> bool:
         if self.batch is None:
-            got = self.connection.execute(
-                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}
-            ).scalar()
+            got = self._call("pg_try_advisory_lock", COURSE)
             self.connection.commit()
-            return bool(got)
-        self.connection.execute(sa.text("SELECT pg_advisory_xact_lock(:g)"), {"g": self.guard})
-        others = {_batch_of(name) for name in self._holders()}
+            return got
+        self.connection.execute(sa.text("SELECT pg_advisory_xact_lock(:g)"), {"g": GUARD})
+        others = set(self._holding(COURSE))
         got = False
-        if not others or others == {self.batch}:
-            got = bool(
-                self.connection.execute(
-                    sa.text("SELECT pg_try_advisory_lock_shared(:k)"), {"k": self.key}
-                ).scalar()
-            )
+        if others <= set(self._holding(self.batch)):
+            got = self._call("pg_try_advisory_lock_shared", COURSE)
+            if got and not self._call("pg_try_advisory_lock_shared", self.batch):
+                self._call("pg_advisory_unlock_shared", COURSE)  # nobody takes a batch's alone
+                got = False
         self.connection.commit()  # lets the guard go
         return got
 
-    def _holders(self) -> list[str]:
+    def _holding(self, key: int) -> list[tuple[int, str]]:
+        """The other connections to this database that hold ``key``, oldest first: their pid
+        and who they are (the book's row, else their application_name)."""
         rows = self.connection.execute(
             sa.text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = 0 "
-                "AND l.objid = :k AND l.granted AND a.pid <> pg_backend_pid()"
+                "SELECT l.pid, COALESCE(h.holder, a.application_name) FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "LEFT JOIN lock_holders h ON h.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND CAST(l.classid AS bigint) = :high AND CAST(l.objid AS bigint) = :low "
+                "AND l.pid <> pg_backend_pid() ORDER BY a.backend_start, l.pid"
             ),
-            {"k": self.key},
+            {"high": key >> 32, "low": key & 0xFFFFFFFF},
         ).all()
-        return [str(name or "") for (name,) in rows]
+        return [(int(pid), str(name or "")) for pid, name in rows]
 
     def holder(self) -> str:
-        found = self._holders()
+        found = self._holding(COURSE)
         self.connection.commit()
-        return "; ".join(n.removeprefix("lab-grader ") for n in found)
+        return "; ".join(name.removeprefix("lab-grader ") for _, name in found)
 
     def release(self) -> None:
         with contextlib.suppress(sa.exc.SQLAlchemyError):
-            function = "pg_advisory_unlock_shared" if self.batch else "pg_advisory_unlock"
-            self.connection.execute(sa.text(f"SELECT {function}(:k)"), {"k": self.key})
+            if self.batch is None:
+                self._call("pg_advisory_unlock", COURSE)
+            else:
+                self._call("pg_advisory_unlock_shared", COURSE)
+                self._call("pg_advisory_unlock_shared", self.batch)
             self.connection.commit()
         self.close()
 
     def close(self) -> None:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            self.connection.execute(
+                sa.delete(lock_holders).where(lock_holders.c.pid == sa.func.pg_backend_pid())
+            )
+            self.connection.commit()
         self.connection.close()
-
-
-def _batch_of(application_name: str) -> str | None:
-    """The batch a holder's application_name names (None: a grading of no batch)."""
-    rest = application_name.removeprefix("lab-grader ")
-    if rest.startswith("[") and "]" in rest:
-        return rest[1 : rest.index("]")]
-    return None

@@ -48,8 +48,8 @@ class CourseModel(_Model):
     roster: Annotated[str, Field(min_length=1)]
     labs: Annotated[list[LabModel], Field(min_length=1)]
     extensions: dict[str, dict[str, datetime]] = {}
-    # the gradebook: sqlite:///PATH or postgresql://USER@HOST/NAME (its password from the
-    # environment: PGPASSWORD, or ~/.pgpass); default gradebook.sqlite in the course folder
+    # the gradebook: sqlite:///PATH or postgresql://USER@HOST/NAME (its password from
+    # ~/.pgpass or a service file, never here); default gradebook.sqlite in the course folder
     db: Annotated[str, Field(min_length=1)] | None = None
     # the book and runs/ readable by their owner only (marks, override reasons)
     private: bool = True
