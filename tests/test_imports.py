@@ -206,3 +206,63 @@ def test_a_report_the_book_cannot_replay_needs_staffs_word_and_the_row_says_so(
     assert code == 0 and "~" in shown
     code, explained, _ = run("book", "explain", "amy", "tiny")
     assert code == 0 and "on trust" in explained and why in explained
+
+
+def test_a_course_key_is_made_once_private_and_never_shown(tmp_path):
+    """Eight graders signing at once share one key; it is 0600; a report edited, its archive
+    edited, another course's signature, a signature file of junk and a key file of junk are
+    each refused by name; a report without a signature is only unsigned."""
+    import threading
+
+    from grader.base.errors import InputError
+    from grader.evidence import signing
+
+    course = tmp_path / "course"
+    (course / "runs").mkdir(parents=True)
+    (course / "course.toml").write_text(COURSE)
+    reports = []
+    for n in range(8):
+        path = course / "runs" / f"s{n}.json"
+        path.write_text(f'{{"n": {n}}}\n')
+        (course / "runs" / f"s{n}.evidence.json.gz").write_bytes(b"archive %d" % n)
+        reports.append(path)
+    keys = [signing.key_for(course / "runs") for _ in reports]
+    threads = [
+        threading.Thread(target=key.sign, args=(path,))  # type: ignore[union-attr]
+        for key, path in zip(keys, reports)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    key_file = course / signing.KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert sorted(p.name for p in course.iterdir()) == ["course.toml", "runs", "signing.key"]
+    secret = key_file.read_text().strip()
+    verifier = signing.key_for(course)
+    assert verifier is not None and secret not in repr(verifier)
+    assert all(verifier.verify(path) for path in reports)  # one key signed them all
+    reports[0].write_text('{"n": 100}\n')
+    (course / "runs" / "s1.evidence.json.gz").write_bytes(b"another archive")
+    for path in reports[:2]:
+        with pytest.raises(signing.SignatureError, match=f"{path}: its signature does not verify"):
+            verifier.verify(path)
+    signing.signature_path(reports[2]).unlink()
+    assert verifier.verify(reports[2]) is False  # unsigned: nothing to refuse, nothing vouched
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "course.toml").write_text(COURSE)
+    stranger = signing.key_for(other)
+    assert stranger is not None
+    with pytest.raises(signing.SignatureError, match="signed, but this course has no signing"):
+        stranger.verify(reports[3])
+    stranger.prepared()
+    with pytest.raises(signing.SignatureError, match="signed with another key"):
+        stranger.verify(reports[3])
+    signing.signature_path(reports[4]).write_text("{" * 10000)
+    with pytest.raises(signing.SignatureError, match="not a signature of this grader"):
+        verifier.verify(reports[4])
+    key_file.write_text("not a key\n")
+    with pytest.raises(InputError, match=f"{key_file}: not a signing key") as refused:
+        signing.Key(key_file).verify(reports[5])
+    assert "not a key" not in str(refused.value)

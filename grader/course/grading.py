@@ -139,6 +139,7 @@ def grade_lab(
             '{ env = "ENVVAR" } }) or in the roster\'s column of that name; nothing was '
             "recorded"
         )
+    signer = course_key(gradebook).prepared()  # before anything is graded
     on_students(students)
     folder = new_run_folder(gradebook, lab.id, kind)
     done = run_class(
@@ -152,7 +153,7 @@ def grade_lab(
         workers=setup.workers,
         plan=setup.plan,
         color=color,
-        signer=course_key(gradebook),
+        signer=signer,
     )
 
     found = ReportStore(folder).read_all().found
@@ -226,7 +227,7 @@ def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[RegradedRun]:
             )
         found = ReportStore(source, create=False).read_all().found
         target = new_run_folder(gradebook, lab.id, "regrade")
-        key = course_key(gradebook)
+        key = course_key(gradebook).prepared()
         result = regrade_folder(
             found, target, pack, {}, per_student=per_student, verify=key, signer=key
         )

@@ -65,6 +65,13 @@ def key_for(folder: Path) -> Key | None:
     return Key(course / KEY_FILE) if course is not None else None
 
 
+def signer_for(folder: Path) -> Key | None:
+    """The key to sign what is written into ``folder`` with, read (or made) now, before any
+    grading starts (a key that cannot be read stops it here); None outside a course."""
+    key = key_for(folder)
+    return key.prepared() if key is not None else None
+
+
 def _sha256_of(path: Path) -> str | None:
     """The file's SHA-256, read a piece at a time (an archive may be megabytes); None when
     there is no such file."""
@@ -87,6 +94,11 @@ class Key:
 
     def __repr__(self) -> str:
         return f"Key({str(self.path)!r})"  # never the key
+
+    def prepared(self) -> Key:
+        """The key, read (or made) now: InputError, naming the file, when it cannot be."""
+        self._load(create=True)
+        return self
 
     def _load(self, create: bool) -> bytes | None:
         if self._secret is not None:
