@@ -7,7 +7,10 @@ SQLAlchemy Core. Reports and evidence archives stay files; the book keeps what a
 from: each grading's every check outcome (status, error kind, cause, points, out of what), the
 rubric it was graded with (its sha256 and its items' points and dependencies), the evidence
 archive's checksum, who recorded it and when. Marks are computed from that
-(grader.course.marks); no number stored here is the truth on its own.
+(grader.course.marks); no number stored here is the truth on its own. It also keeps what a
+replay needs (each rubric's text and its checks' code, so ``book import`` replays a report
+under any rubric the book has known) and the reports an import took without a replay, on
+staff's word (who, when, why; shown on the student's row).
 
 Paths are kept relative to the course folder, so a course folder copied or restored elsewhere
 works as it did. The schema carries its version (table ``meta``); ``MIGRATIONS`` brings a book
