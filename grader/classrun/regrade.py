@@ -134,9 +134,8 @@ def archive_of(path: Path, report: Report) -> Archive:
         raise ArchiveError(f"{where}: recorded for another student or host than {path.name}")
     if _moment(report.graded_at) != _moment(kept.body.graded_at) or not report.graded_at:
         raise ArchiveError(
-            f"{path}: graded at {report.graded_at[:40]} by the report, but at "
-            f"{kept.body.graded_at[:40]} "
-            f"by its evidence archive {where.name}: a report's time is its archive's"
+            f"{where}: made at {kept.body.graded_at[:40]}, but {path.name} says it was graded at "
+            f"{report.graded_at[:40]}: a report's time is its archive's"
         )
     return kept
 

@@ -37,6 +37,10 @@ COURSE_FILE = "course.toml"  # grader.course.config.FILE: what makes a folder a 
 SUFFIX = ".sig"
 _KEY_BYTES = 32
 _SIGNATURE_LIMIT = 4096  # a signature file is about 150 bytes
+_ELSEWHERE = (
+    " (a folder another course's grader signed can be taken without its .sig files: its "
+    "reports are then replayed as unsigned ones)"
+)
 
 
 class SignatureError(InputError):
@@ -182,12 +186,12 @@ class Key:
         if secret is None:
             raise SignatureError(
                 f"{report_path}: signed, but this course has no signing key ({self.path} is not "
-                "there) to verify it with"
+                f"there) to verify it with{_ELSEWHERE}"
             )
         if said != self.id:
             raise SignatureError(
                 f"{report_path}: signed with another key than this course's ({self.path}): "
-                "not written by this course's grader"
+                f"not written by this course's grader{_ELSEWHERE}"
             )
         if not isinstance(mac, str) or not hmac.compare_digest(
             mac.encode(), self._mac(secret, report_path).encode()
