@@ -14,13 +14,13 @@ reaches any output.
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
 from scenarios import SCENARIOS
+from tests.test_imports import copied, edit, pack
 
 pytestmark = pytest.mark.vm
 
@@ -75,23 +75,7 @@ def vms(fleet):
 
 
 def write_pack(folder: Path, lab_done: int = 2, checks: str = CHECKS) -> Path:
-    (folder / "checks").mkdir(parents=True, exist_ok=True)
-    (folder / "rubric.toml").write_text(RUBRIC.format(lab_done=lab_done))
-    (folder / "checks" / "test_lab1.py").write_text(checks)
-    return folder / "rubric.toml"
-
-
-def copied(source: Path, target: Path, signatures: bool = True) -> Path:
-    ignore = None if signatures else shutil.ignore_patterns("*.sig")
-    shutil.copytree(source, target, ignore=ignore)
-    return target
-
-
-def edit(folder: Path, student: str, change) -> None:
-    path = folder / f"{student}.json"
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data, indent=2))
+    return pack(folder, RUBRIC.format(lab_done=lab_done), checks)
 
 
 def done_after_all(data: dict) -> None:
@@ -151,14 +135,14 @@ def test_the_book_believes_only_what_it_can_replay_or_verify(
     monkeypatch.setenv("GRADER_NOW", "2026-12-05T09:00:00+00:00")
 
     flipped = copied(on_time, tmp_path / "forged" / "flipped")
-    edit(flipped, "ben", done_after_all)
+    edit(flipped, done_after_all, "ben")
     refused = run("book", "import", str(flipped), "--lab", "lab1")
     assert refused.exit == 2, refused.stderr
     assert "lab_done is pass in the report but fail from its evidence" in refused.stderr
     assert "nothing was recorded" in refused.stderr
 
     redated = copied(late, tmp_path / "forged" / "redated")
-    edit(redated, "ben", lambda data: data.update(graded_at="2026-12-01T11:30:00Z"))
+    edit(redated, lambda data: data.update(graded_at="2026-12-01T11:30:00Z"), "ben")
     refused = run("book", "import", str(redated), "--lab", "lab1")
     assert refused.exit == 2, refused.stderr
     assert str(redated / "ben.json") in refused.stderr
@@ -169,7 +153,7 @@ def test_the_book_believes_only_what_it_can_replay_or_verify(
     key = course / "signing.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     signed_edit = copied(in_course, tmp_path / "forged" / "signed-edit")
-    edit(signed_edit, "ben", lambda data: data["checks"][0].update(message="seen by a TA"))
+    edit(signed_edit, lambda data: data["checks"][0].update(message="seen by a TA"), "ben")
     refused = run("book", "import", str(signed_edit), "--lab", "lab1")
     assert refused.exit == 2, refused.stderr
     assert f"{signed_edit / 'ben.json'}: its signature does not verify" in refused.stderr
@@ -182,7 +166,7 @@ def test_the_book_believes_only_what_it_can_replay_or_verify(
     assert "2 replayed from its evidence, 0 signed" in taken.stdout
 
     # a signed report in the course's own folder, edited there: the regrade refuses it
-    edit(in_course, "amy", lambda data: data.update(person={"name": "someone else"}))
+    edit(in_course, lambda data: data.update(person={"name": "someone else"}))
     regraded = run("course", "regrade", "lab1")
     assert regraded.exit == 3, regraded.stderr
     assert "amy: not regraded:" in regraded.stdout

@@ -61,11 +61,16 @@ late = { per_day = 0.10, max = 0.50 }
 """
 
 
-def write_pack(folder: Path, nothing_here: int = 2, checks: str = CHECKS) -> Path:
+def pack(folder: Path, rubric: str, checks: str) -> Path:
+    """A pack in ``folder``: its rubric, and one module of checks; the rubric's path."""
     (folder / "checks").mkdir(parents=True, exist_ok=True)
-    (folder / "rubric.toml").write_text(RUBRIC.format(nothing_here=nothing_here))
-    (folder / "checks" / "test_tiny.py").write_text(checks)
+    (folder / "rubric.toml").write_text(rubric)
+    (folder / "checks" / "test_lab.py").write_text(checks)
     return folder / "rubric.toml"
+
+
+def write_pack(folder: Path, nothing_here: int = 2, checks: str = CHECKS) -> Path:
+    return pack(folder, RUBRIC.format(nothing_here=nothing_here), checks)
 
 
 @pytest.fixture
