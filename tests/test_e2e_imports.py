@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from scenarios import SCENARIOS
+from tests.test_e2e_course import new_database
+from tests.test_e2e_course import postgresql as postgresql  # the fixture: a server of its own
 from tests.test_imports import copied, edit, pack
 
 pytestmark = pytest.mark.vm
@@ -86,9 +88,13 @@ def done_after_all(data: dict) -> None:
             data["score"] += c["max_points"]
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_the_book_believes_only_what_it_can_replay_or_verify(
-    grade, fleet, vms, tmp_path, monkeypatch
+    database, grade, fleet, vms, tmp_path, monkeypatch, request
 ):
+    if database == "postgresql":  # the kept code and the trust, in a book on a real server
+        url = new_database(request.getfixturevalue("postgresql"), "imports")
+        monkeypatch.setenv("GRADER_DB", url)
     course = tmp_path / "course"
     course.mkdir()
     (course / "course.toml").write_text(COURSE)

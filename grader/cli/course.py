@@ -388,6 +388,8 @@ def _import(opts: dict[str, Any], gradebook: Gradebook) -> int:
          f"its evidence, {checked.signed} signed by this course's grader).")  # fmt: skip
     for student, why in checked.trusted.items():
         _say(f"  {student}: taken on trust, not replayed ({why})")
+    if trust is not None and not checked.trusted:
+        _say("  Every report was replayed or signed: nothing was taken on trust.")
     return ExitStatus.OK
 
 
