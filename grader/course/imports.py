@@ -172,6 +172,7 @@ def examine(
     packs: KeptPacks,
     key: signing.Key,
 ) -> Checked:
+    """One report of the folder at ``path``, checked as the module says."""
     student = report.student
     if not student:
         return Checked(["names no student (a roster run's report does)"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -98,4 +99,4 @@ def checks_claimed(directory: Path) -> str | None:
         return None
     extra = found.extra if found is not None and isinstance(found.extra, dict) else {}
     claimed = extra.get("checks_sha256")
-    return claimed if isinstance(claimed, str) else None
+    return claimed if isinstance(claimed, str) and re.fullmatch("[0-9a-f]{64}", claimed) else None
