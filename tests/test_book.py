@@ -150,6 +150,44 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
     new.close()
 
 
+def test_a_book_of_schema_4_keeps_code_from_its_migration_on(tmp_path, monkeypatch):
+    """The rubrics a book knew before it kept code stay known (their gradings are scored as
+    before) but keep no code to replay; a rubric kept after the migration keeps its text and
+    its checks' code, once for each digest of the code, and unpacks into a pack that loads."""
+    from grader.engine.pack import load_pack
+    from grader.engine.rubric import load_rubric
+    from grader.evidence import packcode
+    from tests.test_imports import write_pack
+
+    monkeypatch.setenv("GRADER_NOW", "2026-11-30T10:00:00+00:00")
+    url = f"sqlite:///{tmp_path / 'four.sqlite'}"
+    rubric = load_rubric(write_pack(tmp_path / "pack"))
+    old = Book(url, upto=4)
+    with old.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO rubrics (lab, sha256, title, spec, recorded_at) VALUES ('tiny', "
+            f"'{'cd' * 32}', 'Old', '[]', '2026-11-01T00:00:00Z')"
+        ))  # fmt: skip
+    old.close()
+    book = Book(url)
+    assert book.schema == SCHEMA and set(book.rubric_items("tiny")) == {"cd" * 32}
+    assert book.kept_checks("cd" * 32) == []
+    book.keep_rubric("tiny", rubric)
+    book.keep_rubric("tiny", rubric)  # known: kept once
+    digest = packcode.checks_digest(rubric.checks_dir)
+    assert book.kept_checks(rubric.sha256) == [digest]
+    (tmp_path / "pack" / "checks" / "helper.py").write_text("X = 1\n")
+    book.keep_rubric("tiny", rubric)  # the same rubric, its checks' code changed
+    assert len(book.kept_checks(rubric.sha256)) == 2
+    blob = book.kept_pack(rubric.sha256, digest)
+    assert blob is not None
+    (tmp_path / "unpacked").mkdir()
+    again = load_pack(load_rubric(packcode.unpack(blob, tmp_path / "unpacked")))
+    assert [i.id for i in again.rubric.items] == [i.id for i in rubric.items]
+    assert packcode.checks_digest(again.rubric.checks_dir) == digest
+    book.close()
+
+
 def test_a_book_of_a_newer_grader_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path / 'new.sqlite'}"
     Book(url).close()

@@ -5,9 +5,12 @@ Each graded student's checks run again against a replay of what their VM answere
 graded (see grader.evidence.archive), under the rubric given now: new points, hints,
 dependencies and visibility apply; what the VM was never asked is an error ("needs the live
 VM"). A student who was not graded stays not graded. An archive that is missing, unreadable,
-changed after grading or not the one its report was made from is refused: that student is
-reported as not regraded, with the reason, and the others are regraded. The source folder is
-never written to.
+changed after grading or not the one its report was made from, or whose time is not the one
+the report says, is refused: that student is reported as not regraded, with the reason, and the
+others are regraded. So is a report signed with the course's key (see
+grader.evidence.signing) whose signature does not verify, when the folder lies in a course; an
+unsigned one is regraded as any other (a regrade decides from the archive). The source folder
+is never written to; the new reports are signed when the regrade is given a course's key.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from grader.base.errors import CommandTimeout, InputError
@@ -23,6 +27,7 @@ from grader.classrun.batch import close_class
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric, closest
 from grader.engine.runner import regrade
+from grader.evidence import signing
 from grader.evidence.archive import Archive, ArchiveError, archive_path, load
 from grader.machine.backend import answer_text
 from grader.machine.execution import Completed
@@ -56,16 +61,23 @@ def regrade_folder(
     ssh_password: str | None = None,
     finished: Callable[[Report], None] = lambda report: None,
     per_student: Mapping[str, tuple[Mapping[str, str], str | None]] | None = None,
+    verify: signing.Key | None = None,
+    signer: signing.Key | None = None,
 ) -> Regraded:
     """Regrade the reports ``found`` in a folder (``ReportStore.read_all()``) into ``out``.
     ``given`` variables and ``ssh_password`` apply to everyone; ``per_student`` (a roster's
-    variables and SSH password, by student) to one student each."""
+    variables and SSH password, by student) to one student each. ``verify``: the key of the
+    course the folder lies in (a signed report must verify); ``signer``: the key that signs
+    the new reports."""
     rubric = pack.rubric
-    store = ReportStore(out)
+    store = ReportStore(out, signer=signer)
     reports, changes = [], []
     replayed = needed_live = needed_secret = 0
     for path, report in found:
-        if report.status != "graded":
+        refused = _signature_refused(verify, path)
+        if refused is not None:
+            new, kept = _refused(report, rubric, refused), None
+        elif report.status != "graded":
             new, kept = _carried_over(report, rubric), None
         else:
             try:
@@ -94,7 +106,19 @@ def regrade_folder(
     )
 
 
+def _signature_refused(key: signing.Key | None, path: Path) -> str | None:
+    """Why a report's signature refuses it (None: verified, unsigned, or no course to ask)."""
+    try:
+        if key is not None:
+            key.verify(path)
+    except signing.SignatureError as e:
+        return str(e)
+    return None
+
+
 def archive_of(path: Path, report: Report) -> Archive:
+    """The report's evidence archive, checked against it: its checksum, its student and host,
+    and its time (a report's time is its archive's). ArchiveError says what does not hold."""
     where = archive_path(path)
     if report.evidence_sha256 is None:
         raise ArchiveError(f"{path}: the report names no evidence archive (graded before archives)")
@@ -108,7 +132,20 @@ def archive_of(path: Path, report: Report) -> Archive:
         )
     if (kept.body.student, kept.body.host) != (report.student, report.host):
         raise ArchiveError(f"{where}: recorded for another student or host than {path.name}")
+    if _moment(report.graded_at) != _moment(kept.body.graded_at) or not report.graded_at:
+        raise ArchiveError(
+            f"{where}: made at {kept.body.graded_at[:40]}, but {path.name} says it was graded at "
+            f"{report.graded_at[:40]}: a report's time is its archive's"
+        )
     return kept
+
+
+def _moment(text: str) -> datetime | str:
+    """A time as written in a report or an archive (the text itself when it is not one)."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, TypeError, AttributeError):
+        return text
 
 
 def _carried_over(report: Report, rubric: Rubric) -> Report:

@@ -18,6 +18,7 @@ from grader.classrun.roster import Student
 from grader.engine.pack import Pack
 from grader.evidence import manifest
 from grader.evidence.manifest import run_manifest
+from grader.evidence.signing import Key
 from grader.report.store import ReportStore
 
 
@@ -42,11 +43,13 @@ def run_class(
     plan: Any = None,
     color: bool = False,
     resume: bool = False,
+    signer: Key | None = None,
 ) -> ClassRun:
     """Grade ``students`` into ``directory`` (its manifest first), with progress on stderr;
-    SIGTERM stops it as Ctrl-C does, keeping what finished."""
+    SIGTERM stops it as Ctrl-C does, keeping what finished. ``signer``: the course's key, to
+    sign each report (see grader.evidence.signing)."""
     rubric = pack.rubric
-    store = ReportStore(directory)
+    store = ReportStore(directory, signer=signer)
     run = run_manifest(
         rubric,
         "roster",

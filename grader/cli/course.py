@@ -267,9 +267,12 @@ def _regrade(opts: dict[str, Any], gradebook: Gradebook) -> int:
         done = regrade_lab(gradebook, lab)
     if not done:
         _say(f"{lab}: every recorded grading is on the lab's current rubric already")
-    for run, folder, new in done:
-        _say(f"run {run} regraded with {lab}'s current rubric: recorded as run {new} ({folder})")
-    return ExitStatus.OK
+    for each in done:
+        _say(f"run {each.run} regraded with {lab}'s current rubric: recorded as run {each.new} "
+             f"({each.folder})")  # fmt: skip
+        for report in each.refused:
+            _say(f"  {report.student or report.host}: {report.error}")
+    return ExitStatus.NOT_GRADED if any(each.refused for each in done) else ExitStatus.OK
 
 
 # -- grade book ----------------------------------------------------------------------------
@@ -327,7 +330,7 @@ def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
                 text += f" ({r.days_late}d late)"
             late_work = any(f["days_late"] and not f["accepted_by"] for f in r.filled)
             text += " *" * r.overridden + " ?" * bool(r.incomplete) + " L" * late_work
-            text += " †" * (not r.rubric_current) + " !" * bool(r.flags)
+            text += " †" * (not r.rubric_current) + " !" * bool(r.flags) + " ~" * bool(r.trusted)
             cells.append(text)
         shown.add_row(escaped(student), *cells)
     Console(markup=False, highlight=False).print(shown)
@@ -335,7 +338,8 @@ def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
         "- no mark; * an override is in force; ? incomplete (a check could not be checked, "
         "not a lost mark); L late work: a check decided only by a grading after the due time "
         "(with its penalty, or lost where the lab takes none); † an older rubric than the lab's "
-        "(grade course regrade); ! a question for staff. `grade book explain STUDENT LAB` says why."
+        "(grade course regrade); ! a question for staff; ~ imported on trust, not replayed "
+        "(--trust-unreplayed). `grade book explain STUDENT LAB` says why."
     )
     return ExitStatus.OK
 
@@ -444,8 +448,19 @@ def _drop(opts: dict[str, Any], gradebook: Gradebook) -> int:
 
 
 def _import(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    run, count = gradebook.import_folder(opts["book_lab"], Path(opts["directory"]))
-    _say(f"Recorded {count} report(s) of {opts['book_lab']} as run {run}.")
+    if opts.get("reason") is not None and not opts.get("trust_unreplayed"):
+        raise UsageError("--reason goes with --trust-unreplayed")
+    if opts.get("trust_unreplayed") and opts.get("reason") is None:
+        raise UsageError("--trust-unreplayed needs --reason: why these reports can be trusted")
+    trust = opts.get("reason") if opts.get("trust_unreplayed") else None
+    lab = opts["book_lab"]
+    run, count, checked = gradebook.import_folder(lab, Path(opts["directory"]), trust)
+    _say(f"Recorded {count} report(s) of {lab} as run {run} ({checked.replayed} replayed from "
+         f"its evidence, {checked.signed} signed by this course's grader).")  # fmt: skip
+    for student, why in checked.trusted.items():
+        _say(f"  {student}: taken on trust, not replayed ({why})")
+    if trust is not None and not checked.trusted:
+        _say("  Every report was replayed or signed: nothing was taken on trust.")
     return ExitStatus.OK
 
 

@@ -882,6 +882,15 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
     )
     imported.add_argument("directory", type=Path, help="A roster run's (or merge's) folder.")
     imported.add_argument("--lab", dest="book_lab", metavar="LAB", required=True)
+    imported.add_argument(
+        "--trust-unreplayed",
+        action="store_true",
+        default=False,
+        help="Take unsigned reports whose verdicts the book cannot replay (a rubric or checks "
+        "it keeps no code of) on your word; needs --reason, kept in the book and shown on the "
+        "student's row.",
+    )
+    imported.add_argument("--reason", help="Why they can be trusted (with --trust-unreplayed).")
     export = action(
         "export",
         "the final marks as an LMS import file, a column per lab (refused while a mark is "

@@ -20,6 +20,7 @@ from grader.engine.pack import Pack, copy_pack, load_pack
 from grader.engine.rubric import load_rubric
 from grader.engine.runner import now
 from grader.evidence import manifest
+from grader.evidence.signing import key_for, signer_for
 from grader.report.render.safe import escaped
 from grader.report.store import Folder, ReportStore
 
@@ -279,6 +280,8 @@ def regrade(opts: dict[str, Any]) -> int:
             password,
             finished=lambda report: progress.finished(report, reused=False),
             per_student=per_student,
+            verify=key_for(directory),  # a folder inside a course: signed reports must verify
+            signer=signer_for(target),
         )
     manifest.Manifest(
         loaded.title,

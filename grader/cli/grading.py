@@ -23,6 +23,7 @@ from grader.engine.pack import Pack, load_pack
 from grader.engine.rubric import Rubric, load_rubric
 from grader.engine.runner import Options, Setup, grade_host, grade_local
 from grader.evidence.manifest import Manifest, run_manifest, sha256_of
+from grader.evidence.signing import signer_for
 from grader.report.render import render
 
 
@@ -189,7 +190,7 @@ def grade(opts: dict[str, Any]) -> int:
         # lazy: start-up (see grader/cli/__init__.py)
         from grader.report.store import ReportStore
 
-        store = ReportStore(Path(opts["out"]))
+        store = ReportStore(Path(opts["out"]), signer=signer_for(Path(opts["out"])))
         store.save(report, grading.archive)
         _manifest(rubric, "local" if local else "host").write(store.directory)
         if opts["fmt"] in ("html", "md"):
@@ -335,6 +336,7 @@ def _grade_class(
         plan=setup.plan,
         color=color,
         resume=opts["resume"],
+        signer=signer_for(Path(directory)),  # a folder inside a course: signed with its key
     )
     return class_ending(done, rubric, color)
 

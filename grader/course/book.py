@@ -7,7 +7,10 @@ SQLAlchemy Core. Reports and evidence archives stay files; the book keeps what a
 from: each grading's every check outcome (status, error kind, cause, points, out of what), the
 rubric it was graded with (its sha256 and its items' points and dependencies), the evidence
 archive's checksum, who recorded it and when. Marks are computed from that
-(grader.course.marks); no number stored here is the truth on its own.
+(grader.course.marks); no number stored here is the truth on its own. It also keeps what a
+replay needs (each rubric's text and its checks' code, so ``book import`` replays a report
+under any rubric the book has known) and the reports an import took without a replay, on
+staff's word (who, when, why; shown on the student's row).
 
 Paths are kept relative to the course folder, so a course folder copied or restored elsewhere
 works as it did. The schema carries its version (table ``meta``); ``MIGRATIONS`` brings a book
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from grader import __version__
 from grader.base.clock import now
@@ -50,7 +54,9 @@ from grader.course.marks import (
     mark_of,
 )
 from grader.engine.identity import ANSWERED_ELSEWHERE, Sighting, sighting_of
+from grader.evidence import packcode
 from grader.evidence.archive import archive_path
+from grader.evidence.packcode import checks_digest
 
 
 def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
@@ -197,7 +203,34 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
                 sa.Column("undone_reason", sa.Text),
             )
         )
-    # (placeholder: the table of schema 6 comes from another branch, merged before this)
+    if schema >= 6:
+        # the code each rubric was graded with (grader.evidence.packcode: its text and its
+        # checks' files, gzip'd), so a grading under any rubric the book has known is replayed
+        tables.append(
+            sa.Table(
+                "kept_code",
+                md,
+                sa.Column("rubric_sha256", sa.String(64), primary_key=True),
+                sa.Column("checks_sha256", sa.String(64), primary_key=True),
+                sa.Column("blob", sa.LargeBinary, nullable=False),
+                sa.Column("recorded_at", sa.String(32), nullable=False),
+            )
+        )
+        # reports an import took without replaying their evidence, on staff's word
+        tables.append(
+            sa.Table(
+                "trusted",
+                md,
+                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column(
+                    "report_id", sa.Integer, sa.ForeignKey("reports.id"), index=True, nullable=False
+                ),
+                sa.Column("why", sa.Text, nullable=False),  # what could not be replayed
+                sa.Column("reason", sa.Text, nullable=False),  # staff's
+                sa.Column("made_at", sa.String(32), nullable=False),
+                sa.Column("made_by", sa.String(200), nullable=False),
+            )
+        )
     if schema >= 7:
         # who holds the course's lock on PostgreSQL (grader.course.lock), by the server's pid of
         # the lock's connection: the holder named whole, which application_name (63 bytes) is not
@@ -275,8 +308,13 @@ def _schema_5(connection: sa.Connection, root: Path | None) -> None:
     _define(fifth, 5)[-1].create(connection)
 
 
-def _placeholder(connection: sa.Connection, root: Path | None) -> None:
-    """Placeholder for migration 6, made on another branch: replaced by it at merge."""
+def _schema_6(connection: sa.Connection, root: Path | None) -> None:
+    """The code each rubric was graded with, and the reports imported on trust (rubrics the
+    book knew before keep no code: a report under one is replayed no more)."""
+    sixth = sa.MetaData()
+    _define(sixth, 6)
+    for name in ("kept_code", "trusted"):
+        sixth.tables[name].create(connection)
 
 
 def _schema_7(connection: sa.Connection, root: Path | None) -> None:
@@ -288,15 +326,14 @@ def _schema_7(connection: sa.Connection, root: Path | None) -> None:
 
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
-    _schema_1, _schema_2, _schema_3, _schema_4, _schema_5,
-    # placeholder: 6 (stored rubrics) comes from another branch
-    _placeholder,
-    _schema_7,
+    _schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6, _schema_7,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
-(meta, runs, reports, checks, overrides, rubrics, drops, identities, accepts,
- lock_holders) = _define(metadata, SCHEMA)  # fmt: skip
+meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(metadata, SCHEMA)[:8]
+accepts, kept_code, trusted_imports, lock_holders = (
+    metadata.tables[name] for name in ("accepts", "kept_code", "trusted", "lock_holders")
+)
 
 
 def relative(root: Path | None, path: str | None) -> str | None:
@@ -349,6 +386,9 @@ class Row:
     rubric_current: bool = True  # False: an older rubric than the lab's (grade course regrade)
     notes: list[str] = field(default_factory=list)  # e.g. an override made on older points
     flags: list[dict[str, Any]] = field(default_factory=list)  # identity: questions for staff
+    # gradings that count here which an import took without a replay, on staff's word (run,
+    # by, at, reason, why)
+    trusted: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -454,10 +494,12 @@ class Book:
         regrade_of: int | None = None,
         rubric: Any = None,
         batch: str | None = None,
+        trusted: dict[str, tuple[str, str]] | None = None,
     ) -> int:
         """Record a run's folder (its reports as read), in one transaction; returns its id.
         ``rubric`` (grader.engine.rubric.Rubric): the lab's, kept so its gradings can be
-        scored as it scored them."""
+        scored as it scored them (and replayed: its code is kept too). ``trusted``: the reports
+        an import takes without a replay, by student: (why not, staff's reason)."""
 
         where = self.relative(folder)
         with self._begin() as connection:
@@ -509,6 +551,10 @@ class Book:
                 ]
                 if shown:
                     connection.execute(sa.insert(identities), shown)
+                if trusted and (report.student or report.host) in trusted:
+                    why, reason = trusted[report.student or report.host]
+                    _insert(connection, trusted_imports, report_id=report_id, why=why,
+                            reason=reason, made_at=utc(now()), made_by=self.by)  # fmt: skip
                 if report.checks:
                     connection.execute(
                         sa.insert(checks),
@@ -523,6 +569,7 @@ class Book:
             return run_id
 
     def _keep_rubric(self, connection: sa.Connection, lab: str, rubric: Any) -> None:
+        self._keep_code(connection, rubric)
         known = connection.execute(
             sa.select(rubrics.c.sha256).where(
                 rubrics.c.lab == lab, rubrics.c.sha256 == rubric.sha256
@@ -541,6 +588,64 @@ class Book:
     def keep_rubric(self, lab: str, rubric: Any) -> None:
         with self._begin() as connection:
             self._keep_rubric(connection, lab, rubric)
+
+    # -- what a replay needs, and what was taken without one --------------------------------
+
+    def _keep_code(self, connection: sa.Connection, rubric: Any) -> None:
+        """Keep the rubric's text and its checks' code (once for each digest of the code)."""
+        digest = checks_digest(rubric.checks_dir)
+        if self._code(connection, rubric.sha256, digest, kept_code.c.checks_sha256) is not None:
+            return
+        made = packcode.blob(rubric.path, rubric.sha256, rubric.checks_dir)
+        if made is None:
+            return  # the rubric file was edited since it was loaded, or the pack is too large
+        values = {"rubric_sha256": rubric.sha256, "checks_sha256": made[0], "blob": made[1],
+                  "recorded_at": utc(now())}  # fmt: skip
+        # two shards of a batch may keep the same code at once: the second keeps nothing
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        connection.execute(dialect.insert(kept_code).values(**values).on_conflict_do_nothing())
+
+    def _code(
+        self, connection: sa.Connection, rubric_sha256: str, checks: str, column: Any = None
+    ) -> Any:
+        """The kept code's blob (or ``column``), None when the book keeps no such code."""
+        return connection.execute(
+            sa.select(kept_code.c.blob if column is None else column).where(
+                kept_code.c.rubric_sha256 == rubric_sha256, kept_code.c.checks_sha256 == checks
+            )
+        ).scalar()
+
+    def kept_checks(self, rubric_sha256: str) -> list[str]:
+        """The digests of the checks' code the book keeps for a rubric, oldest first."""
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.select(kept_code.c.checks_sha256)
+                    .where(kept_code.c.rubric_sha256 == rubric_sha256)
+                    .order_by(kept_code.c.recorded_at, kept_code.c.checks_sha256)
+                ).scalars()
+            )
+
+    def kept_pack(self, rubric_sha256: str, checks: str) -> bytes | None:
+        """A rubric's text and checks' code as kept (grader.evidence.packcode.unpack)."""
+        with self.engine.connect() as connection:
+            return self._code(connection, rubric_sha256, checks)
+
+    def trusted_gradings(self, student: str, lab: str) -> list[dict[str, Any]]:
+        """The student's reports of a lab that an import took on trust: their run, who, when,
+        why they could not be replayed and staff's reason."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                sa.select(trusted_imports, runs.c.id.label("run"))
+                .join(reports, reports.c.id == trusted_imports.c.report_id)
+                .join(runs, runs.c.id == reports.c.run_id)
+                .where(reports.c.student == student, runs.c.lab == lab)
+                .order_by(trusted_imports.c.id)
+            ).all()
+        return [
+            {"run": int(r.run), "by": r.made_by, "at": r.made_at, "reason": r.reason, "why": r.why}
+            for r in found
+        ]
 
     def rubric_items(self, lab: str) -> dict[str, tuple[ItemSpec, ...]]:
         """Each rubric the book knows for a lab: sha256 -> its items."""
@@ -888,6 +993,7 @@ class Book:
                 f"{o.check} set to {o.value:g} by {o.by}: {o.reason}" for o in by_check.values()
             )
         sha = decided.grading.rubric_sha256 if decided.grading else None
+        versions = {g.version for g in gradings}  # the reports the marks are made from
         row = Row(
             student=student,
             lab=lab,
@@ -919,6 +1025,7 @@ class Book:
             rubric_sha256=sha,
             rubric_current=current_sha is None or sha is None or sha == current_sha,
             notes=list(decided.notes),
+            trusted=[t for t in self.trusted_gradings(student, lab) if t["run"] in versions],
         )
         made = [
             {"check": c, "value": float(r.value), "by": r.made_by, "at": r.made_at,

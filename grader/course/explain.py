@@ -3,8 +3,8 @@
 The grading that counts and why (the policy, the due time with any extension, lateness and its
 penalty), each check's points in it and where they came from (the grading itself, a later
 grading that checked what it could not, with that grading's lateness, an override), the
-overrides in force (who, when, why), what is still not checked, questions for staff, and the
-report's path.
+overrides in force (who, when, why), what is still not checked, questions for staff, gradings
+imported on staff's word without a replay, and the report's path.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def explanation(gradebook: Any, explained: Explained) -> str:
     grading = decided.grading
     if grading is None:
         lines.append(f"  No grading counts: {row.reason}.")
-        lines += _gradings(explained)
+        lines += _trusted(row) + _gradings(explained)
         return "\n".join(lines) + "\n"
     late = f", {row.days_late} day(s) late: {row.penalty:.0%} off" if row.days_late else ", on time"
     lines.append(
@@ -80,6 +80,7 @@ def explanation(gradebook: Any, explained: Explained) -> str:
     lines += [f"  Note: {n}" for n in row.notes]
     for flag in row.flags:
         lines.append(f"  Question for staff ({flag['kind']}): {flag['message']}")
+    lines += _trusted(row)
     lines += _gradings(explained)
     return "\n".join(lines) + "\n"
 
@@ -105,6 +106,15 @@ def _mark(row: Any) -> str:
     if row.incomplete:
         text += " (incomplete)"
     return text
+
+
+def _trusted(row: Any) -> list[str]:
+    """The gradings imported on staff's word (grade book import --trust-unreplayed)."""
+    return [
+        f"  Taken on trust: run {t['run']} was imported by {t['by']} {t['at']} without a "
+        f"replay of its evidence ({t['why']}): {t['reason']}"
+        for t in row.trusted
+    ]
 
 
 def _gradings(explained: Explained) -> list[str]:

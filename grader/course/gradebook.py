@@ -4,7 +4,8 @@ at the door and computed in one place. The CLI parses, calls this, and prints.
 Everything that enters the book is checked against the roster, the course's labs and their
 rubrics before anything is written, and refused by name: an override outside its check's points
 or the lab's maximum, for a student not on the roster or a check not in the rubric; an import
-whose reports do not follow from their evidence (see grader.course.imports).
+whose reports do not follow from their evidence, or whose signature does not verify (see
+grader.course.imports).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from grader.base.errors import InputError
 from grader.classrun.roster import load_roster, roster_ids
 from grader.course.book import Book, Explained, Row, book_url
 from grader.course.config import Course, find_course, load_course
-from grader.course.imports import check_import
+from grader.course.imports import Imported, check_import
 from grader.engine.catalog import find
 from grader.engine.identity import names, shared
 from grader.engine.pack import load_pack
@@ -201,11 +202,16 @@ class Gradebook:
         lab = self.course.lab(lab_id)
         return self.book.withdraw(student, lab.id, check, reason)
 
-    def import_folder(self, lab_id: str, folder: Path) -> tuple[int, int]:
+    def import_folder(
+        self, lab_id: str, folder: Path, trust: str | None = None
+    ) -> tuple[int, int, Imported]:
         """Record a folder graded elsewhere, every report checked first (nothing is recorded
-        when one is refused); (its run id, the reports recorded)."""
+        when one is refused); ``trust``: staff's reason to take the reports the book cannot
+        replay. (Its run id, the reports recorded, what was replayed, signed and trusted.)"""
 
         lab = self.course.lab(lab_id)
+        if trust is not None and not trust.strip():
+            raise InputError("--trust-unreplayed needs a reason (--reason)")
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder")
         read = ReportStore(folder, create=False).read_all()
@@ -213,9 +219,12 @@ class Gradebook:
             raise InputError("; ".join(read.complaints()) + ": nothing was recorded")
         if not read.found:
             raise InputError(f"{folder}: no reports to record")
-        check_import(self, lab.id, read.found)
-        run = self.book.record(lab.id, folder, read.found, "import", rubric=self.rubric(lab.id))
-        return run, len(read.found)
+        checked = check_import(self, lab.id, folder, read.found, trust)
+        taken = {student: (why, trust or "") for student, why in checked.trusted.items()}
+        run = self.book.record(
+            lab.id, folder, read.found, "import", rubric=self.rubric(lab.id), trusted=taken
+        )
+        return run, len(read.found), checked
 
     def students_named(self, given: Sequence[str]) -> list[str]:
         for student in given:

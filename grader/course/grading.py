@@ -1,14 +1,16 @@
 """Grading a course's lab into its book: whom to grade, with which variables, into which folder.
 
 * ``grade_lab``: the roster (or some of its students) graded now into a new folder under
-  ``runs/`` (never one another grading made), recorded in the book with the lab's rubric.
+  ``runs/`` (never one another grading made), each report signed with the course's key
+  (grader.evidence.signing), recorded in the book with the lab's rubric and its code.
   A grading that lacks a variable a check needs (a lab user's password) refuses to start, naming the
   variable and the students: a check skipped for it would leave every mark incomplete.
 * ``due_now``: whom ``grade course due`` grades: exactly the students whose due time has
   passed since their last recorded grading of the lab, and those whose mark is incomplete
   (a check the grader could not run at the grading that counts), at most ``RETRIES`` times.
 * ``regrade_lab``: every recorded grading of a lab marked again from its evidence archive
-  with the lab's current rubric, and recorded as its regrade.
+  with the lab's current rubric, and recorded as its regrade (signed reports verified first,
+  the new ones signed).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from grader.course.gradebook import Gradebook
 from grader.course.marks import OVERRIDDEN_DEPENDENCY
 from grader.engine.runner import Setup
 from grader.evidence.manifest import sha256_of
+from grader.evidence.signing import KEY_FILE, Key
 from grader.machine.execution import Target
 from grader.report.store import ReportStore
 
@@ -136,6 +139,7 @@ def grade_lab(
             '{ env = "ENVVAR" } }) or in the roster\'s column of that name; nothing was '
             "recorded"
         )
+    signer = course_key(gradebook).prepared()  # before anything is graded
     on_students(students)
     folder = new_run_folder(gradebook, lab.id, kind)
     done = run_class(
@@ -149,6 +153,7 @@ def grade_lab(
         workers=setup.workers,
         plan=setup.plan,
         color=color,
+        signer=signer,
     )
 
     found = ReportStore(folder).read_all().found
@@ -191,9 +196,10 @@ def due_now(gradebook: Gradebook, lab_id: str, moment: datetime) -> list[Due]:
     return todo
 
 
-def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[tuple[int, Path, int]]:
+def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[RegradedRun]:
     """Every recorded grading of the lab not yet on its current rubric, regraded from its
-    evidence archives and recorded: (the run, its regrade's folder, the regrade's run)."""
+    evidence archives and recorded (a report signed with the course's key must verify: one
+    that does not is refused, as a changed archive is)."""
 
     lab = gradebook.course.lab(lab_id)
     pack = gradebook.pack(lab.id)
@@ -221,10 +227,27 @@ def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[tuple[int, Path, int]
             )
         found = ReportStore(source, create=False).read_all().found
         target = new_run_folder(gradebook, lab.id, "regrade")
-        regrade_folder(found, target, pack, {}, per_student=per_student)
+        key = course_key(gradebook).prepared()
+        result = regrade_folder(
+            found, target, pack, {}, per_student=per_student, verify=key, signer=key
+        )
         recorded = ReportStore(target).read_all().found
         new = gradebook.book.record(
             lab.id, target, recorded, "regrade", regrade_of=run["id"], rubric=pack.rubric
         )
-        done.append((run["id"], target, new))
+        refused = [r for r in result.reports if r.error_kind == "evidence_refused"]
+        done.append(RegradedRun(run["id"], target, new, refused))
     return done
+
+
+@dataclass(frozen=True)
+class RegradedRun:
+    run: int  # the run regraded
+    folder: Path  # its regrade's folder
+    new: int  # the regrade's run
+    refused: list[Any]  # the reports not regraded (their evidence or signature refused)
+
+
+def course_key(gradebook: Gradebook) -> Key:
+    """The course's signing key: what a course grading writes is signed with it."""
+    return Key(gradebook.course.folder / KEY_FILE)

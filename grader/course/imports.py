@@ -1,27 +1,42 @@
 """What ``grade book import`` believes of a folder graded outside the course: only what its
-evidence shows.
+evidence shows, or what the course's own grader signed.
 
 A report is a file anyone can edit. Before a folder's reports enter the book, each is checked,
 and the whole import is refused (nothing recorded) when one fails:
 
 * its student is on the course's roster (an id with a control character never is);
-* it was graded with the lab's rubric (its sha256, or one the book already knows for this lab);
+* when it is signed (``<student>.json.sig``, see grader.evidence.signing), the signature
+  verifies with the course's key: a signed report, or its archive, changed since this course's
+  grader wrote it is refused, naming the file;
+* it was graded with the lab's rubric (its sha256, or one the book knows for this lab);
 * its numbers are finite and add up: each check's points are 0 or its item's, by its status,
   the score is their sum, within 0..the rubric's maximum, and its checks are the rubric's;
 * a graded report has its evidence archive, unchanged since grading (the checksum the report
-  records), made for this student and host;
-* graded with the lab's current rubric, its verdicts follow from that archive: the checks run
-  again on what the VM answered (as ``grade regrade`` does) give the statuses the report says,
-  but where the replay needs a secret the course does not give.
+  records), made for this student and host, at the time the report says (a report's time is
+  its archive's: one re-dated is refused, naming the file and both times);
+* its verdicts follow from that archive: the checks run again on what the VM answered (as
+  ``grade regrade`` does) give the statuses the report says, but where the replay needs a
+  secret the course does not give. The checks are those it was graded with: the lab's own when
+  it claims the lab's rubric, else the code the book kept when it graded (or imported) under
+  that rubric (grader.evidence.packcode); where the folder's manifest names its checks' digest,
+  that code.
 
-An archive is evidence, not a signature: someone who knows its format can make one up. Import
-folders that you (or a grader you trust) graded.
+A graded report the book cannot replay (a rubric it keeps no code of, checks it never kept) is
+taken when the course's key signed it, and otherwise refused, unless staff take it on their word
+(``--trust-unreplayed --reason``): the book keeps who, when and why, and the student's row shows
+it. A report that was not graded (unreachable) has no score and nothing to replay.
+
+An archive alone is evidence, not a signature: someone who knows its format can make one up.
+The replay is what tells an invented verdict; the signature is what tells the course's own
+files.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +44,12 @@ from grader.base.errors import InputError
 from grader.base.results import Report
 from grader.classrun.regrade import archive_of
 from grader.classrun.roster import id_problem, load_roster
+from grader.engine.pack import Pack, load_pack
+from grader.engine.rubric import load_rubric
 from grader.engine.runner import regrade
+from grader.evidence import packcode, signing
 from grader.evidence.archive import ArchiveError
+from grader.evidence.manifest import checks_claimed
 from grader.machine.execution import Target
 
 STATUSES = ("pass", "fail", "error", "skipped")
@@ -40,52 +59,162 @@ STATUSES = ("pass", "fail", "error", "skipped")
 UNDECIDED = ("needs_secret",)
 
 
-def check_import(gradebook: Any, lab_id: str, found: Sequence[tuple[Path, Report]]) -> None:
-    """Refuse (InputError naming each file and what is wrong) unless every report holds."""
+@dataclass(frozen=True)
+class Checked:
+    """What one report's checks found: what refuses it, and how far it was verified."""
+
+    problems: list[str] = field(default_factory=list)
+    unreplayed: str | None = None  # why its verdicts could not be replayed (nor its signature)
+    replayed: bool = False
+    signed: bool = False  # signed with the course's key, and verified
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A folder's reports, checked: those replayed, those signed, those taken on trust."""
+
+    replayed: int
+    signed: int
+    trusted: dict[str, str]  # student -> why their report could not be replayed
+
+
+def check_import(
+    gradebook: Any,
+    lab_id: str,
+    folder: Path,
+    found: Sequence[tuple[Path, Report]],
+    trust: str | None = None,
+) -> Imported:
+    """Refuse (InputError naming each file and what is wrong) unless every report holds; with
+    ``trust`` (staff's reason), a report that holds but for a replay is taken on that word."""
+    key = signing.Key(gradebook.course.folder / signing.KEY_FILE)
     problems: list[str] = []
-    for path, report in found:
-        problems += [f"{path}: {p}" for p in report_problems(gradebook, lab_id, path, report)]
+    unreplayed: dict[Path, tuple[str, str]] = {}
+    replayed = signed = 0
+    with tempfile.TemporaryDirectory(prefix="lab-grader-kept-") as work:
+        packs = KeptPacks(gradebook, lab_id, checks_claimed(folder), Path(work))
+        for path, report in found:
+            checked = examine(gradebook, lab_id, path, report, packs, key)
+            problems += [f"{path}: {p}" for p in checked.problems]
+            if checked.unreplayed is not None:
+                unreplayed[path] = (report.student or report.host, checked.unreplayed)
+            replayed += checked.replayed
+            signed += checked.signed
+    if unreplayed and trust is None:
+        problems += [
+            f"{path}: its verdicts cannot be replayed ({why}), and no signature of this course "
+            "vouches for it: if you trust where it comes from, import with --trust-unreplayed "
+            '--reason "..." (the book keeps your word; the student\'s row shows it)'
+            for path, (_, why) in unreplayed.items()
+        ]
     if problems:
         more = [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
         shown = problems[:20] + more
         raise InputError("nothing was recorded; the import is refused:\n  " + "\n  ".join(shown))
+    return Imported(replayed, signed, dict(unreplayed.values()))
 
 
-def report_problems(gradebook: Any, lab_id: str, path: Path, report: Report) -> list[str]:
+class KeptPacks:
+    """The packs a folder's reports are replayed with: the lab's own, and the code the book
+    kept for each rubric it has known (unpacked into ``work`` on first use)."""
+
+    def __init__(self, gradebook: Any, lab_id: str, claimed: str | None, work: Path) -> None:
+        self.gradebook, self.lab_id, self.claimed, self.work = gradebook, lab_id, claimed, work
+        self._loaded: dict[tuple[str, str], Pack | str] = {}
+        self._current: str | None = None  # the digest of the lab's own checks, once
+
+    def for_rubric(self, sha: str) -> Pack | str:
+        """The pack of rubric ``sha`` (and of the claimed checks), or why there is none."""
+        current: Pack = self.gradebook.pack(self.lab_id)
+        book = self.gradebook.book
+        if self.claimed is not None:
+            if sha == current.rubric.sha256 and self.claimed == self._digest_of(current):
+                return current
+            if self.claimed in book.kept_checks(sha):
+                return self._load(sha, self.claimed)
+            return (
+                f"its folder's manifest says it was graded with checks (code sha256 "
+                f"{self.claimed[:12]}) whose code the book does not keep for rubric {sha[:12]}"
+            )
+        if sha == current.rubric.sha256:
+            return current
+        kept = book.kept_checks(sha)
+        if kept:
+            return self._load(sha, kept[-1])
+        return f"the book keeps no code of rubric {sha[:12]} (it knew it before it kept code)"
+
+    def _digest_of(self, current: Pack) -> str:
+        if self._current is None:
+            self._current = packcode.checks_digest(current.rubric.checks_dir)
+        return self._current
+
+    def _load(self, sha: str, checks: str) -> Pack | str:
+        if (sha, checks) not in self._loaded:
+            folder = self.work / f"{sha[:12]}-{checks[:12]}"
+            folder.mkdir()
+            try:
+                blob = self.gradebook.book.kept_pack(sha, checks)
+                if blob is None:
+                    raise InputError("not kept")
+                self._loaded[(sha, checks)] = load_pack(load_rubric(packcode.unpack(blob, folder)))
+            except InputError as e:
+                self._loaded[(sha, checks)] = (
+                    f"the code the book keeps for rubric {sha[:12]} does not load: {e}"
+                )
+        return self._loaded[(sha, checks)]
+
+
+def examine(
+    gradebook: Any,
+    lab_id: str,
+    path: Path,
+    report: Report,
+    packs: KeptPacks,
+    key: signing.Key,
+) -> Checked:
+    """One report of the folder at ``path``, checked as the module says."""
     student = report.student
     if not student:
-        return ["names no student (a roster run's report does)"]
+        return Checked(["names no student (a roster run's report does)"])
     problem = id_problem(student)
     if problem:
-        return [problem]
+        return Checked([problem])
     if student not in gradebook.roster:
-        return [f"{student!r} is not a student of the roster {gradebook.course.roster}"]
+        return Checked([f"{student!r} is not a student of the roster {gradebook.course.roster}"])
+    try:
+        signed = key.verify(path)
+    except signing.SignatureError as e:
+        return Checked([str(e).removeprefix(f"{path}: ")])
     rubric = gradebook.rubric(lab_id)
     known = gradebook.book.rubric_items(lab_id)
     sha = report.rubric.sha256
     if sha != rubric.sha256 and sha not in known:
-        return [
+        return Checked([
             f"graded with another rubric (sha256 {sha[:12]}) than {lab_id}'s "
             f"({rubric.sha256[:12]}, {rubric.path}), and not one the book knows for {lab_id}"
-        ]
+        ])  # fmt: skip
     items = (
         {i.id: i.points for i in rubric.items}
         if sha == rubric.sha256
         else {i.id: i.points for i in known[sha]}
     )
     if report.status not in ("graded", "unreachable", "error"):
-        return [f"status {report.status!r} is not a report's"]
+        return Checked([f"status {report.status!r} is not a report's"])
     if report.view != "instructor":
-        return ["a student's view (the hidden checks left out): import an instructor's grading"]
+        return Checked(["a student's view (the hidden checks left out): import an instructor's "
+                        "grading"])  # fmt: skip
     numbers = _numbers(report, items)
     if numbers or report.status != "graded":
-        return numbers
+        return Checked(numbers, signed=signed)
     archived = _archive(path, report)
     if isinstance(archived, str):
-        return [archived]
-    if sha != rubric.sha256:
-        return []  # an older rubric's checks are not here to replay
-    return _replayed(gradebook, lab_id, report, archived)
+        return Checked([archived], signed=signed)
+    pack = packs.for_rubric(sha)
+    if isinstance(pack, str):
+        return Checked(unreplayed=None if signed else pack, signed=signed)
+    return Checked(
+        _replayed(gradebook, lab_id, report, archived, pack), replayed=True, signed=signed
+    )
 
 
 def _finite(value: Any) -> bool:
@@ -137,7 +266,7 @@ def _archive(path: Path, report: Report) -> Any:
         return f"its evidence does not hold: {e}"
 
 
-def _replayed(gradebook: Any, lab_id: str, report: Report, kept: Any) -> list[str]:
+def _replayed(gradebook: Any, lab_id: str, report: Report, kept: Any, pack: Pack) -> list[str]:
     lab = gradebook.course.lab(lab_id)
     try:
         given = lab.given()
@@ -151,7 +280,7 @@ def _replayed(gradebook: Any, lab_id: str, report: Report, kept: Any) -> list[st
         ignore=gradebook.others_columns(lab_id),
     )
     own = next((dict(s.vars) for s in students if s.student == report.student), {})
-    again = regrade(report, kept, gradebook.pack(lab_id), {**given, **own})
+    again = regrade(report, kept, pack, {**given, **own})
     said = {c.id: c.status for c in report.checks}
     differ = [
         f"{c.id} is {said.get(c.id)} in the report but {c.status} from its evidence"

@@ -18,9 +18,11 @@ check is an ``error``, never a guess.
 
 The archive's size is bounded (``ARCHIVE_LIMIT`` of output per student; past it a command's
 output is left out, and that is recorded). A SHA-256 checksum of the content, also written in
-the report, tells an archive edited after grading. The schema is plain dataclasses (the
-self-check bundle writes archives with no third-party library); reading one back validates it
-with pydantic.
+the report, tells an archive edited after grading by anyone who does not compute it again;
+inside a course the report and its archive are signed as well (grader.evidence.signing), and a
+report's time must be its archive's (grader.classrun.regrade.archive_of). The schema is plain
+dataclasses (the self-check bundle writes archives with no third-party library); reading one
+back validates it with pydantic.
 """
 
 from __future__ import annotations

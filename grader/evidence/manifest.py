@@ -5,13 +5,16 @@ Every folder the grader writes reports to records how it was made: the rubric (i
 sha256, so ``grade regrade`` uses the rubric the folder was graded with unless told otherwise),
 the roster it came from (sha256) and, for a shard, which slice of it (K of N), so that
 ``grade merge`` can refuse a missing, duplicated or foreign shard by name, and the students it
-was to grade.
+was to grade. A grading's manifest also names the digest of the checks' code it graded with
+(``extra["checks_sha256"]``, see grader.evidence.packcode), so that ``grade book import``
+replays its reports with that code, or says the book does not keep it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -21,6 +24,7 @@ from grader import __version__
 from grader.base.clock import now
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
+from grader.evidence.packcode import checks_digest
 
 NAME = ".run.json"  # hidden: no report (a student's <stem>.json) can have this name
 FORMAT = "lab-grader-run/1"
@@ -75,9 +79,24 @@ def read(directory: Path) -> Manifest | None:
 
 
 def run_manifest(rubric: Any, kind: str, **fields: Any) -> Manifest:
-    """The manifest of a folder being made now with ``rubric`` (a grader.engine.rubric.Rubric)."""
+    """The manifest of a folder being made now with ``rubric`` (a grader.engine.rubric.Rubric),
+    naming the digest of its checks' code."""
 
     made = now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    extra = {"checks_sha256": checks_digest(rubric.checks_dir), **fields.pop("extra", {})}
     return Manifest(
-        rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=made, **fields
-    )
+        rubric.title, rubric.sha256, str(rubric.path.resolve()), kind=kind, made_at=made,
+        extra=extra, **fields,
+    )  # fmt: skip
+
+
+def checks_claimed(directory: Path) -> str | None:
+    """The digest of the checks' code the folder's manifest says it was graded with (None: it
+    says none, or it has no manifest a grader can read)."""
+    try:
+        found = read(directory)
+    except InputError:
+        return None
+    extra = found.extra if found is not None and isinstance(found.extra, dict) else {}
+    claimed = extra.get("checks_sha256")
+    return claimed if isinstance(claimed, str) and re.fullmatch("[0-9a-f]{64}", claimed) else None

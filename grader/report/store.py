@@ -1,7 +1,9 @@
 """A roster run's folder: one JSON report per student and the class summary.
 
 Every file is written atomically (write, then rename): an interrupted run leaves whole files
-only, and ``--resume`` can trust every report it finds.
+only, and ``--resume`` can trust every report it finds. A store given a course's key signs each
+report it writes, with its evidence archive (``<student>.json.sig``, see
+grader.evidence.signing); writing a report again removes its old signature first.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from pathlib import Path
 from grader.base.files import safe_name, write_atomic
 from grader.base.results import Report, ReportFormatError
 from grader.engine.rubric import Rubric
-from grader.evidence import manifest
+from grader.evidence import manifest, signing
 from grader.evidence.archive import Archive, archive_path, dumps
 from grader.report.outputs import class_outputs
 from grader.report.render import render
 
 
 class ReportStore:
-    def __init__(self, directory: Path, create: bool = True) -> None:
+    def __init__(
+        self, directory: Path, create: bool = True, signer: signing.Key | None = None
+    ) -> None:
         self.directory = directory
+        self.signer = signer
         if create:
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -36,13 +41,17 @@ class ReportStore:
         """Write the report, and first its evidence archive when there is one (so a report
         never names an archive that is not there)."""
         path = self.report_path(report)
+        signing.forget(path)
         if kept is not None:
             write_atomic(archive_path(path), dumps(kept), private=True)
         write_atomic(path, render("json", report))
+        if self.signer is not None:
+            self.signer.sign(path)
 
     def take_archive(self, report: Report, source: Path) -> None:
         """Copy the evidence archive of the report file ``source`` (in another folder) to sit
         next to ``report`` here, as it is: its checksum is in the report."""
+        signing.forget(self.report_path(report))
         write_atomic(
             archive_path(self.report_path(report)), archive_path(source).read_bytes(), private=True
         )
