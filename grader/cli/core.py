@@ -39,7 +39,7 @@ COMMANDS = {
     "sim": "grader.cli.sim:sim",
     "prove": "grader.cli.sim:prove_command",
     "course": "grader.cli.course:course",
-    "book": "grader.cli.course:book",
+    "book": "grader.cli.book:book",
 }
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")
