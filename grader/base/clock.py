@@ -24,3 +24,8 @@ def now() -> datetime:
     if when.tzinfo is None:
         raise InputError(f"GRADER_NOW={given!r}: give its UTC offset (e.g. +00:00)")
     return when
+
+
+def utc_text(when: datetime) -> str:
+    """A time as the book and its commands write it: UTC, to the second (``...T12:00:00Z``)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

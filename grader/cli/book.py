@@ -1,12 +1,14 @@
 """``grade book``: the course's gradebook (marks, history, explain, overrides, imports,
-exports, the course page, backups): the command line's side of grader.course: parse, call,
-print."""
+exports, the course page, backups). Each command turns its options into one request of
+grader.actions.book, calls that action and prints what it returns."""
 
 from __future__ import annotations
 
 import csv
 import io
 import sys
+from argparse import Namespace
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,29 +16,32 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from grader.base.clock import now
-from grader.base.errors import ExitStatus, InputError
+from grader.actions import book as act
+from grader.actions.common import Actor, CourseAt, open_course
+from grader.base.clock import utc_text
+from grader.base.errors import ExitStatus
 from grader.base.files import write_atomic
-from grader.cli.course import _open, _say
 from grader.cli.definition import UsageError
-from grader.course.book import Row, utc
-from grader.course.gradebook import Gradebook
 from grader.report.render.safe import escaped, json_text
 from grader.report.render.summary_csv import cell
 
 
-def book(opts: dict[str, Any]) -> int:
-    action = opts["book_command"]
-    gradebook = _open(opts, create=action == "import")
-    try:
-        return BOOK_ACTIONS[action](opts, gradebook)
-    finally:
-        gradebook.close()
+def book(args: Namespace) -> int:
+    command, make = COMMANDS[args.book_command]
+    request = make(args)  # the command line's own checks, before the course is opened
+    actor = Actor.here(args.by)
+    with open_course(CourseAt(args.course, args.db), actor, create=command is _import) as course:
+        return command(course, actor, request, args)
 
 
-def by_student(rows: list[Row]) -> dict[str, dict[str, Row]]:
+def say(text: str) -> None:
+    """A line for people: anything from a VM or a file in it reaches the terminal escaped."""
+    sys.stdout.write(escaped(text) + "\n")
+
+
+def by_student(rows: list[Any]) -> dict[str, dict[str, Any]]:
     """student -> lab -> their row, in the rows' order."""
-    table: dict[str, dict[str, Row]] = {}
+    table: dict[str, dict[str, Any]] = {}
     for r in rows:
         table.setdefault(r.student, {})[r.lab] = r
     return table
@@ -46,9 +51,10 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    rows = gradebook.rows(opts.get("book_lab"))
-    form = opts.get("book_format") or "text"
+def _show(course: Any, actor: Actor, request: act.MarksRequest, args: Namespace) -> int:
+    found = act.marks(course, actor, request)
+    rows = found.rows
+    form = args.book_format or "text"
     if form == "json":
         sys.stdout.write(json_text([asdict(r) for r in rows], indent=1) + "\n")
         return ExitStatus.OK
@@ -63,7 +69,7 @@ def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
         sys.stdout.write(escaped(buffer.getvalue()))
         return ExitStatus.OK
 
-    _say(f"{gradebook.course.title}: marks as of {utc(now())}")
+    say(f"{found.title}: marks as of {utc_text(found.at)}")
     shown = Table(header_style="bold")
     shown.add_column("Student")
     for lab in labs:
@@ -91,24 +97,13 @@ def _show(opts: dict[str, Any], gradebook: Gradebook) -> int:
     return ExitStatus.OK
 
 
-def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    student = opts["student"]
-    events = gradebook.book.history(student, opts.get("book_lab"))
-    counting = {}
-    for lab in gradebook.course.labs:
-        if opts.get("book_lab") in (None, lab):
-            row = gradebook.explain(student, lab).row
-            counting[lab] = row.run
-    for e in events:
-        if e["kind"] not in ("override", "withdraw", "first_passed", "drop", "undrop", "accept",
-                             "unaccept"):  # fmt: skip
-            original = e["regrade_of"] if e["kind"] == "regrade" else e["run"]
-            e["counts"] = counting.get(e["lab"]) == original
-    if (opts.get("book_format") or "text") == "json":
+def _history(course: Any, actor: Actor, request: act.HistoryRequest, args: Namespace) -> int:
+    events = act.history(course, actor, request).events
+    if (args.book_format or "text") == "json":
         sys.stdout.write(json_text(events, indent=1) + "\n")
         return ExitStatus.OK
     if not events:
-        _say(f"Nothing recorded for {student}.")
+        say(f"Nothing recorded for {request.student}.")
     firsts: dict[tuple[str, str], list[str]] = {}
     for e in events:
         if e["kind"] == "first_passed":
@@ -130,131 +125,133 @@ def _history(opts: dict[str, Any], gradebook: Gradebook) -> int:
             batch = f" (a shard of class grading {e['batch']})" if e.get("batch") else ""
             line = (f"{e['at']}  {e['lab']}: run {e['run']}, {e['kind']} by {e['by']}{batch}, "
                     f"VM seen {e['graded_at']}: {score}{counts}")  # fmt: skip
-        _say(line)
+        say(line)
     for (lab, at), names in firsts.items():
-        _say(f"{at}  {lab}: passed for the first time: {', '.join(names)}")
+        say(f"{at}  {lab}: passed for the first time: {', '.join(names)}")
     return ExitStatus.OK
 
 
-def _explain(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    # lazy: start-up (see grader/cli/__init__.py)
-    from grader.course.explain import explanation
-
-    student, lab = opts["student"], gradebook.course.lab(opts["book_lab"]).id
-    if student not in gradebook.roster and student not in gradebook.book.students(lab):
-        gradebook.on_roster(student)  # names the closest
-    explained = gradebook.explain(student, lab)
-    if (opts.get("book_format") or "text") == "json":
+def _explain(course: Any, actor: Actor, request: act.ExplainRequest, args: Namespace) -> int:
+    explained = act.explain(course, actor, request)
+    if (args.book_format or "text") == "json":
         sys.stdout.write(json_text(asdict(explained.row), indent=1) + "\n")
         return ExitStatus.OK
-    sys.stdout.write(escaped(explanation(gradebook, explained)))
+    sys.stdout.write(escaped(explained.text))
     return ExitStatus.OK
 
 
-def _override(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    check, value, mark = opts.get("check"), opts.get("points"), opts.get("mark")
-    if value is not None and check is None:
+def _override_request(args: Namespace) -> act.OverrideRequest:
+    check, points, mark = args.check, args.points, args.mark
+    if points is not None and check is None:
         raise UsageError("--points sets a check's points: give the check (--check ID)")
     if mark is not None and check is not None:
         raise UsageError("--mark sets the lab's final mark: leave out --check")
-    made = gradebook.override(opts["student"], opts["book_lab"], check, value, mark, opts["reason"])
-    _say(f"Override {made} recorded; `grade book explain {opts['student']} {opts['book_lab']}` "
-         "shows the mark with it.")  # fmt: skip
+    value = points if check is not None else mark
+    return act.OverrideRequest(args.student, args.book_lab, check, value, args.reason)
+
+
+def _override(course: Any, actor: Actor, request: act.OverrideRequest, args: Namespace) -> int:
+    made = act.override(course, actor, request).id
+    say(f"Override {made} recorded; `grade book explain {request.student} {request.lab}` "
+        "shows the mark with it.")  # fmt: skip
     return ExitStatus.OK
 
 
-def _withdraw(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    made = gradebook.withdraw(opts["student"], opts["book_lab"], opts.get("check"), opts["reason"])
-    _say(f"Override {made} withdrawn (kept in the history).")
+def _withdraw(course: Any, actor: Actor, request: act.WithdrawRequest, args: Namespace) -> int:
+    made = act.withdraw(course, actor, request).id
+    say(f"Override {made} withdrawn (kept in the history).")
     return ExitStatus.OK
 
 
-def _accept(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    student, lab, check = opts["student"], opts["book_lab"], opts["check"]
-    undo = bool(opts.get("undo"))
-    gradebook.accept(student, lab, check, opts["reason"], undo=undo)
-    if undo:
-        _say(f"{check} of {student}, {lab} is late work again (the acceptance stays in the "
-             "history).")  # fmt: skip
+def _accept(course: Any, actor: Actor, request: act.AcceptRequest, args: Namespace) -> int:
+    act.accept(course, actor, request)
+    student, lab, check = request.student, request.lab, request.check
+    if request.undo:
+        say(f"{check} of {student}, {lab} is late work again (the acceptance stays in the "
+            "history).")  # fmt: skip
     else:
-        _say(f"{check} of {student}, {lab} counts on time; `grade book explain {student} {lab}` "
-             "shows the mark with it.")  # fmt: skip
+        say(f"{check} of {student}, {lab} counts on time; `grade book explain {student} {lab}` "
+            "shows the mark with it.")  # fmt: skip
     return ExitStatus.OK
 
 
-def _drop(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    run = opts["run"]
-    if opts.get("undo"):
-        gradebook.book.undrop(run, opts["reason"])
-        _say(f"Run {run} is back in the marks (the drop stays in the history).")
+def _drop(course: Any, actor: Actor, request: act.DropRequest, args: Namespace) -> int:
+    act.drop(course, actor, request)
+    run = request.run
+    if request.undo:
+        say(f"Run {run} is back in the marks (the drop stays in the history).")
     else:
-        gradebook.book.drop(run, opts["reason"])
-        _say(f"Run {run} is out of the marks, kept in the book; `grade book drop {run} --undo` "
-             "puts it back.")  # fmt: skip
+        say(f"Run {run} is out of the marks, kept in the book; `grade book drop {run} --undo` "
+            "puts it back.")  # fmt: skip
     return ExitStatus.OK
 
 
-def _import(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    if opts.get("reason") is not None and not opts.get("trust_unreplayed"):
+def _import_request(args: Namespace) -> act.ImportRequest:
+    if args.reason is not None and not args.trust_unreplayed:
         raise UsageError("--reason goes with --trust-unreplayed")
-    if opts.get("trust_unreplayed") and opts.get("reason") is None:
+    if args.trust_unreplayed and args.reason is None:
         raise UsageError("--trust-unreplayed needs --reason: why these reports can be trusted")
-    trust = opts.get("reason") if opts.get("trust_unreplayed") else None
-    lab = opts["book_lab"]
-    run, count, checked = gradebook.import_folder(lab, Path(opts["directory"]), trust)
-    _say(f"Recorded {count} report(s) of {lab} as run {run} ({checked.replayed} replayed from "
-         f"its evidence, {checked.signed} signed by this course's grader).")  # fmt: skip
+    trust = args.reason if args.trust_unreplayed else None
+    return act.ImportRequest(args.book_lab, Path(args.directory), trust)
+
+
+def _import(course: Any, actor: Actor, request: act.ImportRequest, args: Namespace) -> int:
+    done = act.import_folder(course, actor, request)
+    checked = done.checked
+    say(f"Recorded {done.count} report(s) of {request.lab} as run {done.run} "
+        f"({checked.replayed} replayed from its evidence, {checked.signed} signed by this "
+        "course's grader).")  # fmt: skip
     for student, why in checked.trusted.items():
-        _say(f"  {student}: taken on trust, not replayed ({why})")
-    if trust is not None and not checked.trusted:
-        _say("  Every report was replayed or signed: nothing was taken on trust.")
+        say(f"  {student}: taken on trust, not replayed ({why})")
+    if request.trust is not None and not checked.trusted:
+        say("  Every report was replayed or signed: nothing was taken on trust.")
     return ExitStatus.OK
 
 
-def _export(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    # lazy: start-up (see grader/cli/__init__.py)
-    from grader.course.exports import book_export
-
-    text, incomplete = book_export(gradebook, opts["lms"], feedback=opts["feedback"])
-    if incomplete and not opts.get("include_incomplete"):
-        raise InputError(
-            "not exported: these marks are incomplete (a check could not be checked at the "
-            "grading that counts, so the mark is short of what the student may have earned): "
-            + "; ".join(f"{s} {lab} ({', '.join(ids)})" for s, lab, ids in incomplete[:20])
-            + ("; ..." if len(incomplete) > 20 else "")
-            + ". Grade them again (grade course due), override the checks, or give "
-            "--include-incomplete to export them as they are"
-        )
-    if opts.get("output"):
-        write_atomic(Path(opts["output"]), text)
+def _export(course: Any, actor: Actor, request: act.ExportRequest, args: Namespace) -> int:
+    text = act.export(course, actor, request).text
+    if args.output:
+        write_atomic(Path(args.output), text)
     else:
         sys.stdout.write(escaped(text))
     return ExitStatus.OK
 
 
-def _page(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    # lazy: start-up (see grader/cli/__init__.py)
-    from grader.course.page import pages
-
-    target = Path(opts.get("output") or gradebook.course.folder / "course.html")
-    found = pages(gradebook.course, gradebook.rows(), gradebook.class_notes())
-    for relative, html in found.items():
-        where = target if relative == "course.html" else target.parent / relative
+def _page(course: Any, actor: Actor, request: act.PageRequest, args: Namespace) -> int:
+    made = act.page(course, actor, request)
+    for where, html in made.files.items():
         write_atomic(where, html)
-    _say(f"The course page: {target}; each student's: {target.parent / 'students'}/")
+    say(f"The course page: {made.target}; each student's: {made.target.parent / 'students'}/")
     return ExitStatus.OK
 
 
-def _backup(opts: dict[str, Any], gradebook: Gradebook) -> int:
-    target = Path(opts["file"])
-    gradebook.book.backup(target)
-    _say(f"The gradebook is copied to {target} (restore: copy it back over "
-         f"{gradebook.book.url.removeprefix('sqlite:///')} while no grading runs).")  # fmt: skip
+def _backup(course: Any, actor: Actor, request: act.BackupRequest, args: Namespace) -> int:
+    done = act.backup(course, actor, request)
+    say(f"The gradebook is copied to {done.target} (restore: copy it back over {done.source} "
+        "while no grading runs).")  # fmt: skip
     return ExitStatus.OK
 
 
-BOOK_ACTIONS = {
-    "show": _show, "history": _history, "explain": _explain, "override": _override,
-    "withdraw": _withdraw, "accept": _accept, "drop": _drop, "import": _import,
-    "export": _export, "page": _page, "backup": _backup,
-}  # fmt: skip
+#: Each book command: what prints its result, and what makes its request of the options.
+COMMANDS: dict[str, tuple[Callable[..., int], Callable[[Namespace], Any]]] = {
+    "show": (_show, lambda a: act.MarksRequest(a.book_lab)),
+    "history": (_history, lambda a: act.HistoryRequest(a.student, a.book_lab)),
+    "explain": (_explain, lambda a: act.ExplainRequest(a.student, a.book_lab)),
+    "override": (_override, _override_request),
+    "withdraw": (
+        _withdraw,
+        lambda a: act.WithdrawRequest(a.student, a.book_lab, a.check, a.reason),
+    ),
+    "accept": (
+        _accept,
+        lambda a: act.AcceptRequest(a.student, a.book_lab, a.check, a.reason, bool(a.undo)),
+    ),
+    "drop": (_drop, lambda a: act.DropRequest(a.run, a.reason, bool(a.undo))),
+    "import": (_import, _import_request),
+    "export": (
+        _export,
+        lambda a: act.ExportRequest(a.lms, a.feedback, bool(a.include_incomplete)),
+    ),
+    "page": (_page, lambda a: act.PageRequest(Path(a.output) if a.output else None)),
+    "backup": (_backup, lambda a: act.BackupRequest(Path(a.file))),
+}

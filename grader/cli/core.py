@@ -18,6 +18,7 @@ from grader.base.errors import CourseBusy, ExitStatus, InputError
 from grader.cli.definition import (
     COMMON,
     DEFAULTS,
+    Given,
     Parser,
     UsageError,
     build_parser,
@@ -41,6 +42,8 @@ COMMANDS = {
     "course": "grader.cli.course:course",
     "book": "grader.cli.book:book",
 }
+#: The commands that take the options as ``Given`` (the others, a dict, until they do too)
+GIVEN = frozenset({"book"})
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")
 
@@ -93,7 +96,8 @@ def main(
         opts = options(parser, parser.parse_args(args))
         module, function = COMMANDS[opts["command"]].split(":")
         handler = getattr(importlib.import_module(module), function)
-        return int(handler(opts) or 0)
+        given = Given(**opts) if opts["command"] in GIVEN else opts
+        return int(handler(given) or 0)
     except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     except KeyboardInterrupt:

@@ -100,6 +100,16 @@ DEFAULTS: dict[str, Any] = {
 COMMON = frozenset({"color", "traceback"})
 
 
+class Given(argparse.Namespace):
+    """The options given (with the defaults of those that were not): ``given.host``. An option
+    a command does not have, or one of a subcommand that was not given, is None."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
 class UsageError(InputError):
     """The command line itself is wrong (an unknown option, a missing value ...)."""
 

@@ -25,6 +25,7 @@ both databases.
 from __future__ import annotations
 
 import contextlib
+import copy
 import getpass
 import json
 import os
@@ -40,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from grader import __version__
-from grader.base.clock import now
+from grader.base.clock import now, utc_text
 from grader.base.errors import InputError
 from grader.base.results import Report
 from grader.course.marks import (
@@ -346,8 +347,7 @@ def relative(root: Path | None, path: str | None) -> str | None:
         return str(Path(path).resolve())
 
 
-def utc(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+utc = utc_text  # the book's times are written so
 
 
 def parse_utc(text: str) -> datetime:
@@ -444,6 +444,13 @@ class Book:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def acting(self, by: str) -> Book:
+        """This book, recording as done by ``by`` (the same engine: closing either closes
+        both)."""
+        other = copy.copy(self)
+        other.by = by
+        return other
 
     def _migrate(self, connection: sa.Connection, upto: int) -> None:
         if connection.dialect.name == "postgresql":  # one migrator at a time

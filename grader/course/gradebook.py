@@ -50,6 +50,13 @@ class Gradebook:
     def close(self) -> None:
         self.book.close()
 
+    def acting(self, by: str) -> Gradebook:
+        """This course and book, with what is recorded recorded as done by ``by`` (the same
+        database connection)."""
+        if by == self.book.by:
+            return self
+        return dataclasses.replace(self, book=self.book.acting(by))
+
     # -- the course's parts ------------------------------------------------------------------
 
     def rubric_path(self, lab_id: str) -> Path:

@@ -1,0 +1,71 @@
+"""What every action takes besides its request: the course it acts on, and who acts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from grader.base.errors import InputError
+from grader.course.book import who
+from grader.course.gradebook import Gradebook, open_gradebook
+
+
+class NotFound(InputError):
+    """What the actor asked for is not there for them (another student's mark is not there
+    for a student: whether it exists is not theirs to know)."""
+
+
+class NotAllowed(InputError):
+    """Only staff do this."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a member of staff, or a student (who sees and asks for their own only)."""
+
+    name: str
+    role: Literal["staff", "student"] = "staff"
+    student: str | None = None  # a student's roster id
+
+    @classmethod
+    def here(cls, by: str | None = None) -> Actor:
+        """Whoever runs the command line: staff, named ``by`` (--by) or as the system knows
+        them (the one who ran sudo, else the login name)."""
+        return cls(by or who())
+
+    @property
+    def staff(self) -> bool:
+        return self.role == "staff"
+
+    def may_see(self, student: str) -> None:
+        """NotFound unless the actor may see ``student``'s marks (staff, or that student)."""
+        if not self.staff and self.student != student:
+            raise NotFound(f"no student {student!r} here")
+
+    def must_be_staff(self, doing: str) -> None:
+        if not self.staff:
+            raise NotAllowed(f"only staff {doing}")
+
+
+@dataclass(frozen=True)
+class CourseAt:
+    """Where a course is: its course.toml or folder (None: GRADER_COURSE, else the nearest
+    course.toml from here up), and its book's address (None: GRADER_DB, course.toml's db, or
+    the SQLite book in the course folder)."""
+
+    course: Path | None = None
+    db: str | None = None
+
+
+@contextlib.contextmanager
+def open_course(where: CourseAt, actor: Actor, create: bool = False) -> Iterator[Gradebook]:
+    """The course and its book, open for one front end's call (closed after); ``create``: make
+    a SQLite book that is not there yet (only what records does)."""
+    gradebook = open_gradebook(where.course, where.db, actor.name, create=create)
+    try:
+        yield gradebook
+    finally:
+        gradebook.close()
