@@ -132,6 +132,12 @@ def test_a_live_proof_that_loses_its_vm_mid_mutant_keeps_the_original_there_and_
     assert f"/etc/motd at {original}" in run.stderr + run.stdout
     # no mutant after it: the VM was not the reference any more
     assert [m["id"] for m in matrix["mutants"] if m["error"] and "not applied" in m["error"]]
+    # a proof again now is refused: it would find the VM not as the lab done right, and the
+    # originals are the only copy
+    refused = grade("prove", "--mutants", *connect, "--only", "motd")
+    assert refused.exit == ExitStatus.NOT_GRADED
+    assert "/root/.grade-prove holds what an earlier proof kept there" in refused.stdout
+    assert vm.sh("ls -A /root/.grade-prove").stdout.split() == [original.rsplit("/", 1)[1]]
     # the original is there, whole, and putting it back as the message says restores the VM
     assert vm.sh(f"cat -- {shlex.quote(original)}").stdout == MOTD + "\n"
     vm.sh(f"cp -a -- {shlex.quote(original)} /etc/motd && rm -rf /root/.grade-prove")
