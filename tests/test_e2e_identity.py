@@ -6,7 +6,9 @@ his VM's ports 22, 23, 25 and 110 on to amy's; cat and dan hand in one VM twice 
 eve mails amy's bob a message carrying one of eve's own Message-IDs. The book flags ben and amy
 naming each other, cat and dan naming each other, nobody for the Message-ID eve planted, and
 nobody for the machine-id (one note for the class). A VM reached through a port forward on the
-grading machine (as a VirtualBox NAT does) is not flagged."""
+grading machine (as a VirtualBox NAT does) is not flagged, nor are two students graded at one
+address at different times, each on a machine of their own (DHCP gave the address to the
+second after the first was graded)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ import io
 import json
 import shlex
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 from grader.cli import main
+from grader.sim.vm import BRIDGE
 from scenarios import SCENARIOS, student
 from tests import hostile
 
@@ -193,3 +197,58 @@ def test_a_vm_behind_a_port_forward_on_the_grading_machine_is_not_flagged(
     client, _, server, _ = report["machine"]["ssh"][0].split()
     assert server == eve.address and client != "127.0.0.1"  # reached from the forward
     assert not [f for f in report["flags"] if f["kind"] == "answered_elsewhere"]
+
+
+def _move(vm, old: str, new: str) -> None:
+    """The VM's address changed, as a DHCP server's new lease changes it; the grading machine
+    forgets which Ethernet address had the old one, as it does when the lease moves."""
+    vm.sh(f"ip addr del {old}/24 dev eth0 && ip addr add {new}/24 dev eth0")
+    subprocess.run(["ip", "neigh", "flush", "dev", BRIDGE], check=False, capture_output=True)
+
+
+def test_an_address_dhcp_gave_a_classmate_later_flags_nobody(
+    fleet, tmp_path, monkeypatch, plan_cache
+):
+    vms = fleet.boot([(f"dhcp-{s}", SCENARIOS["untouched"]) for s in ("amy", "ben")])
+    amy, ben = vms["dhcp-amy"], vms["dhcp-ben"]
+    shared_address = amy.address  # amy's lease on Monday, ben's on Friday
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(plan_cache))
+    monkeypatch.setenv("LAB6_BOB_PW", fleet.password)
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "course.toml").write_text(COURSE)
+    roster = course / "class.csv"
+    monkeypatch.chdir(course)
+
+    def graded(student: str, address: str, now: str) -> None:
+        roster.write_text(f"student,host,identity\n{student},{address},{fleet.identity}\n")
+        # another day, another grading machine: the address's host key is new to it
+        monkeypatch.setenv("GRADER_KNOWN_HOSTS", str(tmp_path / f"known_hosts_{student}"))
+        monkeypatch.setenv("GRADER_NOW", now)
+        code, said, err = grade("course", "run", "lab6", "--student", student)
+        assert code == 0, said + err
+
+    graded("amy", shared_address, "2026-12-01T09:00:00+00:00")
+    try:
+        _move(amy, amy.address, f"{amy.address.rsplit('.', 1)[0]}.249")  # amy's VM moved on
+        _move(ben, ben.address, shared_address)  # and DHCP gave her old address to ben's
+        graded("ben", shared_address, "2026-12-05T09:00:00+00:00")
+    finally:
+        _move(ben, shared_address, ben.address)
+        _move(amy, f"{amy.address.rsplit('.', 1)[0]}.249", amy.address)
+    code, shown, err = grade("book", "show", "--format", "json")
+    assert code == 0, err
+    rows = {r["student"]: r for r in json.loads(shown)}
+    assert rows["amy"]["flags"] == [] and rows["ben"]["flags"] == [], (
+        rows["amy"]["flags"],
+        rows["ben"]["flags"],
+    )
+    # both were graded at one address, each answered there by a machine of their own
+    reports = {
+        s: json.loads(next((course / "runs").rglob(f"{s}.json")).read_text())
+        for s in ("amy", "ben")
+    }
+    assert {r["address"] for r in reports.values()} == {shared_address}
+    assert {r["machine"]["ssh"][0].split()[2] for r in reports.values()} == {shared_address}
+    assert reports["amy"]["host_key"] != reports["ben"]["host_key"]
+    assert reports["amy"]["machine"]["machine_id"] != reports["ben"]["machine"]["machine_id"]

@@ -3,20 +3,27 @@ the lab done right, derived from what the checks read; a check weakened to pass 
 VM holds is named as a survivor, and the command fails.
 
 Each run boots its own VMs on a simulator network of its own (GRADER_SIM_NET=2), beside the
-session's."""
+session's. The live proofs (`--host`) run on a VM of the session's, one of their own: a proof
+whose connection is lost while a mutant is applied leaves the original on the VM and says
+where; a file reached through a symbolic link to sshd's folder is never changed."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from grader.base.errors import ExitStatus
+from scenarios import SCENARIOS
+from tests.test_e2e_pack import readme_pack
 
 pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parents[1]
@@ -74,3 +81,107 @@ def test_a_check_that_passes_whatever_the_vm_holds_survives(tmp_path):
     assert run.returncode == ExitStatus.NOT_ALL_PASSED, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"survives: {CHECK} passes with every mutant" in run.stdout
     assert "check(s) no mutant made fail" in run.stdout
+
+
+MOTD = "Welcome to the VM of the tiny lab."
+
+
+@pytest.fixture
+def tiny_vm(fleet, tmp_path):
+    """A VM of the test's own, prepared as the README's tiny lab done right, and its pack."""
+    name = f"tiny-{tmp_path.name[-20:]}"
+    vm = fleet.boot([(name, SCENARIOS["untouched"])])[name]
+    vm.sh(f"rm -f /etc/motd && printf '%s\\n' {shlex.quote(MOTD)} > /etc/motd")
+    yield vm, readme_pack(tmp_path / "tinylab")
+    vm.close()
+
+
+def test_a_live_proof_that_loses_its_vm_mid_mutant_keeps_the_original_there_and_says_where(
+    grade, fleet, tiny_vm
+):
+    vm, rubric = tiny_vm
+    connect = ["--host", vm.address, "--rubric", str(rubric), "--identity", str(fleet.identity)]
+    assert grade(*connect, "--format", "json").report["score"] == 4  # the lab done right
+    stop = threading.Event()
+
+    def cut() -> None:
+        """As soon as a mutant has kept its copy of /etc/motd, the VM drops every SSH session
+        (the proof's own among them), as a VM that reboots or loses its network does."""
+        while not stop.is_set():
+            kept = vm.sh(f"grep -rslxF {shlex.quote(MOTD)} /root/.grade-prove*", check=False)
+            if kept.stdout.strip():
+                vm.sh("pkill -f '^sshd(-session)?: root' || true")
+                return
+            time.sleep(0.05)
+
+    cutter = threading.Thread(target=cut, daemon=True)
+    cutter.start()
+    try:
+        run = grade("prove", "--mutants", *connect, "--only", "motd", "--format", "json")
+    finally:
+        stop.set()
+        cutter.join(timeout=30)
+    assert run.exit == ExitStatus.NOT_ALL_PASSED, run.stdout[-3000:] + run.stderr[-3000:]
+    matrix = json.loads(run.stdout)
+    original = matrix["originals_kept"][vm.address]["/etc/motd"]
+    assert original.startswith("/root/.grade-prove/motd_removed-")  # the first mutant's own
+    # said where: in the problems (and on the terminal), for the undo that failed and at the end
+    undo = next(p for p in matrix["problems"] if "undoing /etc/motd removed failed" in p)
+    assert f"the original of /etc/motd is kept there at {original}" in undo
+    assert any(original in p and "kept there" in p for p in matrix["problems"] if p != undo)
+    assert f"/etc/motd at {original}" in run.stderr + run.stdout
+    # no mutant after it: the VM was not the reference any more
+    assert [m["id"] for m in matrix["mutants"] if m["error"] and "not applied" in m["error"]]
+    # a proof again now is refused: it would find the VM not as the lab done right, and the
+    # originals are the only copy
+    refused = grade("prove", "--mutants", *connect, "--only", "motd")
+    assert refused.exit == ExitStatus.NOT_GRADED
+    assert "/root/.grade-prove holds what an earlier proof kept there" in refused.stdout
+    assert vm.sh("ls -A /root/.grade-prove").stdout.split() == [original.rsplit("/", 1)[1]]
+    # the original is there, whole, and putting it back as the message says restores the VM
+    assert vm.sh(f"cat -- {shlex.quote(original)}").stdout == MOTD + "\n"
+    vm.sh(f"cp -a -- {shlex.quote(original)} /etc/motd && rm -rf /root/.grade-prove")
+    again = grade(*connect, "--format", "json")
+    assert {c["id"]: c["status"] for c in again.report["checks"]}["motd"] == "pass"
+
+
+ALT_RUBRIC = """
+[[sections.items]]
+id = "alt_config"
+points = 1
+hint = "Keep sshd's configuration where /etc/alt leads."
+"""
+ALT_CHECK = '''
+from grader.toolkit import read_file
+
+
+def test_alt_config(host):
+    """sshd's configuration is there, read through /etc/alt."""
+    config = read_file(host, "/etc/alt/sshd_config")
+    assert config is not None and config.text, "/etc/alt/sshd_config is missing or empty"
+'''
+
+
+def test_a_file_reached_through_a_symbolic_link_to_sshds_folder_is_never_changed_live(
+    grade, fleet, tiny_vm
+):
+    vm, rubric = tiny_vm
+    rubric.write_text(rubric.read_text() + ALT_RUBRIC)
+    (rubric.parent / "checks" / "test_alt.py").write_text(ALT_CHECK)
+    vm.sh("ln -s ssh /etc/alt")  # /etc/alt/sshd_config is /etc/ssh/sshd_config
+    state = (
+        "sha256sum /etc/ssh/sshd_config; stat -c '%a %U %s %Y' /etc/ssh/sshd_config; ls -A /root"
+    )
+    before = vm.sh(state).stdout
+    connect = ["--host", vm.address, "--rubric", str(rubric), "--identity", str(fleet.identity)]
+    run = grade("prove", "--mutants", *connect, "--only", "alt_config", "--format", "json")
+    matrix = json.loads(run.stdout)
+    mutants = {m["id"]: m for m in matrix["mutants"]}
+    assert {"sshd_config:removed", "sshd_config:emptied"} <= set(mutants), run.stderr[-3000:]
+    for mutant in mutants.values():
+        assert "way in" in (mutant["not_applied"] or ""), mutant
+        assert "/etc/alt/sshd_config is /etc/ssh/sshd_config on the VM" in mutant["not_applied"]
+        assert mutant["changed"] is None and mutant["error"] is None
+    assert "way in" in matrix["not_proved"]["alt_config"]
+    assert matrix["problems"] == [] and matrix["originals_kept"] == {}
+    assert vm.sh(state).stdout == before  # sshd's configuration untouched, no backup left

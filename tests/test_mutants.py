@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from grader.sim.mutants import (
     MAX_LINES,
     Mutant,
+    Unresolved,
     derive,
     files_read,
     judge,
@@ -128,3 +132,74 @@ def test_what_cuts_the_graders_way_in_is_withheld_and_live_only_what_can_be_undo
         assert "way in" in (withheld(Mutant("x", "x", ":", ":", path=path), live=True) or ""), path
     for path in ("/etc/ftpusers", "/etc/motd", "/etc/shells.d/x", "/var/spool/mail/bob"):
         assert withheld(Mutant("x", "x", ":", ":", path=path), live=True) is None, path
+
+
+def test_a_protected_path_written_another_way_is_still_withheld():
+    for path in (
+        "/etc//ssh/sshd_config",
+        "/etc/ssh/../ssh/sshd_config",
+        "/etc/./pam.d/sshd",
+        "//etc/ssh/sshd_config",
+        "/etc/ssh/./sshd_config",
+        "/etc/motd/../shadow",
+        "/root/.ssh//authorized_keys",
+        "/root/x/../.ssh/authorized_keys",
+        "/usr//sbin/sshd",
+    ):
+        why = withheld(Mutant("x", "x", ":", ":", path=path), live=True)
+        assert "way in" in (why or ""), path
+    why = withheld(Mutant("x", "x", ":", ":", path="/etc/ssh/../ssh/sshd_config"), live=True)
+    assert "/etc/ssh/sshd_config" in (why or "")  # says what the path is
+    # a relative path: where it leads depends on the login's folder
+    assert "absolute" in (withheld(Mutant("x", "x", ":", ":", path=".ssh/x"), live=True) or "")
+    assert withheld(Mutant("x", "x", ":", ":", path="/etc/ssh/../motd"), live=True) is None
+
+
+def test_a_path_is_resolved_on_the_vm_before_the_protected_path_test():
+    alt = Mutant("x", "x", ":", ":", path="/etc/alt/sshd_config")
+    on_the_vm = {"/etc/alt/sshd_config": "/etc/ssh/sshd_config", "/etc/motd": "/etc/motd"}
+    why = withheld(alt, live=True, resolve=on_the_vm.__getitem__)
+    assert "way in" in (why or "") and "/etc/ssh/sshd_config" in (why or "")
+    motd = Mutant("x", "x", ":", ":", path="/etc/motd")
+    assert withheld(motd, live=True, resolve=on_the_vm.__getitem__) is None
+
+    def unresolved(path: str) -> str:
+        raise Unresolved("readlink: command not found")
+
+    why = withheld(motd, live=True, resolve=unresolved)
+    assert why is not None and "readlink: command not found" in why
+    port = Mutant("port25", "x", ":", None, port=25)  # no path: nothing to resolve
+    assert withheld(port, live=False, resolve=unresolved) is None
+
+
+def _sh(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+
+def test_each_mutant_keeps_its_own_backup_and_its_undo_leaves_it(tmp_path):
+    served = tmp_path / "vsftpd.conf"
+    served.write_text(FILES["/etc/vsftpd.conf"])
+    served.chmod(0o640)
+    folder = tmp_path / "backups"
+    checks = [{"id": "vsftpd_anonymous_disabled", "evidence": [{"source": READ % served}]}]
+    made = derive(checks, lambda path: served.read_text(), backups=str(folder))
+    slots = [m.backup for m in made]
+    assert all(slots) and len(set(slots)) == len(slots)  # one each
+    assert all(s.startswith(f"{folder}/") and "/" not in s[len(str(folder)) + 1 :] for s in slots)
+    for mutant in made:
+        applied = _sh(mutant.apply)
+        assert applied.returncode == 0, (mutant.id, applied.stderr)
+        assert Path(mutant.backup).read_text() == FILES["/etc/vsftpd.conf"], mutant.id
+        undone = _sh(mutant.undo or "false")
+        assert undone.returncode == 0, (mutant.id, undone.stderr)
+        assert served.read_text() == FILES["/etc/vsftpd.conf"], mutant.id
+        assert oct(served.stat().st_mode & 0o777) == "0o640" and not served.is_symlink()
+        assert Path(mutant.backup).exists(), mutant.id  # kept after its undo
+    assert sorted(p.name for p in folder.iterdir()) == sorted(Path(s).name for s in slots)
+    # a backup already there (an earlier proof's) is never written over
+    first = made[0]
+    Path(first.backup).write_text("the original, kept by an earlier proof\n")
+    again = _sh(first.apply)
+    assert again.returncode != 0 and first.backup in again.stderr
+    assert Path(first.backup).read_text() == "the original, kept by an earlier proof\n"
+    assert served.read_text() == FILES["/etc/vsftpd.conf"]  # and the file is left alone

@@ -4,9 +4,11 @@ Students control their VMs. Two students whose VMs show the same SSH host key di
 build their own VM: one was cloned from the other, or the same VM was submitted twice. A
 student who copies a VM and regenerates its host keys (ssh-keygen -A) still shares what the
 rubric declares unique ([[unique]]: a machine-id, the Message-IDs of the mail the lab sent):
-those are flagged the same way. A VM whose grading was answered by a classmate's machine is
-flagged, and so is the classmate. What most of the class shares came with the handed-out image
-and flags nobody (see grader.engine.identity). A flag is a question for staff, never a mark.
+those are flagged the same way. A VM whose grading was answered by a classmate's machine (the
+machine itself, known by its host key, machine-id and boot, not the address it had: DHCP moves
+addresses) is flagged, and so is the classmate. What most of the class shares came with the
+handed-out image and flags nobody (see grader.engine.identity). A flag is a question for staff,
+never a mark.
 """
 
 from __future__ import annotations

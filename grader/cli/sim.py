@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import paramiko
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -44,7 +45,7 @@ from grader.machine.ssh import KnownHosts, connect, load_identity
 from grader.report.render.safe import escaped
 from grader.report.render.text import points
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
-from grader.sim.mutants import Mutant, derive, judge, withheld
+from grader.sim.mutants import BACKUPS, Mutant, Unresolved, derive, judge, withheld
 from grader.sim.prove import problems
 from grader.sim.vm import NET
 
@@ -386,6 +387,10 @@ class _Place:
     sh: Callable[[str], tuple[int, str, str]]  # a script as root there: status, out, err
     grade: Callable[[Sequence[str]], dict[str, Any] | None]  # (of those checks) its report
     failed: list[str] = field(default_factory=list)  # why a grading gave no report, last last
+    #: the mutants whose undo failed there: no more are applied there
+    stuck: list[Mutant] = field(default_factory=list)
+    #: each file a mutant changed there -> where the original is kept (the latest mutant's)
+    originals: dict[str, str] = field(default_factory=dict)
 
 
 def _vm_place(fleet: Fleet, pack: PackScenarios, vm: VM) -> _Place:
@@ -434,6 +439,8 @@ def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place
             done = session.exec(script.encode(), timeout=120)
         except (HostError, CommandTimeout) as e:
             return 255, "", str(e)
+        except (paramiko.SSHException, EOFError, OSError) as e:  # the connection lost meanwhile
+            return 255, "", f"the SSH connection to {host} was lost: {e}"
         return (
             done.exit_status,
             done.stdout.decode(errors="replace"),
@@ -455,6 +462,54 @@ def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place
         yield place
     finally:
         session.close()
+
+
+def _leftovers(place: _Place) -> str:
+    """What an earlier proof left in the VM's BACKUPS ("": nothing), a few names of it."""
+    q = shlex.quote(BACKUPS)
+    status, out, err = place.sh(f"[ ! -e {q} ] && [ ! -L {q} ] || ls -A -- {q} | head -n 4")
+    if status != 0:
+        return f"it cannot be listed: {err.strip()[:200] or status}"
+    return ", ".join(out.split())
+
+
+def _resolver(place: _Place) -> Callable[[str], str]:
+    """A path as ``place`` resolves it (``readlink -f``, else ``realpath``: its symbolic links
+    followed), asked once a path; Unresolved, saying why, when it cannot be."""
+    said: dict[str, str | Unresolved] = {}
+
+    def resolve(path: str) -> str:
+        if path not in said:
+            q = shlex.quote(path)
+            status, out, err = place.sh(f"readlink -f -- {q} || realpath -- {q}")
+            real = out.removesuffix("\n")
+            if status == 0 and real.startswith("/") and "\n" not in real:
+                said[path] = real
+            else:
+                why = " ".join((err or out).split())[:200] or f"exit status {status}"
+                said[path] = Unresolved(f"readlink -f and realpath said: {why}")
+        found = said[path]
+        if isinstance(found, Unresolved):
+            raise Unresolved(str(found))
+        return found
+
+    return resolve
+
+
+#: At most this many of a VM's kept originals are named in a message (the folder holds them all)
+_NAMED = 8
+
+
+def _originals_kept(place: _Place, why: str) -> str:
+    """Where the originals of the files the mutants changed are on ``place``, and why kept."""
+    named = list(place.originals.items())
+    listed = "; ".join(f"{path} at {backup}" for path, backup in named[:_NAMED])
+    more = f"; {len(named) - _NAMED} more in {BACKUPS}" if len(named) > _NAMED else ""
+    return (
+        f"{place.name}: the originals of the files the mutants changed are kept there ({why}), "
+        f"each as it was before the proof: {listed}{more}. `cp -a -- ORIGINAL FILE` puts one "
+        f"back; remove {BACKUPS} once the VM is as it was."
+    )
 
 
 def _tell(console: Console, text: str) -> None:
@@ -489,132 +544,189 @@ def prove_mutants(
     errors: dict[str, str] = {}
     kept_back: dict[str, str] = {}  # mutant -> why it was not applied
     started = time.monotonic()
-    with ExitStack() as stack:
-        if live:
-            what = f"{live['host']} (live: the lab done right)"
-            _tell(
-                say,
-                f"Live proof on {live['host']}: each mutant is applied there over SSH and "
-                "undone. Only ever a throwaway VM of your own, never a student's.",
-            )
-            try:
-                pool = [stack.enter_context(_live_place(live, pack))]
-            except HostError as e:
-                _tell(say, f"{live['host']} could not be reached: {e}")
-                return ExitStatus.NOT_GRADED
-        else:
-            what = f"The reference scenario {pack.reference!r}"
-            fleet = stack.enter_context(pack.fleet())
-            scenario = pack.scenarios[pack.reference]
-            booted = boot_with_progress(
-                say, fleet, [(f"reference{n + 1}", scenario) for n in range(MUTANT_POOL)]
-            )
-            pool = [_vm_place(fleet, pack, vm) for vm in booted.values()]
-        first = pool[0].grade(())
-        if first is None and live:  # the session reached it: what did the grading say?
-            why = pool[0].failed[-1] if pool[0].failed else "no report"
-            _tell(say, f"{what} could not be graded: {why}")
-            return ExitStatus.NOT_GRADED
-        if first is None or first["score"] != first["max_score"]:
-            score = "not graded" if first is None else f"{first['score']:g}/{first['max_score']:g}"
-            _tell(say, f"{what} must get full marks: it got {score}")
-            return ExitStatus.NOT_ALL_PASSED
-        reference = _verdicts(first)
-
-        def contents(path: str) -> str | None:
-            q = shlex.quote(path)
-            status, text, _ = pool[0].sh(f"[ -f {q} ] && [ ! -L {q} ] && head -c 262144 -- {q}")
-            return text if status == 0 else None
-
-        made = derive(first["checks"], contents, only)
-        made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
-        chosen = made[:limit] if limit else made
-        for mutant in chosen:
-            reason = withheld(mutant, live=bool(live))
-            if reason:
-                kept_back[mutant.id] = reason
-        mutants = [m for m in chosen if m.id not in kept_back]
-        _tell(
-            say,
-            f"Reference {'on ' + str(live['host']) if live else pack.reference}: full marks "
-            f"({first['score']:g}). {len(made)} mutant(s) of what its checks read"
-            + (f", {len(chosen)} taken (--max)" if len(chosen) < len(made) else "")
-            + (f", {len(kept_back)} not applied" if kept_back else "")
-            + ".",
-        )
-        alone = [m for m in mutants if m.undo is None]  # never live: withheld there
-        own = (
-            boot_with_progress(
-                say, fleet, [(f"mutant{n + 1}", scenario) for n in range(len(alone))]
-            )
-            if alone
-            else {}
-        )
-        done, counting = 0, threading.Lock()
-
-        def try_one(mutant: Mutant, place: _Place) -> None:
-            nonlocal done
-            try:
-                status, _, err = place.sh(mutant.apply)
-                if status != 0:
-                    errors[mutant.id] = f"could not be applied: {err.strip()[:200]}"
-                else:
-                    # a file changed: the checks that name it or its folder, no more (each
-                    # grading talks to the VM's daemons, and a daemon may turn away an address
-                    # that connects too often); a daemon stopped: every check
-                    report = place.grade(mutant.read_by if mutant.undo else only)
-                    if report is None:
-                        errors[mutant.id] = "the VM could not be graded with it"
-                    else:
-                        graded[mutant.id] = _verdicts(report)
-            finally:  # Ctrl-C included: a live VM is never left with a mutant applied
-                if mutant.undo is not None:
-                    status, _, err = place.sh(mutant.undo)
-                    if status != 0:
-                        problems_found.append(
-                            f"{place.name}: undoing {mutant.description} failed: "
-                            f"{err.strip()[:200]}"
-                        )
-            with counting:
-                done += 1
-            changed = sorted(c for c, s in graded.get(mutant.id, {}).items() if reference[c] != s)
-            _tell(
-                say,
-                f"  [{done}/{len(mutants)}] {mutant.description}: "
-                + (errors.get(mutant.id) or (", ".join(changed) or "no verdict changed")),
-            )
-
-        stopping = threading.Event()  # Ctrl-C: each VM finishes the mutant it has, no more
-
-        def take(place: _Place, share: Sequence[Mutant]) -> None:
-            for mutant in share:
-                if stopping.is_set():
-                    return
-                try_one(mutant, place)
-
-        undoable = [m for m in mutants if m.undo is not None]
-        shares = [(place, undoable[n :: len(pool)]) for n, place in enumerate(pool)]
-        shares += [
-            (_vm_place(fleet, pack, vm), [m]) for vm, m in zip(own.values(), alone, strict=True)
-        ]
-        if live:  # one VM: in this thread, so that Ctrl-C undoes the mutant it has
-            take(*shares[0])
-        else:
-            with ThreadPoolExecutor(len(shares)) as workers:
-                try:
-                    list(workers.map(lambda pair: take(*pair), shares))
-                except KeyboardInterrupt:
-                    stopping.set()
-                    raise
-        for place in pool:  # each undo put the VM back as it was: graded again, the reference
-            again = place.grade(only)
-            now = _verdicts(again) if again is not None else {}
-            moved = [f"{c} {reference[c]} -> {s}" for c, s in now.items() if reference[c] != s]
-            if again is None or moved:
-                problems_found.append(
-                    f"{place.name} did not come back to the reference after its mutants "
-                    "were undone: " + ("; ".join(moved) if moved else "it could not be graded")
+    pool: list[_Place] = []
+    finished = False  # the VMs were graded again at the end
+    why_kept: dict[str, str] = {}  # place -> why the originals of its files are kept there
+    try:
+        with ExitStack() as stack:
+            if live:
+                what = f"{live['host']} (live: the lab done right)"
+                _tell(
+                    say,
+                    f"Live proof on {live['host']}: each mutant is applied there over SSH and "
+                    "undone. Only ever a throwaway VM of your own, never a student's.",
                 )
+                try:
+                    pool.append(stack.enter_context(_live_place(live, pack)))
+                except HostError as e:
+                    _tell(say, f"{live['host']} could not be reached: {e}")
+                    return ExitStatus.NOT_GRADED
+            else:
+                what = f"The reference scenario {pack.reference!r}"
+                fleet = stack.enter_context(pack.fleet())
+                scenario = pack.scenarios[pack.reference]
+                booted = boot_with_progress(
+                    say, fleet, [(f"reference{n + 1}", scenario) for n in range(MUTANT_POOL)]
+                )
+                pool += [_vm_place(fleet, pack, vm) for vm in booted.values()]
+            for place in pool:
+                left = _leftovers(place)
+                if left:
+                    _tell(
+                        say,
+                        f"{place.name}: {BACKUPS} holds what an earlier proof kept there (the "
+                        f"originals of the files its mutants changed: {left}). Put back what you "
+                        "need, remove the folder, and prove again.",
+                    )
+                    return ExitStatus.NOT_GRADED
+            first = pool[0].grade(())
+            if first is None and live:  # the session reached it: what did the grading say?
+                why = pool[0].failed[-1] if pool[0].failed else "no report"
+                _tell(say, f"{what} could not be graded: {why}")
+                return ExitStatus.NOT_GRADED
+            if first is None or first["score"] != first["max_score"]:
+                score = (
+                    "not graded" if first is None else f"{first['score']:g}/{first['max_score']:g}"
+                )
+                _tell(say, f"{what} must get full marks: it got {score}")
+                return ExitStatus.NOT_ALL_PASSED
+            reference = _verdicts(first)
+
+            def contents(path: str) -> str | None:
+                q = shlex.quote(path)
+                status, text, _ = pool[0].sh(f"[ -f {q} ] && [ ! -L {q} ] && head -c 262144 -- {q}")
+                return text if status == 0 else None
+
+            made = derive(first["checks"], contents, only)
+            made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
+            chosen = made[:limit] if limit else made
+            resolve = _resolver(pool[0])
+            for mutant in chosen:
+                reason = withheld(mutant, live=bool(live), resolve=resolve)
+                if reason:
+                    kept_back[mutant.id] = reason
+            mutants = [m for m in chosen if m.id not in kept_back]
+            _tell(
+                say,
+                f"Reference {'on ' + str(live['host']) if live else pack.reference}: full marks "
+                f"({first['score']:g}). {len(made)} mutant(s) of what its checks read"
+                + (f", {len(chosen)} taken (--max)" if len(chosen) < len(made) else "")
+                + (f", {len(kept_back)} not applied" if kept_back else "")
+                + ".",
+            )
+            alone = [m for m in mutants if m.undo is None]  # never live: withheld there
+            own = (
+                boot_with_progress(
+                    say, fleet, [(f"mutant{n + 1}", scenario) for n in range(len(alone))]
+                )
+                if alone
+                else {}
+            )
+            done, counting = 0, threading.Lock()
+
+            def try_one(mutant: Mutant, place: _Place) -> None:
+                nonlocal done
+                try:
+                    if mutant.backup:  # kept from here on (the apply may fail after saving)
+                        place.originals.pop(mutant.path, None)
+                        place.originals[mutant.path] = mutant.backup
+                    status, _, err = place.sh(mutant.apply)
+                    if status != 0:
+                        errors[mutant.id] = f"could not be applied: {err.strip()[:200]}"
+                    else:
+                        # a file changed: the checks that name it or its folder, no more (each
+                        # grading talks to the VM's daemons, and a daemon may turn away an address
+                        # that connects too often); a daemon stopped: every check
+                        report = place.grade(mutant.read_by if mutant.undo else only)
+                        if report is None:
+                            errors[mutant.id] = "the VM could not be graded with it"
+                        else:
+                            graded[mutant.id] = _verdicts(report)
+                finally:  # Ctrl-C included: a live VM is never left with a mutant applied
+                    if mutant.undo is not None:
+                        status, _, err = place.sh(mutant.undo)
+                        if status != 0:  # the VM is not the reference: no more mutants there
+                            place.stuck.append(mutant)
+                            kept = (
+                                f"; the original of {mutant.path} is kept there at {mutant.backup}"
+                                if mutant.backup
+                                else ""
+                            )
+                            problems_found.append(
+                                f"{place.name}: undoing {mutant.description} failed: "
+                                f"{err.strip()[:200] or f'exit status {status}'}{kept}; no more "
+                                "mutants were applied there"
+                            )
+                with counting:
+                    done += 1
+                changed = sorted(
+                    c for c, s in graded.get(mutant.id, {}).items() if reference[c] != s
+                )
+                _tell(
+                    say,
+                    f"  [{done}/{len(mutants)}] {mutant.description}: "
+                    + (errors.get(mutant.id) or (", ".join(changed) or "no verdict changed")),
+                )
+
+            stopping = threading.Event()  # Ctrl-C: each VM finishes the mutant it has, no more
+
+            def take(place: _Place, share: Sequence[Mutant]) -> None:
+                for mutant in share:
+                    if stopping.is_set():
+                        return
+                    if place.stuck:
+                        errors[mutant.id] = (
+                            f"not applied: undoing {place.stuck[0].description} on {place.name} "
+                            "failed"
+                        )
+                        continue
+                    try_one(mutant, place)
+
+            undoable = [m for m in mutants if m.undo is not None]
+            shares = [(place, undoable[n :: len(pool)]) for n, place in enumerate(pool)]
+            shares += [
+                (_vm_place(fleet, pack, vm), [m]) for vm, m in zip(own.values(), alone, strict=True)
+            ]
+            if live:  # one VM: in this thread, so that Ctrl-C undoes the mutant it has
+                take(*shares[0])
+            else:
+                with ThreadPoolExecutor(len(shares)) as workers:
+                    try:
+                        list(workers.map(lambda pair: take(*pair), shares))
+                    except KeyboardInterrupt:
+                        stopping.set()
+                        raise
+            for place in pool:  # each undo put the VM back as it was: graded again, the reference
+                again = place.grade(only)
+                now = _verdicts(again) if again is not None else {}
+                moved = [f"{c} {reference[c]} -> {s}" for c, s in now.items() if reference[c] != s]
+                if again is None or moved:
+                    problems_found.append(
+                        f"{place.name} did not come back to the reference after its mutants "
+                        "were undone: " + ("; ".join(moved) if moved else "it could not be graded")
+                    )
+                    why_kept[place.name] = "it did not come back to the reference"
+                elif place.stuck:
+                    why_kept[place.name] = "undoing a mutant failed"
+                elif place.originals:  # as it was at the start: the originals go
+                    status, _, err = place.sh(f"rm -rf -- {shlex.quote(BACKUPS)}")
+                    if status == 0:
+                        place.originals.clear()
+                    else:
+                        why_kept[place.name] = (
+                            f"they could not be removed: {err.strip()[:200] or status}"
+                        )
+            finished = True
+    finally:  # Ctrl-C and a lost connection included: say where the originals are
+        for place in pool if live else ():
+            if place.originals:
+                why = why_kept.get(place.name, "the proof stopped before the VM was graded again")
+                kept = _originals_kept(place, why)
+                if finished:
+                    problems_found.append(kept)
+                else:
+                    _tell(say, kept)
+
     matrix = judge(reference, graded, errors)
     checks = list(only) or list(reference)
     survivors = matrix.survivors(checks)
@@ -648,6 +760,8 @@ def prove_mutants(
             "not_proved": {c: why[0] for c, why in unproved.items()},
             "gaps": matrix.gaps(),
             "problems": problems_found,
+            # on the live VM: file -> where its original is (kept when it did not come back)
+            "originals_kept": {p.name: p.originals for p in pool if live and p.originals},
         }
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:

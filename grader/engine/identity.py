@@ -16,10 +16,20 @@ grader's connection onward. The usual ways of reaching a lab VM are not that:
 * a NAT port forward (VirtualBox, VMware: the grader connects to the host's port 2222): the
   connection reaches the VM from the NAT's gateway (10.0.2.2), not from the address graded;
 * a jump host (ssh -J): the grader reaches the VM's own address from the jump host.
+
+Across gradings (``shared``), a machine is known by what it is, never by an address: DHCP gives
+an address to one VM today and to a classmate's next week. What a grading records of the
+machine that answered: its SSH host key (as the grader saw it), and, from inside, digests of its
+/etc/machine-id and of that machine-id with the kernel's boot id (random at each boot, so two
+copies of one image, which share a machine-id, are told apart while they run). A value most of
+the class shares (the handed-out image's) tells no machines apart. Machines sharing one kernel
+(containers, the lab simulator's VMs) share its boot id: their machine-ids tell them apart.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,31 +37,56 @@ from typing import Any
 
 from grader.base.errors import CheckError, HostError
 from grader.base.results import Flag
+from grader.evidence.archive import NeedsLiveVM
 
 ANSWERED_ELSEWHERE = "answered_elsewhere"
 
-#: One command, one round trip: SSH_CONNECTION (or, under sudo, its parent's), the host name,
-#: the machine's own addresses.
-COMMAND = (
+#: Gradings recorded before the machine-id and boot id were asked ran this (a regrade of their
+#: archive asks it again, as they did)
+EARLIER_COMMAND = (
     'c="${SSH_CONNECTION:-}"; [ -n "$c" ] || c=$(tr "\\000" "\\n" < /proc/$PPID/environ '
     "2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); printf 'ssh %s\\n' \"$c\"; "
     "printf 'name %s\\n' \"$(hostname 2>/dev/null)\"; "
     "ip -o addr show 2>/dev/null | awk '{print \"addr\", $4}'"
 )
+#: One command, one round trip: SSH_CONNECTION (or, under sudo, its parent's), the host name,
+#: the machine's own addresses, its machine-id and the kernel's boot id.
+COMMAND = (
+    "printf 'machine-id %s\\n' \"$(head -c 100 /etc/machine-id 2>/dev/null)\"; "
+    "printf 'boot-id %s\\n' \"$(head -c 100 /proc/sys/kernel/random/boot_id 2>/dev/null)\"; "
+    + EARLIER_COMMAND
+)
+MACHINE_ID = "machine_id"  # a digest of the machine's /etc/machine-id
+MACHINE_BOOT = "machine_boot"  # a digest of its machine-id with the kernel's boot id
+#: What a machine-id (32 hex digits) or a boot id (a UUID) looks like; anything else is not one
+_ID = re.compile(r"[0-9a-f][0-9a-f-]{15,63}")
 
 
 def identify(host: Any) -> dict[str, list[str]]:
     """What the machine that answered says of itself: ``ssh`` (SSH_CONNECTION: client, its
-    port, server, its port), ``name``, ``addresses`` (without their prefix length)."""
+    port, server, its port), ``name``, ``addresses`` (without their prefix length),
+    ``machine_id`` and ``machine_boot`` (digests: see ``parse``)."""
     try:
         said = host.run(COMMAND).stdout
+    except NeedsLiveVM:  # a regrade of a grading recorded before the machine-id was asked
+        try:
+            said = host.run(EARLIER_COMMAND).stdout
+        except (CheckError, HostError):
+            return {}
     except (CheckError, HostError):
         return {}  # not asked (an archive from before this was asked, the deadline)
     return parse(said)
 
 
+def _digest(kind: str, value: str) -> str:
+    """A value that identifies a machine as a report keeps it: a short digest (a machine-id is
+    the machine's own, not to be published), the same for the same value on any grading."""
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:16]
+
+
 def parse(text: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {"ssh": [], "name": [], "addresses": []}
+    machine_id = boot_id = ""
     for line in text.splitlines()[:200]:
         kind, _, value = line.partition(" ")
         value = value.strip()[:200]
@@ -63,6 +98,15 @@ def parse(text: str) -> dict[str, list[str]]:
             found["name"].append(value)
         elif kind == "addr":
             found["addresses"].append(value.split("/", 1)[0])
+        elif kind in ("machine-id", "boot-id") and _ID.fullmatch(value.lower()):
+            if kind == "machine-id":
+                machine_id = machine_id or value.lower()
+            else:
+                boot_id = boot_id or value.lower()
+    if machine_id:
+        found[MACHINE_ID] = [_digest("machine-id", machine_id)]
+        if boot_id:
+            found[MACHINE_BOOT] = [_digest("machine-boot", f"{machine_id} {boot_id}")]
     return {k: v for k, v in found.items() if v}
 
 
@@ -105,7 +149,8 @@ GRADED = "graded"  # the address graded
 @dataclass(frozen=True)
 class Sighting:
     """What one grading of one student showed of their machine: kind -> values (``host_key``,
-    ``unique:<id>`` digests, ``reached``, ``graded``), and where it was seen, for evidence."""
+    ``machine_id`` and ``machine_boot`` digests, ``unique:<id>`` digests, ``reached``,
+    ``graded``), and where it was seen, for evidence."""
 
     student: str
     values: Mapping[str, Collection[str]]
@@ -128,14 +173,20 @@ def shared(
                 continue
             for value in values:
                 holders[(kind, value)].setdefault(s.student, s.where)
+    #: what the handed-out image gives: it tells no students, and no machines, apart
+    common = {
+        (kind, value)
+        for (kind, value), who in holders.items()
+        if value in image or (2 * len(who) > len(students) and len(who) >= IMAGE_MINIMUM)
+    }
     flags: dict[str, list[Flag]] = defaultdict(list)
     notes: dict[str, str] = {}
     shown: dict[tuple[str, str], set[str]] = defaultdict(set)
     by_kind: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (student, kind) -> others
     for (kind, value), who in holders.items():
-        if len(who) < 2:
-            continue
-        if value in image or (2 * len(who) > len(students) and len(who) >= IMAGE_MINIMUM):
+        if len(who) < 2 or kind in (MACHINE_ID, MACHINE_BOOT):
+            continue  # the machine's own ids say which machine answered (below), no more
+        if (kind, value) in common:
             name = what.get(kind, kind)
             notes[kind] = (
                 f"{len(who)} of {len(students)} students' VMs share one {name}: the image they "
@@ -161,36 +212,63 @@ def shared(
                 tuple(others),
             )
         )
-    graded_at: dict[str, tuple[str, str]] = {}
+    # a grading answered at an address where a classmate is graded, by the very machine that
+    # answered the classmate's grading there (an address alone is not a machine: DHCP gives
+    # a classmate the address another had last week)
+    graded_at: dict[str, list[Sighting]] = defaultdict(list)
     for s in sightings:
         for address in s.values.get(GRADED, ()):
-            graded_at.setdefault(address, (s.student, s.where))
+            graded_at[address].append(s)
     for s in sightings:
-        for address in s.values.get(REACHED, ()):
-            owner = graded_at.get(address)
-            if owner is None or owner[0] == s.student:
-                continue
-            where = f" ({s.where})" if s.where else ""
-            flags[s.student].append(
-                Flag(
-                    ANSWERED_BY_CLASSMATE,
-                    f"its grading{where} was answered by the machine at {address}, where "
-                    f"{owner[0]} is graded",
-                    (owner[0],),
+        mine = _machine(s, common)
+        for address in s.values.get(REACHED, ()) if mine else ():
+            for owner in graded_at.get(address, ()):
+                same = mine & _machine(owner, common)
+                if owner.student == s.student or not same:
+                    continue
+                where = f" ({s.where})" if s.where else ""
+                seen = f" ({owner.where})" if owner.where else ""
+                known = ", ".join(sorted({_MACHINE[kind] for kind, _ in same}))
+                flags[s.student].append(
+                    Flag(
+                        ANSWERED_BY_CLASSMATE,
+                        f"its grading{where} was answered by the machine at {address}, where "
+                        f"{owner.student} is graded{seen}: the same machine (its {known})",
+                        (owner.student,),
+                    )
                 )
-            )
-            flags[owner[0]].append(
-                Flag(
-                    ANSWERED_BY_CLASSMATE,
-                    f"this student's machine at {address} answered {s.student}'s grading{where}",
-                    (s.student,),
+                flags[owner.student].append(
+                    Flag(
+                        ANSWERED_BY_CLASSMATE,
+                        f"this student's machine at {address}{seen} answered {s.student}'s "
+                        f"grading{where}: the same machine (its {known})",
+                        (s.student,),
+                    )
                 )
-            )
     for s in sightings:  # a grading's own finding (its report's flag), with where it was seen
         for message in s.values.get(ANSWERED_ELSEWHERE, ()):
             where = f" ({s.where})" if s.where else ""
             flags[s.student].append(Flag(ANSWERED_ELSEWHERE, message + where))
     return {k: _unique_flags(v) for k, v in flags.items()}, list(notes.values())
+
+
+#: What says which machine answered a grading, and how a flag names it
+_MACHINE = {
+    HOST_KEY: "SSH host key",
+    MACHINE_ID: "machine-id",
+    MACHINE_BOOT: "machine-id and boot id",
+}
+
+
+def _machine(sighting: Sighting, common: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+    """What tells the machine that answered ``sighting`` from others: its host key, machine-id
+    and boot, less what the image gives every VM. Empty: nothing known of which machine."""
+    return {
+        (kind, value)
+        for kind in _MACHINE
+        for value in sighting.values.get(kind, ())
+        if (kind, value) not in common
+    }
 
 
 def _unique_flags(flags: list[Flag]) -> list[Flag]:
@@ -207,6 +285,9 @@ def sighting_of(report: Any, where: str = "") -> Sighting:
     ssh = report.machine.get("ssh") if report.machine else None
     if ssh:
         values[REACHED] = [ssh[0].split()[2]]
+    for kind in (MACHINE_ID, MACHINE_BOOT):
+        if report.machine and report.machine.get(kind):
+            values[kind] = list(report.machine[kind])
     if report.address:
         values[GRADED] = [report.address]
     return Sighting(report.student or report.host, values, where)

@@ -14,15 +14,20 @@ mutant each:
 - a port the grading talked to from outside: whatever listens there stopped.
 
 A file mutant records its undo, so a VM can take mutants one after another; a port mutant
-(a daemon stopped) is given a VM of its own. A mutant that would cut the grader's own way in
-(sshd stopped, a file that a login reads changed) is never applied (``withheld``), nor, on a
-live VM that must end as it started, one without an undo. This module is pure: it derives,
-withholds and judges; ``grader.cli.sim`` applies, on simulated VMs or over SSH.
+(a daemon stopped) is given a VM of its own. Each file mutant keeps a copy of the file as it
+was in a backup of its own on the VM (``BACKUPS``), never written over and not removed by its
+undo (which copies it back): the proof removes them only once the VM, graded again at the
+end, gives the reference's verdicts. A mutant that would cut the grader's own way in (sshd
+stopped, a file that a login reads changed) is never applied (``withheld``: its path written
+plainly, and as the VM resolves it), nor, on a live VM that must end as it started, one
+without an undo. This module is pure: it derives, withholds and judges; ``grader.cli.sim``
+applies, on simulated VMs or over SSH.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
+import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,8 +36,9 @@ from typing import Any
 
 #: A file with more active lines than this gets no line mutants (it is generated, not edited)
 MAX_LINES = 60
-#: Where a file mutant keeps the original while it is applied (inside the VM)
-BACKUP = "/root/.grade-prove-original"
+#: Where file mutants keep the originals (inside the VM): one copy per mutant, named after it,
+#: kept until the VM is graded again at the end of the proof and gives the reference's verdicts
+BACKUPS = "/root/.grade-prove"
 #: A probe's source names the port it talked to ("... 198.18.0.7:25", "port 110")
 _PORT = re.compile(r"(?:\d+\.\d+\.\d+\.\d+|\]):(\d{1,5})\b|\bports? (\d{1,5})\b")
 #: Stops whatever listens on a TCP port (and says so by its exit status)
@@ -63,15 +69,51 @@ class Mutant:
     read_by: tuple[str, ...] = ()  # the checks whose evidence it was derived from
     path: str = ""  # the file it changes, if it is a file mutant ("": something else)
     port: int = 0  # the TCP port whose listener it stops, if it stops one
+    backup: str = ""  # where on the VM it keeps the file as it was (a file mutant's)
 
 
-def withheld(mutant: Mutant, live: bool) -> str | None:
-    """Why ``mutant`` is not applied (None: it is). Never what cuts the grader's own way in;
-    on a live VM, which must end as it started, never a mutant without an undo."""
+class Unresolved(Exception):
+    """A path whose real path on the VM could not be found (the message says why)."""
+
+
+def normalised(path: str) -> str:
+    """``path`` written plainly: repeated slashes one, ``.`` and ``..`` segments taken out
+    (``/etc//ssh``, ``/etc/ssh/../ssh``, ``/etc/./ssh`` are ``/etc/ssh``). As written, not as
+    the VM's symbolic links make it: see ``withheld``'s ``resolve``."""
+    return posixpath.normpath(re.sub("/+", "/", path))
+
+
+def withheld(mutant: Mutant, live: bool, resolve: Callable[[str], str] | None = None) -> str | None:
+    """Why ``mutant`` is not applied (None: it is). Never what cuts the grader's own way in,
+    its path tested written plainly and, with ``resolve`` (the path as the VM resolves it, its
+    symbolic links followed: ``readlink -f``; raises Unresolved), as it really is there; a
+    path that cannot be resolved is withheld. On a live VM, which must end as it started,
+    never a mutant without an undo."""
     if mutant.port == 22:
         return "it would cut the grader's own way in (sshd)"
-    if mutant.path and _WAY_IN.search(mutant.path):
-        return f"it would cut the grader's own way in ({mutant.path} is read at each login)"
+    if mutant.path:
+        plain = normalised(mutant.path)
+        if not plain.startswith("/"):
+            return (
+                f"{mutant.path} is not an absolute path: where it leads depends on the "
+                "login's folder, which may be the grader's own way in"
+            )
+        shown = mutant.path if plain == mutant.path else f"{mutant.path}, that is {plain},"
+        if _WAY_IN.search(plain):
+            return f"it would cut the grader's own way in ({shown} is read at each login)"
+        if resolve is not None:
+            try:
+                real = resolve(mutant.path)
+            except Unresolved as e:
+                return (
+                    f"the real path of {mutant.path} on the VM could not be found ({e}): it "
+                    "may lead to a file the grader's own way in reads"
+                )
+            if _WAY_IN.search(normalised(real)):
+                return (
+                    f"it would cut the grader's own way in ({mutant.path} is {real} on the VM, "
+                    "read at each login)"
+                )
     if live and mutant.undo is None:
         return "it cannot be undone, and a live VM must end as it started"
     return None
@@ -156,45 +198,101 @@ def _shown(line: str) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-def _file_mutants(path: str, text: str | None, read_by: tuple[str, ...]) -> list[Mutant]:
+#: The shell that keeps a file mutant's original ({backup}, {path}: quoted), never over another
+_SAVE = (
+    "mkdir -p -m 700 -- {folder} && {{ [ ! -e {backup} ] && [ ! -L {backup} ] || {{ "
+    "echo {backup} is there already: the original an earlier proof kept >&2; exit 1; }}; }} "
+    "&& cp -a -- {path} {backup}"
+)
+#: ... and puts it back, the backup kept, and says whether the file is the original again
+#: (where the VM has cmp: the final grading says so too)
+_RESTORE = (
+    "rm -rf -- {path} && cp -a -- {backup} {path} && "
+    "{{ ! command -v cmp >/dev/null || cmp -s -- {backup} {path}; }}"
+)
+
+
+def backup_of(mutant_id: str, folder: str = BACKUPS) -> str:
+    """Where the mutant ``mutant_id`` keeps the original of its file: a name of its own in
+    ``folder``, made of its id (readable) and a digest of it (no two alike)."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", mutant_id)[:60]
+    return f"{folder}/{readable}-{hashlib.sha256(mutant_id.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class _File:
+    """The mutants of one file: each keeps the original in a backup of its own first."""
+
+    path: str
+    read_by: tuple[str, ...]
+    folder: str
+
+    @property
+    def q(self) -> str:
+        return shlex.quote(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def mutant(
+        self,
+        key: str,
+        description: str,
+        change: str | Callable[[str], str],
+        undo_first: str = "",
+    ) -> Mutant:
+        """``change``: the shell that makes the change (or makes it from the backup's path,
+        quoted); ``undo_first``: what the undo does before the original is copied back."""
+        backup = backup_of(key, self.folder)
+        quoted = {"folder": shlex.quote(self.folder), "backup": shlex.quote(backup),
+                  "path": self.q}  # fmt: skip
+        made = change(quoted["backup"]) if callable(change) else change
+        return Mutant(
+            key,
+            description,
+            f"{_SAVE.format(**quoted)} && {made}",
+            undo_first + _RESTORE.format(**quoted),
+            self.read_by,
+            path=self.path,
+            backup=backup,
+        )
+
+
+def _file_mutants(
+    path: str, text: str | None, read_by: tuple[str, ...], folder: str = BACKUPS
+) -> list[Mutant]:
     if text is None:  # not there (or not a regular file): nothing of it to change
         return []
-    q = shlex.quote(path)
-    save = f"rm -rf {BACKUP} && cp -a -- {q} {BACKUP}"
-    restore = f"rm -rf -- {q} && mv -- {BACKUP} {q}"
-    name = path.rsplit("/", 1)[-1]
+    file = _File(path, read_by, folder)
+    q, name = file.q, file.name
     made = [
-        Mutant(f"{name}:removed", f"{path} removed", f"{save} && rm -f -- {q}", restore, read_by),
-        Mutant(f"{name}:emptied", f"{path} emptied", f"{save} && : > {q}", restore, read_by),
-        Mutant(
+        file.mutant(f"{name}:removed", f"{path} removed", f"rm -f -- {q}"),
+        file.mutant(f"{name}:emptied", f"{path} emptied", f": > {q}"),
+        file.mutant(
             f"{name}:world",
             f"{path} made world-readable and world-writable",
-            f"{save} && chmod o+rw -- {q}",
-            restore,
-            read_by,
+            f"chmod o+rw -- {q}",
         ),
-        Mutant(
+        file.mutant(
             f"{name}:symlink",
             f"{path} replaced by a symbolic link to a copy of it",
-            f"{save} && cp -a -- {q} {q}.link-target && rm -f -- {q} && "
+            f"cp -a -- {q} {q}.link-target && rm -f -- {q} && "
             f"ln -s -- {shlex.quote(name)}.link-target {q}",
-            f"rm -f -- {q}.link-target && {restore}",
-            read_by,
+            undo_first=f"rm -f -- {q}.link-target && ",
         ),
     ]
     if text.startswith("From "):  # a mailbox: its messages, not its lines
-        made += _message_mutants(path, text, save, restore, read_by)
+        made += _message_mutants(file, text)
     else:
-        made += _line_mutants(path, text, save, restore, read_by)
-    return [dataclasses.replace(m, path=path) for m in made]
+        made += _line_mutants(file, text)
+    return made
 
 
-def _line_mutants(
-    path: str, text: str, save: str, restore: str, read_by: tuple[str, ...]
-) -> list[Mutant]:
+def _line_mutants(file: _File, text: str) -> list[Mutant]:
     """Each active line commented out, each commented-out setting uncommented, each YES/NO
     flipped (none for a file of more than MAX_LINES such lines)."""
-    q, name = shlex.quote(path), path.rsplit("/", 1)[-1]
+    path, q, name = file.path, file.q, file.name
     made: list[Mutant] = []
     active = [
         (number, line)
@@ -211,59 +309,51 @@ def _line_mutants(
         if (found := _COMMENTED.match(line))
     ]
     for number, setting in dormant if len(dormant) <= MAX_LINES else ():
-        shown = _shown(setting)
         made.append(
-            Mutant(
+            file.mutant(
                 f"{name}:{number}:uncommented",
-                f"{path} line {number} uncommented ({shown})",
-                f"{save} && sed -i -E '{number}s/^#(<off>#)?[[:space:]]*//' -- {q}",
-                restore,
-                read_by,
+                f"{path} line {number} uncommented ({_shown(setting)})",
+                f"sed -i -E '{number}s/^#(<off>#)?[[:space:]]*//' -- {q}",
             )
         )
     for number, line in active:
-        shown = _shown(line)
         made.append(
-            Mutant(
+            file.mutant(
                 f"{name}:{number}:commented",
-                f"{path} line {number} commented out ({shown})",
-                f"{save} && sed -i '{number}s/^/#/' -- {q}",
-                restore,
-                read_by,
+                f"{path} line {number} commented out ({_shown(line)})",
+                f"sed -i '{number}s/^/#/' -- {q}",
             )
         )
         setting = _SETTING.match(line)
         if setting:
             flipped = setting.group(1) + _FLIP[setting.group(2)] + setting.group(3)
             made.append(
-                Mutant(
+                file.mutant(
                     f"{name}:{number}:flipped",
                     f"{path} line {number} set the other way ({' '.join(flipped.split())})",
-                    f"{save} && sed -i '{number}s/.*/{flipped}/' -- {q}",
-                    restore,
-                    read_by,
+                    f"sed -i '{number}s/.*/{flipped}/' -- {q}",
                 )
             )
             # the line left as it is, the other value said again further down (for a program
             # that reads the last one, the line no longer decides)
             again = "".join(flipped.split())
             made.append(
-                Mutant(
+                file.mutant(
                     f"{name}:{number}:overridden",
                     f"{path} line {number} left, {again} added at the end",
-                    f"{save} && printf '%s\\n' {shlex.quote(again)} >> {q}",
-                    restore,
-                    read_by,
+                    f"printf '%s\\n' {shlex.quote(again)} >> {q}",
                 )
             )
     return made
 
 
-def _message_mutants(
-    path: str, text: str, save: str, restore: str, read_by: tuple[str, ...]
-) -> list[Mutant]:
+def _without_message(n: int, q: str) -> Callable[[str], str]:
+    """The shell that writes the mailbox ``q`` again from its backup, message ``n`` left out."""
+    return lambda backup: f"awk -v n={n} '/^From /{{k++}} k!=n' {backup} > {q}"
+
+
+def _message_mutants(file: _File, text: str) -> list[Mutant]:
     """Each message of a mailbox (mbox: a message starts at a "From " line) removed."""
-    q, name = shlex.quote(path), path.rsplit("/", 1)[-1]
     subjects: list[str] = []
     for line in text.splitlines():
         if line.startswith("From "):
@@ -273,12 +363,10 @@ def _message_mutants(
     if len(subjects) > MAX_LINES:
         return []
     return [
-        Mutant(
-            f"{name}:message{n}:removed",
-            f"{path} message {n} removed ({_shown(subject) or 'no subject'})",
-            f"{save} && awk -v n={n} '/^From /{{k++}} k!=n' {BACKUP} > {q}",
-            restore,
-            read_by,
+        file.mutant(
+            f"{file.name}:message{n}:removed",
+            f"{file.path} message {n} removed ({_shown(subject) or 'no subject'})",
+            _without_message(n, file.q),
         )
         for n, subject in enumerate(subjects, 1)
     ]
@@ -288,16 +376,18 @@ def derive(
     checks: Sequence[Mapping[str, Any]],
     contents: Callable[[str], str | None],
     only: Iterable[str] = (),
+    backups: str = BACKUPS,
 ) -> list[Mutant]:
     """The mutants of a reference grading's checks (of ``only`` those, when given), each
     change once, whichever checks read the same file or port. ``contents`` gives a file's
     text on the reference VM (None: no regular file there, as a check that found a file
-    absent read it; what is absent made present is a pack's own kind of mutant)."""
+    absent read it; what is absent made present is a pack's own kind of mutant). A file
+    mutant keeps the original in a file of its own in the VM's folder ``backups``."""
     wanted = set(only)
     chosen = [c for c in checks if not wanted or c["id"] in wanted]
     made: list[Mutant] = []
     for path in files_read(chosen):
-        made += _file_mutants(path, contents(path), relied_on(checks, path))
+        made += _file_mutants(path, contents(path), relied_on(checks, path), backups)
     for port, read_by in ports_probed(chosen).items():
         made.append(
             Mutant(
