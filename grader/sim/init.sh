@@ -20,6 +20,17 @@ for dir in etc var home root usr/local; do
         -o "lowerdir=/$dir,upperdir=$VM_DIR/$name.upper,workdir=$VM_DIR/$name.work" "/$dir"
 done
 
+# root's shell starts as a fresh Debian root's does: the grading machine's own set-up of its
+# shell (a pyenv, a cargo in its .bashrc, which sshd's bash reads before every command) is not
+# the VM's, and made every command of a grading slower (written to the VM's /root only)
+for rc in bashrc profile; do
+    if [ -f "/usr/share/base-files/dot.$rc" ]; then
+        cp "/usr/share/base-files/dot.$rc" "/root/.$rc"
+    elif [ -f "/etc/skel/.$rc" ]; then
+        cp "/etc/skel/.$rc" "/root/.$rc"
+    fi
+done
+
 # identity: a host name (a lab's start may set its own), a machine-id of its own (or the one
 # given: a copied VM), a host key of its own (or the one given: a cloned VM)
 hostname vm
