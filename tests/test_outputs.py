@@ -335,7 +335,7 @@ def test_class_overview_where_nobody_was_graded_says_so():
 def test_a_self_checked_folder_is_told_as_it_was_graded():
     """A --local --out folder regraded: the host, not "None (vm)", and the score out of the
     student view's maximum, as summary.csv says."""
-    from grader.classrun.progress import who_is
+    from grader.cli.progress import who_is
 
     mine = dataclasses.replace(CLASS[0], student=None, host="vm", view="student", max_score=19)
     assert who_is(mine) == "vm"

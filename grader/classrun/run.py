@@ -1,19 +1,19 @@
-"""A class run into its folder: the manifest, the progress shown, the batch, an interrupt that
-keeps what finished. ``grade --roster`` and a course's gradings both run a class this way."""
+"""A class run into its folder: the manifest, the batch, the progress told to whoever watches
+(a front end's bar or lines; nobody by default). ``grade --roster`` and a course's gradings both
+run a class this way."""
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader.base.errors import InputError
-from grader.classrun.batch import BatchResult, grade_roster
-from grader.classrun.progress import progress_for
+from grader.base.results import Report
+from grader.classrun.batch import BatchResult, Progress, grade_roster
 from grader.classrun.roster import Student
 from grader.engine.pack import Pack
 from grader.evidence import manifest
@@ -41,13 +41,14 @@ def run_class(
     shard: tuple[int, int] | None = None,
     workers: int = 32,
     plan: Any = None,
-    color: bool = False,
+    watch: Callable[[int], contextlib.AbstractContextManager[Progress]] | None = None,
     resume: bool = False,
     signer: Key | None = None,
 ) -> ClassRun:
-    """Grade ``students`` into ``directory`` (its manifest first), with progress on stderr;
-    SIGTERM stops it as Ctrl-C does, keeping what finished. ``signer``: the course's key, to
-    sign each report (see grader.evidence.signing)."""
+    """Grade ``students`` into ``directory`` (its manifest first); ``watch(count)`` gives what
+    hears of each student's grading (default: nothing does). An interrupt (KeyboardInterrupt)
+    stops it keeping what finished. ``signer``: the course's key, to sign each report (see
+    grader.evidence.signing)."""
     rubric = pack.rubric
     store = ReportStore(directory, signer=signer)
     run = run_manifest(
@@ -68,22 +69,23 @@ def run_class(
         )
     run.write(store.directory)
     started = time.monotonic()
-    with _sigterm_interrupts(), progress_for(len(students), color=color) as progress:
+    with (watch or quiet)(len(students)) as progress:
         result = grade_roster(
             students, pack, given, options, store, progress, workers, resume=resume, plan=plan
         )
     return ClassRun(result, directory, time.monotonic() - started, len(students))
 
 
+class Quiet:
+    """Progress nobody watches."""
+
+    def started(self, student: Student) -> None:
+        return None
+
+    def finished(self, report: Report, reused: bool) -> None:
+        return None
+
+
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops a roster run as Ctrl-C does: within seconds, keeping what finished."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def quiet(count: int) -> Iterator[Progress]:
+    yield Quiet()

@@ -13,7 +13,8 @@ from typing import Any
 from grader.base.clock import now
 from grader.base.errors import ExitStatus, InputError
 from grader.cli.definition import DEFAULTS, UsageError
-from grader.cli.terminal import use_color
+from grader.cli.progress import progress_for
+from grader.cli.terminal import sigterm_interrupts, use_color
 from grader.course.book import utc
 from grader.course.gradebook import Gradebook, open_gradebook
 from grader.report.render.safe import escaped
@@ -199,10 +200,12 @@ def _grade(
 
     color = use_color(opts["color"], sys.stdout)
     setup = _setup(opts, gradebook, lab)
-    recorded = grade_lab(
-        gradebook, lab, only, kind, setup, ignore=opts["ignore_columns"], color=color,
-        on_students=warn_shared_passwords, shard=part, batch=batch,
-    )  # fmt: skip
+    with sigterm_interrupts():
+        recorded = grade_lab(
+            gradebook, lab, only, kind, setup, ignore=opts["ignore_columns"],
+            watch=lambda count: progress_for(count, color=color),
+            on_students=warn_shared_passwords, shard=part, batch=batch,
+        )  # fmt: skip
     if recorded is None:
         _say(f"{lab}: nobody to grade" + (f" in shard {part[0]}/{part[1]}" if part else ""))
         return ExitStatus.OK

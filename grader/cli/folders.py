@@ -238,8 +238,8 @@ def merge(opts: dict[str, Any]) -> int:
 
 def regrade(opts: dict[str, Any]) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
-    from grader.classrun.progress import progress_for
     from grader.classrun.regrade import describe_changes, regrade_folder
+    from grader.cli.progress import progress_for
 
     directory = _folder(opts["directory"])
     given = given_variables(opts)

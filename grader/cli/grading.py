@@ -17,7 +17,14 @@ from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
 from grader.cli.definition import UsageError
-from grader.cli.terminal import class_exit_status, exit_status, to_terminal, use_color
+from grader.cli.progress import progress_for
+from grader.cli.terminal import (
+    class_exit_status,
+    exit_status,
+    sigterm_interrupts,
+    to_terminal,
+    use_color,
+)
 from grader.engine.catalog import built_in_rubric, find
 from grader.engine.pack import Pack, load_pack
 from grader.engine.rubric import Rubric, load_rubric
@@ -324,20 +331,21 @@ def _grade_class(
     warn_shared_passwords(students)
     slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
     directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
-    done = run_class(
-        students,
-        pack,
-        given,
-        setup.options,
-        Path(directory),
-        roster_sha256=sha256_of(roster),
-        shard=part,
-        workers=setup.workers,
-        plan=setup.plan,
-        color=color,
-        resume=opts["resume"],
-        signer=signer_for(Path(directory)),  # a folder inside a course: signed with its key
-    )
+    with sigterm_interrupts():
+        done = run_class(
+            students,
+            pack,
+            given,
+            setup.options,
+            Path(directory),
+            roster_sha256=sha256_of(roster),
+            shard=part,
+            workers=setup.workers,
+            plan=setup.plan,
+            watch=lambda count: progress_for(count, color=color),
+            resume=opts["resume"],
+            signer=signer_for(Path(directory)),  # a folder inside a course: signed with its key
+        )
     return class_ending(done, rubric, color)
 
 

@@ -4,10 +4,12 @@ that follow from reports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from grader.base.errors import ExitStatus
@@ -44,3 +46,17 @@ def exit_status(report: Report) -> int:
     if report.status != "graded":
         return ExitStatus.NOT_GRADED
     return ExitStatus.OK if report.all_passed else ExitStatus.NOT_ALL_PASSED
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a class run as Ctrl-C does: within seconds, keeping what finished."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

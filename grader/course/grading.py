@@ -102,7 +102,7 @@ def grade_lab(
     kind: str,
     setup: Setup,
     ignore: Sequence[str] = (),
-    color: bool = False,
+    watch: Any = None,
     batch: str | None = None,
     shard: tuple[int, int] | None = None,
     on_students: Callable[[Sequence[Any]], None] = lambda students: None,
@@ -152,7 +152,7 @@ def grade_lab(
         shard=shard,
         workers=setup.workers,
         plan=setup.plan,
-        color=color,
+        watch=watch,
         signer=signer,
     )
 
