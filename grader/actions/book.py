@@ -7,20 +7,34 @@ see ``grader.actions``. Marks, history and explanations are a student's own only
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from grader.actions.common import Actor
+from grader.actions.common import Actor, CourseAt
 from grader.base.clock import now
 from grader.base.errors import InputError
 from grader.course.book import Explained, Row
 from grader.course.explain import explanation
 from grader.course.exports import book_export
-from grader.course.gradebook import Gradebook
+from grader.course.gradebook import Gradebook, open_gradebook
 from grader.course.imports import Imported
 from grader.course.page import pages
+
+
+@contextlib.contextmanager
+def open_course(where: CourseAt, actor: Actor, create: bool = False) -> Iterator[Gradebook]:
+    """The course and its book, open for one front end's call (closed after); ``create``: make
+    a SQLite book that is not there yet (only what records does)."""
+    gradebook = open_gradebook(where.course, where.db, actor.name, create=create)
+    try:
+        yield gradebook
+    finally:
+        gradebook.close()
+
 
 # -- what the book says ----------------------------------------------------------------------
 

@@ -1,16 +1,15 @@
-"""What every action takes besides its request: the course it acts on, and who acts."""
+"""What every action takes besides its request: who acts, and where the course is. (Nothing
+here imports more than the standard library: the self-check's actions run on a lab VM's
+Python.)"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from grader.base.acting import who
 from grader.base.errors import InputError
-from grader.course.book import who
-from grader.course.gradebook import Gradebook, open_gradebook
 
 
 class NotFound(InputError):
@@ -58,14 +57,3 @@ class CourseAt:
 
     course: Path | None = None
     db: str | None = None
-
-
-@contextlib.contextmanager
-def open_course(where: CourseAt, actor: Actor, create: bool = False) -> Iterator[Gradebook]:
-    """The course and its book, open for one front end's call (closed after); ``create``: make
-    a SQLite book that is not there yet (only what records does)."""
-    gradebook = open_gradebook(where.course, where.db, actor.name, create=create)
-    try:
-        yield gradebook
-    finally:
-        gradebook.close()

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from grader.actions import book as act
-from grader.actions.common import Actor, CourseAt, open_course
+from grader.actions.common import Actor, CourseAt
 from grader.base.clock import utc_text
 from grader.base.errors import ExitStatus
 from grader.base.files import write_atomic
@@ -30,7 +30,9 @@ def book(args: Namespace) -> int:
     command, make = COMMANDS[args.book_command]
     request = make(args)  # the command line's own checks, before the course is opened
     actor = Actor.here(args.by)
-    with open_course(CourseAt(args.course, args.db), actor, create=command is _import) as course:
+    with act.open_course(
+        CourseAt(args.course, args.db), actor, create=command is _import
+    ) as course:
         return command(course, actor, request, args)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import getpass
 import json
 import os
 import sqlite3
@@ -41,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from grader import __version__
+from grader.base.acting import who
 from grader.base.clock import now, utc_text
 from grader.base.errors import InputError
 from grader.base.results import Report
@@ -352,16 +352,6 @@ utc = utc_text  # the book's times are written so
 
 def parse_utc(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-
-
-def who() -> str:
-    """The person acting: the one who ran sudo, else the login name."""
-    if os.environ.get("SUDO_USER"):
-        return os.environ["SUDO_USER"]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
 
 
 @dataclass(frozen=True)
