@@ -42,8 +42,6 @@ COMMANDS = {
     "course": "grader.cli.course:course",
     "book": "grader.cli.book:book",
 }
-#: The commands that take the options as ``Given`` (the others, a dict, until they do too)
-GIVEN = frozenset({"book"})
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")
 
@@ -96,8 +94,7 @@ def main(
         opts = options(parser, parser.parse_args(args))
         module, function = COMMANDS[opts["command"]].split(":")
         handler = getattr(importlib.import_module(module), function)
-        given = Given(**opts) if opts["command"] in GIVEN else opts
-        return int(handler(given) or 0)
+        return int(handler(Given(**opts)) or 0)
     except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     except KeyboardInterrupt:

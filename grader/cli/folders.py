@@ -12,7 +12,7 @@ from typing import Any
 from grader.base.errors import ExitStatus, InputError
 from grader.base.files import safe_name, write_atomic
 from grader.base.results import Report
-from grader.cli.definition import UsageError
+from grader.cli.definition import Given, UsageError
 from grader.cli.grading import given_variables, rubric_path, ssh_password, the_pack
 from grader.cli.terminal import class_exit_status, to_terminal, use_color
 from grader.engine.catalog import available, built_in_rubric
@@ -33,34 +33,34 @@ def _folder(path: Path) -> Path:
     return path
 
 
-def rubric(opts: dict[str, Any]) -> int:
+def rubric(args: Given) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.selfcheck.student_copy import student_copy
 
-    loaded = the_pack({**opts, "rubric_path": opts.get("path") or opts["rubric_path"]}).rubric
-    if opts["copy"] is not None:
-        if opts["student_copy"] or opts["output"] is not None:
+    loaded = the_pack(args, args.path or args.rubric_path).rubric
+    if args.copy is not None:
+        if args.student_copy or args.output is not None:
             raise UsageError(
                 "--copy writes a whole lab; --student-copy and --output do not go with it"
             )
 
-        where = copy_pack(loaded, opts["copy"])
+        where = copy_pack(loaded, args.copy)
         sys.stdout.write(
-            f"Copied {loaded.title} to {opts['copy']}/ (rubric.toml and checks/); grade with it: "
+            f"Copied {loaded.title} to {args.copy}/ (rubric.toml and checks/); grade with it: "
             f"grade --rubric {where}\n"
         )
         return ExitStatus.OK
-    if opts["student_copy"]:
-        output = opts["output"]
+    if args.student_copy:
+        output = args.output
         text = student_copy(loaded, output.parent if output is not None else None)
         if output is None:
             sys.stdout.write(text)
         else:
             write_atomic(output, text)
         return ExitStatus.OK
-    if opts["output"] is not None:
+    if args.output is not None:
         raise UsageError("--output is for --student-copy")
-    to_terminal("rubric", loaded, use_color(opts["color"], sys.stdout))
+    to_terminal("rubric", loaded, use_color(args.color, sys.stdout))
     return ExitStatus.OK
 
 
@@ -72,12 +72,12 @@ def _complain(folder: Folder) -> int:
     return ExitStatus.NOT_GRADED if folder.unreadable else ExitStatus.OK
 
 
-def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report]) -> Pack:
+def _recorded_pack(args: Given, directory: Path, reports: list[Report]) -> Pack:
     """The pack to mark a graded folder with: --rubric when given, else the rubric the folder
     says it was graded with (its manifest), else the built-in lab's; a folder graded with
     another rubric than the one found is refused rather than marked with the wrong one."""
-    if rubric_path(opts) is not None:
-        return the_pack(opts)
+    if rubric_path(args) is not None:
+        return the_pack(args)
     recorded = manifest.read(directory)
     path = Path(recorded.rubric_path) if recorded else built_in_rubric()
     if recorded is not None and not path.is_file():
@@ -85,7 +85,7 @@ def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report])
             f"{directory} was graded with the rubric {path}, which is not there any more; "
             "give the rubric to mark with (--rubric PATH)"
         )
-    pack = the_pack({**opts, "rubric_path": path})
+    pack = the_pack(args, path)
     graded_with = {r.rubric.sha256 for r in reports} - {pack.rubric.sha256}
     if graded_with:
         raise InputError(
@@ -96,18 +96,18 @@ def _recorded_pack(opts: dict[str, Any], directory: Path, reports: list[Report])
     return pack
 
 
-def export(opts: dict[str, Any]) -> int:
+def export(args: Given) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.report.render.lms import render as render_lms
 
-    directory = _folder(opts["directory"])
+    directory = _folder(args.directory)
     folder = ReportStore(directory).read_all()
     reports = [r for r in folder.reports if r.student is not None]
     if not reports:
         _complain(folder)
         raise InputError(f"{directory}: no student reports (<student>.json) found")
     incomplete = [r for r in reports if r.status == "graded" and r.unchecked]
-    if incomplete and not opts["include_incomplete"]:
+    if incomplete and not args.include_incomplete:
         named = "; ".join(
             f"{r.student} ({', '.join(r.unchecked)}: {r.unchecked_points:g} point(s))"
             for r in incomplete[:20]
@@ -122,10 +122,10 @@ def export(opts: dict[str, Any]) -> int:
     sys.stdout.write(
         render_lms(
             reports,
-            opts["lms"],
-            id_column=opts["id_column"],
-            grade_column=opts["grade_column"],
-            feedback=opts["feedback"],
+            args.lms,
+            id_column=args.id_column,
+            grade_column=args.grade_column,
+            feedback=args.feedback,
         )
     )
     return _complain(folder)
@@ -171,17 +171,17 @@ def _shards(runs: list[tuple[Path, manifest.Manifest | None]]) -> None:
         )
 
 
-def merge(opts: dict[str, Any]) -> int:
+def merge(args: Given) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.batch import close_class
     from grader.evidence.archive import archive_path
 
-    directories = [_folder(d) for d in opts["directories"]]
+    directories = [_folder(d) for d in args.directories]
     runs = [(d, manifest.read(d)) for d in directories]
     _shards(runs)
     folders = [ReportStore(d).read_all() for d in directories]
     reports_seen = [r for f in folders for r in f.reports]
-    loaded = _recorded_pack({**opts, "color": opts["color"]}, directories[0], reports_seen).rubric
+    loaded = _recorded_pack(args, directories[0], reports_seen).rubric
     found: dict[str, tuple[Report, Path]] = {}
     for directory, folder in zip(directories, folders):
         for path, report in folder.found:
@@ -205,7 +205,7 @@ def merge(opts: dict[str, Any]) -> int:
         raise InputError(
             "no student reports (<student>.json) in " + ", ".join(map(str, directories))
         )
-    out = Path(opts["out"])
+    out = Path(args.out)
     store = ReportStore(out)
     merged = [found[s][0] for s in sorted(found)]
     for report, path in found.values():
@@ -224,7 +224,7 @@ def merge(opts: dict[str, Any]) -> int:
         kind="merge",
         made_at=now(),
     ).write(out)
-    color = use_color(opts["color"], sys.stdout)
+    color = use_color(args.color, sys.stdout)
     to_terminal("class", reports, color, rubric=loaded, directory=out, expected=len(expected))
     status = max(class_exit_status(reports), *(_complain(f) for f in folders))
     if absent:
@@ -236,39 +236,39 @@ def merge(opts: dict[str, Any]) -> int:
     return status
 
 
-def regrade(opts: dict[str, Any]) -> int:
+def regrade(args: Given) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.regrade import describe_changes, regrade_folder
     from grader.cli.progress import progress_for
 
-    directory = _folder(opts["directory"])
-    given = given_variables(opts)
-    pack = the_pack(opts) if rubric_path(opts) else None
+    directory = _folder(args.directory)
+    given = given_variables(args)
+    pack = the_pack(args) if rubric_path(args) else None
     if pack is not None:
         pack.rubric.resolve_vars(given)  # unknown names are refused before anything is read
     folder = ReportStore(directory).read_all()
     if not folder.found:
         _complain(folder)
         raise InputError(f"{directory}: no reports (<student>.json) to regrade")
-    pack = pack or _recorded_pack(opts, directory, folder.reports)
+    pack = pack or _recorded_pack(args, directory, folder.reports)
     loaded = pack.rubric
     loaded.resolve_vars(given)  # unknown names are refused before anything is written
-    password = ssh_password(opts)
+    password = ssh_password(args)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
-    target = Path(opts["out"] or directory.with_name(f"{directory.name}-regraded-{stamp}"))
+    target = Path(args.out or directory.with_name(f"{directory.name}-regraded-{stamp}"))
     if target.resolve() == directory.resolve():
         raise UsageError("--out must be another folder: the graded folder is kept as it is")
     per_student = None
-    if opts["roster"] is not None:
+    if args.roster is not None:
         # lazy: start-up (see grader/cli/__init__.py)
         from grader.classrun.roster import load_roster
         from grader.machine.execution import Target
 
         students = load_roster(
-            Path(opts["roster"]), loaded, Target(host=""), keys=False, ignore=opts["ignore_columns"]
+            Path(args.roster), loaded, Target(host=""), keys=False, ignore=args.ignore_columns
         )
         per_student = {s.student: (dict(s.vars), s.target.password) for s in students}
-    color = use_color(opts["color"], sys.stdout)
+    color = use_color(args.color, sys.stdout)
     started = time.monotonic()
     source = manifest.read(directory)
     with progress_for(len(folder.found), verb="Regrading", color=color) as progress:
@@ -315,17 +315,17 @@ def regrade(opts: dict[str, Any]) -> int:
         )
         + ".\n"
     )
-    _record_regrade(opts, directory, target, loaded)
+    _record_regrade(args, directory, target, loaded)
     return max(class_exit_status(result.reports), _complain(folder))
 
 
-def _record_regrade(opts: dict[str, Any], directory: Path, target: Path, rubric: Any) -> None:
+def _record_regrade(args: Given, directory: Path, target: Path, rubric: Any) -> None:
     """A regrade of a run a course's gradebook recorded is recorded as its regrade (the
     original is kept). The course: --course, or the one the graded folder lies in."""
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.course.config import FILE, find_course
 
-    given = opts.get("course")
+    given = args.course
     if given is None and not any((d / FILE).is_file() for d in directory.resolve().parents):
         return  # a folder of no course
     # lazy: start-up (see grader/cli/__init__.py)
@@ -333,9 +333,9 @@ def _record_regrade(opts: dict[str, Any], directory: Path, target: Path, rubric:
     from grader.course.config import load_course
 
     course = load_course(find_course(given, start=directory.resolve()))
-    url = book_url(course.folder, opts.get("db"), course.db)
+    url = book_url(course.folder, args.db, course.db)
     try:
-        book = Book(url, root=course.folder, by=opts.get("by"), create=False)
+        book = Book(url, root=course.folder, by=args.by, create=False)
     except InputError:
         return  # no book yet: nothing of this course was recorded
     try:
@@ -351,27 +351,27 @@ def _record_regrade(opts: dict[str, Any], directory: Path, target: Path, rubric:
         book.close()
 
 
-def bundle(opts: dict[str, Any]) -> int:
+def bundle(args: Given) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.selfcheck.bundle import build
     from grader.selfcheck.student_copy import student_copy
 
-    full = the_pack(opts).rubric
+    full = the_pack(args).rubric
     text = student_copy(full, full.path.parent)  # hidden items out; checks = "checks"
     copy = load_pack(load_rubric(full.path, text)).rubric
-    given = given_variables(opts)
+    given = given_variables(args)
     copy.resolve_vars(given)  # unknown names refused
-    if opts["roster"] and opts["student"]:
+    if args.roster and args.student:
         raise UsageError("--student makes one file; --roster one for each student: give one")
-    students: list[str | None] = [opts["student"]]
-    output = Path(opts["output"])
-    if opts["roster"]:
+    students: list[str | None] = [args.student]
+    output = Path(args.output)
+    if args.roster:
         # lazy: start-up (see grader/cli/__init__.py)
         from grader.classrun.roster import load_roster
         from grader.machine.execution import Target
 
         roster = load_roster(
-            Path(opts["roster"]), copy, Target(host=""), keys=False, ignore=opts["ignore_columns"]
+            Path(args.roster), copy, Target(host=""), keys=False, ignore=args.ignore_columns
         )
         students = [s.student for s in roster]
     for student in students:
@@ -383,17 +383,17 @@ def bundle(opts: dict[str, Any]) -> int:
                     f"{', '.join(missing)} cannot be derived for {student}: give what it is "
                     "derived from (--var-env NAME=ENVVAR)"
                 )
-        target = output / f"{safe_name(student or 'selfcheck')}.pyz" if opts["roster"] else output
+        target = output / f"{safe_name(student or 'selfcheck')}.pyz" if args.roster else output
         size = build(copy, text, target, student, values)
         sys.stdout.write(f"{escaped(str(target))}: {size / 1e6:.1f} MB\n")
     sys.stdout.write(
-        f"Students run it on their VM: python3 {output.name if not opts['roster'] else 'FILE'} "
+        f"Students run it on their VM: python3 {output.name if not args.roster else 'FILE'} "
         "(as root to check everything; --help says more)\n"
     )
     return ExitStatus.OK
 
 
-def labs(opts: dict[str, Any]) -> int:
+def labs(args: Given) -> int:
     packs = available()
     width = max(len(p.name) for p in packs)
     lines = [f"{p.name:<{width}}  {p.title}\n{'':<{width}}  {p.rubric}" for p in packs]
@@ -401,11 +401,11 @@ def labs(opts: dict[str, Any]) -> int:
     return ExitStatus.OK
 
 
-def show(opts: dict[str, Any]) -> int:
+def show(args: Given) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
     from grader.classrun.regrade import show as show_decision
 
-    directory = _folder(opts["directory"])
-    lines = None if opts["show_all"] else opts["lines"]
-    sys.stdout.write(show_decision(directory, opts["student"], opts["check"], lines))
+    directory = _folder(args.directory)
+    lines = None if args.show_all else args.lines
+    sys.stdout.write(show_decision(directory, args.student, args.check, lines))
     return ExitStatus.OK

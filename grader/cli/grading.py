@@ -1,4 +1,5 @@
-"""``grade --host``, ``grade --local`` and ``grade --roster``: grading itself."""
+"""``grade --host``, ``grade --local`` and ``grade --roster``: grading itself. The options become
+one request of grader.actions.grading; what it returns is printed."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grader.actions.grading import (
+    Connection,
+    HostRequest,
+    RosterRequest,
+    grade_host,
+    grade_roster,
+)
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
-from grader.cli.definition import UsageError
+from grader.cli.definition import Given, UsageError
 from grader.cli.progress import progress_for
 from grader.cli.terminal import (
     class_exit_status,
@@ -28,21 +36,18 @@ from grader.cli.terminal import (
 from grader.engine.catalog import built_in_rubric, find
 from grader.engine.pack import Pack, load_pack
 from grader.engine.rubric import Rubric, load_rubric
-from grader.engine.runner import Options, Setup, grade_host, grade_local
-from grader.evidence.manifest import Manifest, run_manifest, sha256_of
-from grader.evidence.signing import signer_for
 from grader.report.render import render
 
 
-def given_variables(opts: Mapping[str, Any]) -> dict[str, str]:
+def given_variables(args: Given) -> dict[str, str]:
     """The rubric variables of --var NAME=VALUE and --var-env NAME=ENVVAR."""
     found: dict[str, str] = {}
-    for value in opts["variables"]:
+    for value in args.variables or []:
         name, sep, content = value.partition("=")
         if not sep or not name:
             raise UsageError(f"--var: expected NAME=VALUE, got {value!r}")
         found[name] = content
-    for value in opts["var_env"]:
+    for value in args.var_env or []:
         name, sep, variable = value.partition("=")
         if not sep or not name or not variable:
             raise UsageError(f"--var-env: expected NAME=ENVVAR, got {value!r}")
@@ -52,16 +57,16 @@ def given_variables(opts: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def ssh_password(opts: Mapping[str, Any]) -> str | None:
-    if opts.get("ask_password"):
-        if opts["password_env"]:
+def ssh_password(args: Given) -> str | None:
+    if args.ask_password:
+        if args.password_env:
             raise UsageError("--ask-password and --password-env both give the password: one")
         if not sys.stdin.isatty():
             raise UsageError("--ask-password needs a terminal to ask on (or use --password-env)")
 
-        who = f"{opts['user']}@{opts['host']}" if opts.get("host") else "the VMs"
+        who = f"{args.user}@{args.host}" if args.host else "the VMs"
         return getpass.getpass(f"SSH password for {who}: ") or None
-    name = opts["password_env"]
+    name = args.password_env
     if name is None:
         return None
     password = os.environ.get(name)
@@ -70,10 +75,10 @@ def ssh_password(opts: Mapping[str, Any]) -> str | None:
     return password
 
 
-def _asked(rubric: Rubric, given: Mapping[str, str], opts: Mapping[str, Any]) -> dict[str, str]:
+def _asked(rubric: Rubric, given: Mapping[str, str], args: Given) -> dict[str, str]:
     """A student at a terminal is asked for the secret variables not given (a lab user's password):
     Enter skips, and the checks that need one say so, not counted as lost marks."""
-    view = opts["student_view"] if opts["student_view"] is not None else opts["local"]
+    view = args.student_view if args.student_view is not None else args.local
     if not (view and sys.stdin.isatty() and sys.stderr.isatty()):
         return {}
 
@@ -88,9 +93,9 @@ def _asked(rubric: Rubric, given: Mapping[str, str], opts: Mapping[str, Any]) ->
     return found
 
 
-def known_hosts_file(opts: Mapping[str, Any]) -> Path:
-    if opts["known_hosts"] is not None:
-        return Path(opts["known_hosts"])
+def known_hosts_file(args: Given) -> Path:
+    if args.known_hosts is not None:
+        return Path(args.known_hosts)
     if os.environ.get("GRADER_KNOWN_HOSTS"):
         return Path(os.environ["GRADER_KNOWN_HOSTS"])
 
@@ -99,9 +104,9 @@ def known_hosts_file(opts: Mapping[str, Any]) -> Path:
     return platformdirs.user_config_path("lab-grader") / "known_hosts"
 
 
-def cache_dir(opts: Mapping[str, Any]) -> Path:
-    if opts["cache_dir"] is not None:
-        return Path(opts["cache_dir"])
+def cache_dir(args: Given) -> Path:
+    if args.cache_dir is not None:
+        return Path(args.cache_dir)
     if os.environ.get("GRADER_CACHE_DIR"):
         return Path(os.environ["GRADER_CACHE_DIR"])
 
@@ -110,156 +115,110 @@ def cache_dir(opts: Mapping[str, Any]) -> Path:
     return platformdirs.user_cache_path("lab-grader")
 
 
-def rubric_path(opts: Mapping[str, Any]) -> Path | None:
+def rubric_path(args: Given) -> Path | None:
     """The rubric --lab NAME or --rubric PATH names; None when neither is given."""
-    if opts.get("lab") and opts.get("rubric_path"):
+    if args.lab and args.rubric_path:
         raise UsageError("--lab and --rubric name the lab twice: give one of them")
-    if opts.get("lab"):
-        return find(opts["lab"])
-    return Path(opts["rubric_path"]) if opts.get("rubric_path") else None
-
-
-def the_rubric(opts: Mapping[str, Any]) -> Rubric:
-    return load_rubric(rubric_path(opts) or built_in_rubric())
+    if args.lab:
+        return find(args.lab)
+    return Path(args.rubric_path) if args.rubric_path else None
 
 
 #: The lab a self-check bundle was made with (grader.cli.selfcheck): it grades with no other
 EMBEDDED: Pack | None = None
 
 
-def the_pack(opts: Mapping[str, Any]) -> Pack:
-    """The lab to grade with: its rubric, and its checks bound to it both ways."""
+def the_pack(args: Given, rubric: Path | None = None) -> Pack:
+    """The lab to grade with (``rubric``, else --lab or --rubric, else the built-in lab): its
+    rubric, and its checks bound to it both ways."""
     if EMBEDDED is not None:
-        if opts.get("lab") or opts.get("rubric_path"):
+        if args.lab or args.rubric_path:
             raise UsageError(
                 "this self-check grades with the lab it was made for: --lab and --rubric do "
                 "not apply"
             )
         return EMBEDDED
 
-    return load_pack(the_rubric(opts))
+    if rubric is not None and args.lab:
+        raise UsageError("--lab and --rubric name the lab twice: give one of them")
+    return load_pack(load_rubric(rubric or rubric_path(args) or built_in_rubric()))
 
 
-def grade(opts: dict[str, Any]) -> int:
-    host, roster, local = opts["host"], opts["roster"], opts["local"]
+def connection_of(args: Given) -> Connection:
+    """How the VMs are reached: the connecting, time-limit and speed options (the password
+    read from the environment or asked for; --accept-changed-host-key without a host: --host)."""
+    accept = set(args.accept_changed or [])
+    if "" in accept:
+        if not args.host:
+            raise UsageError(
+                "--accept-changed-host-key: name the host(s) whose new key you accept "
+                "(--accept-changed-host-key HOST, repeatable)"
+            )
+        accept = (accept - {""}) | {args.host}
+    return Connection(
+        port=args.port,
+        user=args.user,
+        sudo=bool(args.sudo),
+        identity=args.identity,
+        password=ssh_password(args),
+        known_hosts=None if args.local else known_hosts_file(args),
+        accept_changed=frozenset(accept),
+        connect_timeout=args.connect_timeout,
+        command_timeout=args.command_timeout,
+        reply_timeout=args.reply_timeout,
+        host_timeout=args.host_timeout,
+        plans=None if args.no_prefetch or args.local else cache_dir(args),
+        workers=args.workers,
+    )
+
+
+def grade(args: Given) -> int:
+    host, roster, local = args.host, args.roster, args.local
     chosen = [name for name, value in (("--host", host), ("--roster", roster), ("--local", local))
               if value]  # fmt: skip
     if len(chosen) != 1:
         if len(chosen) > 1:
             raise UsageError(f"{' and '.join(chosen)} cannot be combined: give one of them")
         raise UsageError("give one of --host HOST, --roster CSV or --local (see grade --help)")
-    if not roster and (opts["resume"] or opts["shard"]):
+    if not roster and (args.resume or args.shard):
         raise UsageError("--resume and --shard are for a --roster run")
-    if roster and opts["student_view"]:
+    if roster and args.student_view:
         raise UsageError("--student-view is for --host and --local")
-    if local and (
-        opts["password_env"] or opts["identity"] or opts["accept_changed"] or opts["sudo"]
-    ):
+    if local and (args.password_env or args.identity or args.accept_changed or args.sudo):
         raise UsageError("--local grades this machine without SSH: SSH options do not apply")
 
-    given = given_variables(opts)
-    pack = the_pack(opts)
-    if opts["only"]:
+    given = given_variables(args)
+    pack = the_pack(args)
+    if args.only:
         if roster:
             raise UsageError("--only is for --host and --local: a class is graded in full")
-        pack = _only(pack, opts["only"])
+        pack = _only(pack, args.only)
     rubric = pack.rubric
-    if roster and opts["student"]:
+    if roster and args.student:
         raise UsageError("--student is for --host and --local: a roster names its students")
-    if not roster:
-        given = {**given, **_asked(rubric, given, opts)}
-    resolved = rubric.resolve_vars(given, student=opts["student"])
-    setup = connection_setup(opts, rubric)
-    options, target, plan = setup.options, setup.target, setup.plan
-    color = use_color(opts["color"], sys.stdout)
+    color = use_color(args.color, sys.stdout)
     if roster:
-        return _grade_class(Path(roster), pack, given, setup, opts, color)
-
-    if local:
-        grading = grade_local(pack, resolved, options, student=opts["student"])
-    else:
-        grading = grade_host(target, pack, resolved, options, student=opts["student"], plan=plan)
-        if plan is not None:
-            plan.save()
-    report = grading.report
-    since = None
-    if opts["student_view"] if opts["student_view"] is not None else local:
-        # lazy: start-up (see grader/cli/__init__.py)
-        from grader.report.views import student_view
-        from grader.selfcheck.last_run import History
-
-        report = student_view(report, rubric)
-        if report.status == "graded":  # a student's self-check: compared with their last
-            history = History(report)
-            since = history.compare(report)
-            history.keep(report)
-    if opts["out"] is not None:
-        # lazy: start-up (see grader/cli/__init__.py)
-        from grader.report.store import ReportStore
-
-        store = ReportStore(Path(opts["out"]), signer=signer_for(Path(opts["out"])))
-        store.save(report, grading.archive)
-        _manifest(rubric, "local" if local else "host").write(store.directory)
-        if opts["fmt"] in ("html", "md"):
-            path = store.report_path(report).with_suffix(f".{opts['fmt']}")
-            write_atomic(path, render(opts["fmt"], report))
-    if opts["fmt"] == "text":
-        changed = since.lines() if since is not None else []
+        return _grade_class(Path(roster), pack, given, args, color)
+    given = {**given, **_asked(rubric, given, args)}
+    view = args.student_view if args.student_view is not None else bool(local)
+    request = HostRequest(
+        pack, connection_of(args), host=host or "", local=bool(local), variables=given,
+        student=args.student, student_view=view,
+        out=Path(args.out) if args.out is not None else None,
+    )  # fmt: skip
+    graded = grade_host(request)
+    report = graded.report
+    if graded.written is not None and args.fmt in ("html", "md"):
+        write_atomic(graded.written.with_suffix(f".{args.fmt}"), render(args.fmt, report))
+    if args.fmt == "text":
         to_terminal(
-            "text", report, color, brief=opts["brief"], since=changed, only=opts["only"],
-            evidence=opts["evidence"],
+            "text", report, color, brief=args.brief, since=graded.since, only=args.only,
+            evidence=args.evidence,
         )  # fmt: skip
     else:
-        sys.stdout.write(render(opts["fmt"], report))
+        sys.stdout.write(render(args.fmt, report))
         sys.stdout.flush()
     return exit_status(report)
-
-
-def connection_setup(opts: Mapping[str, Any], rubric: Rubric) -> Setup:
-    # lazy: start-up (see grader/cli/__init__.py)
-    from grader.machine.execution import Target
-
-    host, local = opts["host"], opts["local"]
-    password = ssh_password(opts)
-    known_hosts = None
-    if not local:
-        # lazy: start-up (see grader/cli/__init__.py)
-        from grader.machine.ssh import KnownHosts, load_identity
-
-        if opts["identity"] is not None:
-            load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
-    accept = set(opts["accept_changed"])
-    if "" in accept:
-        if not host:
-            raise UsageError(
-                "--accept-changed-host-key: name the host(s) whose new key you accept "
-                "(--accept-changed-host-key HOST, repeatable)"
-            )
-        accept = (accept - {""}) | {host}
-    if not local:
-        known_hosts = KnownHosts(known_hosts_file(opts), frozenset(accept))
-    options = Options(
-        known_hosts=known_hosts,
-        connect_timeout=opts["connect_timeout"],
-        command_timeout=opts["command_timeout"],
-        reply_timeout=opts["reply_timeout"],
-        host_timeout=opts["host_timeout"],
-    )
-    target = Target(
-        host=host or "",
-        port=opts["port"],
-        user=opts["user"],
-        identity=opts["identity"],
-        password=password,
-        sudo=opts["sudo"],
-    )
-    plan = None
-    if not opts["no_prefetch"] and not local:  # a local command is no round trip to save
-        # lazy: start-up (see grader/cli/__init__.py)
-        from grader.machine.prefetch import Plan
-
-        plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
-    return Setup(options, target, plan, opts["workers"])
 
 
 def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
@@ -279,10 +238,6 @@ def _only(pack: Pack, wanted: Sequence[str]) -> Pack:
             todo += known[name].depends
     items = tuple(item for item in rubric.items if item.id in keep)
     return dataclasses.replace(pack, rubric=dataclasses.replace(rubric, items=items))
-
-
-def _manifest(rubric: Rubric, kind: str, **fields: Any) -> Manifest:
-    return run_manifest(rubric, kind, **fields)
 
 
 def warn_shared_passwords(students: Sequence[Any]) -> None:
@@ -305,47 +260,31 @@ def warn_shared_passwords(students: Sequence[Any]) -> None:
 
 
 def _grade_class(
-    roster: Path,
-    pack: Pack,
-    given: Mapping[str, str],
-    setup: Setup,
-    opts: Mapping[str, Any],
-    color: bool,
+    roster: Path, pack: Pack, given: Mapping[str, str], args: Given, color: bool
 ) -> int:
     # lazy: start-up (see grader/cli/__init__.py)
-    from grader.classrun.roster import load_roster, parse_shard, shard
-    from grader.classrun.run import run_class
+    from grader.classrun.roster import parse_shard
 
     rubric = pack.rubric
-    if opts["fmt"] != "text":
+    if args.fmt != "text":
         raise UsageError(
             "--format is for --host and --local; a roster run writes every format to its "
             "folder (--out)"
         )
-    if opts["resume"] and opts["out"] is None:
+    if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR: the folder of the run to resume")
-    students = load_roster(roster, rubric, setup.target, ignore=opts["ignore_columns"])
-    part = parse_shard(opts["shard"]) if opts["shard"] else None
-    if part is not None:
-        students = shard(students, *part)
-    warn_shared_passwords(students)
+    part = parse_shard(args.shard) if args.shard else None
     slug = re.sub(r"[^a-z0-9]+", "-", rubric.title.lower()).strip("-")[:40] or "lab"
-    directory = opts["out"] or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
+    directory = args.out or Path("reports") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}"
+    request = RosterRequest(
+        pack, roster, Path(directory), connection_of(args), given, part, bool(args.resume),
+        tuple(args.ignore_columns or ()),
+    )  # fmt: skip
     with sigterm_interrupts():
-        done = run_class(
-            students,
-            pack,
-            given,
-            setup.options,
-            Path(directory),
-            roster_sha256=sha256_of(roster),
-            shard=part,
-            workers=setup.workers,
-            plan=setup.plan,
-            watch=lambda count: progress_for(count, color=color),
-            resume=opts["resume"],
-            signer=signer_for(Path(directory)),  # a folder inside a course: signed with its key
-        )
+        done = grade_roster(
+            request, watch=lambda count: progress_for(count, color=color),
+            on_students=warn_shared_passwords,
+        )  # fmt: skip
     return class_ending(done, rubric, color)
 
 

@@ -37,6 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.base.errors import CommandTimeout, ExitStatus, HostError, InputError
+from grader.cli.definition import Given
 from grader.cli.grading import known_hosts_file, ssh_password
 from grader.engine.catalog import built_in_rubric, find
 from grader.engine.rubric import load_rubric
@@ -68,11 +69,11 @@ class PackScenarios:
         return Fleet(self.scenarios, self.grading_vars)
 
 
-def pack_scenarios(opts: Mapping[str, Any], live: bool = False) -> PackScenarios:
+def pack_scenarios(args: Given, live: bool = False) -> PackScenarios:
     """The scenarios of the pack --lab/--rubric names: ``scenarios.py`` or ``scenarios/``
     beside its rubric.toml. ``live``: a pack without one will do (a live proof takes only
     its own mutants from it, if it has one)."""
-    rubric = Path(opts.get("rubric_path") or (find(opts["lab"]) if opts.get("lab") else None)
+    rubric = Path(args.rubric_path or (find(args.lab) if args.lab else None)
                   or built_in_rubric()).resolve()  # fmt: skip
     folder = rubric.parent
     package = folder / "scenarios" / "__init__.py"
@@ -297,46 +298,46 @@ def grade_class(console: Console, pack: PackScenarios, count: int, out: Path) ->
     return ExitStatus.NOT_ALL_PASSED if wrong else ExitStatus.OK
 
 
-def sim(opts: dict[str, Any]) -> int:
+def sim(args: Given) -> int:
     console = Console()
-    if opts["action"] == "down":
+    if args.action == "down":
         count = Fleet.take_down(STATE)
         console.print(f"Removed {count} simulated VM(s) and the simulator's bridge.")
         return ExitStatus.OK
-    pack = pack_scenarios(opts)
+    pack = pack_scenarios(args)
     if not _ready(console, pack):
         return ExitStatus.BAD_INPUT
-    if opts["action"] == "class":
-        counts = [n for n in opts.get("scenarios", []) if n.isdigit()]
-        return grade_class(console, pack, int(counts[0]) if counts else 30, _out(opts, "class"))
-    names = _chosen(pack, opts.get("scenarios", []))
-    if opts["action"] == "up":
+    if args.action == "class":
+        counts = [n for n in (args.scenarios or []) if n.isdigit()]
+        return grade_class(console, pack, int(counts[0]) if counts else 30, _out(args, "class"))
+    names = _chosen(pack, (args.scenarios or []))
+    if args.action == "up":
         return up(console, pack, names)
-    return demo(console, pack, names, opts.get("show"), _out(opts, "demo"))
+    return demo(console, pack, names, args.show, _out(args, "demo"))
 
 
-def _out(opts: Mapping[str, Any], what: str) -> Path:
-    return Path(opts.get("out") or Path("reports") / f"{what}-{datetime.now():%Y%m%d-%H%M%S}")
+def _out(args: Given, what: str) -> Path:
+    return Path(args.out or Path("reports") / f"{what}-{datetime.now():%Y%m%d-%H%M%S}")
 
 
-def prove_command(opts: dict[str, Any]) -> int:
+def prove_command(args: Given) -> int:
     console = Console()
-    if opts.get("host"):  # live: a VM of the instructor's own, over SSH; no simulator
-        if not opts.get("mutants"):
+    if args.host:  # live: a VM of the instructor's own, over SSH; no simulator
+        if not args.mutants:
             raise InputError("--host applies to grade prove --mutants (live mode)")
-        pack = pack_scenarios(opts, live=True)
+        pack = pack_scenarios(args, live=True)
     else:
-        pack = pack_scenarios(opts)
+        pack = pack_scenarios(args)
         if not _ready(console, pack):
             return ExitStatus.BAD_INPUT
-    if opts.get("mutants"):
-        only = [c.strip() for each in opts.get("only", []) for c in each.split(",") if c.strip()]
-        live = opts if opts.get("host") else None
-        return prove_mutants(console, pack, opts.get("fmt") == "json", only,
-                             opts.get("max_mutants"), live)  # fmt: skip
-    if opts.get("only") or opts.get("max_mutants"):
+    if args.mutants:
+        only = [c.strip() for each in (args.only or []) for c in each.split(",") if c.strip()]
+        live = args if args.host else None
+        return prove_mutants(console, pack, args.fmt == "json", only,
+                             args.max_mutants, live)  # fmt: skip
+    if args.only or args.max_mutants:
         raise InputError("--only and --max apply to grade prove --mutants")
-    return prove(console, pack, opts.get("fmt") == "json")
+    return prove(console, pack, args.fmt == "json")
 
 
 #: VMs of the reference that take the mutants with an undo, one after another
@@ -406,31 +407,31 @@ _PASSWORD_VAR = "GRADER_PROVE_PASSWORD"
 
 
 @contextmanager
-def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place]:
+def _live_place(args: Given, pack: PackScenarios) -> Iterator[_Place]:
     """The VM of ``--host``: one SSH session for the mutants' scripts, ``grade --host`` with
     the same connection options for each grading."""
-    host = str(opts["host"])
-    password = ssh_password(opts)
-    if opts["identity"] is not None:
-        load_identity(opts["identity"])  # an unusable key file is bad input, refused at once
-    accept = frozenset(name or host for name in opts["accept_changed"])
-    known_hosts = KnownHosts(known_hosts_file(opts), accept)
-    target = Target(host, opts["port"], opts["user"], opts["identity"], password, opts["sudo"])
-    session = connect(target, known_hosts, opts["connect_timeout"])
+    host = str(args.host)
+    password = ssh_password(args)
+    if args.identity is not None:
+        load_identity(args.identity)  # an unusable key file is bad input, refused at once
+    accept = frozenset(name or host for name in args.accept_changed)
+    known_hosts = KnownHosts(known_hosts_file(args), accept)
+    target = Target(host, args.port, args.user, args.identity, password, args.sudo)
+    session = connect(target, known_hosts, args.connect_timeout)
     env = {**os.environ, **({_PASSWORD_VAR: password} if password else {})}
-    args = [
-        "--host", host, "--rubric", str(pack.rubric), "--port", str(opts["port"]),
-        "--user", str(opts["user"]), "--known-hosts", str(known_hosts_file(opts)),
-        "--connect-timeout", str(opts["connect_timeout"]),
-        "--command-timeout", str(opts["command_timeout"]),
-        "--reply-timeout", str(opts["reply_timeout"]),
-        "--host-timeout", str(opts["host_timeout"]),
-        *(["--sudo"] if opts["sudo"] else []),
-        *(["--identity", str(opts["identity"])] if opts["identity"] else []),
+    argv = [
+        "--host", host, "--rubric", str(pack.rubric), "--port", str(args.port),
+        "--user", str(args.user), "--known-hosts", str(known_hosts_file(args)),
+        "--connect-timeout", str(args.connect_timeout),
+        "--command-timeout", str(args.command_timeout),
+        "--reply-timeout", str(args.reply_timeout),
+        "--host-timeout", str(args.host_timeout),
+        *(["--sudo"] if args.sudo else []),
+        *(["--identity", str(args.identity)] if args.identity else []),
         *(["--password-env", _PASSWORD_VAR] if password else []),
-        *(["--student", str(opts["student"])] if opts.get("student") else []),
-        *[a for value in opts["variables"] for a in ("--var", value)],
-        *[a for value in opts["var_env"] for a in ("--var-env", value)],
+        *(["--student", str(args.student)] if args.student else []),
+        *[a for value in args.variables for a in ("--var", value)],
+        *[a for value in args.var_env for a in ("--var-env", value)],
         "--format", "json",
     ]  # fmt: skip
 
@@ -449,7 +450,7 @@ def _live_place(opts: Mapping[str, Any], pack: PackScenarios) -> Iterator[_Place
 
     def grade(only: Sequence[str]) -> dict[str, Any] | None:
         run = subprocess.run(
-            [*GRADE, *args, *[a for check in only for a in ("--only", check)]],
+            [*GRADE, *argv, *[a for check in only for a in ("--only", check)]],
             capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
         report, why = _graded(run)
@@ -524,7 +525,7 @@ def prove_mutants(
     as_json: bool,
     only: Sequence[str],
     limit: int | None,
-    live: Mapping[str, Any] | None = None,
+    live: Given | None = None,
 ) -> int:
     """Grade the reference (a scenario booted, or with ``live`` the options of a VM done
     right), derive its mutants from what its checks read, grade each, and say which checks no
@@ -550,16 +551,16 @@ def prove_mutants(
     try:
         with ExitStack() as stack:
             if live:
-                what = f"{live['host']} (live: the lab done right)"
+                what = f"{live.host} (live: the lab done right)"
                 _tell(
                     say,
-                    f"Live proof on {live['host']}: each mutant is applied there over SSH and "
+                    f"Live proof on {live.host}: each mutant is applied there over SSH and "
                     "undone. Only ever a throwaway VM of your own, never a student's.",
                 )
                 try:
                     pool.append(stack.enter_context(_live_place(live, pack)))
                 except HostError as e:
-                    _tell(say, f"{live['host']} could not be reached: {e}")
+                    _tell(say, f"{live.host} could not be reached: {e}")
                     return ExitStatus.NOT_GRADED
             else:
                 what = f"The reference scenario {pack.reference!r}"
@@ -608,7 +609,7 @@ def prove_mutants(
             mutants = [m for m in chosen if m.id not in kept_back]
             _tell(
                 say,
-                f"Reference {'on ' + str(live['host']) if live else pack.reference}: full marks "
+                f"Reference {'on ' + str(live.host) if live else pack.reference}: full marks "
                 f"({first['score']:g}). {len(made)} mutant(s) of what its checks read"
                 + (f", {len(chosen)} taken (--max)" if len(chosen) < len(made) else "")
                 + (f", {len(kept_back)} not applied" if kept_back else "")
@@ -743,7 +744,7 @@ def prove_mutants(
     if as_json:
         shown = {
             "rubric": str(pack.rubric),
-            "reference": f"live:{live['host']}" if live else pack.reference,
+            "reference": f"live:{live.host}" if live else pack.reference,
             "mutants": [
                 {
                     "id": m.id,
@@ -766,7 +767,7 @@ def prove_mutants(
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
         table = Table(
-            title=f"Mutants of {'the VM at ' + str(live['host']) if live else pack.reference}: "
+            title=f"Mutants of {'the VM at ' + str(live.host) if live else pack.reference}: "
             "which made each check fail",
             header_style="bold",
         )
