@@ -47,12 +47,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from grader.base.results import is_lost
+from grader.engine.scoring import (
+    OVERRIDDEN_DEPENDENCY,
+    CheckOverride,
+    ItemSpec,
+    OnRecord,
+    earned,
+    settle,
+)
+from grader.engine.scoring import Settled as Outcome
 
 POLICIES = ("last_before_due", "best", "last")
 DAY = timedelta(days=1)
-#: The kind of "not checked" the book gives a check whose dependency an override passed
-OVERRIDDEN_DEPENDENCY = "dependency_overridden"
 
 
 @dataclass(frozen=True)
@@ -77,36 +83,6 @@ class Graded:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One check's outcome as the book keeps it."""
-
-    id: str
-    status: str  # pass | fail | error | skipped
-    points: float
-    max_points: float
-    error_kind: str | None = None
-    cause: str | None = None
-    message: str = ""
-
-    @property
-    def lost(self) -> bool:
-        return is_lost(self.status, self.error_kind)
-
-    @property
-    def checked(self) -> bool:
-        return self.status == "pass" or self.lost
-
-
-@dataclass(frozen=True)
-class ItemSpec:
-    """What scoring needs of a rubric item."""
-
-    id: str
-    points: float
-    depends: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Grading:
     """One student's grading of a lab, as its latest regrade has it (a regrade keeps the time
     the VM was seen)."""
@@ -122,15 +98,6 @@ class Grading:
     report_path: str = ""
     batch: str | None = None  # the class grading its run was a shard of (None: a run alone)
     kind: str = "run"  # the run's kind: run | due | import (a regrade keeps its original's)
-
-
-@dataclass(frozen=True)
-class CheckOverride:
-    check: str
-    value: float
-    by: str
-    reason: str
-    max_points: float | None = None  # the check's points when the override was made
 
 
 @dataclass(frozen=True)
@@ -157,55 +124,13 @@ class Scored:
 
 
 def score_grading(grading: Grading, overrides: Mapping[str, CheckOverride] = {}) -> Scored:
-    """The grading's outcomes with the check overrides in force, scored through its rubric's
-    dependencies (in the rubric's order: every item after the items it depends on)."""
-    stored = {o.id: o for o in grading.outcomes}
-    items = grading.items
+    """The grading's outcomes settled again with the check overrides in force, through its
+    rubric's dependencies (grader.engine.scoring.settle, as the runner settled them)."""
+    items: Sequence[ItemSpec] | None = grading.items
     if items is None:  # recorded before the book kept rubrics: as stored, no dependencies
         items = tuple(ItemSpec(o.id, o.max_points) for o in grading.outcomes)
-    counted: dict[str, Outcome] = {}
-    for item in items:
-        seen = stored.get(item.id)
-        if item.id in overrides:
-            value = overrides[item.id].value
-            counted[item.id] = Outcome(
-                item.id, "pass" if value > 0 else "fail", value, item.points, None, None,
-                f"set by {overrides[item.id].by}: {overrides[item.id].reason}",
-            )  # fmt: skip
-            continue
-        if seen is None:  # an item this grading's rubric has and its report lacks
-            counted[item.id] = Outcome(item.id, "error", 0.0, item.points, "not_recorded",
-                                       None, "not in the recorded grading")  # fmt: skip
-            continue
-        blocked = [d for d in item.depends if d in counted and counted[d].status != "pass"]
-        if blocked:
-            lost = [d for d in blocked if counted[d].lost]
-            if seen.status == "skipped" and seen.error_kind in ("dependency", None):
-                outcome = seen if lost else _not_checked(seen, "dependency_not_checked")
-            elif lost:  # it ran, but an override failed what it depends on
-                outcome = Outcome(
-                    item.id, "skipped", 0.0, item.points, "dependency", lost[0],
-                    f"not checked: {', '.join(blocked)} must pass first",
-                )  # fmt: skip
-            else:
-                outcome = _not_checked(seen, "dependency_not_checked")
-        elif seen.status == "skipped" and seen.error_kind in ("dependency", None) and item.depends:
-            # skipped for a dependency that an override passed: its own verdict is not on record
-            outcome = dataclasses.replace(
-                _not_checked(seen, OVERRIDDEN_DEPENDENCY),
-                message="not checked: an override passed what it depends on, and its own "
-                "verdict was not recorded (override it too, or grade again)",
-            )
-        else:
-            outcome = seen
-        points = item.points if outcome.status == "pass" else 0.0
-        counted[item.id] = dataclasses.replace(outcome, points=points, max_points=item.points)
-    ordered = tuple(counted[i.id] for i in items)
-    return Scored(ordered, sum(o.points for o in ordered))
-
-
-def _not_checked(outcome: Outcome, kind: str) -> Outcome:
-    return dataclasses.replace(outcome, status="skipped", points=0.0, error_kind=kind)
+    counted = settle(items, {o.id: OnRecord(o.outcome) for o in grading.outcomes}, overrides)
+    return Scored(counted, sum(o.points for o in counted))
 
 
 @dataclass(frozen=True)
@@ -324,7 +249,7 @@ def mark_of(
                 )  # fmt: skip
                 worth = outcome.max_points
                 outcomes[n] = (
-                    dataclasses.replace(found, points=worth if found.status == "pass" else 0.0,
+                    dataclasses.replace(found, points=earned(worth, found.status),
                                         max_points=worth)
                     if fill.taken
                     else dataclasses.replace(
