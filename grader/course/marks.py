@@ -3,12 +3,13 @@ with, the overrides in force and the course's policy. The book (grader.course.bo
 was observed; everything here computes from it, so ``book show``, the course page, the exports
 and ``book explain`` cannot disagree.
 
-**A grading's score** is computed from its stored outcomes through its rubric's scoring: an
-item earns its points when its check passed. A check override (a TA's points for one check)
-replaces that check's verdict (pass when it gives points, fail when it gives none) and is
-followed through ``depends`` like a live result: a check whose dependency an override failed is
-lost with it; a check that was skipped because its dependency failed, when an override now
-passes that dependency, has no verdict of its own on record: it is not checked.
+**A grading's score** is computed from its stored outcomes through its rubric's scoring (the one
+rule the runner scored it with, grader.engine.scoring.settle): an item earns its points when its
+check passed. A check override (a TA's points for one check) replaces that check's verdict (pass
+when it gives points, fail when it gives none) and is followed through ``depends`` like a live
+result: a check whose dependency an override failed is lost with it; a check that was skipped
+because its dependency failed, when an override now passes that dependency, has no verdict of
+its own on record: it is not checked.
 
 **Not checked is never lost.** A check that could not be checked (the grader's error, a
 variable not given, a dependency not checked) earns nothing and costs nothing: the grading is
@@ -52,10 +53,10 @@ from grader.engine.scoring import (
     CheckOverride,
     ItemSpec,
     OnRecord,
+    Settled,
     earned,
     settle,
 )
-from grader.engine.scoring import Settled as Outcome
 
 POLICIES = ("last_before_due", "best", "last")
 DAY = timedelta(days=1)
@@ -83,15 +84,16 @@ class Graded:
 
 
 @dataclass(frozen=True)
-class Grading:
-    """One student's grading of a lab, as its latest regrade has it (a regrade keeps the time
-    the VM was seen)."""
+class Recorded:
+    """One student's grading of a lab as the book keeps it, as its latest regrade has it (a
+    regrade keeps the time the VM was seen). What grading a host gives (its report and evidence
+    archive) is grader.engine.runner.Grading."""
 
     run: int  # the original run: a regrade is the same grading, marked again
     at: datetime  # when the VM was seen
     status: str  # graded | unreachable | error
     max_score: float
-    outcomes: tuple[Outcome, ...] = ()
+    outcomes: tuple[Settled, ...] = ()
     items: tuple[ItemSpec, ...] | None = None  # its rubric's, when the book knows them
     rubric_sha256: str | None = None
     version: int = 0  # the run whose report this is (a regrade's run, or the run itself)
@@ -115,7 +117,7 @@ class Scored:
     """A grading scored: each check's outcome as it counts (overrides applied, followed
     through depends), and the points."""
 
-    outcomes: tuple[Outcome, ...]
+    outcomes: tuple[Settled, ...]
     score: float
 
     @property
@@ -123,7 +125,7 @@ class Scored:
         return tuple(o.id for o in self.outcomes if not o.checked)
 
 
-def score_grading(grading: Grading, overrides: Mapping[str, CheckOverride] = {}) -> Scored:
+def score_grading(grading: Recorded, overrides: Mapping[str, CheckOverride] = {}) -> Scored:
     """The grading's outcomes settled again with the check overrides in force, through its
     rubric's dependencies (grader.engine.scoring.settle, as the runner settled them)."""
     items: Sequence[ItemSpec] | None = grading.items
@@ -161,8 +163,8 @@ class Mark:
     reason: str  # why there is no mark, or how it was chosen
     incomplete: tuple[str, ...] = ()  # checks of the counting grading still not checked
     filled: tuple[Filled, ...] = ()  # checks taken from a later grading
-    outcomes: tuple[Outcome, ...] = ()  # each check as it counts
-    grading: Grading | None = None  # the one that counts
+    outcomes: tuple[Settled, ...] = ()  # each check as it counts
+    grading: Recorded | None = None  # the one that counts
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. an override on old points
 
 
@@ -208,7 +210,7 @@ def decide(gradings: Sequence[Graded], due: datetime, late: Late, policy: str) -
 
 
 def mark_of(
-    gradings: Sequence[Grading],
+    gradings: Sequence[Recorded],
     due: datetime,
     late: Late,
     policy: str,

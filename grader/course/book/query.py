@@ -31,11 +31,11 @@ from grader.course.book.store import Store
 from grader.course.marks import (
     Accepted,
     CheckOverride,
-    Grading,
     ItemSpec,
     Late,
     Mark,
-    Outcome,
+    Recorded,
+    Settled,
     mark_of,
 )
 from grader.engine.identity import Sighting
@@ -76,7 +76,7 @@ class Explained:
     decided: Mark
     due: datetime
     overrides: list[dict[str, Any]]
-    gradings: list[Grading]
+    gradings: list[Recorded]
 
 
 class Book(Store):
@@ -147,7 +147,7 @@ class Book(Store):
 
     # -- what a mark is decided from ---------------------------------------------------------
 
-    def gradings(self, student: str, lab: str) -> list[Grading]:
+    def gradings(self, student: str, lab: str) -> list[Recorded]:
         """Each run's grading of the student, as its latest regrade has it (a regrade keeps
         the time the VM was seen); dropped runs left out."""
         items = self.rubric_items(lab)
@@ -176,11 +176,11 @@ class Book(Store):
                     )
                 )
             }
-            found: dict[int, list[Outcome]] = {}
+            found: dict[int, list[Settled]] = {}
             if ids:
                 for c in connection.execute(sa.select(checks).where(checks.c.report_id.in_(ids))):
                     found.setdefault(c.report_id, []).append(
-                        Outcome(
+                        Settled(
                             c.check_id,
                             c.status,
                             c.points,
@@ -198,7 +198,7 @@ class Book(Store):
             if spec is not None:
                 order = {i.id: n for n, i in enumerate(spec)}
                 outcomes.sort(key=lambda o: order.get(o.id, len(order)))
-            grading = Grading(
+            grading = Recorded(
                 original, parse_utc(row.graded_at), row.status, row.max_score,
                 tuple(outcomes), spec, sha, row.run, row.report_path, originals[original].batch,
                 originals[original].kind,
