@@ -15,15 +15,15 @@ from grader.course.marks import (
     Accepted,
     CheckOverride,
     Graded,
-    Grading,
     ItemSpec,
     Late,
-    Outcome,
     days_late,
     decide,
     mark_of,
     score_grading,
 )
+from grader.course.marks import Recorded as Grading
+from grader.engine.scoring import Settled as Outcome
 
 DUE = datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc)
 LATE = Late(per_day=0.10, max=0.50, grace_minutes=15)

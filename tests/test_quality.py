@@ -132,3 +132,9 @@ def test_the_grader_names_no_lab():
         if lab_words.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+def test_mypy_strict_where_the_house_is_kept_strict():
+    """The one scoring rule is typed strictly (the actions join it when they come)."""
+    result = run("mypy", "--strict", "grader/engine/scoring.py")
+    assert result.returncode == 0, result.stdout

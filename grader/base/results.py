@@ -1,7 +1,8 @@
 """Results as small frozen dataclasses that render to the JSON report as they are.
 
-A check's ``Outcome`` knows nothing about points; ``scoring.score`` turns outcomes and the
-rubric into ``CheckResult``s; a ``Report`` is one host's grading, or the reason it was not graded.
+A check's ``Outcome`` knows nothing about points; ``scoring.settle`` settles outcomes through
+the rubric's dependencies and the overrides, ``scoring.score`` turns them and the rubric into
+``CheckResult``s; a ``Report`` is one host's grading, or the reason it was not graded.
 """
 
 from __future__ import annotations

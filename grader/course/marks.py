@@ -3,12 +3,13 @@ with, the overrides in force and the course's policy. The book (grader.course.bo
 was observed; everything here computes from it, so ``book show``, the course page, the exports
 and ``book explain`` cannot disagree.
 
-**A grading's score** is computed from its stored outcomes through its rubric's scoring: an
-item earns its points when its check passed. A check override (a TA's points for one check)
-replaces that check's verdict (pass when it gives points, fail when it gives none) and is
-followed through ``depends`` like a live result: a check whose dependency an override failed is
-lost with it; a check that was skipped because its dependency failed, when an override now
-passes that dependency, has no verdict of its own on record: it is not checked.
+**A grading's score** is computed from its stored outcomes through its rubric's scoring (the one
+rule the runner scored it with, grader.engine.scoring.settle): an item earns its points when its
+check passed. A check override (a TA's points for one check) replaces that check's verdict (pass
+when it gives points, fail when it gives none) and is followed through ``depends`` like a live
+result: a check whose dependency an override failed is lost with it; a check that was skipped
+because its dependency failed, when an override now passes that dependency, has no verdict of
+its own on record: it is not checked.
 
 **Not checked is never lost.** A check that could not be checked (the grader's error, a
 variable not given, a dependency not checked) earns nothing and costs nothing: the grading is
@@ -47,12 +48,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from grader.base.results import is_lost
+from grader.engine.scoring import (
+    OVERRIDDEN_DEPENDENCY,
+    CheckOverride,
+    ItemSpec,
+    OnRecord,
+    Settled,
+    earned,
+    settle,
+)
 
 POLICIES = ("last_before_due", "best", "last")
 DAY = timedelta(days=1)
-#: The kind of "not checked" the book gives a check whose dependency an override passed
-OVERRIDDEN_DEPENDENCY = "dependency_overridden"
 
 
 @dataclass(frozen=True)
@@ -77,60 +84,22 @@ class Graded:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One check's outcome as the book keeps it."""
-
-    id: str
-    status: str  # pass | fail | error | skipped
-    points: float
-    max_points: float
-    error_kind: str | None = None
-    cause: str | None = None
-    message: str = ""
-
-    @property
-    def lost(self) -> bool:
-        return is_lost(self.status, self.error_kind)
-
-    @property
-    def checked(self) -> bool:
-        return self.status == "pass" or self.lost
-
-
-@dataclass(frozen=True)
-class ItemSpec:
-    """What scoring needs of a rubric item."""
-
-    id: str
-    points: float
-    depends: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Grading:
-    """One student's grading of a lab, as its latest regrade has it (a regrade keeps the time
-    the VM was seen)."""
+class Recorded:
+    """One student's grading of a lab as the book keeps it, as its latest regrade has it (a
+    regrade keeps the time the VM was seen). What grading a host gives (its report and evidence
+    archive) is grader.engine.runner.Grading."""
 
     run: int  # the original run: a regrade is the same grading, marked again
     at: datetime  # when the VM was seen
     status: str  # graded | unreachable | error
     max_score: float
-    outcomes: tuple[Outcome, ...] = ()
+    outcomes: tuple[Settled, ...] = ()
     items: tuple[ItemSpec, ...] | None = None  # its rubric's, when the book knows them
     rubric_sha256: str | None = None
     version: int = 0  # the run whose report this is (a regrade's run, or the run itself)
     report_path: str = ""
     batch: str | None = None  # the class grading its run was a shard of (None: a run alone)
     kind: str = "run"  # the run's kind: run | due | import (a regrade keeps its original's)
-
-
-@dataclass(frozen=True)
-class CheckOverride:
-    check: str
-    value: float
-    by: str
-    reason: str
-    max_points: float | None = None  # the check's points when the override was made
 
 
 @dataclass(frozen=True)
@@ -148,7 +117,7 @@ class Scored:
     """A grading scored: each check's outcome as it counts (overrides applied, followed
     through depends), and the points."""
 
-    outcomes: tuple[Outcome, ...]
+    outcomes: tuple[Settled, ...]
     score: float
 
     @property
@@ -156,56 +125,14 @@ class Scored:
         return tuple(o.id for o in self.outcomes if not o.checked)
 
 
-def score_grading(grading: Grading, overrides: Mapping[str, CheckOverride] = {}) -> Scored:
-    """The grading's outcomes with the check overrides in force, scored through its rubric's
-    dependencies (in the rubric's order: every item after the items it depends on)."""
-    stored = {o.id: o for o in grading.outcomes}
-    items = grading.items
+def score_grading(grading: Recorded, overrides: Mapping[str, CheckOverride] = {}) -> Scored:
+    """The grading's outcomes settled again with the check overrides in force, through its
+    rubric's dependencies (grader.engine.scoring.settle, as the runner settled them)."""
+    items: Sequence[ItemSpec] | None = grading.items
     if items is None:  # recorded before the book kept rubrics: as stored, no dependencies
         items = tuple(ItemSpec(o.id, o.max_points) for o in grading.outcomes)
-    counted: dict[str, Outcome] = {}
-    for item in items:
-        seen = stored.get(item.id)
-        if item.id in overrides:
-            value = overrides[item.id].value
-            counted[item.id] = Outcome(
-                item.id, "pass" if value > 0 else "fail", value, item.points, None, None,
-                f"set by {overrides[item.id].by}: {overrides[item.id].reason}",
-            )  # fmt: skip
-            continue
-        if seen is None:  # an item this grading's rubric has and its report lacks
-            counted[item.id] = Outcome(item.id, "error", 0.0, item.points, "not_recorded",
-                                       None, "not in the recorded grading")  # fmt: skip
-            continue
-        blocked = [d for d in item.depends if d in counted and counted[d].status != "pass"]
-        if blocked:
-            lost = [d for d in blocked if counted[d].lost]
-            if seen.status == "skipped" and seen.error_kind in ("dependency", None):
-                outcome = seen if lost else _not_checked(seen, "dependency_not_checked")
-            elif lost:  # it ran, but an override failed what it depends on
-                outcome = Outcome(
-                    item.id, "skipped", 0.0, item.points, "dependency", lost[0],
-                    f"not checked: {', '.join(blocked)} must pass first",
-                )  # fmt: skip
-            else:
-                outcome = _not_checked(seen, "dependency_not_checked")
-        elif seen.status == "skipped" and seen.error_kind in ("dependency", None) and item.depends:
-            # skipped for a dependency that an override passed: its own verdict is not on record
-            outcome = dataclasses.replace(
-                _not_checked(seen, OVERRIDDEN_DEPENDENCY),
-                message="not checked: an override passed what it depends on, and its own "
-                "verdict was not recorded (override it too, or grade again)",
-            )
-        else:
-            outcome = seen
-        points = item.points if outcome.status == "pass" else 0.0
-        counted[item.id] = dataclasses.replace(outcome, points=points, max_points=item.points)
-    ordered = tuple(counted[i.id] for i in items)
-    return Scored(ordered, sum(o.points for o in ordered))
-
-
-def _not_checked(outcome: Outcome, kind: str) -> Outcome:
-    return dataclasses.replace(outcome, status="skipped", points=0.0, error_kind=kind)
+    counted = settle(items, {o.id: OnRecord(o.outcome) for o in grading.outcomes}, overrides)
+    return Scored(counted, sum(o.points for o in counted))
 
 
 @dataclass(frozen=True)
@@ -236,8 +163,8 @@ class Mark:
     reason: str  # why there is no mark, or how it was chosen
     incomplete: tuple[str, ...] = ()  # checks of the counting grading still not checked
     filled: tuple[Filled, ...] = ()  # checks taken from a later grading
-    outcomes: tuple[Outcome, ...] = ()  # each check as it counts
-    grading: Grading | None = None  # the one that counts
+    outcomes: tuple[Settled, ...] = ()  # each check as it counts
+    grading: Recorded | None = None  # the one that counts
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. an override on old points
 
 
@@ -283,7 +210,7 @@ def decide(gradings: Sequence[Graded], due: datetime, late: Late, policy: str) -
 
 
 def mark_of(
-    gradings: Sequence[Grading],
+    gradings: Sequence[Recorded],
     due: datetime,
     late: Late,
     policy: str,
@@ -324,7 +251,7 @@ def mark_of(
                 )  # fmt: skip
                 worth = outcome.max_points
                 outcomes[n] = (
-                    dataclasses.replace(found, points=worth if found.status == "pass" else 0.0,
+                    dataclasses.replace(found, points=earned(worth, found.status),
                                         max_points=worth)
                     if fill.taken
                     else dataclasses.replace(

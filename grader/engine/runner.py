@@ -31,7 +31,7 @@ from grader.engine.fixtures import check_fixtures
 from grader.engine.identity import answered_elsewhere, identify
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric
-from grader.engine.scoring import score
+from grader.engine.scoring import NotRun, Verdict, score, settle
 from grader.evidence import archive
 from grader.evidence.archive import Archive, NeedsLiveVM, Replay, ReplayExecutor, ReplayOutside
 from grader.evidence.holes import NeedsSecret
@@ -140,37 +140,24 @@ def run_checks(
     mask: Redactor | None = None,
     cut_off: frozenset[str] = frozenset(),
 ) -> dict[str, Outcome]:
-    """Run the checks in dependency order. Past ``deadline`` the checks not yet started are
-    errors, so one VM can never hold a class up for long; ``cut_off`` names checks to treat so
-    (a replay of a grading whose deadline cut them off)."""
-    outcomes: dict[str, Outcome] = {}
+    """Run the checks in dependency order, then settle their verdicts (grader.engine.scoring).
+    A check whose dependency did not pass is still asked, ahead, with its verdict thrown away:
+    its answers on the VM go into the evidence archive, so a regrade with this dependency
+    dropped needs no live VM for them (its probes included: a regrade cannot ask a VM that is
+    gone); and what it will need once they pass is said now, not a run later. Past
+    ``deadline`` the checks not yet started are errors, so one VM can never hold a class up for
+    long; ``cut_off`` names checks to treat so (a replay of a grading whose deadline cut them
+    off)."""
+    verdicts: dict[str, Verdict] = {}
     for item in rubric.items:  # dependency order
-        blocked = [d for d in item.depends if outcomes[d].status != "pass"]
-        late = item.id in cut_off or (deadline is not None and deadline.passed)
-        if late:
+        if item.id in cut_off or (deadline is not None and deadline.passed):
             why = "not checked: grading this host took longer than its time limit (--host-timeout)"
             if deadline is not None and deadline.cancel.is_set():
                 why = "not checked: the grading was interrupted"
-            outcomes[item.id] = Outcome("error", why, error_kind="deadline")
-        elif blocked:
-            # Still asked, with its verdict thrown away: its answers on the VM go into the
-            # evidence archive, so a regrade with this dependency dropped needs no live VM
-            # for them (its probes included: a regrade cannot ask a VM that is gone); and
-            # what it will need once they pass is said now, not a run later.
-            ahead = run_check(checks[item.id], fixtures, mask)
-            lost = any(outcomes[d].lost for d in blocked)
-            needs = ahead.message.replace("needs ", "need ", 1)
-            also = f"; it will also {needs}" if ahead.error_kind == "needs_variable" else ""
-            outcomes[item.id] = Outcome(
-                "skipped",
-                f"not checked: {', '.join(blocked)} must pass first{also}",
-                error_kind="dependency" if lost else "dependency_not_checked",
-                # the dependency lost: scoring follows it to what it comes from in turn
-                cause=next(d for d in blocked if outcomes[d].lost) if lost else None,
-            )
+            verdicts[item.id] = NotRun(Outcome("error", why, error_kind="deadline"))
         else:
-            outcomes[item.id] = run_check(checks[item.id], fixtures, mask)
-    return outcomes
+            verdicts[item.id] = run_check(checks[item.id], fixtures, mask)
+    return {s.id: s.outcome for s in settle(rubric.items, verdicts)}
 
 
 def blank_report(target: Any, rubric: Rubric, student: str | None, **fields: object) -> Report:

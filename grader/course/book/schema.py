@@ -1,0 +1,310 @@
+"""The book's tables as each schema version has them, and the migrations that bring a book
+made by an older grader up to date (grader.course.book.store runs them when a book is opened).
+
+Times are stored as UTC ISO 8601 text (``2026-12-01T23:59:00Z``), which sorts as time does on
+both databases; paths relative to the course folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from grader.base.clock import utc_text
+
+
+def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
+    """The book's tables as schema version ``schema`` has them."""
+    meta = sa.Table(
+        "meta", md, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
+    )
+    runs = sa.Table(
+        "runs",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("lab", sa.String(100), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),  # run | due | regrade | import
+        sa.Column("regrade_of", sa.Integer, sa.ForeignKey("runs.id"), nullable=True),
+        sa.Column("folder", sa.Text, nullable=False, unique=True),  # relative to the course
+        sa.Column("rubric_sha256", sa.String(64)),
+        sa.Column("recorded_at", sa.String(32), nullable=False),
+        sa.Column("recorded_by", sa.String(200), nullable=False),
+        *([sa.Column("grader_version", sa.String(40))] if schema >= 2 else []),
+        # the shards of one class grading share a batch (None: a run of its own)
+        *([sa.Column("batch", sa.String(100))] if schema >= 3 else []),
+    )
+    reports = sa.Table(
+        "reports",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
+        sa.Column("student", sa.String(200), nullable=False, index=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("error_kind", sa.String(40)),
+        sa.Column("score", sa.Float),
+        sa.Column("max_score", sa.Float, nullable=False),
+        sa.Column("graded_at", sa.String(32), nullable=False),  # when the VM was seen
+        sa.Column("report_path", sa.Text, nullable=False),  # relative to the course folder
+        sa.Column("evidence_path", sa.Text),
+        *(
+            [
+                sa.Column("rubric_sha256", sa.String(64)),
+                sa.Column("evidence_sha256", sa.String(64)),
+                sa.Column("host", sa.String(300)),
+                sa.Column("error", sa.Text),
+            ]
+            if schema >= 3
+            else []
+        ),
+    )
+    checks = sa.Table(
+        "checks",
+        md,
+        sa.Column("report_id", sa.Integer, sa.ForeignKey("reports.id"), primary_key=True),
+        sa.Column("check_id", sa.String(100), primary_key=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("points", sa.Float, nullable=False),
+        sa.Column("max_points", sa.Float, nullable=False),
+        *(
+            [
+                sa.Column("error_kind", sa.String(40)),
+                sa.Column("cause", sa.String(100)),
+                sa.Column("message", sa.Text),
+            ]
+            if schema >= 3
+            else []
+        ),
+    )
+    overrides = sa.Table(
+        "overrides",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("student", sa.String(200), nullable=False, index=True),
+        sa.Column("lab", sa.String(100), nullable=False),
+        sa.Column("check_id", sa.String(100)),  # None: the lab's final mark
+        sa.Column("value", sa.Float, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("made_at", sa.String(32), nullable=False),
+        sa.Column("made_by", sa.String(200), nullable=False),
+        sa.Column("before", sa.Float),  # the mark (or the check's points) it replaced
+        sa.Column("withdrawn_at", sa.String(32)),
+        sa.Column("withdrawn_by", sa.String(200)),
+        sa.Column("withdrawn_reason", sa.Text),
+        # the check's points (or the lab's maximum) when the override was made
+        *([sa.Column("max_points", sa.Float)] if schema >= 3 else []),
+    )
+    tables = [meta, runs, reports, checks, overrides]
+    if schema >= 3:
+        # each rubric a lab was graded with: its items' points and dependencies, to score a
+        # grading as its own rubric did
+        tables.append(
+            sa.Table(
+                "rubrics",
+                md,
+                sa.Column("lab", sa.String(100), primary_key=True),
+                sa.Column("sha256", sa.String(64), primary_key=True),
+                sa.Column("title", sa.Text, nullable=False),
+                sa.Column("spec", sa.Text, nullable=False),  # JSON: its items' id, points, depends
+                sa.Column("recorded_at", sa.String(32), nullable=False),
+            )
+        )
+        # runs taken out of the marks (kept, and put back by undoing the drop)
+        tables.append(
+            sa.Table(
+                "drops",
+                md,
+                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+                sa.Column("reason", sa.Text, nullable=False),
+                sa.Column("made_at", sa.String(32), nullable=False),
+                sa.Column("made_by", sa.String(200), nullable=False),
+                sa.Column("undone_at", sa.String(32)),
+                sa.Column("undone_by", sa.String(200)),
+                sa.Column("undone_reason", sa.Text),
+            )
+        )
+    if schema >= 4:
+        # what each grading showed of the machine that answered (grader.engine.identity):
+        # host key, [[unique]] digests, the address graded and the address reached, its own
+        # flags; compared across every grading of a lab
+        tables.append(
+            sa.Table(
+                "identities",
+                md,
+                sa.Column(
+                    "report_id", sa.Integer, sa.ForeignKey("reports.id"), index=True, nullable=False
+                ),
+                sa.Column("kind", sa.String(100), nullable=False),
+                sa.Column("value", sa.Text, nullable=False),
+            )
+        )
+    if schema >= 5:
+        # checks decided only after the due time that staff accept as on time (the fault was
+        # the grader's): one row per acceptance, undone rows kept for the history
+        tables.append(
+            sa.Table(
+                "accepts",
+                md,
+                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column("student", sa.String(200), nullable=False, index=True),
+                sa.Column("lab", sa.String(100), nullable=False),
+                sa.Column("check_id", sa.String(100), nullable=False),
+                sa.Column("reason", sa.Text, nullable=False),
+                sa.Column("made_at", sa.String(32), nullable=False),
+                sa.Column("made_by", sa.String(200), nullable=False),
+                sa.Column("undone_at", sa.String(32)),
+                sa.Column("undone_by", sa.String(200)),
+                sa.Column("undone_reason", sa.Text),
+            )
+        )
+    if schema >= 6:
+        # the code each rubric was graded with (grader.evidence.packcode: its text and its
+        # checks' files, gzip'd), so a grading under any rubric the book has known is replayed
+        tables.append(
+            sa.Table(
+                "kept_code",
+                md,
+                sa.Column("rubric_sha256", sa.String(64), primary_key=True),
+                sa.Column("checks_sha256", sa.String(64), primary_key=True),
+                sa.Column("blob", sa.LargeBinary, nullable=False),
+                sa.Column("recorded_at", sa.String(32), nullable=False),
+            )
+        )
+        # reports an import took without replaying their evidence, on staff's word
+        tables.append(
+            sa.Table(
+                "trusted",
+                md,
+                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column(
+                    "report_id", sa.Integer, sa.ForeignKey("reports.id"), index=True, nullable=False
+                ),
+                sa.Column("why", sa.Text, nullable=False),  # what could not be replayed
+                sa.Column("reason", sa.Text, nullable=False),  # staff's
+                sa.Column("made_at", sa.String(32), nullable=False),
+                sa.Column("made_by", sa.String(200), nullable=False),
+            )
+        )
+    if schema >= 7:
+        # who holds the course's lock on PostgreSQL (grader.course.lock), by the server's pid of
+        # the lock's connection: the holder named whole, which application_name (63 bytes) is not
+        tables.append(
+            sa.Table(
+                "lock_holders",
+                md,
+                sa.Column("pid", sa.Integer, primary_key=True, autoincrement=False),
+                sa.Column("holder", sa.Text, nullable=False),
+            )
+        )
+    return tuple(tables)
+
+
+def _schema_1(connection: sa.Connection, root: Path | None) -> None:
+    """The first book: every table as it was then (runs without grader_version)."""
+    first = sa.MetaData()
+    _define(first, 1)
+    first.create_all(connection)
+
+
+def _schema_2(connection: sa.Connection, root: Path | None) -> None:
+    """Each run records the grader's version that made it."""
+    connection.execute(sa.text("ALTER TABLE runs ADD COLUMN grader_version VARCHAR(40)"))
+
+
+def _schema_3(connection: sa.Connection, root: Path | None) -> None:
+    """Gradings stored whole (each check's error kind, cause and message; each report's rubric
+    and archive checksums), the rubrics graded with, dropped runs, shard batches; paths
+    relative to the course folder."""
+    for table, column, kind in (
+        ("runs", "batch", "VARCHAR(100)"),
+        ("reports", "rubric_sha256", "VARCHAR(64)"),
+        ("reports", "evidence_sha256", "VARCHAR(64)"),
+        ("reports", "host", "VARCHAR(300)"),
+        ("reports", "error", "TEXT"),
+        ("checks", "error_kind", "VARCHAR(40)"),
+        ("checks", "cause", "VARCHAR(100)"),
+        ("checks", "message", "TEXT"),
+        ("overrides", "max_points", "FLOAT"),
+    ):
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    third = sa.MetaData()
+    rubrics, drops = _define(third, 3)[5:7]
+    rubrics.create(connection)
+    drops.create(connection)
+    connection.execute(
+        sa.text(
+            "UPDATE reports SET rubric_sha256 = "
+            "(SELECT rubric_sha256 FROM runs WHERE runs.id = reports.run_id)"
+        )
+    )
+    if root is None:
+        return
+    for table, columns in (("runs", ("folder",)), ("reports", ("report_path", "evidence_path"))):
+        rows = connection.execute(sa.text(f"SELECT id, {', '.join(columns)} FROM {table}")).all()
+        for row in rows:
+            values = {c: relative(root, getattr(row, c)) for c in columns}
+            sets = ", ".join(f"{c} = :{c}" for c in columns)
+            connection.execute(
+                sa.text(f"UPDATE {table} SET {sets} WHERE id = :id"), {**values, "id": row.id}
+            )
+
+
+def _schema_4(connection: sa.Connection, root: Path | None) -> None:
+    """What each grading showed of the machine that answered, for identity across the course
+    (gradings recorded before keep none)."""
+    fourth = sa.MetaData()
+    _define(fourth, 4)[-1].create(connection)
+
+
+def _schema_5(connection: sa.Connection, root: Path | None) -> None:
+    """Checks decided after the due time that staff accepted as on time."""
+    fifth = sa.MetaData()
+    _define(fifth, 5)[-1].create(connection)
+
+
+def _schema_6(connection: sa.Connection, root: Path | None) -> None:
+    """The code each rubric was graded with, and the reports imported on trust (rubrics the
+    book knew before keep no code: a report under one is replayed no more)."""
+    sixth = sa.MetaData()
+    _define(sixth, 6)
+    for name in ("kept_code", "trusted"):
+        sixth.tables[name].create(connection)
+
+
+def _schema_7(connection: sa.Connection, root: Path | None) -> None:
+    """Who holds the course's lock, named whole (PostgreSQL's application_name is cut at 63
+    bytes)."""
+    seventh = sa.MetaData()
+    _define(seventh, 7)[-1].create(connection)
+
+
+#: Schema versions in order: a book at version N is brought to the last by the ones after N
+MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
+    _schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6, _schema_7,
+)  # fmt: skip
+SCHEMA = len(MIGRATIONS)
+metadata = sa.MetaData()
+meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(metadata, SCHEMA)[:8]
+accepts, kept_code, trusted_imports, lock_holders = (
+    metadata.tables[name] for name in ("accepts", "kept_code", "trusted", "lock_holders")
+)
+
+
+def relative(root: Path | None, path: str | None) -> str | None:
+    """A path as the book keeps it: relative to the course folder when it lies inside it."""
+    if path is None or root is None:
+        return path
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+utc = utc_text  # the book's times are written so
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
