@@ -12,7 +12,6 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from grader.base.errors import CourseBusy, ExitStatus, InputError
 from grader.cli.definition import (
@@ -46,7 +45,7 @@ COMMANDS = {
 LISTS = ("variables", "var_env")
 
 
-def options(parser: Parser, namespace: argparse.Namespace) -> dict[str, Any]:
+def options(parser: Parser, namespace: argparse.Namespace) -> Given:
     """The options given, with the defaults of those that were not. An option given before a
     subcommand that the subcommand does not take is refused by name."""
     given = vars(namespace)
@@ -66,7 +65,7 @@ def options(parser: Parser, namespace: argparse.Namespace) -> dict[str, Any]:
     for name in LISTS:  # a list given both before and after a subcommand: both count
         before, after = given.pop(name, None), given.pop(f"{name}_after", None)
         given[name] = [*(before or []), *(after or [])]
-    return {**DEFAULTS, **given, "command": command}
+    return Given(**{**DEFAULTS, **given, "command": command})
 
 
 def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -91,10 +90,10 @@ def main(
             student_parser(prog).parse_args(args)  # --help, or an error naming what they typed
             args = [*self_check, *args]
         parser = build_parser(prog)
-        opts = options(parser, parser.parse_args(args))
-        module, function = COMMANDS[opts["command"]].split(":")
+        given = options(parser, parser.parse_args(args))
+        module, function = COMMANDS[given.command].split(":")
         handler = getattr(importlib.import_module(module), function)
-        return int(handler(Given(**opts)) or 0)
+        return int(handler(given) or 0)
     except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     except KeyboardInterrupt:
