@@ -19,6 +19,9 @@
 
     # optional: db = "postgresql://grader@db.example/course" (password: ~/.pgpass or a service)
     # private = true: the book and runs/ are readable by their owner only (the default)
+    # staff = ["anna", "ben"]: who may sign in to the web as staff (grade serve link --staff)
+    # and per lab: feedback = "immediate" | "after_due" | "on_release" (what a student sees on
+    # the web), requests = { every = "10m", per_day = 12, count = true } ("Grade my VM now")
 
 The course commands find it by walking up from the current folder (as git finds .git), or take
 ``--course PATH``. It is validated when loaded, like the rubric: the file, the line, the key and
@@ -36,7 +39,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,13 @@ from grader.base.errors import InputError
 from grader.classrun.roster import CONTROL, roster_ids
 from grader.course.book import has_password
 from grader.course.marks import Late
-from grader.course.schema import CourseModel, FromEnvModel, LabModel, LateModel
+from grader.course.schema import (
+    CourseModel,
+    FromEnvModel,
+    LabModel,
+    LateModel,
+    RequestsModel,
+)
 from grader.engine.rubric import KeyLocator
 
 FILE = "course.toml"
@@ -62,6 +71,15 @@ class FromEnv:
 
 
 @dataclass(frozen=True)
+class Requests:
+    """How often a student may ask for a grading of their VM (the web's "Grade my VM now")."""
+
+    every: timedelta = timedelta(minutes=10)  # at most one every so long
+    per_day: int = 12  # and so many in a day (the last 24 hours)
+    count: bool = True  # False: practice, kept in the book, counted in no mark
+
+
+@dataclass(frozen=True)
 class CourseLab:
     id: str
     lab: str | None  # a pack name
@@ -72,6 +90,8 @@ class CourseLab:
     vars: Mapping[str, str | FromEnv] = field(default_factory=dict)
     where: str = ""  # "course.toml:12: ", for messages about this lab's entry
     image: tuple[str, ...] = ()  # values the handed-out image gives every VM
+    feedback: str = "immediate"  # immediate | after_due | on_release: what a student sees
+    requests: Requests = field(default_factory=lambda: Requests())
 
     def given(self) -> dict[str, str]:
         """The lab's variables for every student, secrets read from the environment now."""
@@ -98,6 +118,7 @@ class Course:
     extensions: Mapping[str, Mapping[str, datetime]]  # student -> lab -> due
     db: str | None = None  # the gradebook's URL, when the course names it
     private: bool = True  # the book and runs/ for their owner only
+    staff: tuple[str, ...] = ()  # who may sign in to the web as staff
 
     @property
     def folder(self) -> Path:
@@ -162,6 +183,8 @@ def load_course(path: Path) -> Course:
             model_of: Any = CourseModel
             if "late" in loc:
                 model_of = LateModel
+            elif "requests" in loc:
+                model_of = RequestsModel
             elif "vars" in loc:
                 model_of = FromEnvModel
             elif len(loc) == 3:
@@ -192,6 +215,8 @@ def load_course(path: Path) -> Course:
             },
             at,
             tuple(lab.image),
+            lab.feedback,
+            Requests(_duration(lab.requests.every), lab.requests.per_day, lab.requests.count),
         )
     if model.extensions:
         students = roster_ids(roster)
@@ -234,6 +259,7 @@ def load_course(path: Path) -> Course:
         extensions={s: dict(d) for s, d in model.extensions.items()},
         db=model.db,
         private=model.private,
+        staff=tuple(model.staff),
     )
 
 
@@ -298,6 +324,12 @@ def _decoded(written: str) -> str | None:
         return str(tomllib.loads(f'k = "{written}"')["k"])
     except tomllib.TOMLDecodeError:
         return None
+
+
+def _duration(text: str) -> timedelta:
+    """ "10m" -> 10 minutes (the schema allows a number and s, m or h)."""
+    unit = {"s": "seconds", "m": "minutes", "h": "hours"}[text[-1]]
+    return timedelta(**{unit: int(text[:-1])})
 
 
 def _aware(at: str, key: str, when: datetime) -> None:

@@ -20,6 +20,15 @@ class LateModel(_Model):
     grace_minutes: Annotated[float, Field(ge=0)] = 0.0
 
 
+class RequestsModel(_Model):
+    """How often a student may ask for a grading of their VM on the web."""
+
+    # at most one every so long: "10m", "1h", "30s" (a number and s, m or h)
+    every: Annotated[str, Field(pattern=r"^[0-9]{1,6}[smh]$")] = "10m"
+    per_day: Annotated[int, Field(ge=0, le=1000)] = 12  # and so many a day (0: none)
+    count: bool = True  # false: practice the book keeps, that no mark counts
+
+
 class FromEnvModel(_Model):
     """A variable's value read from an environment variable (a secret: never in the file)."""
 
@@ -41,6 +50,11 @@ class LabModel(_Model):
     # values the handed-out image gives every VM (a machine-id, host key fingerprints): they
     # flag nobody, however few VMs are graded
     image: list[Annotated[str, Field(min_length=1)]] = []
+    # what a student sees on the web of their gradings, and when: everything at once; the mark
+    # and the checks that lost marks until the due time, then everything; or the mark only
+    # until staff release the lab's feedback (grade book release)
+    feedback: Literal["immediate", "after_due", "on_release"] = "immediate"
+    requests: RequestsModel = RequestsModel()
 
 
 class CourseModel(_Model):
@@ -53,3 +67,5 @@ class CourseModel(_Model):
     db: Annotated[str, Field(min_length=1)] | None = None
     # the book and runs/ readable by their owner only (marks, override reasons)
     private: bool = True
+    # who may sign in to the web as staff (grade serve link --staff NAME)
+    staff: list[Annotated[str, Field(pattern=_NAME)]] = []

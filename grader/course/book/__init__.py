@@ -37,11 +37,15 @@ from grader.course.book.schema import (
     overrides,
     parse_utc,
     relative,
+    releases,
     reports,
+    requests,
     rubrics,
     runs,
+    sign_ins,
     trusted_imports,
     utc,
+    web_sessions,
 )
 from grader.course.book.store import Store, book_url, has_password, who
 
@@ -65,10 +69,14 @@ __all__ = [
     "overrides",
     "parse_utc",
     "relative",
+    "releases",
     "reports",
+    "requests",
     "rubrics",
     "runs",
+    "sign_ins",
     "trusted_imports",
     "utc",
+    "web_sessions",
     "who",
 ]

@@ -35,6 +35,8 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         *([sa.Column("grader_version", sa.String(40))] if schema >= 2 else []),
         # the shards of one class grading share a batch (None: a run of its own)
         *([sa.Column("batch", sa.String(100))] if schema >= 3 else []),
+        # a student's request from the web: when they asked (lateness is judged by it)
+        *([sa.Column("asked_at", sa.String(32))] if schema >= 8 else []),
     )
     reports = sa.Table(
         "reports",
@@ -199,7 +201,62 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
                 sa.Column("holder", sa.Text, nullable=False),
             )
         )
+    if schema >= 8:
+        tables += _web(md)
     return tuple(tables)
+
+
+def _web(md: sa.MetaData) -> list[sa.Table]:
+    """The course on the web (schema 8): sign-in links and sessions, kept hashed; the queue of
+    gradings asked for; labs whose feedback staff released."""
+    return [
+        sa.Table(
+            "sign_ins",  # single-use sign-in links (grade serve link): their token's sha256
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+            sa.Column("role", sa.String(10), nullable=False),  # student | staff
+            sa.Column("name", sa.String(200), nullable=False),  # the student's id, staff's name
+            sa.Column("made_at", sa.String(32), nullable=False),
+            sa.Column("made_by", sa.String(200), nullable=False),
+            sa.Column("expires_at", sa.String(32), nullable=False),
+            sa.Column("used_at", sa.String(32)),
+        ),
+        sa.Table(
+            "web_sessions",  # by the sha256 of the session id the browser's cookie holds
+            md,
+            sa.Column("id_sha256", sa.String(64), primary_key=True),
+            sa.Column("data", sa.LargeBinary, nullable=False),
+            sa.Column("expires_at", sa.String(32), nullable=False, index=True),
+        ),
+        sa.Table(
+            "requests",  # gradings asked for (a student's own VM, or staff's), in asking order
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("lab", sa.String(100), nullable=False),
+            sa.Column("student", sa.String(200), nullable=False, index=True),
+            sa.Column("asked_by", sa.String(200), nullable=False),
+            sa.Column("asked_at", sa.String(32), nullable=False),
+            sa.Column("counts", sa.Boolean, nullable=False),  # False: practice
+            # queued | grading | done | not_graded | refused
+            sa.Column("state", sa.String(20), nullable=False, index=True),
+            sa.Column("phases", sa.Text, nullable=False),  # JSON: [[phase, at], ...]
+            sa.Column("attempts", sa.Integer, nullable=False),
+            sa.Column("worker", sa.String(200)),  # who is grading it
+            sa.Column("lease_until", sa.String(32)),  # a grading not done by then is taken again
+            sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
+            sa.Column("reason", sa.Text),  # why not graded, or refused
+            sa.Column("finished_at", sa.String(32)),
+        ),
+        sa.Table(
+            "releases",  # a lab's feedback released to its students (feedback = on_release)
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("lab", sa.String(100), nullable=False),
+            sa.Column("made_at", sa.String(32), nullable=False),
+            sa.Column("made_by", sa.String(200), nullable=False),
+        ),
+    ]
 
 
 def _schema_1(connection: sa.Connection, root: Path | None) -> None:
@@ -281,15 +338,28 @@ def _schema_7(connection: sa.Connection, root: Path | None) -> None:
     _define(seventh, 7)[-1].create(connection)
 
 
+def _schema_8(connection: sa.Connection, root: Path | None) -> None:
+    """The course on the web: sign-in links, sessions, the queue of gradings asked for, labs
+    released; when a request's student asked."""
+    connection.execute(sa.text("ALTER TABLE runs ADD COLUMN asked_at VARCHAR(32)"))
+    eighth = sa.MetaData()
+    _define(eighth, 8)
+    for name in ("sign_ins", "web_sessions", "requests", "releases"):
+        eighth.tables[name].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
-    _schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6, _schema_7,
+    _schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6, _schema_7, _schema_8,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
 meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(metadata, SCHEMA)[:8]
 accepts, kept_code, trusted_imports, lock_holders = (
     metadata.tables[name] for name in ("accepts", "kept_code", "trusted", "lock_holders")
+)
+sign_ins, web_sessions, requests, releases = (
+    metadata.tables[name] for name in ("sign_ins", "web_sessions", "requests", "releases")
 )
 
 
