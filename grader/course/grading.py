@@ -106,6 +106,8 @@ def grade_lab(
     batch: str | None = None,
     shard: tuple[int, int] | None = None,
     on_students: Callable[[Sequence[Any]], None] = lambda students: None,
+    asked_at: datetime | None = None,
+    also: Callable[[Any, int], None] | None = None,
 ) -> Recorded | None:
     """Grade the lab's roster (or the students ``only``) now and record it; ``on_students``
     hears whom, before anything is graded."""
@@ -159,7 +161,10 @@ def grade_lab(
     found = ReportStore(folder).read_all().found
     run = None
     if found:
-        run = gradebook.book.record(lab.id, folder, found, kind, rubric=pack.rubric, batch=batch)
+        run = gradebook.book.record(
+            lab.id, folder, found, kind, rubric=pack.rubric, batch=batch, asked_at=asked_at,
+            also=also,
+        )  # fmt: skip
     if setup.plan is not None:
         setup.plan.save()
     return Recorded(lab.id, kind, run, folder, done)

@@ -59,6 +59,8 @@ from grader.engine.scoring import (
 )
 
 POLICIES = ("last_before_due", "best", "last")
+#: The kind of run a student's request from the web is recorded as; one that counts in no mark
+REQUEST, PRACTICE = "request", "practice"
 DAY = timedelta(days=1)
 
 
@@ -99,7 +101,15 @@ class Recorded:
     version: int = 0  # the run whose report this is (a regrade's run, or the run itself)
     report_path: str = ""
     batch: str | None = None  # the class grading its run was a shard of (None: a run alone)
-    kind: str = "run"  # the run's kind: run | due | import (a regrade keeps its original's)
+    kind: str = "run"  # run | due | import | request (a regrade keeps its original's kind)
+    asked_at: datetime | None = None  # a student's request: when they asked for it
+
+    @property
+    def when(self) -> datetime:
+        """The time the grading counts as made, for lateness and order: when the student
+        asked for it (a request made before the due time counts on time when it is graded
+        after it), else when the VM was seen."""
+        return self.asked_at or self.at
 
 
 @dataclass(frozen=True)
@@ -223,7 +233,7 @@ def mark_of(
     scored = {g.run: score_grading(g, overrides) for g in gradings if g.status == "graded"}
     decided = decide(
         [
-            Graded(g.at, scored[g.run].score if g.run in scored else None, g.max_score, g.run)
+            Graded(g.when, scored[g.run].score if g.run in scored else None, g.max_score, g.run)
             for g in gradings
         ],
         due,
@@ -235,8 +245,8 @@ def mark_of(
     chosen = next(g for g in gradings if g.run == decided.run)
     outcomes = list(scored[chosen.run].outcomes)
     later = sorted(
-        (g for g in gradings if g.run in scored and (g.at, g.run) > (chosen.at, chosen.run)),
-        key=lambda g: (g.at, g.run),
+        (g for g in gradings if g.run in scored and (g.when, g.run) > (chosen.when, chosen.run)),
+        key=lambda g: (g.when, g.run),
     )
     filled = []
     for n, outcome in enumerate(outcomes):
@@ -246,7 +256,7 @@ def mark_of(
             found = next((o for o in scored[other.run].outcomes if o.id == outcome.id), None)
             if found is not None and found.checked:
                 fill = _lateness(
-                    Filled(outcome.id, other.run, other.at, found.status), other.kind, due,
+                    Filled(outcome.id, other.run, other.when, found.status), other.kind, due,
                     late, policy, decided.penalty, accepted.get(outcome.id),
                 )  # fmt: skip
                 worth = outcome.max_points
@@ -257,7 +267,7 @@ def mark_of(
                     else dataclasses.replace(
                         found, status="fail", points=0.0, max_points=worth, error_kind=None,
                         cause=None, message=f"decided only by the grading of "
-                        f"{other.at.isoformat()}, after the due time; this lab takes no late "
+                        f"{other.when.isoformat()}, after the due time; this lab takes no late "
                         f"work ({policy})",
                     )
                 )  # fmt: skip

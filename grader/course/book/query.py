@@ -29,6 +29,7 @@ from grader.course.book.schema import (
 )
 from grader.course.book.store import Store
 from grader.course.marks import (
+    PRACTICE,
     Accepted,
     CheckOverride,
     ItemSpec,
@@ -149,7 +150,8 @@ class Book(Store):
 
     def gradings(self, student: str, lab: str) -> list[Recorded]:
         """Each run's grading of the student, as its latest regrade has it (a regrade keeps
-        the time the VM was seen); dropped runs left out."""
+        the time the VM was seen); dropped runs and practice (requests that do not count)
+        left out."""
         items = self.rubric_items(lab)
         with self.engine.connect() as connection:
             dropped = self._dropped(connection)
@@ -171,11 +173,12 @@ class Book(Store):
             originals = {
                 row.id: row
                 for row in connection.execute(
-                    sa.select(runs.c.id, runs.c.batch, runs.c.kind).where(
+                    sa.select(runs.c.id, runs.c.batch, runs.c.kind, runs.c.asked_at).where(
                         runs.c.id.in_(list(latest))
                     )
                 )
             }
+            latest = {k: v for k, v in latest.items() if originals[k].kind != PRACTICE}
             found: dict[int, list[Settled]] = {}
             if ids:
                 for c in connection.execute(sa.select(checks).where(checks.c.report_id.in_(ids))):
@@ -202,6 +205,7 @@ class Book(Store):
                 original, parse_utc(row.graded_at), row.status, row.max_score,
                 tuple(outcomes), spec, sha, row.run, row.report_path, originals[original].batch,
                 originals[original].kind,
+                parse_utc(originals[original].asked_at) if originals[original].asked_at else None,
             )  # fmt: skip
             gradings.append(grading)
         return gradings

@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -149,11 +149,15 @@ class Store:
         rubric: Any = None,
         batch: str | None = None,
         trusted: dict[str, tuple[str, str]] | None = None,
+        asked_at: datetime | None = None,
+        also: Callable[[sa.Connection, int], None] | None = None,
     ) -> int:
         """Record a run's folder (its reports as read), in one transaction; returns its id.
         ``rubric`` (grader.engine.rubric.Rubric): the lab's, kept so its gradings can be
         scored as it scored them (and replayed: its code is kept too). ``trusted``: the reports
-        an import takes without a replay, by student: (why not, staff's reason)."""
+        an import takes without a replay, by student: (why not, staff's reason). ``asked_at``:
+        when the student asked for this grading (a request from the web). ``also``: more to
+        write in the same transaction (given it and the run's id; raising undoes it all)."""
 
         where = self.relative(folder)
         with self._begin() as connection:
@@ -174,6 +178,7 @@ class Store:
                 recorded_by=self.by,
                 grader_version=__version__,
                 batch=batch,
+                asked_at=utc(asked_at) if asked_at is not None else None,
             )
             for path, report in found:
                 evidence = archive_path(path)
@@ -220,6 +225,8 @@ class Store:
                             for c in report.checks
                         ],
                     )  # fmt: skip
+            if also is not None:
+                also(connection, run_id)
             return run_id
 
     def _keep_rubric(self, connection: sa.Connection, lab: str, rubric: Any) -> None:
