@@ -17,6 +17,7 @@ from typing import Any, Literal
 from grader.actions.common import Actor, CourseAt
 from grader.base.clock import now
 from grader.base.errors import InputError
+from grader.course import access
 from grader.course.book import Explained, Row
 from grader.course.explain import explanation
 from grader.course.exports import book_export
@@ -297,3 +298,23 @@ def backup(course: Gradebook, actor: Actor, request: BackupRequest) -> BackedUp:
     actor.must_be_staff("back the book up")
     course.book.backup(request.target)
     return BackedUp(request.target, course.book.url.removeprefix("sqlite:///"))
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    lab: str
+
+
+def release(course: Gradebook, actor: Actor, request: ReleaseRequest) -> None:
+    """Release a lab's feedback to its students (a lab whose feedback is ``on_release``); kept
+    with who and when."""
+    actor.must_be_staff("release feedback")
+    lab = course.course.lab(request.lab)
+    if lab.feedback != "on_release":
+        raise InputError(
+            f"{lab.where}labs ({lab.id}).feedback is {lab.feedback!r}: its students see their "
+            'feedback without a release (feedback = "on_release" keeps it back until one)'
+        )
+    if access.released(course.book, lab.id):
+        raise InputError(f"{lab.id}'s feedback is released already")
+    access.release(course.acting(actor.name).book, lab.id)

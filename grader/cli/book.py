@@ -227,6 +227,13 @@ def _page(course: Any, actor: Actor, request: act.PageRequest, args: Namespace) 
     return ExitStatus.OK
 
 
+def _release(course: Any, actor: Actor, request: act.ReleaseRequest, args: Namespace) -> int:
+    act.release(course, actor, request)
+    say(f"{request.lab}'s feedback is released: its students see everything of their gradings "
+        "on the web.")  # fmt: skip
+    return ExitStatus.OK
+
+
 def _backup(course: Any, actor: Actor, request: act.BackupRequest, args: Namespace) -> int:
     done = act.backup(course, actor, request)
     say(f"The gradebook is copied to {done.target} (restore: copy it back over {done.source} "
@@ -255,5 +262,6 @@ COMMANDS: dict[str, tuple[Callable[..., int], Callable[[Namespace], Any]]] = {
         lambda a: act.ExportRequest(a.lms, a.feedback, bool(a.include_incomplete)),
     ),
     "page": (_page, lambda a: act.PageRequest(Path(a.output) if a.output else None)),
+    "release": (_release, lambda a: act.ReleaseRequest(a.book_lab)),
     "backup": (_backup, lambda a: act.BackupRequest(Path(a.file))),
 }

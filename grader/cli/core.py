@@ -40,6 +40,8 @@ COMMANDS = {
     "prove": "grader.cli.sim:prove_command",
     "course": "grader.cli.course:course",
     "book": "grader.cli.book:book",
+    "serve": "grader.cli.serve:serve",
+    "worker": "grader.cli.serve:worker",
 }
 #: Options a subcommand gives a list of, kept apart from the same option given before it.
 LISTS = ("variables", "var_env")

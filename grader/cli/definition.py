@@ -686,9 +686,10 @@ def _subcommands(parser: Parser) -> None:
     _connection_options(proving)
     course = _course_parsers(sub)
     book = _book_parsers(sub)
+    serve, worker = _serve_parsers(sub)
     parser.subcommands = dict(commands.choices)
     for each in (rubric, export, merge, regrade, show, labs, bundle, simulated, proving, course,
-                 book):  # fmt: skip
+                 book, serve, worker):  # fmt: skip
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
 
@@ -827,6 +828,80 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
     return course
 
 
+def _serve_parsers(
+    sub: Callable[..., argparse.ArgumentParser],
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    serve = sub(
+        "serve",
+        "serve the course on the web: students and staff sign in, see marks, ask for gradings",
+        "Serve the course (course.toml, found as the other course commands find it) over "
+        "HTTP: students see their marks and why and ask for a grading of their VM; staff see "
+        "the class, override, release feedback and grade. Behind a TLS reverse proxy for "
+        "real use (--public-url https://...: the README says how). Sign-in is by single-use "
+        "links: `grade serve link STUDENT` (or --staff NAME, or --roster). --graders workers "
+        "grade what is asked for, with the connection options below (as grade course run). "
+        "Ctrl-C or SIGTERM stops it: gradings under way end first, none is lost.",
+    )
+    _course_where(serve)
+    serve.add_argument(
+        "--listen", metavar="ADDR:PORT", default="127.0.0.1:8080",
+        help="Where to listen (default 127.0.0.1:8080: this machine only, for a proxy).",
+    )  # fmt: skip
+    serve.add_argument(
+        "--public-url", metavar="URL",
+        help="The address people use (default http://LISTEN): sign-in links name it, and with "
+        "https:// the session cookie is sent over TLS only.",
+    )  # fmt: skip
+    serve.add_argument(
+        "--graders", type=at_least(0, int), metavar="N", default=2,
+        help="Gradings at once in this process (default 2; 0: none, grade workers do them).",
+    )  # fmt: skip
+    _connection_options(serve)
+    links = serve.add_subparsers(dest="serve_command", metavar="ACTION", parser_class=Parser)
+    links.required = False
+    serve.subcommands = links.choices  # type: ignore[attr-defined]
+    link = links.add_parser(
+        "link", help="print a single-use sign-in link (a student's, or --staff NAME's)",
+        description="Print a single-use sign-in address for a student of the roster (STUDENT), "
+        "a member of staff (--staff NAME, named in course.toml's staff), or every student "
+        "(--roster --out FILE, a CSV to mail). A link is stored hashed, signs in once and "
+        "expires (--expires; 72h for students, 1h for staff by default).",
+        formatter_class=_formatter, argument_default=argparse.SUPPRESS,
+    )  # fmt: skip
+    link.add_argument("student", metavar="STUDENT", nargs="?", help="A student of the roster.")
+    link.add_argument("--staff", metavar="NAME", help="A member of staff instead.")
+    link.add_argument(
+        "--roster", dest="link_roster", action="store_true", default=False,
+        help="A link for every student of the roster (with --out).",
+    )  # fmt: skip
+    link.add_argument(
+        "--out", dest="link_out", type=Path, metavar="FILE",
+        help="With --roster: the CSV file to write (student, address, expires).",
+    )  # fmt: skip
+    link.add_argument(
+        "--expires", metavar="SPAN", help="How long the link lasts: 30m, 72h, 7d (default 72h "
+        "for a student, 1h for staff).",
+    )  # fmt: skip
+    link.add_argument("--public-url", dest="link_public_url", metavar="URL",
+                      help="The address people use (as grade serve's).")  # fmt: skip
+    _course_where(link)
+    worker = sub(
+        "worker",
+        "grade what is asked for on the web, from the book's queue (PostgreSQL)",
+        "Take gradings asked for on the web from the course's book and grade them, as grade "
+        "serve's --graders do, on this machine: with the book on PostgreSQL, workers on "
+        "several machines share one queue, each request graded exactly once. Ctrl-C or "
+        "SIGTERM stops it after the gradings under way.",
+    )
+    _course_where(worker)
+    worker.add_argument(
+        "--graders", type=at_least(1, int), metavar="N", default=2,
+        help="Gradings at once (default 2).",
+    )  # fmt: skip
+    _connection_options(worker)
+    return serve, worker
+
+
 def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.ArgumentParser:
     book = sub(
         "book",
@@ -921,6 +996,11 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
         default=True,
         help="Moodle: leave out the feedback columns.",
     )
+    release = action(
+        "release",
+        "release a lab's feedback to its students (a lab whose feedback is on_release)",
+    )
+    release.add_argument("book_lab", metavar="LAB")
     page = action("page", "the course page: every lab's marks, who is missing what, late work")
     page.add_argument("--output", type=Path, metavar="FILE", help="Default: course.html.")
     backup = action(

@@ -1,5 +1,6 @@
-"""Who may come in to the course on the web: single-use sign-in links and the sessions they
-open, kept in the book so that they survive a restart and serve every web process alike.
+"""Who may come in to the course on the web, and what they may see: single-use sign-in links
+and the sessions they open, kept in the book so that they survive a restart and serve every
+web process alike; the labs whose feedback staff released to their students.
 
 A link's token and a session's id are random (``secrets``) and stored only as their SHA-256: a
 copy of the book lets nobody in. A link is used once, atomically (two tabs opening it at once
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from grader.base.clock import now
-from grader.course.book import Book, parse_utc, sign_ins, utc, web_sessions
+from grader.course.book import Book, releases, sign_ins, utc, web_sessions
 
 
 def _sha256(text: str) -> str:
@@ -98,5 +99,16 @@ def remove_session(book: Book, session_id: str) -> None:
         )
 
 
-def expired(at: str) -> bool:
-    return parse_utc(at) <= now()
+def released(book: Book, lab: str) -> bool:
+    """Whether staff released the lab's feedback to its students."""
+    with book.engine.connect() as connection:
+        return (
+            connection.execute(sa.select(releases.c.id).where(releases.c.lab == lab)).first()
+            is not None
+        )
+
+
+def release(book: Book, lab: str) -> None:
+    """Release a lab's feedback (kept with who and when, as the history shows it)."""
+    with book.engine.begin() as connection:
+        connection.execute(sa.insert(releases).values(lab=lab, made_at=utc(now()), made_by=book.by))

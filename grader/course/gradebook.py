@@ -50,6 +50,12 @@ class Gradebook:
     def close(self) -> None:
         self.book.close()
 
+    def fresh(self) -> Gradebook:
+        """This course and book with nothing computed from the book remembered (its rubrics
+        and packs are): a long-lived process's view for one request."""
+        kept = {k: v for k, v in self._memo.items() if k[0] in ("rubric", "pack")}
+        return dataclasses.replace(self, _memo=kept)
+
     def acting(self, by: str) -> Gradebook:
         """This course and book, with what is recorded recorded as done by ``by`` (the same
         database connection)."""

@@ -1,0 +1,245 @@
+"""The queue of gradings asked for on the web: rows of the book's ``requests`` table, so that
+they survive a restart and serve every grader alike (``grade serve``'s workers, ``grade
+worker`` on other machines).
+
+A request is ``queued`` until a worker takes it (``grading``), with a lease: a worker that dies
+leaves it to be taken again when the lease ends. Taking is one transaction: on PostgreSQL
+``SELECT ... FOR UPDATE SKIP LOCKED`` (two workers never take one request), on SQLite the
+book's writers take turns (``BEGIN IMMEDIATE``). Requests are taken in order of asking, one at a
+time per student. A request ends ``done`` (graded and recorded: its run), ``not_graded`` (the
+VM could not be reached, or our side could not grade it after its tries) or ``refused``; it is
+marked done in the transaction that records its grading, and only by the worker that holds it,
+so no grading is recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from grader.base.clock import now
+from grader.course.book import Book, parse_utc, reports, requests, runs, utc
+
+QUEUED, GRADING, DONE, NOT_GRADED, REFUSED = "queued", "grading", "done", "not_graded", "refused"
+#: Tries our side makes at a request before it says it could not be graded
+TRIES = 3
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    lab: str
+    student: str
+    asked_by: str
+    asked_at: datetime
+    counts: bool
+    state: str
+    phases: tuple[tuple[str, str], ...]  # (phase, when), in order
+    attempts: int
+    run_id: int | None
+    reason: str | None
+    finished_at: datetime | None
+    worker: str | None
+
+
+def _request(row: Any) -> Request:
+    return Request(
+        int(row.id), row.lab, row.student, row.asked_by, parse_utc(row.asked_at), bool(row.counts),
+        row.state, tuple(tuple(p) for p in json.loads(row.phases)), int(row.attempts),
+        row.run_id, row.reason, parse_utc(row.finished_at) if row.finished_at else None,
+        row.worker,
+    )  # fmt: skip
+
+
+def add(book: Book, lab: str, student: str, asked_by: str, counts: bool) -> Request:
+    at = utc(now())
+    with book.engine.begin() as connection:
+        key = connection.execute(
+            sa.insert(requests).values(
+                lab=lab, student=student, asked_by=asked_by, asked_at=at, counts=counts,
+                state=QUEUED, phases=json.dumps([["queued", at]]), attempts=0,
+            )
+        ).inserted_primary_key  # fmt: skip
+    found = get(book, int(key[0]) if key else 0)
+    assert found is not None
+    return found
+
+
+def get(book: Book, request_id: int) -> Request | None:
+    with book.engine.connect() as connection:
+        row = connection.execute(sa.select(requests).where(requests.c.id == request_id)).first()
+    return _request(row) if row is not None else None
+
+
+def of_student(book: Book, student: str, lab: str, since: datetime | None = None) -> list[Request]:
+    """A student's requests of a lab (asked since ``since``), in asking order."""
+    query = sa.select(requests).where(requests.c.student == student, requests.c.lab == lab)
+    if since is not None:
+        query = query.where(requests.c.asked_at >= utc(since))
+    with book.engine.connect() as connection:
+        return [_request(r) for r in connection.execute(query.order_by(requests.c.id))]
+
+
+def waiting(book: Book) -> list[Request]:
+    """Every request queued or being graded, in asking order."""
+    query = sa.select(requests).where(requests.c.state.in_([QUEUED, GRADING]))
+    with book.engine.connect() as connection:
+        return [_request(r) for r in connection.execute(query.order_by(requests.c.id))]
+
+
+def latest(book: Book, count: int = 50) -> list[Request]:
+    """The latest requests, newest first."""
+    query = sa.select(requests).order_by(requests.c.id.desc()).limit(count)
+    with book.engine.connect() as connection:
+        return [_request(r) for r in connection.execute(query)]
+
+
+def ahead_of(book: Book, request: Request) -> int:
+    """How many requests asked before this one wait to be graded."""
+    with book.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).where(
+                    requests.c.state == QUEUED, requests.c.id < request.id
+                )
+            ).scalar()
+            or 0
+        )
+
+
+def recent_seconds(book: Book, count: int = 20) -> list[float]:
+    """How long the latest finished gradings took, from taken to done (for estimates)."""
+    query = (
+        sa.select(requests.c.phases)
+        .where(requests.c.state.in_([DONE, NOT_GRADED]))
+        .order_by(requests.c.id.desc())
+        .limit(count)
+    )
+    found = []
+    with book.engine.connect() as connection:
+        for row in connection.execute(query):
+            phases = json.loads(row.phases)
+            taken = [at for phase, at in phases if phase == "connecting"]
+            if taken:
+                found.append((parse_utc(phases[-1][1]) - parse_utc(taken[-1])).total_seconds())
+    return found
+
+
+def take(book: Book, worker: str, lease: timedelta) -> Request | None:
+    """The oldest queued request whose student has none being graded, now this worker's (its
+    lease runs ``lease``); a request whose lease ended is queued again first."""
+    at = now()
+    with book.engine.begin() as connection:
+        connection.execute(
+            sa.update(requests)
+            .where(requests.c.state == GRADING, requests.c.lease_until < utc(at))
+            .values(state=QUEUED, worker=None, lease_until=None)
+        )
+        busy = sa.select(requests.c.student).where(requests.c.state == GRADING)
+        row = connection.execute(
+            sa.select(requests)
+            .where(requests.c.state == QUEUED, requests.c.student.not_in(busy))
+            .order_by(requests.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if row is None:
+            return None
+        phases = [*json.loads(row.phases), ["connecting", utc(at)]]
+        connection.execute(
+            sa.update(requests)
+            .where(requests.c.id == row.id)
+            .values(state=GRADING, worker=worker, lease_until=utc(at + lease),
+                    attempts=row.attempts + 1, phases=json.dumps(phases))
+        )  # fmt: skip
+    return get(book, int(row.id))
+
+
+def phase(book: Book, request: Request, worker: str, name: str) -> None:
+    """The request, still this worker's, reached a phase of its grading."""
+    with book.engine.begin() as connection:
+        row = connection.execute(
+            sa.select(requests.c.phases).where(
+                requests.c.id == request.id, requests.c.worker == worker,
+                requests.c.state == GRADING,
+            )
+        ).first()  # fmt: skip
+        if row is None:
+            return
+        phases = [*json.loads(row.phases), [name, utc(now())]]
+        connection.execute(
+            sa.update(requests).where(requests.c.id == request.id)
+            .values(phases=json.dumps(phases))
+        )  # fmt: skip
+
+
+def finish(connection: sa.Connection, request: Request, worker: str, run_id: int) -> None:
+    """In the transaction that records the request's grading (run ``run_id``): the request is
+    done (or not graded, when its VM could not be reached). Raises, undoing the recording,
+    when the request is no longer this worker's: another took it, and records it."""
+    status = connection.execute(
+        sa.select(reports.c.status, reports.c.error).where(
+            reports.c.run_id == run_id, reports.c.student == request.student
+        )
+    ).first()
+    graded = status is not None and status.status == "graded"
+    row = connection.execute(
+        sa.select(requests.c.phases).where(
+            requests.c.id == request.id, requests.c.worker == worker, requests.c.state == GRADING
+        )
+    ).first()
+    if row is None:
+        raise LostRequest(f"request {request.id} is no longer this worker's ({worker})")
+    at = utc(now())
+    phases = [*json.loads(row.phases), ["recorded" if graded else "not graded", at]]
+    reason = None if graded else f"not graded: {status.error if status else 'no report'}"
+    connection.execute(
+        sa.update(requests)
+        .where(requests.c.id == request.id)
+        .values(state=DONE if graded else NOT_GRADED, run_id=run_id, finished_at=at,
+                phases=json.dumps(phases), lease_until=None, reason=reason)
+    )  # fmt: skip
+
+
+class LostRequest(RuntimeError):
+    """A worker's request was taken by another (its lease ended): this worker records nothing."""
+
+
+def put_back(book: Book, request: Request, worker: str, why: str, tried: bool) -> Request | None:
+    """The request, not graded by this worker, waits again; ``tried``: our side could not
+    grade it (a try used), after TRIES of which it is not graded, saying why. (Neither uses
+    up one of the student's requests.)"""
+    with book.engine.begin() as connection:
+        row = connection.execute(
+            sa.select(requests).where(
+                requests.c.id == request.id, requests.c.worker == worker,
+                requests.c.state == GRADING,
+            )
+        ).first()  # fmt: skip
+        if row is None:
+            return None
+        at = utc(now())
+        given_up = tried and row.attempts >= TRIES
+        attempts = row.attempts if tried else row.attempts - 1
+        phases = [*json.loads(row.phases), ["not graded" if given_up else "queued", at]]
+        connection.execute(
+            sa.update(requests)
+            .where(requests.c.id == request.id)
+            .values(
+                state=NOT_GRADED if given_up else QUEUED, worker=None, lease_until=None,
+                attempts=attempts, phases=json.dumps(phases),
+                reason=f"could not be graded after {row.attempts} tries: {why}" if given_up
+                else why, finished_at=at if given_up else None,
+            )
+        )  # fmt: skip
+    return get(book, request.id)
+
+
+def run_of(book: Book, run_id: int) -> dict[str, Any] | None:
+    with book.engine.connect() as connection:
+        row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    return dict(row._mapping) if row else None

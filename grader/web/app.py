@@ -1,0 +1,178 @@
+"""``grade serve``'s application: the course's pages and API behind the session, CSRF and
+security-header layers, and the workers that grade what is asked for.
+
+The workers are threads of the serve process (``--graders N``): each takes the next request
+from the book's queue and grades it. Stopped (Ctrl-C, SIGTERM), the server takes no more
+requests and waits for the gradings under way to end (each is bounded by the grading's time
+limit); a grading cut short records nothing, and its request is taken again by the next
+worker to start, since its lease ends. None is lost, none is recorded twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from asgi_csrf import asgi_csrf
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starsessions import SessionAutoloadMiddleware, SessionMiddleware
+
+from grader.actions.book import open_course
+from grader.actions.common import Actor, CourseAt
+from grader.actions.grading import Connection
+from grader.actions.requests import work_one
+from grader.base.files import write_atomic
+from grader.course.gradebook import Gradebook
+from grader.web import api, pages
+from grader.web.sessions import IDLE, BookStore
+
+#: The course folder's file of the web's own secret (signing its CSRF tokens): 0600
+SECRET_FILE = "web.key"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    where: CourseAt
+    public_url: str = "http://127.0.0.1:8080"
+    graders: int = 2  # workers grading what is asked for (0: this process grades nothing)
+    connection: Connection = field(default_factory=Connection)
+    poll: float = 1.0  # seconds a worker waits when the queue is empty
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a worker holds a request before another may take it (its grading is
+        bounded well within)."""
+        return timedelta(seconds=2 * self.connection.host_timeout + 120)
+
+
+def secret_of(folder: Path) -> str:
+    """The web's secret, made once (0600) in the course folder."""
+    path = folder / SECRET_FILE
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            write_atomic(path, secrets.token_hex(32), private=True)
+    return path.read_text().strip()
+
+
+class Workers:
+    """The serve process's graders: threads taking requests from the queue."""
+
+    def __init__(self, course: Gradebook, config: WebConfig) -> None:
+        self.course, self.config = course, config
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._work, args=(n,), name=f"grader-{n}", daemon=True)
+            for n in range(config.graders)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self, n: int) -> None:
+        name = f"serve {os.uname().nodename} pid {os.getpid()} #{n}"
+        while not self.stop.is_set():
+            try:
+                done = work_one(self.course.fresh(), name, self.config.connection,
+                                self.config.lease)  # fmt: skip
+            except Exception:  # the book unreachable for a moment: try again shortly
+                done = None
+            if done is None:
+                self.stop.wait(self.config.poll)
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=self.config.connection.host_timeout + 60)
+
+
+def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
+    """The ASGI application serving the course ``config.where`` (or an open ``course``)."""
+    opened: contextlib.ExitStack = contextlib.ExitStack()
+    if course is None:
+        course = opened.enter_context(open_course(config.where, Actor("web"), create=True))
+    workers = Workers(course, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        workers.start()
+        try:
+            yield
+        finally:
+            from anyio import to_thread  # lazy: only a stopping server waits so
+
+            await to_thread.run_sync(workers.join)
+            opened.close()
+
+    static = StaticFiles(packages=[("grader.web", "static")])
+    app = Starlette(
+        routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", app=static, name="static")],
+        middleware=[
+            Middleware(
+                SessionMiddleware, store=BookStore(course.book), lifetime=IDLE, rolling=True,
+                cookie_name="grader_session", cookie_https_only=config.https,
+                cookie_same_site="lax",
+            ),
+            Middleware(SessionAutoloadMiddleware),
+        ],
+        lifespan=lifespan,
+    )  # fmt: skip
+    app.state.course = course
+    app.state.title = course.course.title
+    app.state.workers = workers
+    guarded = asgi_csrf(
+        app,
+        signing_secret=secret_of(course.course.folder),
+        cookie_name="grader_csrf",
+        http_header="x-csrf-token",
+        cookie_secure=config.https,
+        cookie_samesite="Lax",
+        always_protect={"/signin", "/signout"},  # a sign-in is never made cross-site
+    )
+    return headers(guarded)
+
+
+#: What every response says of itself: no script, style or frame but the server's own, no
+#: referrer (a sign-in address holds its token), nothing sniffed
+HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
+     b"img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+     b"base-uri 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+]  # fmt: skip
+
+
+def headers(app: Callable[..., Any]) -> Callable[..., Any]:
+    """``app`` with HEADERS on every HTTP response (a route's own policy kept)."""
+
+    async def with_headers(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in HEADERS if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return with_headers
