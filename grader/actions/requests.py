@@ -198,7 +198,7 @@ def work_one(
             setup = setup_of(connection, course.rubric(taken.lab))
             recorded = grade_lab(
                 course.acting(taken.asked_by), taken.lab, [taken.student],
-                REQUEST if taken.counts else PRACTICE, setup, watch=watch, batch=BATCH,
+                REQUEST if taken.counts else PRACTICE, setup, watch=watch,
                 asked_at=taken.asked_at,
                 also=lambda sql, run: queue.finish(sql, taken, worker, run),
             )  # fmt: skip
