@@ -14,7 +14,6 @@ lab). They need root: the VMs are network namespaces on a bridge of their own.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import shlex
@@ -22,13 +21,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import paramiko
@@ -46,62 +43,32 @@ from grader.machine.ssh import KnownHosts, connect, load_identity
 from grader.report.render.safe import escaped
 from grader.report.render.text import points
 from grader.sim import NETWORK, VM, Fleet, Scenario, missing_requirements
-from grader.sim.mutants import BACKUPS, Mutant, Unresolved, derive, judge, withheld
+from grader.sim.mutants import BACKUPS, Mutant, derive, judge, withheld
+from grader.sim.pack import PackScenarios, chosen, load_scenarios
+from grader.sim.proof import (
+    GRADE,
+    MUTANT_POOL,
+    PASSWORD_VAR,
+    Place,
+    given,
+    leftovers,
+    originals_kept,
+    report_of,
+    resolver,
+    verdicts,
+    vm_place,
+)
 from grader.sim.prove import problems
 from grader.sim.vm import NET
 
 STATE = Path(f"/run/labsim/state{NET or ''}.json")  # what `up` left running, for `down`
-GRADE = [sys.executable, "-m", "grader"]  # this grader, whatever PATH holds
-
-
-@dataclass(frozen=True)
-class PackScenarios:
-    """A pack's scenarios module: what ``grade sim`` and ``grade prove`` boot."""
-
-    rubric: Path
-    scenarios: Mapping[str, Scenario]
-    tools: tuple[str, ...]
-    grading_vars: Mapping[str, str]  # "{password}" in a value: the VMs' password
-    reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
-    mutants: tuple[Mutant, ...] = ()  # the pack's own kinds, besides the derived ones
-
-    def fleet(self) -> Fleet:
-        return Fleet(self.scenarios, self.grading_vars)
 
 
 def pack_scenarios(args: Given, live: bool = False) -> PackScenarios:
-    """The scenarios of the pack --lab/--rubric names: ``scenarios.py`` or ``scenarios/``
-    beside its rubric.toml. ``live``: a pack without one will do (a live proof takes only
-    its own mutants from it, if it has one)."""
+    """The scenarios of the pack --lab/--rubric names (see grader.sim.pack.load_scenarios)."""
     rubric = Path(args.rubric_path or (find(args.lab) if args.lab else None)
                   or built_in_rubric()).resolve()  # fmt: skip
-    folder = rubric.parent
-    package = folder / "scenarios" / "__init__.py"
-    path = package if package.is_file() else folder / "scenarios.py"
-    if not path.is_file() and live:
-        return PackScenarios(rubric, {}, (), {})
-    if not path.is_file():
-        raise InputError(
-            f"{folder}: this pack has no scenarios (scenarios.py or scenarios/ beside "
-            "rubric.toml) to boot"
-        )
-    name = f"_pack_scenarios_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[str(path.parent)] if path == package else None
-    )
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so that its own `from . import ...` finds it
-    spec.loader.exec_module(module)
-    for needed in ("SCENARIOS", "TOOLS"):
-        if not hasattr(module, needed):
-            raise InputError(f"{path}: a pack's scenarios module defines {needed}")
-    reference = getattr(module, "REFERENCE", "complete")
-    own = tuple(getattr(module, "MUTANTS", ()))
-    if not all(isinstance(m, Mutant) for m in own):
-        raise InputError(f"{path}: MUTANTS holds grader.sim.Mutant objects")
-    return PackScenarios(rubric, module.SCENARIOS, tuple(module.TOOLS),
-                         dict(getattr(module, "GRADING_VARS", {})), reference, own)  # fmt: skip
+    return load_scenarios(rubric, live)
 
 
 def _ready(console: Console, pack: PackScenarios) -> bool:
@@ -114,16 +81,6 @@ def _ready(console: Console, pack: PackScenarios) -> bool:
         console.print(f"The lab simulator cannot run here: {'; '.join(missing)} "
                       "(scripts/setup installs them)", markup=False)  # fmt: skip
     return not missing
-
-
-def _chosen(pack: PackScenarios, names: Sequence[str]) -> list[str]:
-    unknown = [n for n in names if n not in pack.scenarios]
-    if unknown:
-        raise InputError(
-            f"{pack.rubric.parent}: no scenario {unknown[0]!r}; its scenarios are "
-            f"{', '.join(pack.scenarios)}"
-        )
-    return list(names) or list(pack.scenarios)
 
 
 def boot_with_progress(
@@ -160,17 +117,13 @@ def _roster(fleet: Fleet, vms: Mapping[str, VM], path: Path) -> Path:
     return path
 
 
-def _given(fleet: Fleet) -> list[str]:
-    return [a for k, v in fleet.grading_vars.items() for a in ("--var", f"{k}={v}")]
-
-
 def demo(console: Console, pack: PackScenarios, names: list[str], show: str | None,
          out: Path) -> int:  # fmt: skip
     started = time.monotonic()
     with pack.fleet() as fleet:
         vms = boot_with_progress(console, fleet, names)
         base = [*GRADE, "--rubric", str(pack.rubric), "--identity", str(fleet.identity),
-                *_given(fleet), "--known-hosts", str(fleet.workdir / "known_hosts")]  # fmt: skip
+                *given(fleet), "--known-hosts", str(fleet.workdir / "known_hosts")]  # fmt: skip
         summary = Table(title="The sample VMs, graded", header_style="bold")
         for column in ("VM", "What the student did", "Score", "Lost marks", "As expected"):
             summary.add_column(column, no_wrap=column in ("VM", "Score", "As expected"))
@@ -230,7 +183,7 @@ def up(console: Console, pack: PackScenarios, names: list[str]) -> int:
     console.print(
         f"SSH key: {key}  (root's password on every VM: {fleet.password})\n"
         f"Grade one:  grade --host {first.address} --identity {key} --known-hosts {known} "
-        f"{' '.join([*lab, *_given(fleet)])}\n"
+        f"{' '.join([*lab, *given(fleet)])}\n"
         f"Log in:     ssh -i {key} -o UserKnownHostsFile={known} root@{first.address}\n"
         "Take them down: grade sim down  (running the tests also does)",
         highlight=False,
@@ -244,7 +197,7 @@ def _grade_class(fleet: Fleet, pack: PackScenarios, vms: Mapping[str, VM], out: 
                  *extra: str) -> None:  # fmt: skip
     roster = _roster(fleet, vms, fleet.workdir / "class.csv")
     command = [*GRADE, "--roster", str(roster), "--rubric", str(pack.rubric), "--out", str(out),
-               "--known-hosts", str(fleet.workdir / "kh"), *_given(fleet), *extra]  # fmt: skip
+               "--known-hosts", str(fleet.workdir / "kh"), *given(fleet), *extra]  # fmt: skip
     subprocess.run(command, check=False, stdout=None if extra else subprocess.DEVNULL)
 
 
@@ -310,7 +263,7 @@ def sim(args: Given) -> int:
     if args.action == "class":
         counts = [n for n in (args.scenarios or []) if n.isdigit()]
         return grade_class(console, pack, int(counts[0]) if counts else 30, _out(args, "class"))
-    names = _chosen(pack, (args.scenarios or []))
+    names = chosen(pack, (args.scenarios or []))
     if args.action == "up":
         return up(console, pack, names)
     return demo(console, pack, names, args.show, _out(args, "demo"))
@@ -340,74 +293,8 @@ def prove_command(args: Given) -> int:
     return prove(console, pack, args.fmt == "json")
 
 
-#: VMs of the reference that take the mutants with an undo, one after another
-MUTANT_POOL = 3
-
-
-def _verdicts(report: Mapping[str, Any]) -> dict[str, str]:
-    """A check's status, a skip saying whether it is a lost mark ("skipped") or not."""
-    return {
-        c["id"]: c["status"] if c["status"] != "skipped" or c["error_kind"] == "dependency"
-        else f"skipped ({c['error_kind']})"
-        for c in report["checks"]
-    }  # fmt: skip
-
-
-def _graded(run: subprocess.CompletedProcess[str]) -> tuple[dict[str, Any] | None, str]:
-    """A `grade --format json` run's report if it graded the host, else None and why not."""
-    try:
-        report: dict[str, Any] = json.loads(run.stdout)
-    except ValueError:
-        return None, run.stderr.strip()[-500:] or f"grade exited {run.returncode}"
-    if report.get("status") != "graded":
-        return None, str(report.get("error") or report.get("status"))
-    return report, ""
-
-
-def _grade_vm(
-    fleet: Fleet, pack: PackScenarios, vm: VM, only: Sequence[str] = ()
-) -> dict[str, Any] | None:
-    """One grading of a simulated VM (of ``only`` those checks and what they depend on), its
-    JSON report (None when it could not be graded). The VM's name is its student's (a pack
-    with variants builds each VM for the student it is named after)."""
-    run = subprocess.run(
-        [*GRADE, "--host", vm.address, "--student", vm.name, "--rubric", str(pack.rubric),
-         "--identity", str(fleet.identity), "--known-hosts", str(fleet.workdir / "kh"),
-         "--cache-dir", str(fleet.workdir / "cache"), *_given(fleet), "--format", "json",
-         *[a for check in only for a in ("--only", check)]],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return _graded(run)[0]
-
-
-@dataclass(frozen=True)
-class _Place:
-    """Where mutants are applied: a simulated VM of the reference, or the live VM."""
-
-    name: str
-    sh: Callable[[str], tuple[int, str, str]]  # a script as root there: status, out, err
-    grade: Callable[[Sequence[str]], dict[str, Any] | None]  # (of those checks) its report
-    failed: list[str] = field(default_factory=list)  # why a grading gave no report, last last
-    #: the mutants whose undo failed there: no more are applied there
-    stuck: list[Mutant] = field(default_factory=list)
-    #: each file a mutant changed there -> where the original is kept (the latest mutant's)
-    originals: dict[str, str] = field(default_factory=dict)
-
-
-def _vm_place(fleet: Fleet, pack: PackScenarios, vm: VM) -> _Place:
-    def sh(script: str) -> tuple[int, str, str]:
-        done = vm.sh(script, check=False, timeout=120)
-        return done.returncode, done.stdout, done.stderr
-
-    return _Place(vm.name, sh, lambda only: _grade_vm(fleet, pack, vm, only))
-
-
-#: How a live proof gives the SSH password to the gradings it runs (never on a command line)
-_PASSWORD_VAR = "GRADER_PROVE_PASSWORD"
-
-
 @contextmanager
-def _live_place(args: Given, pack: PackScenarios) -> Iterator[_Place]:
+def _live_place(args: Given, pack: PackScenarios) -> Iterator[Place]:
     """The VM of ``--host``: one SSH session for the mutants' scripts, ``grade --host`` with
     the same connection options for each grading."""
     host = str(args.host)
@@ -418,7 +305,7 @@ def _live_place(args: Given, pack: PackScenarios) -> Iterator[_Place]:
     known_hosts = KnownHosts(known_hosts_file(args), accept)
     target = Target(host, args.port, args.user, args.identity, password, args.sudo)
     session = connect(target, known_hosts, args.connect_timeout)
-    env = {**os.environ, **({_PASSWORD_VAR: password} if password else {})}
+    env = {**os.environ, **({PASSWORD_VAR: password} if password else {})}
     argv = [
         "--host", host, "--rubric", str(pack.rubric), "--port", str(args.port),
         "--user", str(args.user), "--known-hosts", str(known_hosts_file(args)),
@@ -428,7 +315,7 @@ def _live_place(args: Given, pack: PackScenarios) -> Iterator[_Place]:
         "--host-timeout", str(args.host_timeout),
         *(["--sudo"] if args.sudo else []),
         *(["--identity", str(args.identity)] if args.identity else []),
-        *(["--password-env", _PASSWORD_VAR] if password else []),
+        *(["--password-env", PASSWORD_VAR] if password else []),
         *(["--student", str(args.student)] if args.student else []),
         *[a for value in args.variables for a in ("--var", value)],
         *[a for value in args.var_env for a in ("--var-env", value)],
@@ -453,64 +340,16 @@ def _live_place(args: Given, pack: PackScenarios) -> Iterator[_Place]:
             [*GRADE, *argv, *[a for check in only for a in ("--only", check)]],
             capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
-        report, why = _graded(run)
+        report, why = report_of(run)
         if report is None:
             place.failed.append(why)
         return report
 
-    place = _Place(host, sh, grade)
+    place = Place(host, sh, grade)
     try:
         yield place
     finally:
         session.close()
-
-
-def _leftovers(place: _Place) -> str:
-    """What an earlier proof left in the VM's BACKUPS ("": nothing), a few names of it."""
-    q = shlex.quote(BACKUPS)
-    status, out, err = place.sh(f"[ ! -e {q} ] && [ ! -L {q} ] || ls -A -- {q} | head -n 4")
-    if status != 0:
-        return f"it cannot be listed: {err.strip()[:200] or status}"
-    return ", ".join(out.split())
-
-
-def _resolver(place: _Place) -> Callable[[str], str]:
-    """A path as ``place`` resolves it (``readlink -f``, else ``realpath``: its symbolic links
-    followed), asked once a path; Unresolved, saying why, when it cannot be."""
-    said: dict[str, str | Unresolved] = {}
-
-    def resolve(path: str) -> str:
-        if path not in said:
-            q = shlex.quote(path)
-            status, out, err = place.sh(f"readlink -f -- {q} || realpath -- {q}")
-            real = out.removesuffix("\n")
-            if status == 0 and real.startswith("/") and "\n" not in real:
-                said[path] = real
-            else:
-                why = " ".join((err or out).split())[:200] or f"exit status {status}"
-                said[path] = Unresolved(f"readlink -f and realpath said: {why}")
-        found = said[path]
-        if isinstance(found, Unresolved):
-            raise Unresolved(str(found))
-        return found
-
-    return resolve
-
-
-#: At most this many of a VM's kept originals are named in a message (the folder holds them all)
-_NAMED = 8
-
-
-def _originals_kept(place: _Place, why: str) -> str:
-    """Where the originals of the files the mutants changed are on ``place``, and why kept."""
-    named = list(place.originals.items())
-    listed = "; ".join(f"{path} at {backup}" for path, backup in named[:_NAMED])
-    more = f"; {len(named) - _NAMED} more in {BACKUPS}" if len(named) > _NAMED else ""
-    return (
-        f"{place.name}: the originals of the files the mutants changed are kept there ({why}), "
-        f"each as it was before the proof: {listed}{more}. `cp -a -- ORIGINAL FILE` puts one "
-        f"back; remove {BACKUPS} once the VM is as it was."
-    )
 
 
 def _tell(console: Console, text: str) -> None:
@@ -545,7 +384,7 @@ def prove_mutants(
     errors: dict[str, str] = {}
     kept_back: dict[str, str] = {}  # mutant -> why it was not applied
     started = time.monotonic()
-    pool: list[_Place] = []
+    pool: list[Place] = []
     finished = False  # the VMs were graded again at the end
     why_kept: dict[str, str] = {}  # place -> why the originals of its files are kept there
     try:
@@ -569,9 +408,9 @@ def prove_mutants(
                 booted = boot_with_progress(
                     say, fleet, [(f"reference{n + 1}", scenario) for n in range(MUTANT_POOL)]
                 )
-                pool += [_vm_place(fleet, pack, vm) for vm in booted.values()]
+                pool += [vm_place(fleet, pack, vm) for vm in booted.values()]
             for place in pool:
-                left = _leftovers(place)
+                left = leftovers(place)
                 if left:
                     _tell(
                         say,
@@ -591,7 +430,7 @@ def prove_mutants(
                 )
                 _tell(say, f"{what} must get full marks: it got {score}")
                 return ExitStatus.NOT_ALL_PASSED
-            reference = _verdicts(first)
+            reference = verdicts(first)
 
             def contents(path: str) -> str | None:
                 q = shlex.quote(path)
@@ -601,7 +440,7 @@ def prove_mutants(
             made = derive(first["checks"], contents, only)
             made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
             chosen = made[:limit] if limit else made
-            resolve = _resolver(pool[0])
+            resolve = resolver(pool[0])
             for mutant in chosen:
                 reason = withheld(mutant, live=bool(live), resolve=resolve)
                 if reason:
@@ -625,7 +464,7 @@ def prove_mutants(
             )
             done, counting = 0, threading.Lock()
 
-            def try_one(mutant: Mutant, place: _Place) -> None:
+            def try_one(mutant: Mutant, place: Place) -> None:
                 nonlocal done
                 try:
                     if mutant.backup:  # kept from here on (the apply may fail after saving)
@@ -642,7 +481,7 @@ def prove_mutants(
                         if report is None:
                             errors[mutant.id] = "the VM could not be graded with it"
                         else:
-                            graded[mutant.id] = _verdicts(report)
+                            graded[mutant.id] = verdicts(report)
                 finally:  # Ctrl-C included: a live VM is never left with a mutant applied
                     if mutant.undo is not None:
                         status, _, err = place.sh(mutant.undo)
@@ -671,7 +510,7 @@ def prove_mutants(
 
             stopping = threading.Event()  # Ctrl-C: each VM finishes the mutant it has, no more
 
-            def take(place: _Place, share: Sequence[Mutant]) -> None:
+            def take(place: Place, share: Sequence[Mutant]) -> None:
                 for mutant in share:
                     if stopping.is_set():
                         return
@@ -686,7 +525,7 @@ def prove_mutants(
             undoable = [m for m in mutants if m.undo is not None]
             shares = [(place, undoable[n :: len(pool)]) for n, place in enumerate(pool)]
             shares += [
-                (_vm_place(fleet, pack, vm), [m]) for vm, m in zip(own.values(), alone, strict=True)
+                (vm_place(fleet, pack, vm), [m]) for vm, m in zip(own.values(), alone, strict=True)
             ]
             if live:  # one VM: in this thread, so that Ctrl-C undoes the mutant it has
                 take(*shares[0])
@@ -699,7 +538,7 @@ def prove_mutants(
                         raise
             for place in pool:  # each undo put the VM back as it was: graded again, the reference
                 again = place.grade(only)
-                now = _verdicts(again) if again is not None else {}
+                now = verdicts(again) if again is not None else {}
                 moved = [f"{c} {reference[c]} -> {s}" for c, s in now.items() if reference[c] != s]
                 if again is None or moved:
                     problems_found.append(
@@ -722,7 +561,7 @@ def prove_mutants(
         for place in pool if live else ():
             if place.originals:
                 why = why_kept.get(place.name, "the proof stopped before the VM was graded again")
-                kept = _originals_kept(place, why)
+                kept = originals_kept(place, why)
                 if finished:
                     problems_found.append(kept)
                 else:
