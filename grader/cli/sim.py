@@ -437,7 +437,7 @@ def prove_mutants(
                 status, text, _ = pool[0].sh(f"[ -f {q} ] && [ ! -L {q} ] && head -c 262144 -- {q}")
                 return text if status == 0 else None
 
-            made = derive(first["checks"], contents, only)
+            made = derive(first["checks"], contents, only, kinds=pack.line_kinds)
             made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
             chosen = made[:limit] if limit else made
             resolve = resolver(pool[0])

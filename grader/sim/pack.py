@@ -11,7 +11,7 @@ from types import ModuleType
 
 from grader.base.errors import InputError
 from grader.sim.fleet import Fleet
-from grader.sim.mutants import Mutant
+from grader.sim.mutants import LineKind, Mutant
 from grader.sim.scenario import Scenario
 
 
@@ -25,6 +25,7 @@ class PackScenarios:
     grading_vars: Mapping[str, str]  # "{password}" in a value: the VMs' password
     reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
     mutants: tuple[Mutant, ...] = ()  # the pack's own kinds, besides the derived ones
+    line_kinds: tuple[LineKind, ...] = ()  # its own kinds of line mutant (its files' syntax)
 
     def fleet(self) -> Fleet:
         return Fleet(self.scenarios, self.grading_vars)
@@ -59,8 +60,12 @@ def load_scenarios(rubric: Path, live: bool = False) -> PackScenarios:
     own = tuple(getattr(module, "MUTANTS", ()))
     if not all(isinstance(m, Mutant) for m in own):
         raise InputError(f"{path}: MUTANTS holds grader.sim.Mutant objects")
+    kinds = tuple(getattr(module, "LINE_KINDS", ()))
+    if not all(callable(kind) for kind in kinds):
+        raise InputError(f"{path}: LINE_KINDS holds functions (grader.sim.LineKind)")
     return PackScenarios(rubric, module.SCENARIOS, tuple(module.TOOLS),
-                         dict(getattr(module, "GRADING_VARS", {})), reference, own)  # fmt: skip
+                         dict(getattr(module, "GRADING_VARS", {})), reference, own,
+                         kinds)  # fmt: skip
 
 
 def chosen(pack: PackScenarios, names: Sequence[str]) -> list[str]:
