@@ -13,7 +13,7 @@ from pathlib import Path
 
 from grader.sim import VM, Mutant, Scenario
 
-from . import student
+from . import mutants, student
 
 FILES = Path(__file__).resolve().parent / "files"  # Lab 6's inetd.conf and vsftpd.conf
 SLACKWARE = FILES / "slackware"  # Slackware 15.0's, as the handout's VM has them
@@ -32,6 +32,9 @@ MUTANTS = (
         ("queue_empty",),
     ),
 )
+
+#: Lab 6's own kinds of line mutant: its files' syntax (vsftpd's YES/NO, inetd.conf's lines)
+LINE_KINDS = mutants.KINDS
 
 CHECK_IDS = (
     "smtp_daemon",

@@ -9,13 +9,13 @@ from grader.sim.mutants import (
     MAX_LINES,
     Mutant,
     Unresolved,
-    derive,
     files_read,
     judge,
     ports_probed,
     relied_on,
     withheld,
 )
+from scenarios.mutants import derive
 
 READ = 'p=%s; if [ -L "$p" ]; then echo symlink; ... dd if="$p" iflag=nofollow ...'
 CHECKS = [

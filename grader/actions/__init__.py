@@ -18,4 +18,8 @@ asks for what only staff do.
   drop, import, export, page, backup.
 * ``grader.actions.course``: a course's gradings: run a lab, grade whoever is due, regrade a lab
   with its current rubric, the Slurm shard script.
+* ``grader.actions.prove``: a pack's checks proved: on its simulated scenarios, or with mutants
+  of the lab done right (simulated, or live on a VM reached as a grading reaches it).
+* ``grader.actions.sim``: a pack's simulated VMs: a demonstration, left running, taken down,
+  graded as a class.
 """

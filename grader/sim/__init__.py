@@ -11,7 +11,9 @@ running the lab's real daemons. A pack's ``scenarios.py`` (or ``scenarios/`` pac
   value stands for the simulated VMs' password (a lab user's, set by the scenario);
 - ``REFERENCE`` (optional, default "complete"): the scenario of the lab done right, where
   ``grade prove --mutants`` starts; ``MUTANTS`` (optional): mutants of the pack's own kinds,
-  besides those derived from what its checks read.
+  besides those derived from what its checks read; ``LINE_KINDS`` (optional): the pack's own
+  kinds of line mutant, for its files' syntax (each a ``LineKind``: given a file's lines,
+  ``Line`` each, the changes it makes, ``LineChange`` each; see grader.sim.mutants).
 
 ``grade sim up|down|demo`` and ``grade prove`` run them; the project's tests use the same.
 """
@@ -22,18 +24,24 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from grader.sim.fleet import Fleet
-from grader.sim.mutants import Mutant
+from grader.sim.mutants import MAX_LINES, Line, LineChange, LineKind, Mutant, derive, described
 from grader.sim.scenario import Scenario, wait_for
 from grader.sim.vm import GATEWAY, NETWORK, VM, SimulatorError, missing_requirements
 
 __all__ = [
     "GATEWAY",
+    "MAX_LINES",
     "NETWORK",
     "VM",
     "Fleet",
+    "Line",
+    "LineChange",
+    "LineKind",
     "Mutant",
     "Scenario",
     "SimulatorError",
+    "derive",
+    "described",
     "missing_requirements",
     "rubric_variables",
     "wait_for",

@@ -7,11 +7,16 @@ reads) and the outside probes (a port scanned, an SMTP or POP3 conversation). Fr
 mutant each:
 
 - a file: removed, emptied, made world-readable and world-writable, replaced by a symbolic
-  link; each of its active lines commented out, each commented-out setting or service line
-  uncommented, each YES/NO value flipped, or said the other way again at the end (files of
-  at most ``MAX_LINES`` such lines: a generated configuration is not a file a student edits
-  by hand); a mailbox loses one message at a time;
+  link; each of its active lines commented out (files of at most ``MAX_LINES`` such lines: a
+  generated configuration is not a file a student edits by hand); a mailbox loses one
+  message at a time;
 - a port the grading talked to from outside: whatever listens there stopped.
+
+What a file's own syntax makes of a line (a setting said the other way, a commented-out one
+back in) only the pack that owns the syntax knows: its scenarios module gives its own kinds
+of line mutant (``LINE_KINDS``: each a ``LineKind``, a function of the file's lines that
+gives a ``LineChange`` of each line it changes), made into mutants of every file of at most
+``MAX_LINES`` active lines with the generic ones.
 
 A file mutant records its undo, so a VM can take mutants one after another; a port mutant
 (a daemon stopped) is given a VM of its own. Each file mutant keeps a copy of the file as it
@@ -20,7 +25,7 @@ undo (which copies it back): the proof removes them only once the VM, graded aga
 end, gives the reference's verdicts. A mutant that would cut the grader's own way in (sshd
 stopped, a file that a login reads changed) is never applied (``withheld``: its path written
 plainly, and as the VM resolves it), nor, on a live VM that must end as it started, one
-without an undo. This module is pure: it derives, withholds and judges; ``grader.cli.sim``
+without an undo. This module is pure: it derives, withholds and judges; ``grader.sim.proof``
 applies, on simulated VMs or over SSH.
 """
 
@@ -56,8 +61,6 @@ _WAY_IN = re.compile(
     r"|ld\.so\.[\w.]+)$"
     r"|/\.ssh(?:/|$)|^/(?:s?bin|lib\w*|usr)/"
 )
-_FLIP = {"YES": "NO", "NO": "YES", "yes": "no", "no": "yes"}
-_SETTING = re.compile(r"^(\s*[\w.-]+\s*=\s*)(YES|NO|yes|no)(\s*)$")
 
 
 @dataclass(frozen=True)
@@ -188,14 +191,42 @@ def ports_probed(checks: Sequence[Mapping[str, Any]]) -> dict[int, list[str]]:
     return found
 
 
-#: A line commented out that reads as a setting or a service when uncommented ("#pop3 stream
-#: tcp ...", "#<off># time dgram udp ...", "#anonymous_enable=YES"), not as prose
-_COMMENTED = re.compile(r"^#(?:<off>#)?\s*([\w.-]+(?:\s*=\s*\S+|\s+(?:stream|dgram)\s.*))$")
-
-
-def _shown(line: str) -> str:
-    shown = " ".join(line.split())
+def described(text: str) -> str:
+    """A line (or a part of one) as a mutant's description shows it: its spaces collapsed, at
+    most 60 characters."""
+    shown = " ".join(text.split())
     return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line of a file a check read, as a pack's own kinds of line mutant see it."""
+
+    number: int  # from 1
+    text: str  # without its newline
+
+    @property
+    def active(self) -> bool:
+        """Neither blank nor a comment (``#``): a line a generic mutant comments out."""
+        return bool(self.text.strip()) and not self.text.lstrip().startswith("#")
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One change a pack's kind makes of a line: the mutant ``FILE:NUMBER:KIND``. Its original
+    is kept first and put back by its undo, as for every file mutant."""
+
+    number: int  # the line's
+    kind: str  # the last part of the mutant's id: "flipped"
+    says: str  # what is done, after "PATH line NUMBER ": "set the other way (listen=NO)"
+    script: Callable[[str], str]  # the shell that makes the change, given the path quoted
+
+
+#: A pack's own kind of line mutant, for its files' syntax: given every line of a file, the
+#: changes it makes of them (none: the file is not of its syntax). A change of a line that is
+#: not active (a commented-out one made present) comes before the lines commented out; one of an
+#: active line right after that line is commented out.
+LineKind = Callable[[Sequence[Line]], Iterable[LineChange]]
 
 
 #: The shell that keeps a file mutant's original ({backup}, {path}: quoted), never over another
@@ -260,7 +291,11 @@ class _File:
 
 
 def _file_mutants(
-    path: str, text: str | None, read_by: tuple[str, ...], folder: str = BACKUPS
+    path: str,
+    text: str | None,
+    read_by: tuple[str, ...],
+    folder: str = BACKUPS,
+    kinds: Sequence[LineKind] = (),
 ) -> list[Mutant]:
     if text is None:  # not there (or not a regular file): nothing of it to change
         return []
@@ -285,65 +320,39 @@ def _file_mutants(
     if text.startswith("From "):  # a mailbox: its messages, not its lines
         made += _message_mutants(file, text)
     else:
-        made += _line_mutants(file, text)
+        made += _line_mutants(file, text, kinds)
     return made
 
 
-def _line_mutants(file: _File, text: str) -> list[Mutant]:
-    """Each active line commented out, each commented-out setting uncommented, each YES/NO
-    flipped (none for a file of more than MAX_LINES such lines)."""
+def _line_mutants(file: _File, text: str, kinds: Sequence[LineKind]) -> list[Mutant]:
+    """Each active line commented out, and the changes the pack's own ``kinds`` make of the
+    lines (none for a file of more than MAX_LINES active lines)."""
     path, q, name = file.path, file.q, file.name
-    made: list[Mutant] = []
-    active = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), 1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    lines = [Line(number, line) for number, line in enumerate(text.splitlines(), 1)]
+    active = [line for line in lines if line.active]
     if len(active) > MAX_LINES:
         return []
-    # what a check found absent, made present: a commented-out setting or service line back in
-    # (a file with more such lines than MAX_LINES is a file of examples: left as it is)
-    dormant = [
-        (number, found.group(1))
-        for number, line in enumerate(text.splitlines(), 1)
-        if (found := _COMMENTED.match(line))
-    ]
-    for number, setting in dormant if len(dormant) <= MAX_LINES else ():
+    changes = [change for kind in kinds for change in kind(lines)]
+    numbers = {line.number for line in active}
+
+    def made_of(change: LineChange) -> Mutant:
+        return file.mutant(
+            f"{name}:{change.number}:{change.kind}",
+            f"{path} line {change.number} {change.says}",
+            change.script(q),
+        )
+
+    # what a check found absent, made present (a commented-out line back in) first
+    made = [made_of(change) for change in changes if change.number not in numbers]
+    for line in active:
         made.append(
             file.mutant(
-                f"{name}:{number}:uncommented",
-                f"{path} line {number} uncommented ({_shown(setting)})",
-                f"sed -i -E '{number}s/^#(<off>#)?[[:space:]]*//' -- {q}",
+                f"{name}:{line.number}:commented",
+                f"{path} line {line.number} commented out ({described(line.text)})",
+                f"sed -i '{line.number}s/^/#/' -- {q}",
             )
         )
-    for number, line in active:
-        made.append(
-            file.mutant(
-                f"{name}:{number}:commented",
-                f"{path} line {number} commented out ({_shown(line)})",
-                f"sed -i '{number}s/^/#/' -- {q}",
-            )
-        )
-        setting = _SETTING.match(line)
-        if setting:
-            flipped = setting.group(1) + _FLIP[setting.group(2)] + setting.group(3)
-            made.append(
-                file.mutant(
-                    f"{name}:{number}:flipped",
-                    f"{path} line {number} set the other way ({' '.join(flipped.split())})",
-                    f"sed -i '{number}s/.*/{flipped}/' -- {q}",
-                )
-            )
-            # the line left as it is, the other value said again further down (for a program
-            # that reads the last one, the line no longer decides)
-            again = "".join(flipped.split())
-            made.append(
-                file.mutant(
-                    f"{name}:{number}:overridden",
-                    f"{path} line {number} left, {again} added at the end",
-                    f"printf '%s\\n' {shlex.quote(again)} >> {q}",
-                )
-            )
+        made += [made_of(change) for change in changes if change.number == line.number]
     return made
 
 
@@ -365,7 +374,7 @@ def _message_mutants(file: _File, text: str) -> list[Mutant]:
     return [
         file.mutant(
             f"{file.name}:message{n}:removed",
-            f"{file.path} message {n} removed ({_shown(subject) or 'no subject'})",
+            f"{file.path} message {n} removed ({described(subject) or 'no subject'})",
             _without_message(n, file.q),
         )
         for n, subject in enumerate(subjects, 1)
@@ -377,17 +386,19 @@ def derive(
     contents: Callable[[str], str | None],
     only: Iterable[str] = (),
     backups: str = BACKUPS,
+    kinds: Sequence[LineKind] = (),
 ) -> list[Mutant]:
     """The mutants of a reference grading's checks (of ``only`` those, when given), each
     change once, whichever checks read the same file or port. ``contents`` gives a file's
     text on the reference VM (None: no regular file there, as a check that found a file
     absent read it; what is absent made present is a pack's own kind of mutant). A file
-    mutant keeps the original in a file of its own in the VM's folder ``backups``."""
+    mutant keeps the original in a file of its own in the VM's folder ``backups``; ``kinds``:
+    the pack's own kinds of line mutant."""
     wanted = set(only)
     chosen = [c for c in checks if not wanted or c["id"] in wanted]
     made: list[Mutant] = []
     for path in files_read(chosen):
-        made += _file_mutants(path, contents(path), relied_on(checks, path), backups)
+        made += _file_mutants(path, contents(path), relied_on(checks, path), backups, kinds)
     for port, read_by in ports_probed(chosen).items():
         made.append(
             Mutant(

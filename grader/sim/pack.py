@@ -1,0 +1,79 @@
+"""A pack's scenarios module, loaded: what ``grade sim`` and ``grade prove`` boot."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from grader.base.errors import InputError
+from grader.sim.fleet import Fleet
+from grader.sim.mutants import LineKind, Mutant
+from grader.sim.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class PackScenarios:
+    """A pack's scenarios module: what ``grade sim`` and ``grade prove`` boot."""
+
+    rubric: Path
+    scenarios: Mapping[str, Scenario]
+    tools: tuple[str, ...]
+    grading_vars: Mapping[str, str]  # "{password}" in a value: the VMs' password
+    reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
+    mutants: tuple[Mutant, ...] = ()  # the pack's own kinds, besides the derived ones
+    line_kinds: tuple[LineKind, ...] = ()  # its own kinds of line mutant (its files' syntax)
+
+    def fleet(self) -> Fleet:
+        return Fleet(self.scenarios, self.grading_vars)
+
+
+def load_scenarios(rubric: Path, live: bool = False) -> PackScenarios:
+    """The scenarios of the pack of ``rubric``: ``scenarios.py`` or ``scenarios/`` beside it.
+    ``live``: a pack without one will do (a live proof takes only its own mutants from it, if
+    it has one)."""
+    folder = rubric.parent
+    package = folder / "scenarios" / "__init__.py"
+    path = package if package.is_file() else folder / "scenarios.py"
+    if not path.is_file() and live:
+        return PackScenarios(rubric, {}, (), {})
+    if not path.is_file():
+        raise InputError(
+            f"{folder}: this pack has no scenarios (scenarios.py or scenarios/ beside "
+            "rubric.toml) to boot"
+        )
+    name = f"_pack_scenarios_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[str(path.parent)] if path == package else None
+    )
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so that its own `from . import ...` finds it
+    spec.loader.exec_module(module)
+    for needed in ("SCENARIOS", "TOOLS"):
+        if not hasattr(module, needed):
+            raise InputError(f"{path}: a pack's scenarios module defines {needed}")
+    reference = getattr(module, "REFERENCE", "complete")
+    own = tuple(getattr(module, "MUTANTS", ()))
+    if not all(isinstance(m, Mutant) for m in own):
+        raise InputError(f"{path}: MUTANTS holds grader.sim.Mutant objects")
+    kinds = tuple(getattr(module, "LINE_KINDS", ()))
+    if not all(callable(kind) for kind in kinds):
+        raise InputError(f"{path}: LINE_KINDS holds functions (grader.sim.LineKind)")
+    return PackScenarios(rubric, module.SCENARIOS, tuple(module.TOOLS),
+                         dict(getattr(module, "GRADING_VARS", {})), reference, own,
+                         kinds)  # fmt: skip
+
+
+def chosen(pack: PackScenarios, names: Sequence[str]) -> list[str]:
+    """The scenarios ``names`` (all of the pack's when none), each one the pack has."""
+    unknown = [n for n in names if n not in pack.scenarios]
+    if unknown:
+        raise InputError(
+            f"{pack.rubric.parent}: no scenario {unknown[0]!r}; its scenarios are "
+            f"{', '.join(pack.scenarios)}"
+        )
+    return list(names) or list(pack.scenarios)
