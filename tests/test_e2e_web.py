@@ -62,7 +62,8 @@ def make_course(root: Path, rows: list[tuple[str, str, str]], db: str | None = N
     (course / "basics" / "checks").mkdir(parents=True)
     (course / "basics" / "rubric.toml").write_text(RUBRIC)
     (course / "basics" / "checks" / "test_basics.py").write_text(BASICS_CHECKS)
-    (course / "course.toml").write_text(COURSE + (f'db = "{db}"\n' if db else ""))
+    top = f'db = "{db}"\n' if db else ""
+    (course / "course.toml").write_text(top + COURSE)
     lines = ["student,host,name"] + [",".join(r) for r in rows]
     (course / "class.csv").write_text("\n".join(lines) + "\n")
     return course
