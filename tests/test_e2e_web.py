@@ -146,6 +146,7 @@ def test_a_student_asks_for_a_grading_from_the_browser_and_staff_overrides(
     fleet, tmp_path, browser, monkeypatch
 ):
     vm = fleet.boot([("web-amy", SCENARIOS["complete"])])["web-amy"]
+    vm.sh("rm -f /etc/hostname")  # hostname_file will be lost: amy asks staff about it
     course = make_course(tmp_path, [("amy", vm.address, "Amy <i>A</i>"), ("ben", NOBODY, "Ben")])
     monkeypatch.delenv("GRADER_NOW", raising=False)
     with serving(course, fleet, tmp_path, "--graders", "2") as site:
@@ -170,12 +171,19 @@ def test_a_student_asks_for_a_grading_from_the_browser_and_staff_overrides(
         # the page follows the grading live, and shows the mark when it is recorded
         page.wait_for_selector("text=Your mark for basics now", timeout=120_000)
         assert "done" in page.locator(".state").inner_text()
-        assert "3" in page.locator("#live").inner_text()
+        assert "Your mark for basics now: 2" in page.locator("#live").inner_text()
         phases = page.locator("ol.phases").inner_text()
         for phase in ("queued", "connecting", "checking", "scoring", "recorded"):
             assert phase in phases, phases
         page.get_by_role("link", name="Back to the lab").click()
-        assert "3 / 3" in page.locator("p.mark").inner_text()
+        assert "2 / 3" in page.locator("p.mark").inner_text()
+        assert "/etc/hostname is missing" in page.locator("table.checks").inner_text()
+        # amy asks staff about the check she lost
+        page.get_by_label("Check", exact=True).select_option("hostname_file")
+        page.get_by_label("Your question").fill("It had a <b>host name</b> when I looked")
+        page.get_by_role("button", name="Ask staff").click()
+        assert "Not answered yet" in page.locator("ul.questions").inner_text()
+        accessible(page)
         page.locator("ul.gradings a").first.click()
         assert "Lab 1: the basics" in page.locator("h1").inner_text()  # the report
         accessible(page)
@@ -193,6 +201,18 @@ def test_a_student_asks_for_a_grading_from_the_browser_and_staff_overrides(
         staff.wait_for_url(f"{site}/")
         accessible(staff)
         assert "amy" in staff.locator("table.marks").inner_text()
+        # the question, with the evidence the check saw, answered with an override
+        staff.get_by_role("link", name="Questions").click()
+        accessible(staff)
+        question = staff.locator("section").first.inner_text()
+        assert "It had a <b>host name</b> when I looked" in question  # text, not markup
+        assert "test -e /etc/hostname" in question  # the evidence behind the decision
+        staff.get_by_label("Answer").fill("the image gives every VM one: yours counts")
+        staff.get_by_label("override the check:").check()
+        staff.get_by_label("points").fill("1")
+        staff.get_by_role("button", name="Answer").click()
+        assert "No question waits" in staff.locator("main").inner_text()
+        staff.goto("/")
         staff.get_by_role("link", name="amy").click()
         accessible(staff)
         staff.get_by_label("Check (empty: the lab's mark)").fill("sshd_runs")
@@ -204,9 +224,11 @@ def test_a_student_asks_for_a_grading_from_the_browser_and_staff_overrides(
         staff.goto("/staff/queue")
         accessible(staff)
         assert request_id in staff.locator("table.queue").inner_text()
-        # the student's page shows the override, by whom and why
+        # the student's page shows the answer and the overrides, by whom and why
         page.goto("/labs/basics")
-        assert "2 / 3" in page.locator("p.mark").inner_text()
+        assert "2 / 3" in page.locator("p.mark").inner_text()  # hostname 1 by hand, sshd 1
+        answered = page.locator("ul.questions").inner_text()
+        assert "Answered by anna" in answered and "set by hand" in answered
         assert (
             "set by anna: half: it ran only after a restart"
             in page.locator("table.checks").inner_text()

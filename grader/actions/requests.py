@@ -214,3 +214,10 @@ def work_one(
         queue.put_back(course.book, taken, worker, "interrupted", tried=False)
     course.forget()
     return queue.get(course.book, taken.id)
+
+
+def ask_for_lab(course: Gradebook, actor: Actor, lab: str) -> list[Asked]:
+    """Staff's grading of every student's VM for a lab, each a request of its own."""
+    actor.must_be_staff("grade a whole lab")
+    course.course.lab(lab)
+    return [ask(course, actor, GradeRequest(lab, student)) for student in course.roster]

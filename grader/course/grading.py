@@ -207,8 +207,21 @@ def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[RegradedRun]:
     that does not is refused, as a changed archive is)."""
 
     lab = gradebook.course.lab(lab_id)
+    sha = gradebook.pack(lab.id).rubric.sha256
+    done = []
+    for run in gradebook.book.runs_of(lab.id):
+        if gradebook.book.latest_version(run["id"])["rubric_sha256"] != sha:
+            done.append(regrade_run(gradebook, lab.id, run["id"]))
+    return done
+
+
+def regrade_run(
+    gradebook: Gradebook, lab_id: str, run: int, student: str | None = None
+) -> RegradedRun:
+    """One recorded grading (of every student in it, or ``student`` only) marked again from
+    its evidence archives with the lab's current rubric, and recorded as its regrade."""
+    lab = gradebook.course.lab(lab_id)
     pack = gradebook.pack(lab.id)
-    sha = pack.rubric.sha256
     given = lab_variables(gradebook, lab.id)
     students = load_roster(
         gradebook.course.roster,
@@ -219,30 +232,30 @@ def regrade_lab(gradebook: Gradebook, lab_id: str) -> list[RegradedRun]:
     )
     # the course's variables for everyone, the roster's own for each student over them
     per_student = {s.student: ({**given, **s.vars}, s.target.password) for s in students}
-    done = []
-    for run in gradebook.book.runs_of(lab.id):
-        latest = gradebook.book.latest_version(run["id"])
-        if latest["rubric_sha256"] == sha:
-            continue
-        source = gradebook.book.absolute(latest["folder"])
-        if source is None or not source.is_dir():
-            raise InputError(
-                f"run {run['id']}'s folder {source} is not there: restore it, or drop the run "
-                "(grade book drop)"
-            )
-        found = ReportStore(source, create=False).read_all().found
-        target = new_run_folder(gradebook, lab.id, "regrade")
-        key = course_key(gradebook).prepared()
-        result = regrade_folder(
-            found, target, pack, {}, per_student=per_student, verify=key, signer=key
+    latest = gradebook.book.latest_version(run)
+    source = gradebook.book.absolute(latest["folder"])
+    if source is None or not source.is_dir():
+        raise InputError(
+            f"run {run}'s folder {source} is not there: restore it, or drop the run "
+            "(grade book drop)"
         )
-        recorded = ReportStore(target).read_all().found
-        new = gradebook.book.record(
-            lab.id, target, recorded, "regrade", regrade_of=run["id"], rubric=pack.rubric
-        )
-        refused = [r for r in result.reports if r.error_kind == "evidence_refused"]
-        done.append(RegradedRun(run["id"], target, new, refused))
-    return done
+    found = [
+        (path, report) for path, report in ReportStore(source, create=False).read_all().found
+        if student is None or report.student == student
+    ]  # fmt: skip
+    if not found:
+        raise InputError(f"run {run} has no grading of {student}")
+    target = new_run_folder(gradebook, lab.id, "regrade")
+    key = course_key(gradebook).prepared()
+    result = regrade_folder(
+        found, target, pack, {}, per_student=per_student, verify=key, signer=key
+    )
+    recorded = ReportStore(target).read_all().found
+    new = gradebook.book.record(
+        lab.id, target, recorded, "regrade", regrade_of=run, rubric=pack.rubric
+    )
+    refused = [r for r in result.reports if r.error_kind == "evidence_refused"]
+    return RegradedRun(run, target, new, refused)
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,19 @@ Every page works without JavaScript; a request's page polls for its progress wit
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starsessions import regenerate_session_id
 
 from grader.actions import access, book, student
+from grader.actions import questions as asking_staff
 from grader.actions import requests as asking
 from grader.actions.common import Actor
 from grader.base.errors import InputError
+from grader.course import access as access_of
 from grader.course.book import Row
 from grader.course.gradebook import Gradebook
 from grader.report.render.html import render as report_html
@@ -26,8 +30,9 @@ def home(request: Request) -> Response:
     if actor.staff:
         marks = book.marks(course, actor, book.MarksRequest())
         table = _by_student(marks.rows)
-        return private(page(request, "staff_home.html.j2", marks=marks,
-                            labs=list(course.course.labs), table=table))  # fmt: skip
+        released = {lab: access_of.released(course.book, lab) for lab in course.course.labs}
+        return private(page(request, "staff_home.html.j2", marks=marks, table=table,
+                            labs=course.course.labs, released=released))  # fmt: skip
     me = access.me(course, actor)
     rows = [student.student_row(course, r) for r in me.marks]
     dues = {lab: course.course.due_for(me.student or "", lab) for lab in course.course.labs}
@@ -74,7 +79,58 @@ def lab_page(request: Request, actor: Actor, course: Gradebook) -> Response:
     lab = request.path_params["lab"]
     whose = actor.student or ""
     view = student.lab_view(course, actor, whose, lab)
-    return private(page(request, "student_lab.html.j2", view=view, student_id=whose))
+    asked = asking_staff.theirs(course, actor, lab)
+    return private(page(request, "student_lab.html.j2", view=view, student_id=whose,
+                        questions=asked))  # fmt: skip
+
+
+@guarded(api=False)
+def question_asked(request: Request, actor: Actor, course: Gradebook) -> Response:
+    form = form_of(request)
+    lab = request.path_params["lab"]
+    try:
+        run = int(form.get("run", ""))
+    except ValueError:
+        return refusal(request, InputError("no such grading"), api=False)
+    made = asking_staff.QuestionRequest(lab, run, form.get("check", ""), form.get("text", ""))
+    asking_staff.ask(course, actor, made)
+    return RedirectResponse(f"/labs/{lab}#questions", status_code=303)
+
+
+@guarded(api=False)
+def staff_questions(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("see the questions")
+    waiting = asking_staff.theirs(course, actor)
+    shown = [(q, asking_staff.evidence(course, actor, q)) for q in waiting]
+    return private(page(request, "staff_questions.html.j2", questions=shown))
+
+
+#: What staff may do about a question, as a form names it
+ACTIONS: dict[str, Literal["none", "regrade", "grade", "override"]] = {
+    "none": "none",
+    "regrade": "regrade",
+    "grade": "grade",
+    "override": "override",
+}
+
+
+@guarded(api=False)
+def staff_answer(request: Request, actor: Actor, course: Gradebook) -> Response:
+    form = form_of(request)
+    action = form.get("action", "none")
+    if action not in ACTIONS:
+        return refusal(request, InputError(f"no such action {action!r}"), api=False)
+    points = None
+    if action == "override":
+        try:
+            points = float(form.get("points", ""))
+        except ValueError:
+            return refusal(request, InputError("an override gives a number of points"), api=False)
+    made = asking_staff.AnswerRequest(
+        request.path_params["id"], form.get("answer", ""), ACTIONS[action], points
+    )
+    asking_staff.answer(course, actor, made)
+    return RedirectResponse("/staff/questions", status_code=303)
 
 
 @guarded(api=False)
@@ -152,6 +208,12 @@ def staff_queue(request: Request, actor: Actor, course: Gradebook) -> Response:
 
 
 @guarded(api=False)
+def staff_grade_lab(request: Request, actor: Actor, course: Gradebook) -> Response:
+    asking.ask_for_lab(course, actor, request.path_params["lab"])
+    return RedirectResponse("/staff/queue", status_code=303)
+
+
+@guarded(api=False)
 def staff_release(request: Request, actor: Actor, course: Gradebook) -> Response:
     lab = request.path_params["lab"]
     book.release(course, actor, book.ReleaseRequest(lab))
@@ -165,10 +227,14 @@ ROUTES = [
     Route("/signout", sign_out, methods=["POST"]),
     Route("/labs/{lab}", lab_page),
     Route("/labs/{lab}/grade", ask_page, methods=["POST"]),
+    Route("/labs/{lab}/questions", question_asked, methods=["POST"]),
+    Route("/staff/questions", staff_questions),
+    Route("/staff/questions/{id:int}/answer", staff_answer, methods=["POST"]),
     Route("/labs/{lab}/gradings/{run:int}", grading_page),
     Route("/requests/{id:int}", request_page),
     Route("/staff/queue", staff_queue),
     Route("/staff/labs/{lab}/release", staff_release, methods=["POST"]),
+    Route("/staff/labs/{lab}/grade", staff_grade_lab, methods=["POST"]),
     Route("/staff/students/{student}", staff_student),
     Route("/staff/students/{student}/labs/{lab}/override", staff_override, methods=["POST"]),
     Route("/staff/students/{student}/labs/{lab}/grade", ask_page, methods=["POST"]),

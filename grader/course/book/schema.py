@@ -203,7 +203,32 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         )
     if schema >= 8:
         tables += _web(md)
+    if schema >= 9:
+        tables.append(_questions(md))
     return tuple(tables)
+
+
+def _questions(md: sa.MetaData) -> sa.Table:
+    """Questions a student asks staff about a check of one of their gradings (schema 9), each
+    answered with what staff did about it."""
+    return sa.Table(
+        "questions",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("student", sa.String(200), nullable=False, index=True),
+        sa.Column("lab", sa.String(100), nullable=False),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+        sa.Column("check_id", sa.String(100), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("asked_at", sa.String(32), nullable=False),
+        sa.Column("answer", sa.Text),
+        sa.Column("answered_by", sa.String(200)),
+        sa.Column("answered_at", sa.String(32)),
+        # what staff did: none | regrade (its grading marked again) | grade (the VM graded
+        # again: a request) | override; and what it made (a run, a request, an override)
+        sa.Column("action", sa.String(20)),
+        sa.Column("made", sa.Integer),
+    )
 
 
 def _web(md: sa.MetaData) -> list[sa.Table]:
@@ -348,9 +373,17 @@ def _schema_8(connection: sa.Connection, root: Path | None) -> None:
         eighth.tables[name].create(connection)
 
 
+def _schema_9(connection: sa.Connection, root: Path | None) -> None:
+    """Students' questions on a check, and staff's answers."""
+    ninth = sa.MetaData()
+    _define(ninth, 9)
+    ninth.tables["questions"].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
     _schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6, _schema_7, _schema_8,
+    _schema_9,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
@@ -358,8 +391,9 @@ meta, runs, reports, checks, overrides, rubrics, drops, identities = _define(met
 accepts, kept_code, trusted_imports, lock_holders = (
     metadata.tables[name] for name in ("accepts", "kept_code", "trusted", "lock_holders")
 )
-sign_ins, web_sessions, requests, releases = (
-    metadata.tables[name] for name in ("sign_ins", "web_sessions", "requests", "releases")
+sign_ins, web_sessions, requests, releases, questions = (
+    metadata.tables[name]
+    for name in ("sign_ins", "web_sessions", "requests", "releases", "questions")
 )
 
 
