@@ -89,3 +89,18 @@ def me(course: Gradebook, actor: Actor) -> Me:
     person = course.people().get(student, {})
     rows = [course.explain(student, lab).row for lab in course.course.labs]
     return Me("student", student, person.get("name") or student, rows)
+
+
+# -- sessions, for a front end's session store ------------------------------------------------
+
+
+def read_session(course: Gradebook, session_id: str) -> bytes | None:
+    return access.read_session(course.book, session_id)
+
+
+def write_session(course: Gradebook, session_id: str, data: bytes, lasts: timedelta) -> None:
+    access.write_session(course.book, session_id, data, lasts)
+
+
+def remove_session(course: Gradebook, session_id: str) -> None:
+    access.remove_session(course.book, session_id)

@@ -318,3 +318,8 @@ def release(course: Gradebook, actor: Actor, request: ReleaseRequest) -> None:
     if access.released(course.book, lab.id):
         raise InputError(f"{lab.id}'s feedback is released already")
     access.release(course.acting(actor.name).book, lab.id)
+
+
+def released(course: Gradebook, actor: Actor) -> dict[str, bool]:
+    """Each lab: whether its feedback is released (for a lab whose feedback is on_release)."""
+    return {lab: access.released(course.book, lab) for lab in course.course.labs}

@@ -221,3 +221,9 @@ def ask_for_lab(course: Gradebook, actor: Actor, lab: str) -> list[Asked]:
     actor.must_be_staff("grade a whole lab")
     course.course.lab(lab)
     return [ask(course, actor, GradeRequest(lab, student)) for student in course.roster]
+
+
+def latest(course: Gradebook, actor: Actor, count: int = 50) -> list[queue.Request]:
+    """The latest requests, newest first (staff's view of the queue)."""
+    actor.must_be_staff("see the queue")
+    return queue.latest(course.book, count)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,9 +23,11 @@ from grader.actions import access, book, student
 from grader.actions import requests as asking
 from grader.actions.common import Actor
 from grader.base.errors import InputError
-from grader.course.gradebook import Gradebook
 from grader.report.render.safe import json_text
 from grader.web.render import csrf, guarded, private
+
+if TYPE_CHECKING:
+    from grader.course.gradebook import Gradebook
 
 
 def _json(value: Any, status: int = 200) -> Response:

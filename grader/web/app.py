@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
@@ -32,9 +32,11 @@ from grader.actions.common import Actor, CourseAt
 from grader.actions.grading import Connection
 from grader.actions.requests import work_one
 from grader.base.files import write_atomic
-from grader.course.gradebook import Gradebook
 from grader.web import api, pages
 from grader.web.sessions import IDLE, BookStore
+
+if TYPE_CHECKING:
+    from grader.course.gradebook import Gradebook
 
 #: The course folder's file of the web's own secret (signing its CSRF tokens): 0600
 SECRET_FILE = "web.key"
@@ -123,7 +125,7 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
         routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", app=static, name="static")],
         middleware=[
             Middleware(
-                SessionMiddleware, store=BookStore(course.book), lifetime=IDLE, rolling=True,
+                SessionMiddleware, store=BookStore(course), lifetime=IDLE, rolling=True,
                 cookie_name="grader_session", cookie_https_only=config.https,
                 cookie_same_site="lax",
             ),

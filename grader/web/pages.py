@@ -3,7 +3,7 @@ Every page works without JavaScript; a request's page polls for its progress wit
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -15,11 +15,12 @@ from grader.actions import questions as asking_staff
 from grader.actions import requests as asking
 from grader.actions.common import Actor
 from grader.base.errors import InputError
-from grader.course import access as access_of
-from grader.course.book import Row
-from grader.course.gradebook import Gradebook
 from grader.report.render.html import render as report_html
 from grader.web.render import actor_of, course_of, form_of, guarded, page, private, refusal
+
+if TYPE_CHECKING:
+    from grader.course.book import Row
+    from grader.course.gradebook import Gradebook
 
 
 def home(request: Request) -> Response:
@@ -30,7 +31,7 @@ def home(request: Request) -> Response:
     if actor.staff:
         marks = book.marks(course, actor, book.MarksRequest())
         table = _by_student(marks.rows)
-        released = {lab: access_of.released(course.book, lab) for lab in course.course.labs}
+        released = book.released(course, actor)
         return private(page(request, "staff_home.html.j2", marks=marks, table=table,
                             labs=course.course.labs, released=released))  # fmt: skip
     me = access.me(course, actor)
@@ -202,9 +203,7 @@ def staff_override(request: Request, actor: Actor, course: Gradebook) -> Respons
 @guarded(api=False)
 def staff_queue(request: Request, actor: Actor, course: Gradebook) -> Response:
     actor.must_be_staff("see the queue")
-    from grader.course import queue  # lazy: only staff's queue page reads it whole
-
-    return private(page(request, "staff_queue.html.j2", latest=queue.latest(course.book)))
+    return private(page(request, "staff_queue.html.j2", latest=asking.latest(course, actor)))
 
 
 @guarded(api=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from starlette.requests import Request
@@ -16,9 +16,11 @@ from grader.actions.common import Actor, NotAllowed, NotFound
 from grader.actions.requests import Closed, ConfirmLate, TooSoon
 from grader.base.clock import utc_text
 from grader.base.errors import CourseBusy, InputError
-from grader.course.gradebook import Gradebook
 from grader.report.render.safe import printable
 from grader.report.render.text import points
+
+if TYPE_CHECKING:
+    from grader.course.gradebook import Gradebook
 
 
 @functools.cache
