@@ -13,13 +13,13 @@ fails now, and passes (so the mark must go) once the web is fixed.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import re
 import socket
+import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,9 +38,9 @@ from grader.actions.requests import work_one
 from grader.base.results import CheckResult, Report, RubricRef
 from grader.cli import main
 from grader.course import queue
-from grader.course.book import Book, metadata, reports
+from grader.course.book import Book, metadata, releases, reports
 from grader.course.book import requests as book_requests
-from grader.course.lock import course_lock
+from grader.evidence.signing import KEY_FILE, Key
 from grader.report.store import ReportStore
 from grader.web.app import SECRET_FILE, WebConfig, make_app
 from tests.test_e2e_course import BASICS, BASICS_CHECKS
@@ -54,7 +54,9 @@ SSH_PASSWORD = "ssh-password-9b7c2d"
 
 #: The basics lab with one more item, hidden from students (marked by staff only)
 RUBRIC = (
-    BASICS
+    BASICS.replace(
+        'id = "sshd_runs"\npoints = 2\n', 'id = "sshd_runs"\npoints = 2\nhint = "HINT-sshd"\n'
+    )
     + """
 [[sections.items]]
 id = "grader_only"
@@ -262,7 +264,7 @@ def record(
         items = {i.id: i for i in rubric.items}
         checks = tuple(
             CheckResult(
-                check, "basics", f"Title of {check}", status,
+                check, "basics", f"Title of {check}", status,  # type: ignore[arg-type]
                 items[check].points if status == "pass" else 0.0, items[check].points,
                 message, f"hint for {check}", (), visibility=items[check].visibility,
             )
@@ -284,14 +286,24 @@ def record(
         )
 
 
+def write_key(path: Path) -> None:
+    """A private key file, as staff make one for the grader (ssh-keygen)."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
 def quick(folder: Path, **more: Any) -> Connection:
     """How the worker reaches a VM here: SSH to a port of this machine where nothing listens
     (a VM that cannot be reached, at once)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    given: dict[str, Any] = {"port": port, "known_hosts": folder.parent / "known_hosts",
-                             "connect_timeout": 2.0, "host_timeout": 20.0, "plans": None}  # fmt: skip
+    given: dict[str, Any] = {
+        "port": port,
+        "known_hosts": folder.parent / "known_hosts",
+        "connect_timeout": 2.0,
+        "host_timeout": 20.0,
+        "plans": None,
+    }
     return Connection(**{**given, **more})
 
 
@@ -599,8 +611,13 @@ def test_a_post_without_cookies_reaches_nothing(web):
     such POST finds nobody signed in."""
     before = web.tables()
     bare = web.browser()
-    for path in ("/api/grade", "/labs/basics/grade", "/staff/labs/held/release",
-                 "/staff/students/amy/labs/basics/override", "/staff/students/amy/labs/basics/grade"):  # fmt: skip
+    for path in (
+        "/api/grade",
+        "/labs/basics/grade",
+        "/staff/labs/held/release",
+        "/staff/students/amy/labs/basics/override",
+        "/staff/students/amy/labs/basics/grade",
+    ):
         answer = bare.post(path, json={"lab": "basics"})
         assert answer.status_code in (401, 403), (path, answer.status_code)
         answer = bare.post(path, data={"lab": "basics", "value": "1", "reason": "x"})
@@ -704,16 +721,37 @@ def test_a_lab_id_with_path_tricks_or_of_any_length_is_simply_not_there(web):
     client = web.signed_in("student", "amy")
     record(web.folder, "amy", "basics", LOST)
     csrf = me(client)["csrf"]
-    odd = ["%2e%2e", "..%2f..%2fcourse.toml", "basics%00", "basics%2f..", "BASICS",
-           "basics%20", "%ff%fe", "%c0%ae%c0%ae", "a" * 10_000, "%3Cscript%3E", "basics;x"]  # fmt: skip
+    odd = [
+        "%2e%2e",
+        "..%2f..%2fcourse.toml",
+        "basics%00",
+        "basics%2f..",
+        "BASICS",
+        "basics%20",
+        "%ff%fe",
+        "%c0%ae%c0%ae",
+        "a" * 10_000,
+        "%3Cscript%3E",
+        "basics;x",
+    ]
     for lab in odd:
         assert client.get(f"/labs/{lab}").status_code == 404, lab
         assert client.get(f"/labs/{lab}/gradings/1").status_code == 404, lab
         answer = client.post(f"/labs/{lab}/grade", data={"csrftoken": csrf})
         assert answer.status_code == 404, (lab, answer.status_code)
-    for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
-                 "/static/%2e%2e/%2e%2e/course.toml", "/course.toml", "/gradebook.sqlite",
-                 "/web.key", "/signing.key", "/runs/", "/static/", "/static/../templates/base.html.j2"):  # fmt: skip
+    for path in (
+        "/static/../app.py",
+        "/static/%2e%2e/app.py",
+        "/static/..%2fapp.py",
+        "/static/%2e%2e/%2e%2e/course.toml",
+        "/course.toml",
+        "/gradebook.sqlite",
+        "/web.key",
+        "/signing.key",
+        "/runs/",
+        "/static/",
+        "/static/../templates/base.html.j2",
+    ):
         answer = client.get(path)
         assert answer.status_code == 404, (path, answer.status_code)
     assert requests_of(web.folder) == []
@@ -873,16 +911,25 @@ def test_nothing_a_student_sends_names_the_host_to_grade(web):
     ignored, and the worker connects to the roster's address only."""
     amy = web.signed_in("student", "amy")
     csrf = me(amy)["csrf"]
-    elsewhere = {"host": "203.0.113.9", "address": "203.0.113.9", "target": "203.0.113.9:22",
-                 "hosts": ["203.0.113.9"], "port": 2222, "user": "root", "identity": "/etc/shadow"}  # fmt: skip
+    elsewhere = {
+        "host": "203.0.113.9",
+        "address": "203.0.113.9",
+        "target": "203.0.113.9:22",
+        "hosts": ["203.0.113.9"],
+        "port": 2222,
+        "user": "root",
+        "identity": "/etc/shadow",
+    }
     answer = amy.post(
         "/api/grade?host=203.0.113.9",
         json={"lab": "basics", **elsewhere},
         headers={"x-csrf-token": csrf, "x-forwarded-host": "203.0.113.9", "forwarded": "for=x"},
     )
     assert answer.status_code == 202
-    again = amy.post("/labs/basics/grade?host=203.0.113.9",
-                     data={"csrftoken": csrf, **{k: str(v) for k, v in elsewhere.items()}})  # fmt: skip
+    again = amy.post(
+        "/labs/basics/grade?host=203.0.113.9",
+        data={"csrftoken": csrf, **{k: str(v) for k, v in elsewhere.items()}},
+    )
     assert again.status_code == 303  # the same request, asked again
     [asked] = requests_of(web.folder)
     assert (asked.student, asked.lab, asked.asked_by) == ("amy", "basics", "amy")
@@ -998,3 +1045,404 @@ def test_requests_sent_at_once_queue_one_grading(web, monkeypatch):
         thread.join()
     queued = [r.id for r in requests_of(web.folder, "amy")]
     assert (len(queued), sorted(set(answers))) == (1, [(202, queued[0])]), answers
+
+
+# -- after the due time ----------------------------------------------------------------------
+
+
+def test_after_the_due_time_a_closed_lab_refuses_and_a_late_one_asks_to_confirm(web, monkeypatch):
+    at(DUE + timedelta(hours=5), monkeypatch)
+    amy = web.signed_in("student", "amy")
+    closed = ask(amy, "closed")
+    assert closed.status_code == 409 and "takes no late work" in closed.json()["error"]
+    assert ask(amy, "closed", confirm_late=True).status_code == 409
+    page = amy.post(
+        "/labs/closed/grade", data={"csrftoken": me(amy)["csrf"], "confirm_late": "yes"}
+    )
+    assert page.status_code == 409
+    assert "closed" in amy.get("/labs/closed").text
+    assert requests_of(web.folder) == []
+    late = ask(amy, "basics")
+    assert late.status_code == 409
+    assert late.json()["confirm"] is True and late.json()["penalty"] == pytest.approx(0.1)
+    assert "10%" in late.json()["error"]
+    for almost in ("true", 1, "yes", [True]):  # only JSON's true confirms
+        assert ask(amy, "basics", confirm_late=almost).status_code == 409
+    form = amy.post("/labs/basics/grade", data={"csrftoken": me(amy)["csrf"]})
+    assert form.status_code == 409 and "10%" in form.text and 'name="confirm_late"' in form.text
+    assert requests_of(web.folder) == []
+    confirmed = ask(amy, "basics", confirm_late=True)
+    assert confirmed.status_code == 202
+    [asked] = requests_of(web.folder)
+    assert asked.asked_at == DUE + timedelta(hours=5)
+
+
+# -- what the book and the VMs say, shown ----------------------------------------------------
+
+MARKUP = "<script>alert('vm')</script><img src=x onerror=alert(2)>"
+CONTROLS = "\x1b[2J\x1b]52;c;ZXZpbA==\x07\r\b\u202e\x9b"
+HOSTILE = {
+    "sshd_runs": ("fail", f"sshd said {MARKUP} and {CONTROLS} end"),
+    "hostname_file": ("pass", ""),
+    "grader_only": ("fail", "hidden"),
+}
+RAW = ("<script>alert(", "<img src=x", "\x1b", "\x07", "\b", "\u202e", "\x9b", "\r")
+
+
+def assert_shown_as_text(text: str, where: str) -> None:
+    for raw in RAW:
+        assert raw not in text, (where, raw)
+
+
+def test_everything_from_the_book_or_a_vm_is_shown_as_text(web):
+    run = record(web.folder, "amy", "basics", HOSTILE, host=f"vm{MARKUP}{CONTROLS}")
+    anna = web.signed_in("staff", "anna")
+    csrf = me(anna)["csrf"]
+    override = anna.post("/staff/students/amy/labs/basics/override",
+                         data={"csrftoken": csrf, "check": "hostname_file", "value": "0.5",
+                               "reason": f"careless {MARKUP}"})  # fmt: skip
+    assert override.status_code == 303, override.text
+    amy = web.signed_in("student", "amy")
+    asked = ask(amy, "basics").json()["request"]
+    book = Book(f"sqlite:///{web.folder / 'gradebook.sqlite'}", root=web.folder)
+    with book.engine.begin() as connection:  # as a worker writes what a VM answered
+        connection.execute(
+            sa.update(book_requests).values(reason=f"not graded: {MARKUP}{CONTROLS}")
+        )
+    book.close()
+    pages = {
+        "amy /": amy.get("/"),
+        "amy lab": amy.get("/labs/basics"),
+        "amy report": amy.get(f"/labs/basics/gradings/{run}"),
+        "amy request": amy.get(f"/requests/{asked}"),
+        "anna /": anna.get("/"),
+        "anna queue": anna.get("/staff/queue"),
+        "anna report": anna.get(f"/staff/students/amy/labs/basics/gradings/{run}"),
+        "anna request": anna.get(f"/requests/{asked}"),
+    }
+    for where, answer in pages.items():
+        assert answer.status_code == 200, (where, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), where
+        assert_shown_as_text(answer.text, where)
+        assert "&lt;script&gt;alert(&#39;title&#39;)&lt;/script&gt;" in answer.text or (
+            "report" in where
+        ), where
+    assert "Amy &lt;img src=x onerror=alert(1)&gt;" in pages["amy /"].text
+    assert "&lt;script&gt;alert(&#39;vm&#39;)" in pages["amy lab"].text  # the check's reason
+    assert "careless &lt;script&gt;" in pages["amy lab"].text  # staff's reason
+    assert "&lt;script&gt;" in pages["amy request"].text
+    for where, path in (("me", "/api/me"), ("request", f"/api/requests/{asked}")):
+        answer = amy.get(path)
+        assert answer.headers["content-type"].startswith("application/json")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        for raw in RAW[2:]:  # markup is data in JSON; a control character is an escape
+            assert raw not in answer.text, (where, raw)
+    assert me(amy)["name"] == HOSTILE_NAME  # the name itself, as data
+    book_json = anna.get("/api/book")
+    for raw in RAW[2:]:
+        assert raw not in book_json.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING: staff's page of a student who has any grading is a server error (500: "
+    "staff_student.html.j2 reads e.reason of every history event, and a grading's event has "
+    "none; StrictUndefined)",
+)
+def test_staff_see_a_students_page_with_their_gradings_as_text(web):
+    record(web.folder, "amy", "basics", HOSTILE, host=f"vm{MARKUP}{CONTROLS}")
+    anna = web.signed_in("staff", "anna")
+    answer = anna.get("/staff/students/amy")
+    assert answer.status_code == 200, answer.status_code
+    assert_shown_as_text(answer.text, "staff's page of amy")
+    assert "&lt;script&gt;alert(&#39;title&#39;)" in answer.text
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def crawl(web: Web, student: TestClient, staff: TestClient, asked: int) -> dict[str, str]:
+    """Every page and JSON a student and staff reach, and the error pages, by name."""
+    found = {}
+    for who, client, paths in (
+        ("amy", student, ["/", "/labs/basics", "/labs/later", "/labs/held", "/labs/closed",
+                          f"/requests/{asked}", f"/api/requests/{asked}", "/api/me",
+                          "/labs/nope", "/requests/999", "/api/requests/999", "/staff/queue"]),
+        ("anna", staff, ["/", "/staff/queue", "/api/book", "/api/me", f"/requests/{asked}",
+                         f"/api/requests/{asked}", "/staff/students/cat", "/staff/students/zed",
+                         "/staff/students/ben/labs/basics/gradings/1"]),
+    ):  # fmt: skip
+        for path in paths:
+            answer = client.get(path)
+            assert answer.status_code < 500, (who, path, answer.status_code)
+            found[f"{who} {path}"] = answer.text + json.dumps(dict(answer.headers))
+    csrf = me(staff)["csrf"]
+    override = "/staff/students/amy/labs/basics/override"
+    for path, data in (
+        ("/staff/students/zed/labs/basics/override", {"value": "1", "reason": "x"}),
+        (override, {"value": "99", "reason": "x"}),
+        (override, {"check": "nope", "value": "1", "reason": "x"}),
+        ("/staff/labs/basics/release", {}),
+        ("/staff/students/zed/labs/basics/grade", {}),
+        ("/staff/students/amy/labs/nope/grade", {}),
+    ):  # fmt: skip
+        answer = staff.post(path, data={"csrftoken": csrf, **data})
+        assert answer.status_code < 500, (path, answer.status_code)
+        found[f"anna POST {path} {data}"] = answer.text
+    return found
+
+
+def secrets_of(web: Web, identity: Path) -> dict[str, str]:
+    return {
+        "the lab's variable from the environment": SECRET_VALUE,
+        "the SSH password": SSH_PASSWORD,
+        "web.key": (web.folder / SECRET_FILE).read_text().strip(),
+        "signing.key": (web.folder / KEY_FILE).read_text().strip(),
+        "the identity key's folder": str(identity.parent),
+    }
+
+
+def test_no_page_json_or_log_line_shows_a_secret(web, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    Key(web.folder / KEY_FILE).prepared()
+    identity = web.folder.parent / "staff-only-keys" / "id_grader"
+    identity.parent.mkdir()
+    write_key(identity)
+    amy, anna = web.signed_in("student", "amy"), web.signed_in("staff", "anna")
+    asked = ask(amy, "basics").json()["request"]
+    done = grade_next(web.folder, identity=identity, password=SSH_PASSWORD)
+    assert done is not None and done.state == queue.NOT_GRADED, done
+    shown = crawl(web, amy, anna, asked)
+    logged = caplog.text + "".join(capsys.readouterr())
+    for name, secret in secrets_of(web, identity).items():
+        assert len(secret) > 8
+        for where, text in shown.items():
+            assert secret not in text, (name, where)
+        assert secret not in logged, name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING: when our side cannot grade (the identity key moved or unreadable, the "
+    "signing key unreadable, a lab's variable not in the environment), the request's reason "
+    "that the student reads on the request and lab pages and in /api/requests/ID is the "
+    "exception's text: the identity key's full path, the course folder's path",
+)
+def test_our_sides_errors_show_a_student_no_path_of_ours(web, monkeypatch):
+    amy = web.signed_in("student", "amy")
+    identity = web.folder.parent / "staff-only-keys" / "id_grader"  # not there (moved)
+    asked = ask(amy, "basics").json()["request"]
+    done = None
+    for _ in range(3):  # the tries our side makes before it says it could not grade it
+        done = grade_next(web.folder, identity=identity)
+    assert done is not None and done.state == queue.NOT_GRADED, done
+    for path in (f"/requests/{asked}", f"/api/requests/{asked}", "/labs/basics"):
+        text = amy.get(path).text
+        assert str(identity.parent) not in text, path
+        assert str(web.folder.parent) not in text, path
+
+
+# -- what a student sees, and when -----------------------------------------------------------
+
+SEEN = {
+    "sshd_runs": ("fail", "REASON-sshd: sshd is not running"),
+    "hostname_file": ("pass", "PASSED-hostname"),
+    "grader_only": ("pass", "HIDDEN-REASON of the hidden check"),
+}
+
+
+def everything_of(client: TestClient, lab: str, run: int) -> tuple[str, int, str]:
+    """The lab's page, the report's status, and the JSON a student reads."""
+    page = client.get(f"/labs/{lab}")
+    assert page.status_code == 200
+    report = client.get(f"/labs/{lab}/gradings/{run}")
+    return page.text, report.status_code, json.dumps(me(client))
+
+
+def test_after_due_before_the_due_time_shows_what_lost_marks_but_not_why(web, monkeypatch):
+    run = record(web.folder, "amy", "later", SEEN)
+    amy = web.signed_in("student", "amy")
+    page, report, api = everything_of(amy, "later", run)
+    assert "sshd_runs" in page and "1 / 4" not in page  # which check lost marks
+    assert "2 / 4" in page  # the mark (the hidden check counted)
+    for hidden in ("REASON-sshd", "HINT-sshd", "PASSED-hostname", "hostname_file",
+                   "HIDDEN-REASON", "grader_only", f"/labs/later/gradings/{run}"):  # fmt: skip
+        assert hidden not in page, hidden
+        assert hidden not in api, hidden
+    assert report == 404
+    at(DUE + timedelta(minutes=1), monkeypatch)
+    amy = web.signed_in("student", "amy")
+    page, report, api = everything_of(amy, "later", run)
+    assert "REASON-sshd" in page and "HINT-sshd" in page
+    assert report == 200
+    shown = amy.get(f"/labs/later/gradings/{run}").text
+    assert "REASON-sshd" in shown and "HIDDEN-REASON" not in shown and "grader_only" not in shown
+
+
+def test_on_release_shows_the_mark_only_until_staff_release_it(web, capsys):
+    run = record(web.folder, "amy", "held", SEEN)
+    amy = web.signed_in("student", "amy")
+    page, report, api = everything_of(amy, "held", run)
+    assert "2 / 4" in page
+    for hidden in ("REASON-sshd", "HINT-sshd", "sshd_runs", "PASSED-hostname",
+                   "HIDDEN-REASON", "grader_only", f"/labs/held/gradings/{run}"):  # fmt: skip
+        assert hidden not in page, hidden
+        assert hidden not in api, hidden
+    assert report == 404
+    # a student cannot release it; a release by staff from the web is refused cross-site
+    assert (
+        amy.post("/staff/labs/held/release", data={"csrftoken": me(amy)["csrf"]}).status_code == 404
+    )
+    assert everything_of(amy, "held", run)[1] == 404
+    assert main(["book", "release", "held", "--course", str(web.folder), "--by", "anna"]) == 0
+    capsys.readouterr()
+    page, report, api = everything_of(amy, "held", run)
+    assert "REASON-sshd" in page and "HINT-sshd" in page and report == 200
+    assert "HIDDEN-REASON" not in page and "grader_only" not in page
+    book = Book(f"sqlite:///{web.folder / 'gradebook.sqlite'}", root=web.folder)
+    with book.engine.connect() as connection:
+        released = connection.execute(sa.select(releases)).all()
+    book.close()
+    assert [(r.lab, r.made_by) for r in released] == [("held", "anna")]
+
+
+def test_a_hidden_check_is_only_counted_for_a_student(web):
+    hidden = {**SEEN, "grader_only": ("error", "HIDDEN-REASON: could not run")}
+    run = record(web.folder, "amy", "basics", hidden)
+    amy = web.signed_in("student", "amy")
+    page, report, api = everything_of(amy, "basics", run)
+    assert report == 200
+    shown = amy.get(f"/labs/basics/gradings/{run}").text
+    for where, text in (
+        ("page", page),
+        ("api", api),
+        ("report", shown),
+        ("home", amy.get("/").text),
+        ("request", amy.get("/api/requests/1").text),
+    ):
+        assert "HIDDEN-REASON" not in text, where
+        assert "grader_only" not in text, where
+        assert "Title of grader_only" not in text, where
+    assert "1 more check is marked by your instructor" in page
+    assert "REASON-sshd" in page  # what she may see, she sees
+    anna = web.signed_in("staff", "anna")
+    staff = anna.get(f"/staff/students/amy/labs/basics/gradings/{run}").text
+    assert "HIDDEN-REASON" in staff  # staff see the instructor's view
+
+
+# -- staff's actions -------------------------------------------------------------------------
+
+
+def history_of(folder: Path, student: str) -> list[dict[str, Any]]:
+    with open_course(CourseAt(folder), Actor("test")) as course:
+        return list(course.book.history(student))
+
+
+def test_staff_actions_are_recorded_by_whoever_is_signed_in_and_refused_to_a_student(web):
+    record(web.folder, "amy", "basics", SEEN)
+    amy, anna = web.signed_in("student", "amy"), web.signed_in("staff", "anna")
+    before = web.tables()
+    csrf = me(amy)["csrf"]
+    override = "/staff/students/amy/labs/basics/override"
+    for path, data in (
+        (override, {"value": "4", "reason": "mine"}),
+        (override, {"check": "sshd_runs", "value": "2", "reason": "x"}),
+        ("/staff/students/ben/labs/basics/override", {"value": "0", "reason": "x"}),
+        ("/staff/labs/held/release", {}),
+    ):  # fmt: skip
+        answer = amy.post(path, data={"csrftoken": csrf, **data})
+        assert answer.status_code == 404, (path, answer.status_code)
+    assert web.tables() == before
+    csrf = me(anna)["csrf"]
+    for bad in ({"value": "nan", "reason": "x"}, {"value": "inf", "reason": "x"},
+                {"value": "3", "reason": " "}, {"value": "3"}, {"value": "99", "reason": "x"},
+                {"check": "grader_only", "value": "5", "reason": "x"}):  # fmt: skip
+        answer = anna.post(
+            "/staff/students/amy/labs/basics/override", data={"csrftoken": csrf, **bad}
+        )
+        assert answer.status_code == 400, (bad, answer.status_code)
+    assert web.tables() == before
+    answer = anna.post(
+        "/staff/students/amy/labs/basics/override",
+        data={"csrftoken": csrf, "check": "sshd_runs", "value": "2", "reason": "sshd was fine"},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/staff/students/amy"
+    [made] = [e for e in history_of(web.folder, "amy") if e["kind"] == "override"]
+    assert (made["by"], made["reason"], made["check"]) == ("anna", "sshd was fine", "sshd_runs")
+    assert (
+        "4 / 4" in amy.get("/labs/basics").text
+        and "set by anna: sshd was fine" in amy.get("/labs/basics").text
+    )
+    asked = anna.post("/staff/students/ben/labs/basics/grade", data={"csrftoken": csrf})
+    assert asked.status_code == 303
+    [request] = requests_of(web.folder, "ben")
+    assert (request.student, request.asked_by) == ("ben", "anna")
+    answer = ask(anna, "basics", student="ben")
+    assert answer.status_code == 202 and answer.json() == {"request": request.id, "again": True}
+
+
+# -- what every answer says of itself --------------------------------------------------------
+
+
+def test_every_answer_carries_the_security_headers_and_private_ones_are_not_cached(web):
+    amy = web.signed_in("student", "amy")
+    anyone = web.browser()
+    answers = {
+        "home": amy.get("/"), "lab": amy.get("/labs/basics"), "me": amy.get("/api/me"),
+        "404": amy.get("/labs/nope"), "401": anyone.get("/labs/basics"),
+        "403": amy.post("/api/grade", json={"lab": "basics"}),
+        "static": amy.get("/static/style.css"), "no route": amy.get("/nowhere"),
+        "sign-in page": anyone.get("/signin/" + "x" * 40),
+    }  # fmt: skip
+    for where, answer in answers.items():
+        headers = answer.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], where
+        assert headers["x-frame-options"] == "DENY", where
+        assert headers["referrer-policy"] == "no-referrer", where
+        assert headers["x-content-type-options"] == "nosniff", where
+    for where in ("home", "lab", "me", "sign-in page"):
+        assert answers[where].headers["cache-control"] == "no-store", where
+
+
+def test_a_sign_in_token_in_the_address_is_shown_as_text(web):
+    for token in ('"><img src=x onerror=alert(1)>', "x' onmouseover='alert(1)", "\x1b[2J"):
+        answer = web.browser().get(f"/signin/{quote(token, safe='')}")
+        assert answer.status_code == 200
+        assert "<img src=x" not in answer.text and "' onmouseover='" not in answer.text
+        assert "\x1b" not in answer.text
+
+
+def test_over_https_every_cookie_is_secure(folder):
+    with served(folder, public_url="https://grader.example.edu") as (app, first):
+        web = Web(app, folder, first)
+        client = TestClient(app, base_url="https://grader.example.edu", follow_redirects=False)
+        token = web.link("student", "amy")
+        page = client.get(f"/signin/{token}")
+        assert "secure" in page.headers["set-cookie"].lower()  # the CSRF cookie
+        answer = sign_in(client, token)
+        assert answer.status_code == 303
+        cookie = answer.headers["set-cookie"].lower()
+        assert "grader_session=" in cookie and "secure" in cookie and "httponly" in cookie
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING: the CSRF token is asgi-csrf's double-submit cookie, bound to no session "
+    "and kept across sign-in: a token one student got from the server is good in any other "
+    "browser that holds it as its grader_csrf cookie (set from a sibling subdomain, which a "
+    "university often gives students; the cookie is not __Host-), so a same-site page can "
+    "post as a signed-in member of staff (an override) or student (a late grading)",
+)
+def test_a_csrf_token_is_good_only_for_the_session_it_was_given_to(web):
+    mallory = web.signed_in("student", "ben")
+    token = str(mallory.cookies.get("grader_csrf"))
+    anna = web.signed_in("staff", "anna")
+    record(web.folder, "ben", "basics", SEEN)
+    before = web.tables()
+    plant(anna, token, "grader_csrf")  # tossed in from a sibling subdomain
+    answer = anna.post(
+        "/staff/students/ben/labs/basics/override",
+        data={"csrftoken": token, "value": "4", "reason": "forged"},
+    )
+    assert answer.status_code == 403, answer.status_code
+    assert web.tables() == before
