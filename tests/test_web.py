@@ -1457,12 +1457,14 @@ def test_a_csrf_token_is_good_only_for_the_session_it_was_given_to(web):
 def hold_the_course_while_a_worker_runs(web: Web, seconds: float) -> None:
     """``grade course due`` holds the course (as ta-anna) while one worker of the web runs."""
     config = WebConfig(CourseAt(web.folder), graders=1, poll=0.2, connection=quick(web.folder))
-    with open_course(CourseAt(web.folder), Actor("ta-anna")) as course:
-        with course_lock(course.book, "course due", wait=0):
-            workers = Workers(course, config)
-            workers.start()
-            time.sleep(seconds)
-            workers.join()
+    with (
+        open_course(CourseAt(web.folder), Actor("ta-anna")) as course,
+        course_lock(course.book, "course due", wait=0),
+    ):
+        workers = Workers(course, config)
+        workers.start()
+        time.sleep(seconds)
+        workers.join()
 
 
 @pytest.mark.xfail(
