@@ -1567,3 +1567,25 @@ def test_a_staff_link_lasts_an_hour_and_one_link_signs_in_once_from_two_tabs(web
         thread.join()
     assert sorted(statuses) == [303, 403, 403, 403]
     assert sum(tab.get("/api/me").status_code == 200 for tab in tabs) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING: a lab whose requests say per_day = 0 (course.toml's schema: '0: none') "
+    "answers every student's 'Grade my VM now' with a server error (500: _within_limits "
+    "reads used[0] of an empty list) instead of saying the lab takes no requests",
+)
+def test_a_lab_that_takes_no_requests_says_so(folder):
+    text = (folder / "course.toml").read_text()
+    (folder / "course.toml").write_text(
+        text.replace('feedback = "after_due"', 'feedback = "after_due"\nrequests = { per_day = 0 }')
+    )
+    with served(folder) as (app, first):
+        web = Web(app, folder, first)
+        amy = web.signed_in("student", "amy")
+        answer = ask(amy, "later")
+        assert answer.status_code in (409, 429), answer.status_code
+        assert "Retry-After" not in answer.headers or int(answer.headers["retry-after"]) > 0
+        page = amy.post("/labs/later/grade", data={"csrftoken": me(amy)["csrf"]})
+        assert page.status_code in (409, 429), page.status_code
+    assert requests_of(folder) == []
