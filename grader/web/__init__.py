@@ -5,5 +5,6 @@ A front end like grader.cli: each route turns a form or JSON into one request of
 calls that action and renders its result (server-side pages from Jinja2 templates, with
 autoescape; a JSON API with the same sessions and rules). Every rule is the action's: a route
 holds no logic of its own. Sessions, CSRF tokens and signed cookies come from well-kept
-libraries (starsessions, asgi-csrf); sign-in links and sessions are kept hashed in the book.
+libraries (starsessions; WTForms' session-bound CSRF tokens); sign-in links and sessions are
+kept hashed in the book.
 """

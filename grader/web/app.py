@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starsessions import SessionAutoloadMiddleware, SessionMiddleware
@@ -121,11 +122,12 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
             opened.close()
 
     static = StaticFiles(packages=[("grader.web", "static")])
+    store = BookStore(course)
     app = Starlette(
         routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", app=static, name="static")],
         middleware=[
             Middleware(
-                SessionMiddleware, store=BookStore(course), lifetime=IDLE, rolling=True,
+                SessionMiddleware, store=store, lifetime=IDLE, rolling=True,
                 cookie_name="grader_session", cookie_https_only=config.https,
                 cookie_same_site="lax",
             ),
@@ -133,19 +135,15 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
         ],
         lifespan=lifespan,
     )  # fmt: skip
+    app.router.redirect_slashes = False  # a redirect names no host the request gave
     app.state.course = course
     app.state.title = course.course.title
     app.state.workers = workers
-    guarded = asgi_csrf(
-        app,
-        signing_secret=secret_of(course.course.folder),
-        cookie_name="grader_csrf",
-        http_header="x-csrf-token",
-        cookie_secure=config.https,
-        cookie_samesite="Lax",
-        always_protect={"/signin", "/signout"},  # a sign-in is never made cross-site
-    )
-    return headers(guarded)
+    app.state.secret = secret_of(course.course.folder).encode()
+    app.state.store = store
+    public = urlsplit(config.public_url).hostname or "127.0.0.1"
+    hosts = TrustedHostMiddleware(app, allowed_hosts=[public, "127.0.0.1", "localhost", "[::1]"])
+    return headers(limited(hosts))
 
 
 #: What every response says of itself: no script, style or frame but the server's own, no
@@ -158,6 +156,59 @@ HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
 ]  # fmt: skip
+
+
+#: The largest body a request may send: a form or a JSON request is a few hundred bytes
+BODY_LIMIT = 64 * 1024
+
+
+def limited(app: Callable[..., Any], limit: int = BODY_LIMIT) -> Callable[..., Any]:
+    """``app``, with a request's body past ``limit`` bytes refused (413) before it is read
+    whole: by its Content-Length, or as it comes."""
+
+    async def refuse(scope: Any, send: Any) -> None:
+        api = str(scope.get("path", "")).startswith("/api/")
+        kind = b"application/json" if api else b"text/plain; charset=utf-8"
+        said = b'{"error": "request body too large"}' if api else b"Request body too large.\n"
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", kind)]})  # fmt: skip
+        await send({"type": "http.response.body", "body": said})
+
+    async def with_limit(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not length.isdigit() or len(length) > 12 or int(length) > limit:
+            await refuse(scope, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge()
+            return message
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, counted, sending)
+        except _TooLarge:
+            if not started:
+                await refuse(scope, send)
+
+    return with_limit
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def headers(app: Callable[..., Any]) -> Callable[..., Any]:

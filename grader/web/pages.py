@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import anyio.from_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
-from starsessions import regenerate_session_id
+from starsessions import get_session_id, regenerate_session_id
 
 from grader.actions import access, book, student
 from grader.actions import questions as asking_staff
@@ -16,7 +17,16 @@ from grader.actions import requests as asking
 from grader.actions.common import Actor
 from grader.base.errors import InputError
 from grader.report.render.html import render as report_html
-from grader.web.render import actor_of, course_of, form_of, guarded, page, private, refusal
+from grader.web.render import (
+    actor_of,
+    course_of,
+    csrf_refused,
+    form_of,
+    guarded,
+    page,
+    private,
+    refusal,
+)
 
 if TYPE_CHECKING:
     from grader.course.book import Row
@@ -55,22 +65,36 @@ def sign_in_page(request: Request) -> Response:
     return private(page(request, "sign_in.html.j2", token=token))
 
 
-async def sign_in(request: Request) -> Response:
-    form = await request.form()
-    token = str(form.get("token", ""))
-    course = course_of(request)
-    from anyio import to_thread  # lazy: only here is a sign-in run in a thread
-
-    actor = await to_thread.run_sync(access.sign_in, course, token)
+def sign_in(request: Request) -> Response:
+    """The sign-in page's button pressed: the link is used up and a new session opens (a new
+    session id; the one before is ended). Only with the CSRF token the page gave."""
+    try:
+        form = form_of(request)
+    except InputError as e:
+        return refusal(request, e, api=False)
+    refused = csrf_refused(request, False, form.get("csrftoken"))
+    if refused is not None:
+        return refused
+    actor = access.sign_in(course_of(request), form.get("token", ""))
     if actor is None:
         return private(page(request, "sign_in_refused.html.j2", status=403))
+    before = get_session_id(request)
     request.session.clear()
     regenerate_session_id(request)  # a new session id at sign-in: no session fixation
+    if before:
+        anyio.from_thread.run(request.app.state.store.remove, before)
     request.session["who"] = {"role": actor.role, "name": actor.name, "student": actor.student}
     return RedirectResponse("/", status_code=303)
 
 
 def sign_out(request: Request) -> Response:
+    try:
+        given = form_of(request).get("csrftoken")
+    except InputError as e:
+        return refusal(request, e, api=False)
+    refused = csrf_refused(request, False, given)
+    if refused is not None:
+        return refused
     request.session.clear()
     return RedirectResponse("/", status_code=303)
 

@@ -18,6 +18,7 @@ from grader.base.clock import utc_text
 from grader.base.errors import CourseBusy, InputError
 from grader.report.render.safe import printable
 from grader.report.render.text import points
+from grader.web import csrf as csrf_token
 
 if TYPE_CHECKING:
     from grader.course.gradebook import Gradebook
@@ -45,11 +46,18 @@ def _when(value: datetime | str | None) -> str:
 
 
 def actor_of(request: Request) -> Actor | None:
-    """Who is signed in, from the session (None: nobody)."""
+    """Who is signed in, from the session (None: nobody), as long as the course still has
+    them: staff taken out of course.toml's staff, or a student out of the roster, are signed
+    out (at the server's next start: it reads course.toml and the roster when it starts)."""
     found = request.session.get("who")
     if not isinstance(found, dict) or found.get("role") not in ("student", "staff"):
         return None
-    return Actor(str(found["name"]), found["role"], found.get("student"))
+    course: Gradebook = request.app.state.course
+    if found["role"] == "staff":
+        name = str(found.get("name"))
+        return Actor(name, "staff") if name in course.course.staff else None
+    student = found.get("student")
+    return Actor(str(student), "student", str(student)) if student in course.roster else None
 
 
 def course_of(request: Request) -> Gradebook:
@@ -59,8 +67,19 @@ def course_of(request: Request) -> Gradebook:
 
 
 def csrf(request: Request) -> str:
-    """The CSRF token a form or a script sends back (asgi-csrf sets its cookie)."""
-    return str(request.scope["csrftoken"]())
+    """The session's CSRF token, that a form or a script sends back with a POST."""
+    return csrf_token.token(request.session, request.app.state.secret)
+
+
+def csrf_refused(request: Request, api: bool, given: str | None) -> Response | None:
+    """403 unless ``given`` is the session's CSRF token (None: it is)."""
+    if csrf_token.valid(request.session, request.app.state.secret, given):
+        return None
+    message = "this form is out of date or not this site's: load the page again"
+    if api:
+        return JSONResponse({"error": "no CSRF token of this session (X-CSRF-Token)"},
+                            status_code=403)  # fmt: skip
+    return page(request, "error.html.j2", status=403, message=message)
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -111,6 +130,13 @@ def guarded(api: bool) -> Callable[[Callable[..., Response]], Callable[..., Resp
                     return JSONResponse({"error": "sign in first"}, status_code=401)
                 return page(request, "signed_out.html.j2", status=401)
             try:
+                if request.method == "POST":
+                    given = request.headers.get(csrf_token.HEADER) if api else None
+                    if not api:
+                        given = form_of(request).get(csrf_token.FIELD)
+                    refused = csrf_refused(request, api, given)
+                    if refused is not None:
+                        return refused
                 return route(request, actor, course_of(request))
             except InputError as e:
                 return refusal(request, e, api)
@@ -121,15 +147,23 @@ def guarded(api: bool) -> Callable[[Callable[..., Response]], Callable[..., Resp
 
 
 def form_of(request: Request) -> dict[str, str]:
-    """A posted form's fields (read from a sync route's thread); a field given twice, its
-    first value; an upload is no field."""
+    """A posted form's fields (read once, from a sync route's thread); a field given twice,
+    its first value; an upload is none. A form that cannot be read is bad input."""
     import anyio.from_thread  # lazy: only a form's route needs it
+
+    if hasattr(request.state, "form"):
+        return dict(request.state.form)
 
     async def read() -> dict[str, str]:
         form = await request.form(max_files=0, max_fields=50)
         return {k: v for k, v in form.multi_items()[::-1] if isinstance(v, str)}
 
-    return anyio.from_thread.run(read)
+    try:
+        found = anyio.from_thread.run(read)
+    except Exception as e:  # not UTF-8, a type without its boundary, a file: not a form of ours
+        raise InputError(f"the form could not be read ({type(e).__name__})") from None
+    request.state.form = found
+    return dict(found)
 
 
 def private(response: Response) -> Response:
