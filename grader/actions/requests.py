@@ -107,12 +107,16 @@ def _late_or_closed(course: Gradebook, student: str, lab: Any, confirmed: bool) 
 
 
 def _within_limits(course: Gradebook, student: str, lab: Any) -> None:
+    """The lab's limits: at most ``per_day`` gradings done (or waiting) in a day, and one
+    every ``every``. A refused request, one their VM could not be reached for, or one our side
+    could not grade, uses none up; but a VM that cannot be reached ``per_day`` times in a day
+    is not tried again that day (a VM that never answers would keep a grader busy)."""
     limits = lab.requests
+    if limits.per_day == 0:
+        raise Closed(f"{lab.id} takes no gradings asked for here (its requests' per_day is 0)")
     moment = now()
-    used = [
-        r for r in queue.of_student(course.book, student, lab.id, since=moment - timedelta(days=1))
-        if r.state in (queue.QUEUED, queue.GRADING, queue.DONE)
-    ]  # fmt: skip
+    recent = queue.of_student(course.book, student, lab.id, since=moment - timedelta(days=1))
+    used = [r for r in recent if r.state in (queue.QUEUED, queue.GRADING, queue.DONE)]
     if len(used) >= limits.per_day:
         wait = used[0].asked_at + timedelta(days=1) - moment
         raise TooSoon(
@@ -120,8 +124,17 @@ def _within_limits(course: Gradebook, student: str, lab: Any) -> None:
             f"{(moment + wait).isoformat()}",
             max(1, int(wait.total_seconds()) + 1),
         )
-    if used and moment - used[-1].asked_at < limits.every:
-        wait = used[-1].asked_at + limits.every - moment
+    unreachable = [r for r in recent if r.state == queue.NOT_GRADED and r.detail is None]
+    if len(unreachable) >= limits.per_day:
+        wait = unreachable[0].asked_at + timedelta(days=1) - moment
+        raise TooSoon(
+            f"{lab.id}: your VM could not be reached {len(unreachable)} times today; make sure "
+            f"it answers, and ask again from {(moment + wait).isoformat()}",
+            max(1, int(wait.total_seconds()) + 1),
+        )
+    last = max((r.asked_at for r in used), default=None)
+    if last is not None and moment - last < limits.every:
+        wait = last + limits.every - moment
         raise TooSoon(
             f"{lab.id}: at most one grading every {_said(limits.every)}; the next one from "
             f"{(moment + wait).isoformat()}",
@@ -148,7 +161,7 @@ class Standing:
 
 def standing(course: Gradebook, actor: Actor, request_id: int) -> Standing:
     """A request's state, place in the queue, phases and, done, the mark."""
-    found = queue.get(course.book, request_id)
+    found = queue.get(course.book, request_id) if 0 < request_id < 2**31 else None
     if found is None or not (actor.staff or actor.student == found.student):
         raise NotFound(f"no request {request_id} here")
     ahead = queue.ahead_of(course.book, found) if found.state == queue.QUEUED else 0
@@ -183,28 +196,35 @@ def work_one(
     course: Gradebook, worker: str, connection: Connection, lease: timedelta
 ) -> queue.Request | None:
     """Take the next request and grade it (recorded with the request marked done in one
-    transaction); None when none waits. A request the course's other gradings keep waiting
-    (``course due`` holds the course) goes back to the queue untried."""
-    taken = queue.take(course.book, worker, lease)
-    if taken is None:
+    transaction); None when none waits, or when the course's other gradings hold it (``course
+    due``): the requests wait for it untouched, and the worker waits a moment."""
+    if not queue.any_queued(course.book):
+        return None  # nothing to take: the course's lock is not asked for
+    try:
+        with course_lock(course.book, "web requests", wait=0, batch=BATCH):
+            taken = queue.take(course.book, worker, lease)
+            if taken is None:
+                return None
+            return _graded(course, worker, connection, taken)
+    except CourseBusy:
         return None
 
+
+def _graded(
+    course: Gradebook, worker: str, connection: Connection, taken: queue.Request
+) -> queue.Request | None:
     @contextlib.contextmanager
     def watch(count: int) -> Iterator[_Phases]:
         yield _Phases(course, taken, worker)
 
     try:
-        with course_lock(course.book, f"web request {taken.id}", wait=0, batch=BATCH):
-            setup = setup_of(connection, course.rubric(taken.lab))
-            recorded = grade_lab(
-                course.acting(taken.asked_by), taken.lab, [taken.student],
-                REQUEST if taken.counts else PRACTICE, setup, watch=watch,
-                asked_at=taken.asked_at,
-                also=lambda sql, run: queue.finish(sql, taken, worker, run),
-            )  # fmt: skip
-    except CourseBusy as e:
-        queue.put_back(course.book, taken, worker, f"waiting for the course: {e}", tried=False)
-        return queue.get(course.book, taken.id)
+        setup = setup_of(connection, course.rubric(taken.lab))
+        recorded = grade_lab(
+            course.acting(taken.asked_by), taken.lab, [taken.student],
+            REQUEST if taken.counts else PRACTICE, setup, watch=watch,
+            asked_at=taken.asked_at,
+            also=lambda sql, run: queue.finish(sql, taken, worker, run),
+        )  # fmt: skip
     except queue.LostRequest:
         return queue.get(course.book, taken.id)
     except Exception as e:  # our side could not grade it: tried again, a few times

@@ -47,7 +47,13 @@ def hidden(course: Gradebook, lab_id: str) -> set[str]:
 
 def student_row(course: Gradebook, row: Row) -> Row:
     """A student's row as they may see it: nothing of hidden checks (but the mark they count
-    in), of questions for staff, or of what was taken on trust."""
+    in), of questions for staff, or of what was taken on trust; the mark alone while the
+    lab's feedback is kept back (``on_release``)."""
+    if seen(course, row.student, row.lab) == "mark":
+        return dataclasses.replace(
+            row, incomplete=[], filled=[], notes=[], flags=[], trusted=[],
+            reason="the mark only, until your staff release this lab's feedback",
+        )  # fmt: skip
     secret = hidden(course, row.lab)
 
     def shown(text: str) -> bool:
@@ -143,8 +149,9 @@ def lab_view(course: Gradebook, actor: Actor, student: str, lab_id: str) -> LabV
     counting = explained.decided.run
     gradings = [
         GradingLine(
-            g.run, g.at, g.kind, sum(o.points for o in g.outcomes) if g.status == "graded"
-            else None, g.max_score, g.run == counting, shows == "all" and bool(g.report_path),
+            g.run, g.at, g.kind, sum(o.points for o in g.outcomes)
+            if g.status == "graded" and shows != "mark" else None, g.max_score,
+            g.run == counting, shows == "all" and bool(g.report_path),
         )
         for g in sorted(explained.gradings, key=lambda g: (g.at, g.run))
     ]  # fmt: skip

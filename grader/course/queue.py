@@ -41,9 +41,10 @@ class Request:
     phases: tuple[tuple[str, str], ...]  # (phase, when), in order
     attempts: int
     run_id: int | None
-    reason: str | None
+    reason: str | None  # what the student reads of why it was not graded
     finished_at: datetime | None
     worker: str | None
+    detail: str | None = None  # what went wrong on our side (staff's only)
 
 
 def _request(row: Any) -> Request:
@@ -51,19 +52,27 @@ def _request(row: Any) -> Request:
         int(row.id), row.lab, row.student, row.asked_by, parse_utc(row.asked_at), bool(row.counts),
         row.state, tuple(tuple(p) for p in json.loads(row.phases)), int(row.attempts),
         row.run_id, row.reason, parse_utc(row.finished_at) if row.finished_at else None,
-        row.worker,
+        row.worker, row.detail,
     )  # fmt: skip
 
 
 def add(book: Book, lab: str, student: str, asked_by: str, counts: bool) -> Request:
+    """A new request, queued; or, when the student's request of the lab waits already (asked
+    at the same moment: the book keeps one waiting), that one."""
     at = utc(now())
-    with book.engine.begin() as connection:
-        key = connection.execute(
-            sa.insert(requests).values(
-                lab=lab, student=student, asked_by=asked_by, asked_at=at, counts=counts,
-                state=QUEUED, phases=json.dumps([["queued", at]]), attempts=0,
-            )
-        ).inserted_primary_key  # fmt: skip
+    try:
+        with book.engine.begin() as connection:
+            key = connection.execute(
+                sa.insert(requests).values(
+                    lab=lab, student=student, asked_by=asked_by, asked_at=at, counts=counts,
+                    state=QUEUED, phases=json.dumps([["queued", at]]), attempts=0,
+                )
+            ).inserted_primary_key  # fmt: skip
+    except sa.exc.IntegrityError:
+        waiting = [r for r in of_student(book, student, lab) if r.state in (QUEUED, GRADING)]
+        if not waiting:
+            raise
+        return waiting[0]
     found = get(book, int(key[0]) if key else 0)
     assert found is not None
     return found
@@ -96,6 +105,18 @@ def latest(book: Book, count: int = 50) -> list[Request]:
     query = sa.select(requests).order_by(requests.c.id.desc()).limit(count)
     with book.engine.connect() as connection:
         return [_request(r) for r in connection.execute(query)]
+
+
+def any_queued(book: Book) -> bool:
+    """Whether a request waits to be taken (or one being graded has lost its worker)."""
+    query = sa.select(requests.c.id).where(
+        sa.or_(
+            requests.c.state == QUEUED,
+            sa.and_(requests.c.state == GRADING, requests.c.lease_until < utc(now())),
+        )
+    )
+    with book.engine.connect() as connection:
+        return connection.execute(query.limit(1)).first() is not None
 
 
 def ahead_of(book: Book, request: Request) -> int:
@@ -211,8 +232,9 @@ class LostRequest(RuntimeError):
 
 def put_back(book: Book, request: Request, worker: str, why: str, tried: bool) -> Request | None:
     """The request, not graded by this worker, waits again; ``tried``: our side could not
-    grade it (a try used), after TRIES of which it is not graded, saying why. (Neither uses
-    up one of the student's requests.)"""
+    grade it (a try used), after TRIES of which it is not graded. ``why`` is staff's to read
+    (it may name our files); the student reads that our side could not grade it. (Neither
+    uses up one of the student's requests.)"""
     with book.engine.begin() as connection:
         row = connection.execute(
             sa.select(requests).where(
@@ -231,9 +253,10 @@ def put_back(book: Book, request: Request, worker: str, why: str, tried: bool) -
             .where(requests.c.id == request.id)
             .values(
                 state=NOT_GRADED if given_up else QUEUED, worker=None, lease_until=None,
-                attempts=attempts, phases=json.dumps(phases),
-                reason=f"could not be graded after {row.attempts} tries: {why}" if given_up
-                else why, finished_at=at if given_up else None,
+                attempts=attempts, phases=json.dumps(phases), detail=why,
+                reason=f"our side could not grade it ({row.attempts} tries); staff are told"
+                if given_up else "our side could not grade it yet: it is tried again",
+                finished_at=at if given_up else None,
             )
         )  # fmt: skip
     return get(book, request.id)

@@ -55,7 +55,7 @@ def grade(request: Request, actor: Actor, course: Gradebook) -> Response:
 
     try:
         body = json.loads(anyio.from_thread.run(request.body) or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reading
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("lab"), str):
         raise InputError('give {"lab": LAB} (and "student": ID, for staff)')

@@ -141,6 +141,7 @@ ACTIONS: dict[str, Literal["none", "regrade", "grade", "override"]] = {
 
 @guarded(api=False)
 def staff_answer(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("answer questions")
     form = form_of(request)
     action = form.get("action", "none")
     if action not in ACTIONS:
@@ -212,6 +213,7 @@ def staff_student(request: Request, actor: Actor, course: Gradebook) -> Response
 
 @guarded(api=False)
 def staff_override(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("override marks")
     form = form_of(request)
     whose, lab = request.path_params["student"], request.path_params["lab"]
     check = form.get("check") or None
@@ -232,12 +234,14 @@ def staff_queue(request: Request, actor: Actor, course: Gradebook) -> Response:
 
 @guarded(api=False)
 def staff_grade_lab(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("grade a whole lab")
     asking.ask_for_lab(course, actor, request.path_params["lab"])
     return RedirectResponse("/staff/queue", status_code=303)
 
 
 @guarded(api=False)
 def staff_release(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("release feedback")
     lab = request.path_params["lab"]
     book.release(course, actor, book.ReleaseRequest(lab))
     return RedirectResponse("/", status_code=303)

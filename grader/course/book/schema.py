@@ -233,8 +233,9 @@ def _questions(md: sa.MetaData) -> sa.Table:
 
 def _web(md: sa.MetaData) -> list[sa.Table]:
     """The course on the web (schema 8): sign-in links and sessions, kept hashed; the queue of
-    gradings asked for; labs whose feedback staff released."""
-    return [
+    gradings asked for (one waiting at a time per student and lab: a unique index over the
+    waiting ones); labs whose feedback staff released."""
+    tables = [
         sa.Table(
             "sign_ins",  # single-use sign-in links (grade serve link): their token's sha256
             md,
@@ -270,7 +271,8 @@ def _web(md: sa.MetaData) -> list[sa.Table]:
             sa.Column("worker", sa.String(200)),  # who is grading it
             sa.Column("lease_until", sa.String(32)),  # a grading not done by then is taken again
             sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
-            sa.Column("reason", sa.Text),  # why not graded, or refused
+            sa.Column("reason", sa.Text),  # why not graded, or refused: what the student reads
+            sa.Column("detail", sa.Text),  # what went wrong on our side: staff's only
             sa.Column("finished_at", sa.String(32)),
         ),
         sa.Table(
@@ -282,6 +284,12 @@ def _web(md: sa.MetaData) -> list[sa.Table]:
             sa.Column("made_by", sa.String(200), nullable=False),
         ),
     ]
+    waiting = tables[2].c.state.in_(["queued", "grading"])
+    sa.Index(
+        "requests_one_waiting", tables[2].c.student, tables[2].c.lab, unique=True,
+        sqlite_where=waiting, postgresql_where=waiting,
+    )  # fmt: skip
+    return tables
 
 
 def _schema_1(connection: sa.Connection, root: Path | None) -> None:
