@@ -79,11 +79,13 @@ def parse_batch(
     long as its size said, with the next header right after: the first place where that does
     not hold ends what is read, and the commands from there on run live."""
     mark = re.escape(f"{MARK} {nonce} ".encode())
+    # an exit status is 0-255, a size at most 20 digits (bytes patterns: \d is 0-9 only):
+    # whatever else the VM's shell or stat printed is no batch, never a number to crash on
     head = re.search(
-        rb"\A" + mark + rb"statuses((?: \d+){%d})\n" % count + mark + rb"dir (/[^\n]+)\n"
-        rb"((?:\d+\n){%d})" % (2 * count) + mark + rb"files\n",
+        rb"\A" + mark + rb"statuses((?: [0-9]{1,3}){%d})\n" % count + mark
+        + rb"dir (/[^\n]+)\n((?:[0-9]{1,20}\n){%d})" % (2 * count) + mark + rb"files\n",
         output,
-    )
+    )  # fmt: skip
     if head is None:
         return {}  # not a batch's output: every command runs live
     statuses = [int(n) for n in head.group(1).split()]
