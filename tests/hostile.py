@@ -292,3 +292,64 @@ def forward_to(vm: VM, target: str, ports: tuple[int, ...] = (22, 23, 25, 110)) 
     )
     for port in ports:
         student.wait_for(vm, f"ss -Hltn 'sport = :{port}' | grep -q LISTEN")
+
+
+# ----- a VM's words: numbers that are not 0-9, paths meant for a classmate's VM -----
+
+#: A line a student's ps adds: its pid a superscript two (a digit to str.isdigit(), not to int())
+ODD_PS_LINE = "  \u00b2     1 sshd sshd: odd"
+#: A line a student's ss adds: its port an Arabic-Indic three (int() reads it as 3)
+ODD_SS_LINE = "tcp   LISTEN 0      128          0.0.0.0:\u0663        0.0.0.0:*"
+
+
+def odd_digits(vm: VM) -> None:
+    """The lab done right; ps and ss each add a line whose number is not in digits 0-9."""
+    do_the_lab(vm)
+    ps = f'#!/bin/sh\n/usr/bin/ps "$@"\nprintf "%s\\n" {shlex.quote(ODD_PS_LINE)}\n'
+    ss = (
+        f'#!/bin/sh\n/usr/bin/ss "$@"\ncase " $* " in *" --listening "*)\n'
+        f'  printf "%s\\n" {shlex.quote(ODD_SS_LINE)};; esac\n'
+    )
+    for name, script in (("ps", ps), ("ss", ss)):
+        vm.sh(f"cat > /usr/local/bin/{name} && chmod 755 /usr/local/bin/{name}",
+              stdin=script.encode())  # fmt: skip
+
+
+#: Where one Lab 7 VM's named.conf.local says its zone file is, and where a classmate keeps a
+#: file of their own: a command built from the first VM's answers must never read it on the
+#: classmate's VM
+NAMED_PATH = "/var/backups/notes-of-my-own.db"
+
+
+def lab7_zone_at_named_path(vm: VM) -> None:
+    """Lab 7 done, the zone file kept at NAMED_PATH, its serial not bumped: the checks ask
+    named-checkzone about the file named.conf.local names."""
+    from labs.lab7.scenarios import INITIAL_SERIAL
+    from labs.lab7.scenarios import do_the_lab as lab7_done
+
+    lab7_done(vm, zone_file=NAMED_PATH, serial=INITIAL_SERIAL)
+
+
+def lab7_zone_at_dev_zero(vm: VM) -> None:
+    """Lab 7 done, serial not bumped, then named.conf.local made to name /dev/zero as the zone's
+    file (named not told: it serves the zone it loaded): named-checkzone on it never ends."""
+    from labs.lab7.scenarios import INITIAL_SERIAL, variant
+    from labs.lab7.scenarios import do_the_lab as lab7_done
+
+    lab7_done(vm, serial=INITIAL_SERIAL)
+    zone = variant(vm.name).zone
+    vm.sh(
+        f'printf \'zone "%s" {{ type master; file "/dev/zero"; }};\\n\' {zone} '
+        "> /etc/bind/named.conf.local"
+    )
+
+
+def lab7_classmate_with_a_file(vm: VM) -> None:
+    """Lab 7 done right, and a file of the student's own at NAMED_PATH, last read long ago."""
+    from labs.lab7.scenarios import do_the_lab as lab7_done
+
+    lab7_done(vm)
+    vm.sh(
+        f"mkdir -p {NAMED_PATH.rsplit('/', 1)[0]} && echo 'my own notes' > {NAMED_PATH} && "
+        f"touch -a -d 2001-01-01 {NAMED_PATH}"
+    )
