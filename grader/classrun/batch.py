@@ -51,8 +51,8 @@ def grade_roster(
     plan: Plan | None = None,
 ) -> BatchResult:
     """Grade the students. With a ``plan`` (see grader.machine.prefetch) the commands the
-    checks ask are prefetched in one round trip per host; when the plan knows nothing yet, the
-    first student is graded alone to learn it, and the others after."""
+    checks ask are prefetched in one round trip per host: those of the lab's definition, and
+    those each VM's own checks asked when it was last graded (kept for that VM alone)."""
     rubric = pack.rubric
     cancel = threading.Event()
     done: dict[str, Report] = {}
@@ -116,11 +116,6 @@ def grade_roster(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
     futures: list[Future[Grading]] = []
     try:
-        if plan is not None and not plan.commands() and len(todo) > 1:
-            scout = pool.submit(grade, todo[0])  # learn the plan on one host first
-            futures.append(scout)
-            collect(scout)
-            todo = todo[1:]
         rest = [pool.submit(grade, student) for student in todo]
         futures += rest
         for future in as_completed(rest):
@@ -137,8 +132,6 @@ def grade_roster(
         pool.shutdown(wait=True, cancel_futures=True)
 
     reports = close_class(store, [done[s.student] for s in students if s.student in done], rubric)
-    if plan is not None:
-        plan.save()
     return BatchResult(reports, interrupted)
 
 

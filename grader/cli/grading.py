@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
@@ -171,8 +172,6 @@ def grade(opts: dict[str, Any]) -> int:
         grading = grade_local(pack, resolved, options, student=opts["student"])
     else:
         grading = grade_host(target, pack, resolved, options, student=opts["student"], plan=plan)
-        if plan is not None:
-            plan.save()
     report = grading.report
     since = None
     if opts["student_view"] if opts["student_view"] is not None else local:
@@ -250,7 +249,12 @@ def connection_setup(opts: Mapping[str, Any], rubric: Rubric) -> Setup:
         # lazy: start-up (see grader/cli/__init__.py)
         from grader.machine.prefetch import Plan
 
-        plan = Plan(cache_dir(opts) / f"plan-{rubric.sha256}.json")
+        cache = cache_dir(opts)
+        # a plan shared by every VM of a rubric, as graders before this one kept: it held
+        # commands built from one VM's answers (and students' variables), so it goes
+        with contextlib.suppress(OSError):
+            (cache / f"plan-{rubric.sha256}.json").unlink(missing_ok=True)
+        plan = Plan(cache / f"plan-{rubric.sha256}")  # a file per VM, for that VM alone
     return Setup(options, target, plan, opts["workers"])
 
 

@@ -7,6 +7,7 @@ archive (``grade regrade``): the executor and the outside view are what differ.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import socket
@@ -36,8 +37,9 @@ from grader.evidence import archive
 from grader.evidence.archive import Archive, NeedsLiveVM, Replay, ReplayExecutor, ReplayOutside
 from grader.evidence.holes import NeedsSecret
 from grader.machine.backend import make_host
-from grader.machine.execution import Target
+from grader.machine.execution import Silent, Target
 from grader.machine.local import LocalExecutor, own_address
+from grader.machine.prefetch import MAX_COMMANDS
 from grader.machine.system import System
 from grader.machine.system import detect as detect_system
 from grader.probes import Outside
@@ -48,6 +50,8 @@ TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
 MESSAGE_LIMIT = 600
 #: Digests of one [[unique]] value a report keeps (a mailbox may hold thousands of Message-IDs)
 FINGERPRINTS = 100
+#: Seconds one pass of a dry run may take (a check that loops on its answers stops there)
+DRY_RUN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -215,8 +219,10 @@ def grade_host(
 ) -> Grading:
     """Grade one host over SSH. A transient connection failure (no answer, refused, connection
     lost) is retried after a short pause; the report says how many attempts were made. With a
-    ``plan``, the commands the checks are known to ask run first in one round trip, and the
-    plan learns what this host's checks asked. ``cancel`` ends the grading within a moment."""
+    ``plan`` (grader.machine.prefetch.Plan), the commands the checks are known to ask run first
+    in one round trip: those they ask of a VM that says nothing (``asked_of_silence``: no VM's
+    words) and those this VM's own checks asked when it was last graded, which the plan then
+    keeps for this VM alone. ``cancel`` ends the grading within a moment."""
     from grader.machine.ssh import connect  # lazy: self-check (its bundle has no paramiko)
 
     rubric = pack.rubric
@@ -231,8 +237,11 @@ def grade_host(
             session = connect(target, options.known_hosts, options.connect_timeout)
             try:
                 host = make_host(session, options.command_timeout, deadline)
+                vm = None
                 if plan is not None:
-                    host.backend.prefetch(plan.commands())
+                    vm = machine_of(target, student, session.host_key)
+                    known = asked_of_silence(pack, variables, session.address)
+                    host.backend.prefetch(list(dict.fromkeys([*known, *plan.kept(vm)])))
                 outside = Outside(
                     session.address,
                     rubric.ports,
@@ -273,8 +282,8 @@ def grade_host(
             return Grading(report)
         if deadline.cancel.is_set():
             return Grading(blank_report(target, rubric, student), interrupted=True)
-        if plan is not None:
-            plan.learn(host.backend.asked)
+        if plan is not None and vm is not None:
+            plan.learn(vm, host.backend.asked)
         kept = _archive(
             host,
             outside,
@@ -385,6 +394,50 @@ def regrade(
         host_key_replaced=report.host_key_replaced,
     )
     return dataclasses.replace(graded, duration_s=report.duration_s)
+
+
+def machine_of(target: Any, student: str | None, host_key: str | None) -> dict[str, Any]:
+    """Which machine a plan is kept for: the student, where it is reached, its host key."""
+    return {
+        "student": student,
+        "host": target.host,
+        "port": target.port,
+        "user": target.user,
+        "host_key": host_key,
+    }
+
+
+class _NoProbes(Outside):
+    """The outside view of a dry run: no probe is made; each is an error for the check."""
+
+    def _once(self, name: str, key: list[Any], asking: Any) -> Any:
+        raise CheckError(f"a dry run makes no probe ({name})")
+
+
+def asked_of_silence(pack: Pack, variables: Mapping[str, str], address: str) -> list[bytes]:
+    """The commands the pack's checks ask of a VM that says nothing: a dry run of the checks
+    (and of what the runner asks besides: [[unique]] values, the system, the machine's
+    identity) against an executor that answers every command with no output, once with exit
+    status 0 and once with 1; no network, no outside probe. What it asks is built from the
+    lab's definition, the student's variables and the VM's address alone, never from what a VM
+    said: the one set of commands that may run on a VM before its own checks ask."""
+    rubric = pack.rubric
+    found: dict[bytes, None] = {}
+    for status in (0, 1):
+        deadline = Deadline(DRY_RUN_SECONDS)
+        host = make_host(Silent(address, status), DRY_RUN_SECONDS, deadline)
+        outside = _NoProbes(address, rubric.ports, deadline=deadline, registry=pack.probes)
+        fixtures = check_fixtures(host, rubric, variables, outside)
+        with contextlib.suppress(Exception):  # a check's own bug is found when it runs
+            run_checks(rubric, pack.checks, fixtures, deadline)
+        with contextlib.suppress(Exception):
+            fingerprints(host, rubric)
+        with contextlib.suppress(Exception):
+            detect_system(host)
+        with contextlib.suppress(Exception):
+            identify(host)
+        found.update(host.backend.asked)
+    return list(found)[:MAX_COMMANDS]
 
 
 def run_on(
