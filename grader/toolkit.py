@@ -23,6 +23,11 @@ Two rules hold for every helper:
   (the check is ``error``, kind ``unreadable``), never a crash and never a verdict on the
   lines that did read (the one it could not read may be the one that decides).
 
+* **A bound on the VM's answers is never a verdict either.** The grader keeps at most 8 MiB of one
+  command's output and ``--evidence-limit`` of a VM's answers; a check that asks for more gets
+  ``OutputLimit`` (``EvidenceLimit``), an error, not a lost mark. A helper whose answer only
+  explains a verdict may catch it and say so in a note.
+
 Also here: ``skip`` and ``fail`` (pytest's own outcomes when pytest is there), ``note`` (say
 something about a check without changing its verdict), and what a pack's own kind of outside
 probe is made of (``Probe``, ``Conversation``, and ``TurnedAway`` for a service that refuses a
@@ -35,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from grader.base.budget import EvidenceLimit, OutputLimit
 from grader.base.errors import CheckError
 from grader.base.evidence import command_in_words, note
 from grader.base.numbers import number
@@ -47,9 +53,11 @@ __all__ = [
     "READ_LIMIT",
     "Busy",
     "Conversation",
+    "EvidenceLimit",
     "FileContent",
     "Lines",
     "Listener",
+    "OutputLimit",
     "Probe",
     "Process",
     "ReadInPart",

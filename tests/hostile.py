@@ -353,3 +353,28 @@ def lab7_classmate_with_a_file(vm: VM) -> None:
         f"mkdir -p {NAMED_PATH.rsplit('/', 1)[0]} && echo 'my own notes' > {NAMED_PATH} && "
         f"touch -a -d 2001-01-01 {NAMED_PATH}"
     )
+
+
+# ----- a VM that says too much -----
+
+#: MiB a loud VM adds to each command's output and to its errors: under the 8 MiB the grader
+#: keeps of one command, so that what bounds the grading is the evidence limit
+LOUD_MIB = 7
+LOUD_SHELL = f"""#!/bin/bash
+# root's login shell: runs what it is given, then says {LOUD_MIB} MiB more, out and err
+/bin/bash "$@"
+status=$?
+head -c {LOUD_MIB}M /dev/zero | tr '\\0' x
+head -c {LOUD_MIB}M /dev/zero | tr '\\0' y >&2
+exit $status
+"""
+
+
+def loud_shell(vm: VM) -> None:
+    """The lab done right, and root's login shell made to add 7 MiB to the output and to the
+    errors of every command sshd runs: a grading that kept every answer would hold some
+    hundreds of MB of this one VM's words."""
+    do_the_lab(vm)
+    vm.sh("cat > /usr/local/bin/loud-sh && chmod 755 /usr/local/bin/loud-sh",
+          stdin=LOUD_SHELL.encode())  # fmt: skip
+    vm.sh("sed -i 's#^\\(root:.*:\\)[^:]*$#\\1/usr/local/bin/loud-sh#' /etc/passwd")

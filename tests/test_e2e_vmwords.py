@@ -4,7 +4,10 @@ never runs on another."""
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from tests.hostile import (
     lab7_classmate_with_a_file,
     lab7_zone_at_dev_zero,
     lab7_zone_at_named_path,
+    loud_shell,
     odd_digits,
 )
 
@@ -130,3 +134,49 @@ def test_a_path_one_vm_names_is_never_read_on_another(grade, fleet, lab7_class, 
         kept = path.read_text()
         if NAMED_PATH in kept or "/dev/zero" in kept:
             assert '"l7vw-path"' in kept or '"l7vw-zero"' in kept, (path, kept)
+
+
+# ----- what a grading holds of a VM's answers -----
+
+#: Runs a command (argv[2:]) and writes its peak resident memory in KiB to argv[1]
+MEASURED = (
+    "import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); "
+    "_, status, usage = os.wait4(p.pid, 0); "
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+    "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
+@pytest.fixture(scope="module")
+def loud_vm(fleet):
+    scenario = Scenario("loud_shell", "every command says 7 MiB more, out and err", loud_shell)
+    return fleet.boot([("vw_loud", scenario)])["vw_loud"]
+
+
+@pytest.mark.parametrize("speed", [("--no-prefetch",), ()], ids=["live", "prefetched"])
+def test_a_vm_that_says_too_much_is_graded_within_the_evidence_limit(
+    speed, fleet, loud_vm, tmp_path
+):
+    """Every command the checks ask says 14 MiB: kept whole, one grading would hold ~300 MB
+    of them. In a process of its own (a fork of pytest would count pytest's pages)."""
+    env = {
+        **os.environ,
+        "GRADER_KNOWN_HOSTS": str(tmp_path / "kh"),
+        "GRADER_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    out, peak = tmp_path / "out", tmp_path / "peak_kib"
+    process = subprocess.run(
+        [sys.executable, "-c", MEASURED, str(peak), sys.executable, "-m", "grader",
+         *fleet.grade_args(loud_vm, "--out", str(out), *speed)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600,
+    )  # fmt: skip
+    # the grader's own ~110 MB, the 32 MiB it may hold, and a few answers on their way
+    assert int(peak.read_text()) < 250 * 1024, int(peak.read_text()) // 1024
+    report = json.loads((out / f"{loud_vm.address}.json").read_text())
+    assert process.returncode in (ExitStatus.OK, ExitStatus.NOT_ALL_PASSED), report["error"]
+    found = checks(report)
+    hit = {i: c for i, c in found.items() if c["error_kind"] == "evidence_limit"}
+    assert len(hit) >= 3, {i: (c["status"], c["error_kind"]) for i, c in found.items()}
+    for check in hit.values():  # the report says which checks hit it, and that it is no mark
+        assert check["status"] == "error" and "--evidence-limit" in check["message"]
+    assert not [i for i, c in found.items() if c["error_kind"] == "check_crashed"]

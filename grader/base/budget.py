@@ -1,9 +1,14 @@
-"""The time one grading may still take, shared by everything that waits on the VM.
+"""The time one grading may still take, shared by everything that waits on the VM; and what
+it may hold of the VM's answers.
 
 A grading has a deadline (``--host-timeout``) and can be cancelled (Ctrl-C of a class run).
 Every wait on the VM (a command over SSH, a prefetch batch, a probe's conversation, a port
 scan) asks ``bound()`` for how long it may wait, and waits in short slices, so the host's
 deadline holds while a command or a probe is under way, and a cancel is seen within a moment.
+
+A grading also holds at most ``--evidence-limit`` of the VM's answers (``EVIDENCE_LIMIT`` by
+default) and at most ``COMMAND_OUTPUT_LIMIT`` of one command's (grader.machine.execution): a check
+that needs more is an error (``EvidenceLimit``, ``OutputLimit``), never a verdict on part of it.
 """
 
 from __future__ import annotations
@@ -55,3 +60,25 @@ class Deadline:
 
 #: For waits that belong to no grading (tests, a plain pytest run).
 NEVER = Deadline()
+
+
+# ----- what one grading may hold of a VM's answers -----
+
+MIB = 1024 * 1024
+#: What one VM's answers may hold in the grader's memory by default (--evidence-limit)
+EVIDENCE_LIMIT = 32 * MIB
+
+
+class OutputLimit(CheckError):
+    """A command's answer was more than the grader keeps of one command: the check that asked
+    for it is ``error`` (kind ``output_limit``), never decided on part of the answer."""
+
+    kind = "output_limit"
+
+
+class EvidenceLimit(OutputLimit):
+    """The VM's answers reached the grading's evidence limit (``--evidence-limit``) before
+    this one was kept whole: the check that asked for it is ``error`` (kind
+    ``evidence_limit``), not a lost mark."""
+
+    kind = "evidence_limit"

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grader.base.budget import MIB
 from grader.base.closest import closest
 from grader.base.errors import InputError
 from grader.base.files import write_atomic
@@ -235,6 +236,7 @@ def connection_setup(opts: Mapping[str, Any], rubric: Rubric) -> Setup:
         command_timeout=opts["command_timeout"],
         reply_timeout=opts["reply_timeout"],
         host_timeout=opts["host_timeout"],
+        evidence_limit=opts["evidence_limit"] * MIB,
     )
     target = Target(
         host=host or "",

@@ -22,7 +22,7 @@ from typing import Any
 import testinfra.host
 
 from grader.base import evidence
-from grader.base.budget import Deadline, DeadlinePassed
+from grader.base.budget import EVIDENCE_LIMIT, Deadline, DeadlinePassed
 from grader.base.clock import now as clock
 from grader.base.errors import CheckError, CommandTimeout, HostError
 from grader.base.outcomes import Failed, NeedsVariable, Skipped
@@ -61,6 +61,7 @@ class Options:
     command_timeout: float = 30.0  # one remote command
     reply_timeout: float = 15.0  # a whole conversation with a service, probing from outside
     host_timeout: float = 300.0  # the whole grading of one host; later checks become errors
+    evidence_limit: int | None = EVIDENCE_LIMIT  # bytes of a VM's answers held (--evidence-limit)
     attempts: int = 2  # connections tried when the failure is transient
     retry_pause: float = 1.0  # seconds between them
 
@@ -236,7 +237,7 @@ def grade_host(
         try:
             session = connect(target, options.known_hosts, options.connect_timeout)
             try:
-                host = make_host(session, options.command_timeout, deadline)
+                host = make_host(session, options.command_timeout, deadline, options.evidence_limit)
                 vm = None
                 if plan is not None:
                     vm = machine_of(target, student, session.host_key)
@@ -323,7 +324,7 @@ def grade_local(
     rubric = pack.rubric
     started, graded_at = time.monotonic(), now()
     deadline = Deadline(options.host_timeout)
-    host = make_host(LocalExecutor(), options.command_timeout, deadline)
+    host = make_host(LocalExecutor(), options.command_timeout, deadline, options.evidence_limit)
     address = own_address(host)
     target = Target(host=socket.gethostname())
     mask = _mask(None, rubric, variables)
