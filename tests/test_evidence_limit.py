@@ -4,9 +4,12 @@ and a regrade of the archive decides as the grading did. The commands run for re
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from grader.base.budget import MIB
+from grader.base.budget import MIB, Deadline, Room
 from grader.engine.checkload import Check
 from grader.engine.runner import run_check
 from grader.machine.backend import GraderBackend, answer_text, make_host
@@ -89,3 +92,70 @@ def test_without_a_limit_every_answer_is_kept_whole():
     for n in (300, 301):
         done = backend.run(loud(n))
         assert len(done.stdout) == len(done.stderr) == n * KIB
+
+
+# ----- a class's gradings share their room -----
+
+
+class Talkative:
+    """An executor whose commands print what ``said`` holds for them, and that, as an SSH
+    session does, asks ``grow`` for more room when an answer passes its limit."""
+
+    address = "198.51.100.2"
+    grows = True
+
+    def __init__(self, said: dict[bytes, int]) -> None:
+        self.said = said
+
+    def exec(self, command, timeout, limit=COMMAND_OUTPUT_LIMIT, cancel=None, grow=None):
+        size = self.said.get(command, 0)
+        while size > limit:
+            more = grow() if grow is not None else limit
+            if more <= limit:
+                return Completed(0, b"x" * (limit + 1), b"", True)
+            limit = more
+        return Completed(0, b"x" * size, b"", False)
+
+
+def test_a_grading_takes_the_class_room_only_past_a_little_and_gives_it_back():
+    room = Room(total=40 * MIB)
+    said = {b"small": 1000, b"big": 6 * MIB}
+    host = make_host(Talkative(said), 10, evidence_limit=32 * MIB, room=room)
+    assert host.run("small").rc == 0 and room._free == 40 * MIB  # honest answers ask nothing
+    assert len(host.run("big").stdout) == 6 * MIB  # past FREE: it took its limit
+    assert room._free == 8 * MIB
+    host.backend.release()
+    assert room._free == 40 * MIB
+
+
+def test_a_grading_short_of_room_waits_for_it_and_its_deadline_waits_too():
+    room = Room(total=32 * MIB)
+    said = {b"big": 6 * MIB}
+    first = make_host(Talkative(said), 10, evidence_limit=32 * MIB, room=room)
+    first.run("big")  # holds the whole room
+    deadline = Deadline(60)
+    second = make_host(Talkative(said), 10, deadline, evidence_limit=32 * MIB, room=room)
+    before = deadline.at
+    threading.Timer(0.6, first.backend.release).start()
+    started = time.monotonic()
+    assert len(second.run("big").stdout) == 6 * MIB
+    waited = time.monotonic() - started
+    assert waited >= 0.5 and deadline.at >= before + 0.5  # not the VM's time
+    second.backend.release()
+    assert room._free == 32 * MIB
+
+
+def test_a_grading_waiting_for_room_stops_when_the_class_is_interrupted():
+    room = Room(total=32 * MIB)
+    said = {b"big": 6 * MIB}
+    first = make_host(Talkative(said), 10, evidence_limit=32 * MIB, room=room)
+    first.run("big")
+    cancel = threading.Event()
+    second = make_host(
+        Talkative(said), 10, Deadline(60, cancel), evidence_limit=32 * MIB, room=room
+    )
+    threading.Timer(0.3, cancel.set).start()
+    outcome = checked(second, "big")
+    assert (outcome.status, outcome.error_kind) == ("error", "deadline"), outcome
+    first.backend.release()
+    assert room._free == 32 * MIB

@@ -62,6 +62,7 @@ class Options:
     reply_timeout: float = 15.0  # a whole conversation with a service, probing from outside
     host_timeout: float = 300.0  # the whole grading of one host; later checks become errors
     evidence_limit: int | None = EVIDENCE_LIMIT  # bytes of a VM's answers held (--evidence-limit)
+    room: Any = None  # a class run's shared Room (grader.base.budget) for those answers
     attempts: int = 2  # connections tried when the failure is transient
     retry_pause: float = 1.0  # seconds between them
 
@@ -206,6 +207,7 @@ class Grading:
     report: Report
     archive: Archive | None = None
     interrupted: bool = False
+    saved: bool = False  # the report and its archive are written already (a class run's)
 
 
 def grade_host(
@@ -217,13 +219,38 @@ def grade_host(
     plan: Any = None,
     class_scan: Any = None,
     cancel: threading.Event | None = None,
+    held: list[Any] | None = None,
 ) -> Grading:
     """Grade one host over SSH. A transient connection failure (no answer, refused, connection
     lost) is retried after a short pause; the report says how many attempts were made. With a
     ``plan`` (grader.machine.prefetch.Plan), the commands the checks are known to ask run first
     in one round trip: those they ask of a VM that says nothing (``asked_of_silence``: no VM's
     words) and those this VM's own checks asked when it was last graded, which the plan then
-    keeps for this VM alone. ``cancel`` ends the grading within a moment."""
+    keeps for this VM alone. ``cancel`` ends the grading within a moment. ``held`` gathers the
+    backends that may hold the class's room (``options.room``), for the caller to release once
+    the archive is saved; without it they are released when the grading ends."""
+    backends: list[Any] = [] if held is None else held
+    try:
+        return _grade_host(
+            target, pack, variables, options, student, plan, class_scan, cancel, backends
+        )
+    finally:
+        if held is None:  # its archive is made: what it held of the VM's answers goes
+            for backend in backends:
+                backend.release()
+
+
+def _grade_host(
+    target: Any,
+    pack: Pack,
+    variables: Mapping[str, str],
+    options: Options,
+    student: str | None = None,
+    plan: Any = None,
+    class_scan: Any = None,
+    cancel: threading.Event | None = None,
+    held: list[Any] | None = None,
+) -> Grading:
     from grader.machine.ssh import connect  # lazy: self-check (its bundle has no paramiko)
 
     rubric = pack.rubric
@@ -237,7 +264,11 @@ def grade_host(
         try:
             session = connect(target, options.known_hosts, options.connect_timeout)
             try:
-                host = make_host(session, options.command_timeout, deadline, options.evidence_limit)
+                host = make_host(
+                    session, options.command_timeout, deadline, options.evidence_limit, options.room
+                )
+                if held is not None:
+                    held.append(host.backend)
                 vm = None
                 if plan is not None:
                     vm = machine_of(target, student, session.host_key)
@@ -509,22 +540,26 @@ def _archive(
     host_key: str | None,
     outcomes: Mapping[str, Outcome],
 ) -> Archive:
-    return archive.record(
-        commands=host.backend.answers(),
-        probes=outside.answers(),
-        student=student,
-        host=target.host,
-        address=outside.address,
-        host_key=host_key,
-        graded_at=graded_at,
-        rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
-        variables=variables,
-        secret_names=rubric.secret_vars(),
-        ssh_password=target.password,
-        command_timeout=options.command_timeout,
-        cut_off=[i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence],
-        source=outside.source,
-    )
+    room = options.room if host.backend.took_room else None
+    with room.archiving if room is not None else contextlib.nullcontext():
+        return archive.record(
+            commands=host.backend.drain(),
+            probes=outside.answers(),
+            student=student,
+            host=target.host,
+            address=outside.address,
+            host_key=host_key,
+            graded_at=graded_at,
+            rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
+            variables=variables,
+            secret_names=rubric.secret_vars(),
+            ssh_password=target.password,
+            command_timeout=options.command_timeout,
+            cut_off=[
+                i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence
+            ],
+            source=outside.source,
+        )
 
 
 def _graded(

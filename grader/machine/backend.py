@@ -14,12 +14,17 @@ check that asks for it is an error (``OutputLimit``, ``EvidenceLimit``): never a
 of an answer. The budget is spent in the order answers come in (a prefetch brings them in
 another order than the checks ask them), and a regrade of the archive decides as the grading
 did: the cut answers are in it, cut.
+
+In a class run the gradings share a ``Room`` (grader.base.budget): past FREE of answers, a
+grading takes its whole evidence limit from it, waiting while the class has none, so a class of
+VMs that say too much is held a few at a time, not all at once. Growing is asked for by the
+executor, mid-answer (``grow``: an SSH session asks when an answer passes what it may hold).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, Union
 
@@ -28,12 +33,14 @@ from testinfra.backend.base import BaseBackend, CommandResult
 
 from grader.base import evidence
 from grader.base.budget import (
+    FREE,
     MIB,
     NEVER,
     Deadline,
     DeadlinePassed,
     EvidenceLimit,
     OutputLimit,
+    Room,
 )
 from grader.base.errors import CommandTimeout
 from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed, Executor
@@ -61,6 +68,7 @@ class GraderBackend(BaseBackend):
         command_timeout: float,
         deadline: Deadline = NEVER,
         evidence_limit: int | None = None,
+        room: Room | None = None,
     ) -> None:
         super().__init__(executor.address)
         self.executor = executor
@@ -71,7 +79,11 @@ class GraderBackend(BaseBackend):
         self._lock = threading.Lock()
         self.asked: dict[bytes, None] = {}  # every command a check asked, in order (for a Plan)
         self.round_trips = 0  # remote executions made
+        self.evidence_limit = evidence_limit
         self._left = evidence_limit  # bytes of answers the memo may still take (None: no bound)
+        # the class's room (None: not a class, or no bound), and what this grading took of it
+        self._room = room if evidence_limit is not None else None
+        self._taken = 0
 
     def decode(self, data: bytes) -> str:
         # Student VMs hold binary junk and invalid UTF-8; never let a check die of it.
@@ -98,6 +110,10 @@ class GraderBackend(BaseBackend):
         """Run one command, bounded by ``timeout`` and by what is left of the grading."""
         self.deadline.check()
         try:
+            if self._room is not None and getattr(self.executor, "grows", False):
+                return self.executor.exec(  # type: ignore[call-arg]
+                    cmd, self.deadline.bound(timeout), limit, self.deadline.cancel, self._grow
+                )
             return self.executor.exec(
                 cmd, self.deadline.bound(timeout), limit, self.deadline.cancel
             )
@@ -115,32 +131,57 @@ class GraderBackend(BaseBackend):
                 self.round_trips += 1
         if owner:
             try:
-                limit = self._limit()
-                done = self._exec(cmd, self.command_timeout, limit)
+                done = self._exec(cmd, self.command_timeout, self._limit())
                 with self._lock:
-                    future.set_result(self._keep(done, limit))
+                    future.set_result(self._keep(done))
             except BaseException as e:
                 future.set_exception(e)
         return future.result()
 
-    def _limit(self) -> int:
-        """What one answer may hold now: a command's limit, or what is left of the budget."""
+    def _limit(self, full: bool = False) -> int:
+        """What one answer may hold now: a command's limit, or what is left of the budget, or
+        (in a class, before taking room; not when ``full``) what is left of FREE."""
         with self._lock:
-            left = self._left
-        return COMMAND_OUTPUT_LIMIT if left is None else min(COMMAND_OUTPUT_LIMIT, left)
+            left, light = self._left, self._room is not None and not self._taken
+        if left is None:
+            return COMMAND_OUTPUT_LIMIT
+        limit = min(COMMAND_OUTPUT_LIMIT, left)
+        if light and not full:
+            assert self.evidence_limit is not None
+            limit = min(limit, max(0, FREE - (self.evidence_limit - left)))
+        return limit
 
-    def _keep(self, done: Completed, limit: int) -> Completed:
-        """What the memo keeps of an answer read with ``limit``: all of it while the budget
-        has room, else a few KiB, flagged cut (the caller holds the lock)."""
+    def _grow(self) -> int:
+        """An answer passed what this grading may hold without room: take the class's room
+        (waiting, the deadline moved on by the wait), and say what the answer may now hold."""
+        if self._room is not None and not self._taken and self.evidence_limit is not None:
+            taken, waited = self._room.take(self.evidence_limit, self.deadline.cancel)
+            with self._lock:
+                self._taken = taken
+            self.deadline.extend(waited)
+        return self._limit()
+
+    def release(self) -> None:
+        """Give back the class's room this grading took (when it ends)."""
+        with self._lock:
+            taken, self._taken = self._taken, 0
+        if taken and self._room is not None:
+            self._room.give(taken)
+
+    def _keep(self, done: Completed) -> Completed:
+        """What the memo keeps of an answer: all of it while the budget has room, else a few
+        KiB, flagged cut (the caller holds the lock). An answer cut at a bound lower than a
+        command's is past the budget."""
         if self._left is None:
             return done
         size = len(done.stdout) + len(done.stderr)
-        if size <= self._left and not (done.truncated and limit < COMMAND_OUTPUT_LIMIT):
+        bound = min(COMMAND_OUTPUT_LIMIT, self._left)
+        if size <= self._left and not (done.truncated and bound < COMMAND_OUTPUT_LIMIT):
             self._left -= size
             return done
-        room = min(KEPT_OF_CUT, self._left)
-        stdout = done.stdout[:room]
-        stderr = done.stderr[: room - len(stdout)]
+        kept = min(KEPT_OF_CUT, self._left)
+        stdout = done.stdout[:kept]
+        stderr = done.stderr[: kept - len(stdout)]
         self._left -= len(stdout) + len(stderr)
         return Completed(done.exit_status, stdout, stderr, True)
 
@@ -149,15 +190,24 @@ class GraderBackend(BaseBackend):
         prefetched (for the evidence archive)."""
         with self._lock:
             futures = list(self._memo.items())
-        found: list[tuple[bytes, Answer]] = []
-        for command, future in futures:
-            if future.done():
-                error = future.exception()
-                if error is None:
-                    found.append((command, future.result()))
-                elif isinstance(error, (CommandTimeout, DeadlinePassed)):
-                    found.append((command, error))
-        return found
+        return [(c, found) for c, future in futures if (found := _answer(future)) is not None]
+
+    def drain(self) -> Iterator[tuple[bytes, Answer]]:
+        """``answers()``, each let go of as it is taken: an archive made from them holds the
+        VM's answers once, not twice over (this backend answers nothing after)."""
+        with self._lock:
+            commands = list(self._memo)
+        for command in commands:
+            with self._lock:
+                future = self._memo.pop(command, None)
+            found = _answer(future) if future is not None else None
+            if found is not None:
+                yield command, found
+
+    @property
+    def took_room(self) -> bool:
+        """Whether this grading took its class's room (it holds more than FREE)."""
+        return self._taken > 0
 
     def prefetch(self, commands: Sequence[bytes]) -> None:
         """Run many commands in one round trip and keep the results that frame exactly for
@@ -167,16 +217,16 @@ class GraderBackend(BaseBackend):
         if not todo:
             return
         nonce = new_nonce()
-        limit = self._limit()
+        limit, full = self._limit(), self._limit(full=True)
         script = batch_script(todo, self.command_timeout, nonce, limit)
         with self._lock:
-            left = self._left
-        room = BATCH_OUTPUT_LIMIT
-        if left is not None:  # the answers, and their frames: what the budget can take
-            room = min(room, left + FRAMING * len(todo))
+            left, light = self._left, self._room is not None and not self._taken
+        size = BATCH_OUTPUT_LIMIT
+        if left is not None:  # the answers, and their frames: what may be held of them
+            size = min(size, (limit if light else left) + FRAMING * len(todo))
         self.round_trips += 1
         try:
-            done = self._exec(script, self.command_timeout + 10, room)
+            done = self._exec_batch(script, size)
         except (CommandTimeout, DeadlinePassed):
             return
         if done.exit_status == SETUP_FAILED:
@@ -186,13 +236,34 @@ class GraderBackend(BaseBackend):
         with self._lock:
             for index, result in sorted(results.items()):
                 command = todo[index]
-                if command not in self._memo:
-                    future: Future[Completed] = Future()
-                    if isinstance(result, CommandTimeout):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(self._keep(result, limit))
-                    self._memo[command] = future
+                if command in self._memo:
+                    continue
+                if isinstance(result, Completed) and result.truncated and limit < full:
+                    continue  # cut at FREE in a class: asked live, where it may take room
+                future: Future[Completed] = Future()
+                if isinstance(result, CommandTimeout):
+                    future.set_exception(result)
+                else:
+                    future.set_result(self._keep(result))
+                self._memo[command] = future
+
+    def _exec_batch(self, script: bytes, size: int) -> Completed:
+        """The batch, bounded in time and size (it never takes the class's room)."""
+        self.deadline.check()
+        return self.executor.exec(
+            script, self.deadline.bound(self.command_timeout + 10), size, self.deadline.cancel
+        )
+
+
+def _answer(future: Future[Completed]) -> Answer | None:
+    """What a memo entry holds for the archive: an answer, a time-out, or nothing (not done,
+    or ended otherwise)."""
+    if not future.done():
+        return None
+    error = future.exception()
+    if error is None:
+        return future.result()
+    return error if isinstance(error, (CommandTimeout, DeadlinePassed)) else None
 
 
 def too_much(shown: str, done: Completed) -> OutputLimit:
@@ -235,7 +306,10 @@ def make_host(
     command_timeout: float,
     deadline: Deadline = NEVER,
     evidence_limit: int | None = None,
+    room: Room | None = None,
 ) -> testinfra.host.Host:
     """A testinfra host over ``executor``; ``evidence_limit``: bytes of answers it may hold
-    (None: no bound, as for a replay, whose archive is bounded already)."""
-    return testinfra.host.Host(GraderBackend(executor, command_timeout, deadline, evidence_limit))
+    (None: no bound, as for a replay, whose archive is bounded already); ``room``: the class's,
+    shared by its gradings."""
+    backend = GraderBackend(executor, command_timeout, deadline, evidence_limit, room)
+    return testinfra.host.Host(backend)
