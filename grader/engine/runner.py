@@ -52,6 +52,9 @@ MESSAGE_LIMIT = 600
 FINGERPRINTS = 100
 #: Seconds one pass of a dry run may take (a check that loops on its answers stops there)
 DRY_RUN_SECONDS = 5.0
+#: What the VM of a dry run says, in the grader's words: that it is Linux (testinfra picks its
+#: Linux modules, and their commands, by this answer: the file tests, the socket list)
+SAID_IN_A_DRY_RUN = {b"uname -s": b"Linux\n"}
 
 
 @dataclass(frozen=True)
@@ -450,14 +453,15 @@ def asked_of_silence(pack: Pack, variables: Mapping[str, str], address: str) -> 
     """The commands the pack's checks ask of a VM that says nothing: a dry run of the checks
     (and of what the runner asks besides: [[unique]] values, the system, the machine's
     identity) against an executor that answers every command with no output, once with exit
-    status 0 and once with 1; no network, no outside probe. What it asks is built from the
-    lab's definition, the student's variables and the VM's address alone, never from what a VM
-    said: the one set of commands that may run on a VM before its own checks ask."""
+    status 0 and once with 1 (but that it is Linux: SAID_IN_A_DRY_RUN); no network, no outside
+    probe. What it asks is built from the lab's definition, the student's variables, the
+    VM's address and the grader's own words alone, never from what a VM said: the one set of
+    commands that may run on a VM before its own checks ask."""
     rubric = pack.rubric
     found: dict[bytes, None] = {}
     for status in (0, 1):
         deadline = Deadline(DRY_RUN_SECONDS)
-        host = make_host(Silent(address, status), DRY_RUN_SECONDS, deadline)
+        host = make_host(Silent(address, status, SAID_IN_A_DRY_RUN), DRY_RUN_SECONDS, deadline)
         outside = _NoProbes(address, rubric.ports, deadline=deadline, registry=pack.probes)
         fixtures = check_fixtures(host, rubric, variables, outside)
         with contextlib.suppress(Exception):  # a check's own bug is found when it runs
