@@ -229,3 +229,25 @@ def test_lab7_a_served_serial_that_does_not_read_is_named_never_a_crash(serial):
     outcome = run_check(check, {"host": Said(""), "lab": lab, "outside": Outside()})
     assert (outcome.status, outcome.error_kind) == ("error", "unreadable"), outcome
     assert "SOA record" in outcome.message
+
+
+def test_what_testinfra_cannot_read_of_a_vm_is_named_never_a_crash(tmp_path, monkeypatch):
+    """testinfra reads the system's kind for its modules (host.file, host.socket) from
+    /etc/os-release, else lsb_release -a, whose every line it splits at ':'."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name, script in (
+        ("cat", "exit 1"),  # no /etc/os-release (nor redhat-release, alpine-release)
+        ("lsb_release", "echo 'Distributor ID: Debian'; echo 'a line with no colon'"),
+    ):
+        (folder / name).write_text(f"#!/bin/sh\n{script}\n")
+        (folder / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    outcome = outcome_of(lambda host: host.file(str(tmp_path)).is_directory)
+    assert (outcome.status, outcome.error_kind) == ("error", "unreadable"), outcome
+    assert "testinfra" in outcome.message and "lsb_release" in outcome.message
+
+
+def test_a_checks_own_bug_is_still_check_crashed():
+    outcome = outcome_of(lambda host: {}["missing"])
+    assert outcome.error_kind == "check_crashed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -97,7 +98,7 @@ def run_check(
         try:
             check.function(**{name: fixtures[name] for name in check.params})
         except AssertionError as e:
-            outcome = Outcome("fail", str(e) or _assert_line(e))
+            outcome = _read_by_testinfra(e, seen) or Outcome("fail", str(e) or _assert_line(e))
         except Failed as e:
             message = str(getattr(e, "msg", "") or e) or "failed"
             outcome = Outcome("fail", message, cause=getattr(e, "cause", None))
@@ -123,7 +124,9 @@ def run_check(
             outcome = Outcome("error", str(e), error_kind=e.kind)
         except Exception as e:
             message = f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
-            outcome = Outcome("error", message, error_kind="check_crashed")
+            outcome = _read_by_testinfra(e, seen) or Outcome(
+                "error", message, error_kind="check_crashed"
+            )
         else:
             outcome = Outcome("pass")
     outcome = dataclasses.replace(
@@ -133,6 +136,30 @@ def run_check(
         notes=tuple(seen.notes),
     )
     return redact(outcome, mask)
+
+
+#: Where testinfra's modules are: what they raise, they raised reading what the VM answered
+_TESTINFRA = os.path.dirname(testinfra.__file__) + os.sep
+
+
+def _read_by_testinfra(error: BaseException, seen: evidence.Seen) -> Outcome | None:
+    """An error of the grading (``unreadable``) when ``error`` was raised inside testinfra: its
+    modules read what the VM answered (``uname``, ``/etc/os-release``, ``lsb_release``, a
+    command's exit status) and raise when it is not what they expect. That is no bug of the
+    check (``check_crashed``) and no verdict on the student's VM (an assertion of
+    testinfra's own, ``check_output``'s, is not the check's). The message names the answer:
+    the last one the check was given."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames or not frames[-1].filename.startswith(_TESTINFRA):
+        return None
+    last = seen.evidence[-1].source if seen.evidence else ""
+    answer = f" to {evidence.command_in_words(last)}" if last else ""
+    return Outcome(
+        "error",
+        f"testinfra could not read what the VM answered{answer} ({type(error).__name__}: "
+        f"{error}), so this is not decided on it",
+        error_kind="unreadable",
+    )
 
 
 def _assert_line(error: AssertionError) -> str:
