@@ -360,21 +360,26 @@ def lab7_classmate_with_a_file(vm: VM) -> None:
 #: MiB a loud VM adds to each command's output and to its errors: under the 8 MiB the grader
 #: keeps of one command, so that what bounds the grading is the evidence limit
 LOUD_MIB = 7
-LOUD_SHELL = f"""#!/bin/bash
-# root's login shell: runs what it is given, then says {LOUD_MIB} MiB more, out and err
-/bin/bash "$@"
-status=$?
-head -c {LOUD_MIB}M /dev/zero | tr '\\0' x
-head -c {LOUD_MIB}M /dev/zero | tr '\\0' y >&2
-exit $status
-"""
+_LOUD = (
+    f"/usr/bin/head -c {LOUD_MIB}M /dev/zero | /usr/bin/tr '\\0' x\n"
+    f"/usr/bin/head -c {LOUD_MIB}M /dev/zero | /usr/bin/tr '\\0' y >&2\n"
+)
+#: root's login shell: runs what sshd gives it, then says LOUD_MIB more, out and err
+LOUD_SHELL = f'#!/bin/bash\n/bin/bash "$@"\nstatus=$?\n{_LOUD}exit $status\n'
+#: the tools the checks' commands run (in a batch too, where they run under sh -c)
+LOUD_TOOLS = ("ps", "cat", "dd", "find", "ls", "grep")
 
 
 def loud_shell(vm: VM) -> None:
-    """The lab done right, and root's login shell made to add 7 MiB to the output and to the
-    errors of every command sshd runs: a grading that kept every answer would hold some
-    hundreds of MB of this one VM's words."""
+    """The lab done right, then root's login shell and the tools the checks run (ps, cat, dd,
+    find, ls, grep, in /usr/local/bin) made to add 7 MiB to the output and to the errors of
+    every command: a grading that kept every answer would hold some hundreds of MB of this one
+    VM's words."""
     do_the_lab(vm)
-    vm.sh("cat > /usr/local/bin/loud-sh && chmod 755 /usr/local/bin/loud-sh",
+    vm.sh("/usr/bin/cat > /usr/local/bin/loud-sh && chmod 755 /usr/local/bin/loud-sh",
           stdin=LOUD_SHELL.encode())  # fmt: skip
+    for tool in LOUD_TOOLS:
+        script = f'#!/bin/sh\n/usr/bin/{tool} "$@"\nstatus=$?\n{_LOUD}exit $status\n'
+        vm.sh(f"/usr/bin/cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}",
+              stdin=script.encode())  # fmt: skip
     vm.sh("sed -i 's#^\\(root:.*:\\)[^:]*$#\\1/usr/local/bin/loud-sh#' /etc/passwd")
