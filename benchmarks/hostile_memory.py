@@ -66,13 +66,16 @@ def main() -> int:
             command.append("--no-prefetch")
         wall, rss, status = timed(["timeout", str(args.timeout), *command], env)
     hit: Counter[str] = Counter()
-    graded = 0
+    graded, why_not = 0, Counter[str]()
     for student in vms:
         path = work / "out" / f"{student}.json"
         if not path.exists():
+            why_not["no report"] += 1
             continue
         report = json.loads(path.read_text())
         graded += report["status"] == "graded"
+        if report["status"] != "graded":
+            why_not[f"{report['error_kind']}: {report['error']}"] += 1
         hit.update(c["id"] for c in report["checks"] if c["error_kind"] == "evidence_limit")
     shutil.rmtree(work, ignore_errors=True)
     limit = args.evidence_limit or 32
@@ -81,6 +84,8 @@ def main() -> int:
         f"{' --no-prefetch' if args.no_prefetch else ''}: exit {status}, {graded} graded, "
         f"{wall:.1f} s, peak RSS {rss:.0f} MB"
     )
+    for why, count in why_not.items():
+        print(f"not graded ({count}): {why}")
     print("checks that hit the evidence limit (VMs):")
     for check, count in sorted(hit.items()):
         print(f"  {check}: {count}")
