@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import poplib
 import shutil
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -104,6 +106,12 @@ def floor(addresses: list[str], identity: Path) -> float:
     return time.monotonic() - started
 
 
+def round_trips(folder: Path, students: Iterable[str]) -> float:
+    """The round trips to a VM (SSH execs) of a run's gradings, on average."""
+    counts = [json.loads((folder / f"{s}.json").read_text())["round_trips"] for s in students]
+    return sum(counts) / len(counts) if counts else 0.0
+
+
 def marks_of_summary(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as f:
         return {row["student"]: row for row in csv.DictReader(f)}
@@ -137,6 +145,7 @@ def main() -> int:
     grade = str(Path(sys.executable).parent / "grade")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     rows: list[tuple[str, float, float | None]] = []
+    trips: dict[str, float] = {}
     with Fleet() as fleet:
         started = time.monotonic()
         vms = fleet.boot([(f"s{n:03d}", SCENARIOS["complete"]) for n in range(args.vms)])
@@ -164,6 +173,7 @@ def main() -> int:
             wall, rss, status = timed([*base, "--out", str(out), *extra], env)
             assert status == 0, f"grade --roster ({label}) exited {status}"
             runs[label] = marks_of_summary(out / "summary.csv")
+            trips[label] = round_trips(out, students)
             name = {
                 "cold": "grade --roster, nothing learned yet",
                 "warm": "grade --roster, commands learned (one round trip per host)",
@@ -225,6 +235,8 @@ def main() -> int:
     for name, wall, rss in rows:
         memory = f"{rss:.0f}" if rss is not None else "-"
         print(f"| {name:<62} | {wall:7.1f} | {wall / floor_s:7.2f} | {memory:>11} |")
+    shown = ", ".join(f"{label} {n:.1f}" for label, n in trips.items())
+    print(f"\nround trips per VM: {shown}")
     warm = next(w for n, w, _ in rows if n.startswith("grade --roster, commands"))
     sequential = [w for n, w, _ in rows if n.endswith("sequential")]
     print(f"\nwarm grade / floor = {warm / floor_s:.2f} (goal <= 2)")

@@ -17,6 +17,17 @@ Two rules hold for every helper:
   so, and reading it as if it were whole raises ``ReadInPart``: the check is ``error`` ("read
   in part, not decided"), not counted against the student, never ``fail``.
 
+* **Every line is read whole, or named.** A number in what the VM wrote is ASCII digits within a
+  bound (``number``: never ``int()`` of a VM's text, which takes '٣', refuses '²' and more than
+  4300 digits); a line a helper cannot read is named in ``Unreadable``, an error of the grading
+  (the check is ``error``, kind ``unreadable``), never a crash and never a verdict on the
+  lines that did read (the one it could not read may be the one that decides).
+
+* **A bound on the VM's answers is never a verdict either.** The grader keeps at most 8 MiB of one
+  command's output and ``--evidence-limit`` of a VM's answers; a check that asks for more gets
+  ``OutputLimit`` (``EvidenceLimit``), an error, not a lost mark. A helper whose answer only
+  explains a verdict may catch it and say so in a note.
+
 Also here: ``skip`` and ``fail`` (pytest's own outcomes when pytest is there), ``note`` (say
 something about a check without changing its verdict), and what a pack's own kind of outside
 probe is made of (``Probe``, ``Conversation``, and ``TurnedAway`` for a service that refuses a
@@ -29,8 +40,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from grader.base.budget import EvidenceLimit, OutputLimit
 from grader.base.errors import CheckError
 from grader.base.evidence import command_in_words, note
+from grader.base.numbers import number
 from grader.base.outcomes import fail, skip
 from grader.probes import Probe
 from grader.probes.mail import TurnedAway
@@ -40,24 +53,29 @@ __all__ = [
     "READ_LIMIT",
     "Busy",
     "Conversation",
+    "EvidenceLimit",
     "FileContent",
     "Lines",
     "Listener",
+    "OutputLimit",
     "Probe",
     "Process",
     "ReadInPart",
     "TurnedAway",
+    "Unreadable",
     "compare_views",
     "fail",
     "is_loopback",
     "listdir",
     "listeners",
     "note",
+    "number",
     "output",
     "processes",
     "read_file",
     "read_lines",
     "skip",
+    "unreadable",
 ]
 
 #: Bytes of a file, or of the lines asked for, read at most.
@@ -66,6 +84,43 @@ READ_LIMIT = 4 * 1024 * 1024
 
 class ReadInPart(CheckError):
     """A check would have decided on part of what it asked for: it is an error instead."""
+
+
+class Unreadable(CheckError):
+    """What the VM printed holds a line the grader cannot read (a fake ``ps`` or ``ss``, a tool
+    that is not the one the lab expects): the check is an error (``unreadable``) that names the
+    line, not decided on the lines that did read, and not counted against the student."""
+
+    kind = "unreadable"
+
+
+def unreadable(what: str, number: int, line: str | bytes, expected: str) -> Unreadable:
+    """The error for line ``number`` of ``what`` (a command in words, or a file), which is not
+    ``expected``; the line is shown in part, quoted, its control characters escaped."""
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    shown = repr(text[:120]) + (f" ({len(text) - 120} more characters)" if len(text) > 120 else "")
+    return Unreadable(
+        f"{what} gave a line the grader cannot read (line {number}: {shown}; expected "
+        f"{expected}), so this is not decided on the rest"
+    )
+
+
+#: Lines of a process or socket list read at most: far more than a lab VM has, and a bound on
+#: what a fake ``ps`` or ``ss`` makes the grader hold
+LIST_LINES = 100_000
+#: The largest process id Linux gives (pid_max's limit)
+LARGEST_PID = 4_194_304
+
+
+def _lines(text: str | bytes, what: str) -> list[Any]:
+    """A list's lines (split at newlines only: a process title may hold U+2028), bounded."""
+    lines = text.split("\n") if isinstance(text, str) else text.split(b"\n")
+    if len(lines) > LIST_LINES + 1:
+        raise Unreadable(
+            f"{what} gave {len(lines) - 1} lines, more than the grader reads of a list "
+            f"({LIST_LINES}), so this is not decided on part of it"
+        )
+    return lines
 
 
 class Busy(CheckError):
@@ -89,15 +144,85 @@ class Listener:
 
 def listeners(host: Any, port: int, protocols: tuple[str, ...] = ("tcp",)) -> list[Listener]:
     """What listens on ``port`` on the VM, on any address, IPv4 or IPv6 (``ss -l``)."""
-    found = []
-    for spec in host.socket.get_listening_sockets():
-        protocol, _, rest = spec.partition("://")
-        if protocol not in protocols:
-            continue
-        address, _, number = rest.rpartition(":")
-        if number.isdigit() and int(number) == port:
-            found.append(Listener(protocol, address))
+    found = [
+        Listener(protocol, address)
+        for protocol, address, number in _listening(host)
+        if protocol in protocols and number == port
+    ]
     return list(dict.fromkeys(found))  # ss's "*" is reported as both 0.0.0.0 and ::
+
+
+def _listening(host: Any) -> list[tuple[str, str, int]]:
+    """(protocol, address, port) of each TCP and UDP socket listening on the VM: the command
+    testinfra's socket module runs (ss, else netstat, as it finds them), read as it reads
+    them, but every line of a TCP or UDP socket read whole or named (``Unreadable``)."""
+    # lazy: start-up (testinfra's modules are only needed once a check asks)
+    from testinfra.modules.socket import LinuxSocketNetstat, LinuxSocketSS
+
+    try:
+        module = host.socket
+    except (RuntimeError, NotImplementedError, ValueError) as e:
+        raise CheckError(f"the VM's listening sockets cannot be listed: {e}") from None
+    if issubclass(module, LinuxSocketSS):
+        command = "%s --numeric --listening"
+        result = host.run(command, module._command)
+        lines = _lines(result.stdout_bytes, _named(result))[1:]  # ss's own header
+        return list(_read_ss(lines, _named(result)))
+    if issubclass(module, LinuxSocketNetstat):
+        command = "%s -n -l"
+        result = host.run(command, module._command)
+        if result.rc != 0:
+            output(host, command, module._command)  # raises, saying why
+        return list(_read_netstat(_lines(result.stdout_bytes, _named(result)), _named(result)))
+    found = []
+    for spec in module.get_listening_sockets():  # another system: testinfra reads it
+        protocol, _, rest = spec.partition("://")
+        address, _, port = rest.rpartition(":")
+        if protocol in ("tcp", "udp") and (value := number(port, 65535)) is not None:
+            found.append((protocol, address, value))
+    return found
+
+
+def _named(result: Any) -> str:
+    return command_in_words(_shown(result))
+
+
+def _read_ss(lines: list[bytes], what: str) -> Any:
+    expected = "NETID STATE RECV-Q SEND-Q ADDRESS:PORT PEER, the port in digits 0-9"
+    for n, line in enumerate(lines, start=2):
+        fields = line.split()
+        if not fields or fields[0] not in (b"tcp", b"udp"):
+            continue  # unix sockets and the like: no port
+        if len(fields) < 6:
+            raise unreadable(what, n, line, expected)
+        address, sep, port = fields[4].rpartition(b":")
+        value = number(port, 65535)
+        if not sep or value is None:
+            raise unreadable(what, n, line, expected)
+        if fields[1] not in (b"LISTEN", b"UNCONN"):
+            continue
+        protocol, host = fields[0].decode(), address.decode("utf-8", errors="replace")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]  # ss writes an IPv6 address in brackets
+        if host == "*":  # any address, IPv6 and IPv4
+            yield protocol, "::", value
+            yield protocol, "0.0.0.0", value
+        else:
+            yield protocol, host, value
+
+
+def _read_netstat(lines: list[bytes], what: str) -> Any:
+    expected = "PROTO RECV-Q SEND-Q ADDRESS:PORT ..., the port in digits 0-9"
+    for n, line in enumerate(lines, start=1):
+        fields = line.replace(b"\t", b" ").split()
+        if not fields or fields[0] not in (b"tcp", b"udp", b"tcp6", b"udp6"):
+            continue
+        address, sep, port = fields[3].rpartition(b":") if len(fields) > 3 else (b"", b"", b"")
+        value = number(port, 65535)
+        if not sep or value is None:
+            raise unreadable(what, n, line, expected)
+        protocol = fields[0].decode().rstrip("6")
+        yield protocol, address.decode("utf-8", errors="replace"), value
 
 
 def is_loopback(address: str) -> bool:
@@ -170,14 +295,21 @@ def _what(command: str, args: tuple[str, ...]) -> str:
 
 
 def processes(host: Any) -> dict[int, Process]:
-    """Every process on the VM by pid: its parent, command name and arguments (``ps``)."""
-    out = output(host, "ps -e -ww -o pid=,ppid=,comm=,args=")
+    """Every process on the VM by pid: its parent, command name and arguments (``ps``). A
+    line that is not ``PID PPID COMM ARGS`` (in digits 0-9) is named: ``Unreadable``."""
+    command = "ps -e -ww -o pid=,ppid=,comm=,args="
+    what = command_in_words(command)
     table = {}
-    for line in out.splitlines():
+    for n, line in enumerate(_lines(output(host, command), what), start=1):
         fields = line.split(None, 3)
-        if len(fields) >= 3 and fields[0].isdigit() and fields[1].isdigit():
-            pid, ppid = int(fields[0]), int(fields[1])
-            table[pid] = Process(pid, ppid, fields[2], fields[3] if len(fields) > 3 else "")
+        if not fields:
+            continue
+        pid = number(fields[0], LARGEST_PID)
+        ppid = number(fields[1], LARGEST_PID) if len(fields) > 1 else None
+        if pid is None or ppid is None:
+            raise unreadable(what, n, line, "PID PPID COMM ARGS, the ids in digits 0-9")
+        comm = fields[2] if len(fields) > 2 else ""
+        table[pid] = Process(pid, ppid, comm, fields[3] if len(fields) > 3 else "")
     return table
 
 
@@ -270,7 +402,9 @@ def read_file(host: Any, path: str, limit: int = READ_LIMIT) -> FileContent | No
     if found is None:
         return None
     kind, data = found
-    size = int(kind.split()[1])
+    size = number(kind.removeprefix("file "))
+    if size is None:
+        raise unreadable(f"reading {path}", 1, kind, "file SIZE, in digits 0-9 (stat -c %s)")
     return FileContent(path, data, size, size <= limit)
 
 
@@ -283,11 +417,15 @@ def read_lines(host: Any, path: str, pattern: str, limit: int = READ_LIMIT) -> L
         return None
     _, data = found
     complete = len(data) <= limit
+    pieces = data[:limit].split(b"\n")
+    if not complete or not pieces[-1]:
+        pieces.pop()  # after the last newline: nothing, or a line the bound cut
     lines = []
-    for raw in data[:limit].split(b"\n"):
-        number, sep, text = raw.partition(b":")
-        if sep and number.isdigit():
-            lines.append((int(number), text.decode("utf-8", errors="replace")))
-    if not complete and lines:
-        lines.pop()  # the last line read may have been cut
+    for n, raw in enumerate(pieces, start=1):
+        at, sep, text = raw.partition(b":")
+        value = number(at)
+        if not sep or value is None:
+            what = f"reading the lines of {path} that match {pattern!r}"
+            raise unreadable(what, n, raw, "NUMBER:LINE, in digits 0-9 (grep -n)")
+        lines.append((value, text.decode("utf-8", errors="replace")))
     return Lines(path, tuple(lines), complete)

@@ -292,3 +292,94 @@ def forward_to(vm: VM, target: str, ports: tuple[int, ...] = (22, 23, 25, 110)) 
     )
     for port in ports:
         student.wait_for(vm, f"ss -Hltn 'sport = :{port}' | grep -q LISTEN")
+
+
+# ----- a VM's words: numbers that are not 0-9, paths meant for a classmate's VM -----
+
+#: A line a student's ps adds: its pid a superscript two (a digit to str.isdigit(), not to int())
+ODD_PS_LINE = "  \u00b2     1 sshd sshd: odd"
+#: A line a student's ss adds: its port an Arabic-Indic three (int() reads it as 3)
+ODD_SS_LINE = "tcp   LISTEN 0      128          0.0.0.0:\u0663        0.0.0.0:*"
+
+
+def odd_digits(vm: VM) -> None:
+    """The lab done right; ps and ss each add a line whose number is not in digits 0-9."""
+    do_the_lab(vm)
+    ps = f'#!/bin/sh\n/usr/bin/ps "$@"\nprintf "%s\\n" {shlex.quote(ODD_PS_LINE)}\n'
+    ss = (
+        f'#!/bin/sh\n/usr/bin/ss "$@"\ncase " $* " in *" --listening "*)\n'
+        f'  printf "%s\\n" {shlex.quote(ODD_SS_LINE)};; esac\n'
+    )
+    for name, script in (("ps", ps), ("ss", ss)):
+        vm.sh(f"cat > /usr/local/bin/{name} && chmod 755 /usr/local/bin/{name}",
+              stdin=script.encode())  # fmt: skip
+
+
+#: Where one Lab 7 VM's named.conf.local says its zone file is, and where a classmate keeps a
+#: file of their own: a command built from the first VM's answers must never read it on the
+#: classmate's VM
+NAMED_PATH = "/var/backups/notes-of-my-own.db"
+
+
+def lab7_zone_at_named_path(vm: VM) -> None:
+    """Lab 7 done, the zone file kept at NAMED_PATH, its serial not bumped: the checks ask
+    named-checkzone about the file named.conf.local names."""
+    from labs.lab7.scenarios import INITIAL_SERIAL
+    from labs.lab7.scenarios import do_the_lab as lab7_done
+
+    lab7_done(vm, zone_file=NAMED_PATH, serial=INITIAL_SERIAL)
+
+
+def lab7_zone_at_dev_zero(vm: VM) -> None:
+    """Lab 7 done, serial not bumped, then named.conf.local made to name /dev/zero as the zone's
+    file (named not told: it serves the zone it loaded): named-checkzone on it never ends."""
+    from labs.lab7.scenarios import INITIAL_SERIAL, variant
+    from labs.lab7.scenarios import do_the_lab as lab7_done
+
+    lab7_done(vm, serial=INITIAL_SERIAL)
+    zone = variant(vm.name).zone
+    vm.sh(
+        f'printf \'zone "%s" {{ type master; file "/dev/zero"; }};\\n\' {zone} '
+        "> /etc/bind/named.conf.local"
+    )
+
+
+def lab7_classmate_with_a_file(vm: VM) -> None:
+    """Lab 7 done right, and a file of the student's own at NAMED_PATH, last read long ago."""
+    from labs.lab7.scenarios import do_the_lab as lab7_done
+
+    lab7_done(vm)
+    vm.sh(
+        f"mkdir -p {NAMED_PATH.rsplit('/', 1)[0]} && echo 'my own notes' > {NAMED_PATH} && "
+        f"touch -a -d 2001-01-01 {NAMED_PATH}"
+    )
+
+
+# ----- a VM that says too much -----
+
+#: MiB a loud VM adds to each command's output and to its errors: under the 8 MiB the grader
+#: keeps of one command, so that what bounds the grading is the evidence limit
+LOUD_MIB = 7
+_LOUD = (
+    f"/usr/bin/head -c {LOUD_MIB}M /dev/zero | /usr/bin/tr '\\0' x\n"
+    f"/usr/bin/head -c {LOUD_MIB}M /dev/zero | /usr/bin/tr '\\0' y >&2\n"
+)
+#: root's login shell: runs what sshd gives it, then says LOUD_MIB more, out and err
+LOUD_SHELL = f'#!/bin/bash\n/bin/bash "$@"\nstatus=$?\n{_LOUD}exit $status\n'
+#: the tools the checks' commands run (in a batch too, where they run under sh -c)
+LOUD_TOOLS = ("ps", "cat", "dd", "find", "ls", "grep")
+
+
+def loud_shell(vm: VM) -> None:
+    """The lab done right, then root's login shell and the tools the checks run (ps, cat, dd,
+    find, ls, grep, in /usr/local/bin) made to add 7 MiB to the output and to the errors of
+    every command: a grading that kept every answer would hold some hundreds of MB of this one
+    VM's words."""
+    do_the_lab(vm)
+    vm.sh("/usr/bin/cat > /usr/local/bin/loud-sh && chmod 755 /usr/local/bin/loud-sh",
+          stdin=LOUD_SHELL.encode())  # fmt: skip
+    for tool in LOUD_TOOLS:
+        script = f'#!/bin/sh\n/usr/bin/{tool} "$@"\nstatus=$?\n{_LOUD}exit $status\n'
+        vm.sh(f"/usr/bin/cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}",
+              stdin=script.encode())  # fmt: skip
+    vm.sh("sed -i 's#^\\(root:.*:\\)[^:]*$#\\1/usr/local/bin/loud-sh#' /etc/passwd")

@@ -6,7 +6,13 @@ the commands it touched be asked live: never give one command another's answer."
 from __future__ import annotations
 
 import json
+import os
+import signal
+import stat
 import subprocess
+import time
+
+import pytest
 
 from grader.base.errors import CommandTimeout
 from grader.machine.local import LocalExecutor
@@ -32,7 +38,7 @@ def run_batch(commands: list[bytes], timeout: float = 10, limit: int = 8 * 1024 
     """The results by command index (a command left out is to be asked live)."""
     nonce = new_nonce()
     done = subprocess.run(
-        ["sh", "-c", batch_script(commands, timeout, nonce).decode()],
+        ["sh", "-c", batch_script(commands, timeout, nonce, limit).decode()],
         capture_output=True,
         timeout=60,
     )
@@ -132,16 +138,59 @@ def test_a_command_writing_into_the_batchs_output_or_others_files_spoils_only_th
         assert not any(w in result.stdout for i, w in words.items() if i != index)
 
 
-def test_plan_learns_keeps_order_saves_and_survives_a_damaged_cache(tmp_path):
-    path = tmp_path / "plan.json"
-    plan = Plan(path)
-    plan.learn([b"uname -s", b"ss -l", b"uname -s"])
-    plan.save()
-    assert Plan(path).commands() == [b"uname -s", b"ss -l"]
-    plan.learn(f"echo {n}".encode() for n in range(MAX_COMMANDS + 50))
-    assert len(plan.commands()) == MAX_COMMANDS  # bounded
+MACHINE = {"student": "s1", "host": "198.18.0.10", "port": 22, "user": "root", "host_key": "k1"}
+
+
+def test_a_plan_is_kept_for_its_vm_alone_privately_bounded_and_survives_damage(tmp_path):
+    folder = tmp_path / "plan-abc"
+    plan = Plan(folder)
+    plan.learn(MACHINE, [b"uname -s", b"named-checkzone z /var/backups/x"])
+    assert Plan(folder).kept(MACHINE) == [b"uname -s", b"named-checkzone z /var/backups/x"]
+    for other in ({"student": "s2"}, {"host": "198.18.0.11"}, {"host_key": "k2"}):
+        assert Plan(folder).kept({**MACHINE, **other}) == []  # a classmate, or another machine
+    (path,) = folder.iterdir()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds what the VM said
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    plan.learn(MACHINE, (f"echo {n}".encode() for n in range(MAX_COMMANDS + 50)))
+    assert len(Plan(folder).kept(MACHINE)) == MAX_COMMANDS  # bounded, and only the last grading's
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "vm": {**MACHINE, "student": "s2"}}))
+    assert Plan(folder).kept(MACHINE) == []  # a file that is not this VM's: never run on it
     path.write_text("{not json")
-    assert Plan(path).commands() == []
-    path.write_text(json.dumps({"commands": [1, 2]}))
-    assert Plan(path).commands() == []
-    Plan(tmp_path / "missing" / "dir" / "plan.json").save()  # nothing to save, no error
+    assert Plan(folder).kept(MACHINE) == []
+    path.write_text(json.dumps({"vm": MACHINE, "commands": [1, "ok"]}))
+    assert Plan(folder).kept(MACHINE) == [b"ok"]
+    Plan(None).learn(MACHINE, [b"x"])  # no cache: nothing kept, no error
+    assert Plan(None).kept(MACHINE) == []
+
+
+def test_a_command_that_prints_without_end_is_stopped_on_the_vm_at_the_bound():
+    started = time.monotonic()
+    results = run_batch([b"cat /dev/zero", b"echo ok"], timeout=20, limit=1000)
+    assert time.monotonic() - started < 10  # stopped at the bound, not at its time-out
+    assert results[0].truncated and results[0].stdout == b"\0" * 1000
+    assert results[1].stdout == b"ok\n" and not results[1].truncated
+
+
+@pytest.mark.parametrize("ending", ["HUP", "INT", "TERM", "PIPE"])
+def test_the_batchs_folder_is_removed_however_the_batch_ends(ending, tmp_path):
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    marker = tmp_path / "ran-on"
+    script = batch_script([b"sleep 1", f"touch {marker}".encode()], 5, new_nonce())
+    with subprocess.Popen(
+        ["sh", "-c", script.decode()],
+        env={**os.environ, "TMPDIR": str(folder)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as batch:
+        assert batch.stdout is not None
+        if ending == "PIPE":  # the grader stopped reading (it gave up on the batch)
+            batch.stdout.close()
+        else:
+            time.sleep(0.5)  # the first command under way
+            batch.send_signal(getattr(signal, f"SIG{ending}"))
+        batch.wait(timeout=30)
+    if ending != "PIPE":
+        assert not marker.exists()  # it ended after the command under way
+    assert list(folder.iterdir()) == []

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from grader.toolkit import number as ascii_number
+
 #: What a failure caused by inetd still running with an older inetd.conf says it comes from
 INETD_NOT_RESTARTED = "inetd_not_restarted"
 
@@ -81,18 +83,19 @@ def parse_services_lines(lines: Iterable[str]) -> dict[str, set[tuple[int, str]]
         fields = raw.split("#", 1)[0].split()
         if len(fields) < 2 or "/" not in fields[1]:
             continue
-        port, _, protocol = fields[1].partition("/")
-        if not port.isdigit():
+        text, _, protocol = fields[1].partition("/")
+        port = ascii_number(text, 65535)
+        if port is None:  # not a port (glibc reads ASCII digits only): not an entry
             continue
         for name in [fields[0], *fields[2:]]:
-            names.setdefault(name, set()).add((int(port), protocol))
+            names.setdefault(name, set()).add((port, protocol))
     return names
 
 
 def entry_port(entry: Entry, services: Mapping[str, set[tuple[int, str]]]) -> int | None:
     """The port an entry serves, or None when inetd could not resolve its service."""
-    if entry.service.isdigit():
-        return int(entry.service)
+    if entry.service.isascii() and entry.service.isdigit():  # a port, as inetd reads one
+        return ascii_number(entry.service, 65535)
     ports = {port for port, proto in services.get(entry.service, ()) if proto == entry.family}
     return min(ports) if ports else None
 

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from grader.toolkit import READ_LIMIT, ReadInPart, note, output, read_lines
+from grader.toolkit import READ_LIMIT, ReadInPart, note, number, output, read_lines
 
 from .inetd import Entry, parse_inetd_lines, parse_services_lines
 from .mbox import Message, parse_mbox
@@ -150,9 +150,9 @@ def _read_mailbox(host: Any, path: str, user: str, limit: int) -> Mailbox:
     if not kind.startswith(b"file "):
         raise AssertionError(f"{path} is not a regular file; it was not read")
     body, mark, count = rest.rpartition(COUNT_MARK)
-    if not mark or not count.strip().isdigit():
+    total = number(count.strip()) if mark else None
+    if total is None:
         raise ReadInPart(f"the grader's reading of {path} came back cut short")
-    total = int(count)
     messages = parse_mbox(body)
     if len(messages) > total:  # cannot be: what was read was not what was counted
         raise ReadInPart(f"the grader's reading of {path} does not add up")

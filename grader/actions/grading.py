@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.base.budget import MIB
 from grader.base.results import Report
 from grader.engine.pack import Pack
 from grader.engine.runner import Options, Setup
@@ -39,6 +40,7 @@ class Connection:
     host_timeout: float = 300.0
     plans: Path | None = None  # where what the checks ask is kept for prefetching (None: off)
     workers: int = 32  # hosts graded at once
+    evidence_limit: float = 32.0  # MiB of a VM's answers a grading keeps at most
 
 
 def setup_of(connection: Connection, rubric: Any, host: str = "") -> Setup:
@@ -58,6 +60,7 @@ def setup_of(connection: Connection, rubric: Any, host: str = "") -> Setup:
         command_timeout=connection.command_timeout,
         reply_timeout=connection.reply_timeout,
         host_timeout=connection.host_timeout,
+        evidence_limit=int(connection.evidence_limit * MIB),
     )
     target = Target(
         host=host,
@@ -72,7 +75,11 @@ def setup_of(connection: Connection, rubric: Any, host: str = "") -> Setup:
         # lazy: start-up (a plan is for SSH only: a local command is no round trip to save)
         from grader.machine.prefetch import Plan
 
-        plan = Plan(connection.plans / f"plan-{rubric.sha256}.json")
+        # a plan shared by every VM of a rubric, as graders before this one kept: it held
+        # commands built from one VM's answers (and students' variables), so it goes
+        with contextlib.suppress(OSError):
+            (connection.plans / f"plan-{rubric.sha256}.json").unlink(missing_ok=True)
+        plan = Plan(connection.plans / f"plan-{rubric.sha256}")  # a file per VM, its own
     return Setup(options, target, plan, connection.workers)
 
 
@@ -116,8 +123,6 @@ def grade_host(request: HostRequest) -> HostGraded:
         grading = graded_over_ssh(
             setup.target, pack, resolved, setup.options, student=request.student, plan=setup.plan
         )
-        if setup.plan is not None:
-            setup.plan.save()
     report = grading.report
     since: list[str] = []
     if request.student_view:

@@ -9,13 +9,15 @@ the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from grader.base.budget import Room, give_back_freed_memory
 from grader.base.results import Report
 from grader.classrun.integrity import flag_shared_host_keys
 from grader.classrun.roster import Student
@@ -51,9 +53,14 @@ def grade_roster(
     plan: Plan | None = None,
 ) -> BatchResult:
     """Grade the students. With a ``plan`` (see grader.machine.prefetch) the commands the
-    checks ask are prefetched in one round trip per host; when the plan knows nothing yet, the
-    first student is graded alone to learn it, and the others after."""
+    checks ask are prefetched in one round trip per host: those of the lab's definition, and
+    those each VM's own checks asked when it was last graded (kept for that VM alone). The
+    gradings share one ``Room`` for what they hold of their VMs' answers past a little each,
+    so a class of VMs that say too much is held a few at a time (grader.base.budget)."""
     rubric = pack.rubric
+    if options.evidence_limit is not None and options.room is None:
+        options = dataclasses.replace(options, room=Room())
+    give_back_freed_memory()
     cancel = threading.Event()
     done: dict[str, Report] = {}
     todo = []
@@ -67,6 +74,7 @@ def grade_roster(
 
     def grade(student: Student) -> Grading:
         progress.started(student)
+        held: list[Any] = []  # what holds the class's room, until the archive is saved
         try:
             merged = rubric.resolve_vars({**variables, **student.vars}, student=student.student)
             grading = grade_host(
@@ -78,11 +86,20 @@ def grade_roster(
                 plan=plan,
                 class_scan=class_scan,
                 cancel=cancel,
+                held=held,
             )
             person = dict(student.person)  # who the roster says it is: into the report
-            return dataclasses.replace(
+            grading = dataclasses.replace(
                 grading, report=dataclasses.replace(grading.report, person=person)
             )
+            if grading.interrupted or grading.archive is None:
+                return grading
+            # saved here and let go of at once, not queued for the main thread; one whose VM
+            # said much (it took the class's room) is saved one at a time, then gives it back
+            heavy = options.room is not None and any(b.took_room for b in held)
+            with options.room.archiving if heavy else contextlib.nullcontext():
+                store.save(grading.report, grading.archive)
+            return dataclasses.replace(grading, archive=None, saved=True)
         except Exception as e:  # a grader bug: this student is not graded, the others are
             error = f"the grader failed: {type(e).__name__}: {e}"
             report = blank_report(
@@ -95,6 +112,9 @@ def grade_roster(
                 person=dict(student.person),
             )
             return Grading(report)
+        finally:
+            for backend in held:
+                backend.release()
 
     def collect(future: Future[Grading]) -> None:
         grading = future.result()
@@ -102,7 +122,8 @@ def grade_roster(
             return  # cut short: not a result (--resume grades it again)
         report = grading.report
         assert report.student is not None
-        store.save(report, grading.archive)
+        if not grading.saved:
+            store.save(report, grading.archive)
         done[report.student] = report
         progress.finished(report, reused=False)
 
@@ -116,11 +137,6 @@ def grade_roster(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
     futures: list[Future[Grading]] = []
     try:
-        if plan is not None and not plan.commands() and len(todo) > 1:
-            scout = pool.submit(grade, todo[0])  # learn the plan on one host first
-            futures.append(scout)
-            collect(scout)
-            todo = todo[1:]
         rest = [pool.submit(grade, student) for student in todo]
         futures += rest
         for future in as_completed(rest):
@@ -137,8 +153,6 @@ def grade_roster(
         pool.shutdown(wait=True, cancel_futures=True)
 
     reports = close_class(store, [done[s.student] for s in students if s.student in done], rubric)
-    if plan is not None:
-        plan.save()
     return BatchResult(reports, interrupted)
 
 

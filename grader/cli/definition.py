@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "command_timeout": 30.0,
     "host_timeout": 300.0,
     "reply_timeout": 15.0,
+    "evidence_limit": 32,  # MiB
     "no_prefetch": False,
     "cache_dir": None,  # filled from GRADER_CACHE_DIR or the user's cache folder
     "color": "auto",
@@ -377,6 +378,13 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="The whole grading of one host, commands and probes included (default 300); what "
         "it leaves no time for is an error, so one broken VM never holds up a class.",
+    )
+    parser.add_argument_group("memory").add_argument(
+        "--evidence-limit",
+        type=at_least(1, int),
+        metavar="MIB",
+        help="What one VM's answers may hold in the grader's memory, in MiB (default 32; 8 of "
+        "one command); a check that needs more is an error saying so, not a lost mark.",
     )
 
 

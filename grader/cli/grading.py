@@ -169,6 +169,7 @@ def connection_of(args: Given) -> Connection:
         host_timeout=args.host_timeout,
         plans=None if args.no_prefetch or args.local else cache_dir(args),
         workers=args.workers,
+        evidence_limit=args.evidence_limit,
     )
 
 

@@ -165,8 +165,6 @@ def grade_lab(
             lab.id, folder, found, kind, rubric=pack.rubric, batch=batch, asked_at=asked_at,
             also=also,
         )  # fmt: skip
-    if setup.plan is not None:
-        setup.plan.save()
     return Recorded(lab.id, kind, run, folder, done)
 
 

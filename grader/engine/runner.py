@@ -7,8 +7,10 @@ archive (``grade regrade``): the executor and the outside view are what differ.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -21,7 +23,7 @@ from typing import Any
 import testinfra.host
 
 from grader.base import evidence
-from grader.base.budget import Deadline, DeadlinePassed
+from grader.base.budget import EVIDENCE_LIMIT, Deadline, DeadlinePassed
 from grader.base.clock import now as clock
 from grader.base.errors import CheckError, CommandTimeout, HostError
 from grader.base.outcomes import Failed, NeedsVariable, Skipped
@@ -36,8 +38,9 @@ from grader.evidence import archive
 from grader.evidence.archive import Archive, NeedsLiveVM, Replay, ReplayExecutor, ReplayOutside
 from grader.evidence.holes import NeedsSecret
 from grader.machine.backend import make_host
-from grader.machine.execution import Target
+from grader.machine.execution import Silent, Target
 from grader.machine.local import LocalExecutor, own_address
+from grader.machine.prefetch import MAX_COMMANDS
 from grader.machine.system import System
 from grader.machine.system import detect as detect_system
 from grader.probes import Outside
@@ -48,6 +51,11 @@ TRANSIENT = frozenset({"unreachable", "timeout", "connection_lost"})
 MESSAGE_LIMIT = 600
 #: Digests of one [[unique]] value a report keeps (a mailbox may hold thousands of Message-IDs)
 FINGERPRINTS = 100
+#: Seconds one pass of a dry run may take (a check that loops on its answers stops there)
+DRY_RUN_SECONDS = 5.0
+#: What the VM of a dry run says, in the grader's words: that it is Linux (testinfra picks its
+#: Linux modules, and their commands, by this answer: the file tests, the socket list)
+SAID_IN_A_DRY_RUN = {b"uname -s": b"Linux\n"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class Options:
     command_timeout: float = 30.0  # one remote command
     reply_timeout: float = 15.0  # a whole conversation with a service, probing from outside
     host_timeout: float = 300.0  # the whole grading of one host; later checks become errors
+    evidence_limit: int | None = EVIDENCE_LIMIT  # bytes of a VM's answers held (--evidence-limit)
+    room: Any = None  # a class run's shared Room (grader.base.budget) for those answers
     attempts: int = 2  # connections tried when the failure is transient
     retry_pause: float = 1.0  # seconds between them
 
@@ -88,7 +98,7 @@ def run_check(
         try:
             check.function(**{name: fixtures[name] for name in check.params})
         except AssertionError as e:
-            outcome = Outcome("fail", str(e) or _assert_line(e))
+            outcome = _read_by_testinfra(e, seen) or Outcome("fail", str(e) or _assert_line(e))
         except Failed as e:
             message = str(getattr(e, "msg", "") or e) or "failed"
             outcome = Outcome("fail", message, cause=getattr(e, "cause", None))
@@ -114,7 +124,9 @@ def run_check(
             outcome = Outcome("error", str(e), error_kind=e.kind)
         except Exception as e:
             message = f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
-            outcome = Outcome("error", message, error_kind="check_crashed")
+            outcome = _read_by_testinfra(e, seen) or Outcome(
+                "error", message, error_kind="check_crashed"
+            )
         else:
             outcome = Outcome("pass")
     outcome = dataclasses.replace(
@@ -124,6 +136,30 @@ def run_check(
         notes=tuple(seen.notes),
     )
     return redact(outcome, mask)
+
+
+#: Where testinfra's modules are: what they raise, they raised reading what the VM answered
+_TESTINFRA = os.path.dirname(testinfra.__file__) + os.sep
+
+
+def _read_by_testinfra(error: BaseException, seen: evidence.Seen) -> Outcome | None:
+    """An error of the grading (``unreadable``) when ``error`` was raised inside testinfra: its
+    modules read what the VM answered (``uname``, ``/etc/os-release``, ``lsb_release``, a
+    command's exit status) and raise when it is not what they expect. That is no bug of the
+    check (``check_crashed``) and no verdict on the student's VM (an assertion of
+    testinfra's own, ``check_output``'s, is not the check's). The message names the answer:
+    the last one the check was given."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames or not frames[-1].filename.startswith(_TESTINFRA):
+        return None
+    last = seen.evidence[-1].source if seen.evidence else ""
+    answer = f" to {evidence.command_in_words(last)}" if last else ""
+    return Outcome(
+        "error",
+        f"testinfra could not read what the VM answered{answer} ({type(error).__name__}: "
+        f"{error}), so this is not decided on it",
+        error_kind="unreadable",
+    )
 
 
 def _assert_line(error: AssertionError) -> str:
@@ -188,6 +224,7 @@ class Grading:
     report: Report
     archive: Archive | None = None
     interrupted: bool = False
+    saved: bool = False  # the report and its archive are written already (a class run's)
 
 
 def grade_host(
@@ -199,11 +236,38 @@ def grade_host(
     plan: Any = None,
     class_scan: Any = None,
     cancel: threading.Event | None = None,
+    held: list[Any] | None = None,
 ) -> Grading:
     """Grade one host over SSH. A transient connection failure (no answer, refused, connection
     lost) is retried after a short pause; the report says how many attempts were made. With a
-    ``plan``, the commands the checks are known to ask run first in one round trip, and the
-    plan learns what this host's checks asked. ``cancel`` ends the grading within a moment."""
+    ``plan`` (grader.machine.prefetch.Plan), the commands the checks are known to ask run first
+    in one round trip: those they ask of a VM that says nothing (``asked_of_silence``: no VM's
+    words) and those this VM's own checks asked when it was last graded, which the plan then
+    keeps for this VM alone. ``cancel`` ends the grading within a moment. ``held`` gathers the
+    backends that may hold the class's room (``options.room``), for the caller to release once
+    the archive is saved; without it they are released when the grading ends."""
+    backends: list[Any] = [] if held is None else held
+    try:
+        return _grade_host(
+            target, pack, variables, options, student, plan, class_scan, cancel, backends
+        )
+    finally:
+        if held is None:  # its archive is made: what it held of the VM's answers goes
+            for backend in backends:
+                backend.release()
+
+
+def _grade_host(
+    target: Any,
+    pack: Pack,
+    variables: Mapping[str, str],
+    options: Options,
+    student: str | None = None,
+    plan: Any = None,
+    class_scan: Any = None,
+    cancel: threading.Event | None = None,
+    held: list[Any] | None = None,
+) -> Grading:
     from grader.machine.ssh import connect  # lazy: self-check (its bundle has no paramiko)
 
     rubric = pack.rubric
@@ -217,9 +281,16 @@ def grade_host(
         try:
             session = connect(target, options.known_hosts, options.connect_timeout)
             try:
-                host = make_host(session, options.command_timeout, deadline)
+                host = make_host(
+                    session, options.command_timeout, deadline, options.evidence_limit, options.room
+                )
+                if held is not None:
+                    held.append(host.backend)
+                vm = None
                 if plan is not None:
-                    host.backend.prefetch(plan.commands())
+                    vm = machine_of(target, student, session.host_key)
+                    known = asked_of_silence(pack, variables, session.address)
+                    host.backend.prefetch(list(dict.fromkeys([*known, *plan.kept(vm)])))
                 outside = Outside(
                     session.address,
                     rubric.ports,
@@ -260,8 +331,8 @@ def grade_host(
             return Grading(report)
         if deadline.cancel.is_set():
             return Grading(blank_report(target, rubric, student), interrupted=True)
-        if plan is not None:
-            plan.learn(host.backend.asked)
+        if plan is not None and vm is not None:
+            plan.learn(vm, host.backend.asked)
         kept = _archive(
             host,
             outside,
@@ -301,7 +372,7 @@ def grade_local(
     rubric = pack.rubric
     started, graded_at = time.monotonic(), now()
     deadline = Deadline(options.host_timeout)
-    host = make_host(LocalExecutor(), options.command_timeout, deadline)
+    host = make_host(LocalExecutor(), options.command_timeout, deadline, options.evidence_limit)
     address = own_address(host)
     target = Target(host=socket.gethostname())
     mask = _mask(None, rubric, variables)
@@ -374,6 +445,51 @@ def regrade(
     return dataclasses.replace(graded, duration_s=report.duration_s)
 
 
+def machine_of(target: Any, student: str | None, host_key: str | None) -> dict[str, Any]:
+    """Which machine a plan is kept for: the student, where it is reached, its host key."""
+    return {
+        "student": student,
+        "host": target.host,
+        "port": target.port,
+        "user": target.user,
+        "host_key": host_key,
+    }
+
+
+class _NoProbes(Outside):
+    """The outside view of a dry run: no probe is made; each is an error for the check."""
+
+    def _once(self, name: str, key: list[Any], asking: Any) -> Any:
+        raise CheckError(f"a dry run makes no probe ({name})")
+
+
+def asked_of_silence(pack: Pack, variables: Mapping[str, str], address: str) -> list[bytes]:
+    """The commands the pack's checks ask of a VM that says nothing: a dry run of the checks
+    (and of what the runner asks besides: [[unique]] values, the system, the machine's
+    identity) against an executor that answers every command with no output, once with exit
+    status 0 and once with 1 (but that it is Linux: SAID_IN_A_DRY_RUN); no network, no outside
+    probe. What it asks is built from the lab's definition, the student's variables, the
+    VM's address and the grader's own words alone, never from what a VM said: the one set of
+    commands that may run on a VM before its own checks ask."""
+    rubric = pack.rubric
+    found: dict[bytes, None] = {}
+    for status in (0, 1):
+        deadline = Deadline(DRY_RUN_SECONDS)
+        host = make_host(Silent(address, status, SAID_IN_A_DRY_RUN), DRY_RUN_SECONDS, deadline)
+        outside = _NoProbes(address, rubric.ports, deadline=deadline, registry=pack.probes)
+        fixtures = check_fixtures(host, rubric, variables, outside)
+        with contextlib.suppress(Exception):  # a check's own bug is found when it runs
+            run_checks(rubric, pack.checks, fixtures, deadline)
+        with contextlib.suppress(Exception):
+            fingerprints(host, rubric)
+        with contextlib.suppress(Exception):
+            detect_system(host)
+        with contextlib.suppress(Exception):
+            identify(host)
+        found.update(host.backend.asked)
+    return list(found)[:MAX_COMMANDS]
+
+
 def run_on(
     host: testinfra.host.Host,
     outside: Outside,
@@ -442,22 +558,26 @@ def _archive(
     host_key: str | None,
     outcomes: Mapping[str, Outcome],
 ) -> Archive:
-    return archive.record(
-        commands=host.backend.answers(),
-        probes=outside.answers(),
-        student=student,
-        host=target.host,
-        address=outside.address,
-        host_key=host_key,
-        graded_at=graded_at,
-        rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
-        variables=variables,
-        secret_names=rubric.secret_vars(),
-        ssh_password=target.password,
-        command_timeout=options.command_timeout,
-        cut_off=[i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence],
-        source=outside.source,
-    )
+    room = options.room if host.backend.took_room else None
+    with room.archiving if room is not None else contextlib.nullcontext():
+        return archive.record(
+            commands=host.backend.drain(),
+            probes=outside.answers(),
+            student=student,
+            host=target.host,
+            address=outside.address,
+            host_key=host_key,
+            graded_at=graded_at,
+            rubric=archive.RubricRecord(title=rubric.title, sha256=rubric.sha256),
+            variables=variables,
+            secret_names=rubric.secret_vars(),
+            ssh_password=target.password,
+            command_timeout=options.command_timeout,
+            cut_off=[
+                i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence
+            ],
+            source=outside.source,
+        )
 
 
 def _graded(

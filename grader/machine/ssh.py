@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
@@ -122,6 +123,8 @@ def load_identity(path: Path) -> paramiko.PKey:
 class Session:
     """An authenticated SSH connection to one host."""
 
+    grows = True  # exec takes ``grow``: an answer may be given more room as it is read
+
     def __init__(
         self,
         client: paramiko.SSHClient,
@@ -145,10 +148,13 @@ class Session:
         timeout: float,
         limit: int = COMMAND_OUTPUT_LIMIT,
         cancel: threading.Event | None = None,
+        grow: Callable[[], int] | None = None,
     ) -> Completed:
         """Run one command; raise CommandTimeout past ``timeout`` seconds or when ``cancel``
         is set. The read loop takes one chunk at a time and looks at its bounds after each,
-        so a VM that floods the channel is cut off at the limit, not after it."""
+        so a VM that floods the channel is cut off at the limit, not after it. When the output
+        passes ``limit``, ``grow`` (if given) may give it more: it may wait (for its class's
+        room), and that wait is not the command's time."""
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostError("connection_lost", f"the SSH connection to {self.address} was lost")
@@ -176,6 +182,12 @@ class Session:
                 if chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                 if len(out) > limit or len(err) > limit:
+                    asked = time.monotonic()
+                    more = grow() if grow is not None else limit
+                    ends += time.monotonic() - asked
+                    if more > limit:
+                        limit = more
+                        continue
                     truncated = True
                     break
                 remaining = ends - time.monotonic()
@@ -197,7 +209,14 @@ class Session:
                 if drained:
                     select.select([chan], [], [], min(remaining, SLICE))
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
-        return Completed(status, bytes(out[:limit]), bytes(err[:limit]), truncated)
+        return Completed(status, _first(out, limit), _first(err, limit), truncated)
+
+
+def _first(data: bytearray, limit: int) -> bytes:
+    """The first ``limit`` bytes, copied once (``bytes(data[:limit])`` copies twice: up to 16 MiB
+    more held for a moment, by each of a class's gradings)."""
+    with memoryview(data) as view:
+        return bytes(view[:limit])
 
 
 def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:

@@ -14,6 +14,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from grader.toolkit import OutputLimit, note, number, unreadable
+
+#: A zone's serial: an unsigned 32-bit number (RFC 1982)
+LARGEST_SERIAL = 2**32 - 1
+
 
 def records(answer: Any, rtype: str) -> list[str]:
     """The data of the answer's records of one type (``www.z. 300 IN A 1.2.3.4`` -> 1.2.3.4)."""
@@ -108,12 +113,19 @@ class ZoneCheck:
 def check_zone(host: Any, zone: str, path: str) -> ZoneCheck:
     """named-checkzone on the zone file: its output is evidence and explains a verdict, never
     decides one (named may serve another version than the file)."""
-    result = host.run("named-checkzone %s %s", zone, path)
+    try:
+        result = host.run("named-checkzone %s %s", zone, path)
+    except OutputLimit:  # it only explains: the verdict stands, without its word
+        note(f"named-checkzone said more of {path} than the grader keeps: not used to say why")
+        return ZoneCheck(path, True, None, "")
     lines = (result.stdout + "\n" + result.stderr).splitlines()
-    serial = next(
-        (int(w) for line in lines if "loaded serial" in line for w in line.split() if w.isdigit()),
-        None,
-    )
+    said = next((line for line in lines if "loaded serial" in line), None)
+    serial = None
+    if said is not None:
+        words = said.split("loaded serial", 1)[1].split()
+        serial = number(words[0], LARGEST_SERIAL) if words else None
+        if serial is None:
+            note(f"named-checkzone's line {said[:120]!r} gives no serial the grader can read")
     complaint = next(
         (line.strip() for line in lines if line.strip() and "loaded serial" not in line
          and line.strip() != "OK"),
@@ -222,24 +234,33 @@ def _includes(text: str) -> tuple[list[Any], dict[str, list[tuple[int, str]]]]:
     head, _, files = text.partition("@@file ")
     root: list[Any] = []
     stack: list[tuple[int, list[Any]]] = [(-1, root)]
-    for line in head.splitlines():
-        found = re.match(r"^(\s*)\((\*|\d+)\) (.+)$", line)
+    what = "apache2ctl -t -D DUMP_INCLUDES"
+    for n, line in enumerate(head.split("\n"), start=1):
+        found = re.match(r"^(\s*)\(([^)]*)\) (.+)$", line)
         if not found:
             continue
+        at = 0 if found.group(2) == "*" else number(found.group(2))
+        if at is None:
+            raise unreadable(what, n, line, "(LINE) FILE, the line * or in digits 0-9")
         depth = len(found.group(1))
         while stack and stack[-1][0] >= depth:
             stack.pop()
-        node = (0 if found.group(2) == "*" else int(found.group(2)), found.group(3).strip(), [])
+        node = (at, found.group(3).strip(), [])
         stack[-1][1].append(node)
         stack.append((depth, node[2]))
     lines: dict[str, list[tuple[int, str]]] = {}
     for chunk in ("@@file " + files).split("\n@@file ")[:500]:
         name, _, body = chunk.removeprefix("@@file ").partition("\n")
         numbered = []
-        for row in body.splitlines():
-            number, _, rest = row.partition(":")
-            if number.isdigit():
-                numbered.append((int(number), rest))
+        for n, row in enumerate(body.split("\n"), start=1):
+            if not row:
+                continue
+            found, _, rest = row.partition(":")
+            at = number(found)
+            if at is None:
+                what = f"reading Apache's configuration file {name.strip()}"
+                raise unreadable(what, n, row, "NUMBER:LINE, in digits 0-9 (grep -n)")
+            numbered.append((at, rest))
         lines[name.strip()] = numbered
     return root, lines
 
@@ -254,9 +275,9 @@ def _walk(
         by_line: dict[int, list[Any]] = {}
         for child in children:
             by_line.setdefault(child[0], []).append(child)
-        for number, text in lines.get(path, []):
+        for at, text in lines.get(path, []):
             stripped = text.strip()
-            where = f"{path}:{number}"
+            where = f"{path}:{at}"
             closing = re.match(r"^</\s*([A-Za-z]+)", stripped)
             opening = re.match(r"^<\s*([A-Za-z]+)\s*([^>]*)>", stripped)
             if closing:
@@ -269,8 +290,8 @@ def _walk(
                 config.directives.append(
                     Directive(name.lower(), args.strip(), where, tuple(sections))
                 )
-            if number in by_line:
-                _walk(by_line[number], lines, config, sections, [*seen, path])
+            if at in by_line:
+                _walk(by_line[at], lines, config, sections, [*seen, path])
 
 
 def _matches(name: str, host_name: str) -> bool:

@@ -4,9 +4,10 @@ Each check decides on what named really serves to a question from outside the VM
 configuration and named-checkzone's word on the zone file are read to say why, never to decide.
 """
 
-from grader.toolkit import compare_views, is_loopback, listeners, processes
+from grader.toolkit import compare_views, is_loopback, listeners, number, processes, unreadable
 
 from .support import (
+    LARGEST_SERIAL,
     ask,
     check_zone,
     named_records,
@@ -83,7 +84,8 @@ def test_mx_record(host, lab, outside):
     found = []
     for data in records(answer, "MX"):
         preference, _, target = data.partition(" ")
-        found.append((int(preference) if preference.isdigit() else -1, target.lower()))
+        value = number(preference, 65535)
+        found.append((-1 if value is None else value, target.lower()))
     if any(p == MX_PREFERENCE and t == wanted for p, t in found):
         return
     for preference, target in found:
@@ -137,7 +139,10 @@ def test_serial_bumped(host, lab, outside):
     if not soa:
         why = why_not_served(host, lab, answer, zone, zone) if answer.ok else answer.text
         raise AssertionError(f"named serves no SOA record for {zone}: {why}")
-    serving = int(soa[0].split()[2])
+    fields = soa[0].split()
+    serving = number(fields[2], LARGEST_SERIAL) if len(fields) == 7 else None
+    if serving is None:
+        raise unreadable(f"the SOA record for {zone}", 1, soa[0], "MNAME RNAME SERIAL ...")
     if serving > initial:
         return
     checked = check_zone(host, zone, zone_file(host, lab, zone))  # explains, never decides
