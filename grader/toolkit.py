@@ -45,6 +45,7 @@ from grader.base.errors import CheckError
 from grader.base.evidence import command_in_words, note
 from grader.base.numbers import number
 from grader.base.outcomes import fail, skip
+from grader.base.words import ErrorKind
 from grader.probes import Probe
 from grader.probes.mail import TurnedAway
 from grader.probes.net import Conversation
@@ -91,7 +92,7 @@ class Unreadable(CheckError):
     that is not the one the lab expects): the check is an error (``unreadable``) that names the
     line, not decided on the lines that did read, and not counted against the student."""
 
-    kind = "unreadable"
+    kind = ErrorKind.UNREADABLE
 
 
 def unreadable(what: str, number: int, line: str | bytes, expected: str) -> Unreadable:
@@ -127,7 +128,7 @@ class Busy(CheckError):
     """The VM was too busy to answer (a daemon refusing work under load, in its own words):
     not the student's mistake, so the check is an error (``busy``), not a lost mark."""
 
-    kind = "busy"
+    kind = ErrorKind.BUSY
 
 
 # ----- what listens, what runs -----

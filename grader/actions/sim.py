@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.base.words import Status
 from grader.engine.catalog import built_in_rubric
 from grader.engine.rubric import load_rubric
 from grader.report.render.text import points
@@ -160,7 +161,7 @@ def grade_a_class(
         for row in csv.DictReader(f):
             expected = dict(plan)[row["student"]].expected
             passed = {check for check, most in full.items() if row[check] == most}
-            want = {check for check, status in expected.items() if status == "pass"}
+            want = {check for check, status in expected.items() if status == Status.PASS}
             if row["status"] != "graded" or passed != want:
                 wrong.append(row["student"])
     return ClassGraded(tuple(wrong))

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from grader.actions.common import Actor, NotFound
 from grader.base.clock import now
 from grader.base.results import Report
+from grader.base.words import Status
 from grader.course import access, queue
 from grader.course.book import Row
 from grader.course.gradebook import Gradebook
@@ -129,7 +130,7 @@ def lab_view(course: Gradebook, actor: Actor, student: str, lab_id: str) -> LabV
     for o in explained.decided.outcomes:
         if o.id in secret or (shows == "mark") or (shows == "lost" and not o.lost):
             continue
-        state: Any = "lost" if o.lost else ("pass" if o.status == "pass" else "not checked")
+        state: Any = "lost" if o.lost else ("pass" if o.status == Status.PASS else "not checked")
         decided = ""
         if o.id in overridden:
             decided = f"set by {overridden[o.id]['by']}: {overridden[o.id]['reason']}"

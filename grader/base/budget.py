@@ -19,6 +19,7 @@ import threading
 import time
 
 from grader.base.errors import CheckError
+from grader.base.words import ErrorKind
 
 #: The longest single wait: how soon a cancel or the deadline is noticed.
 SLICE = 0.25
@@ -133,7 +134,7 @@ class OutputLimit(CheckError):
     """A command's answer was more than the grader keeps of one command: the check that asked
     for it is ``error`` (kind ``output_limit``), never decided on part of the answer."""
 
-    kind = "output_limit"
+    kind = ErrorKind.OUTPUT_LIMIT
 
 
 class EvidenceLimit(OutputLimit):
@@ -141,4 +142,4 @@ class EvidenceLimit(OutputLimit):
     this one was kept whole: the check that asked for it is ``error`` (kind
     ``evidence_limit``), not a lost mark."""
 
-    kind = "evidence_limit"
+    kind = ErrorKind.EVIDENCE_LIMIT

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from grader.base.words import ErrorKind
+
 
 class ExitStatus(IntEnum):
     OK = 0  # graded, every check passed
@@ -21,6 +23,7 @@ class ExitStatus(IntEnum):
     NOT_GRADED = 3  # a host could not be graded
     INTERNAL_ERROR = 4  # a bug in the grader (run with --traceback to see it)
     BUSY = 5  # another grading of the course holds its lock (with --no-wait)
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), or SIGTERM in a class run: what finished is kept
 
 
 class InputError(Exception):
@@ -57,7 +60,7 @@ class CheckError(Exception):
     """A check could not run; the check's status becomes ``error`` (the grader's problem), with
     ``kind`` as its error kind."""
 
-    kind = "unavailable"
+    kind: str = ErrorKind.UNAVAILABLE
 
 
 class CommandTimeout(CheckError):

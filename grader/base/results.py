@@ -14,9 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from grader.base.evidence import Evidence
+from grader.base.words import NOT_LOST_SKIPS, ErrorKind, Status, plain
 
-CheckStatus = Literal["pass", "fail", "error", "skipped"]
+#: A check's status as records keep it (grader.base.words.Status's values)
+CheckStatus = str  # one of Status's values (grader.base.words): "pass", "fail", "error", "skipped"
 ReportStatus = Literal["graded", "unreachable", "error"]
+
+
+def _plain(record: object, *names: str) -> None:
+    """A record keeps a status's or a kind's plain text, whichever it was given (the JSON
+    report, the archive and the book hold text)."""
+    for name in names:
+        object.__setattr__(record, name, plain(getattr(record, name)))
 
 
 @dataclass(frozen=True)
@@ -28,25 +37,28 @@ class Outcome:
     notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
     cause: str | None = None  # what the failure comes from: a rubric [causes] id, or an item id
 
+    def __post_init__(self) -> None:
+        _plain(self, "status", "error_kind")
+
     @property
     def lost(self) -> bool:
         """A mark the student lost: a check that failed, or one skipped because a check it
         depends on was lost. A check that could not run (an error, a variable not given, a
         dependency that could not run either) is not checked: no lost mark."""
-        return self.status == "fail" or (
-            self.status == "skipped" and self.error_kind == LOST_DEPENDENCY
+        return self.status == Status.FAIL or (
+            self.status == Status.SKIPPED and self.error_kind == ErrorKind.DEPENDENCY
         )
 
 
 #: Kinds of "skipped": a dependency was lost (a lost mark), a dependency could not be checked,
 #: a variable the check needs was not given, the check skipped itself (none of them lost)
-LOST_DEPENDENCY = "dependency"
-SKIP_KINDS = (LOST_DEPENDENCY, "dependency_not_checked", "needs_variable", "not_applicable")
+LOST_DEPENDENCY = ErrorKind.DEPENDENCY
+SKIP_KINDS = (LOST_DEPENDENCY, *NOT_LOST_SKIPS)
 
 
 def is_lost(status: str, kind: str | None) -> bool:
     # a skip of unknown kind (a report from before kinds) counts as lost, as it did then
-    return status == "fail" or (status == "skipped" and kind in (LOST_DEPENDENCY, None))
+    return status == Status.FAIL or (status == Status.SKIPPED and kind in (LOST_DEPENDENCY, None))
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,9 @@ class CheckResult:
     notes: tuple[str, ...] = ()  # noticed without changing the verdict (e.g. inconsistent views)
     cause: str | None = None  # what to fix first for this one: a rubric cause or another item
     cause_title: str = ""  # that cause, as a student reads it (its hint is this check's hint)
+
+    def __post_init__(self) -> None:
+        _plain(self, "status", "error_kind")
 
     @property
     def lost(self) -> bool:
@@ -122,19 +137,22 @@ class Report:
     # which machine answered, as it says from inside (grader.engine.identity)
     machine: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _plain(self, "error_kind")
+
     @property
     def all_passed(self) -> bool:
-        return self.status == "graded" and all(c.status == "pass" for c in self.checks)
+        return self.status == "graded" and all(c.status == Status.PASS for c in self.checks)
 
     @property
     def unchecked(self) -> tuple[str, ...]:
         """The checks that could not be checked (an error, a variable not given, a dependency
         not checked either): not lost marks, and not marks earned either."""
-        return tuple(c.id for c in self.checks if c.status != "pass" and not c.lost)
+        return tuple(c.id for c in self.checks if c.status != Status.PASS and not c.lost)
 
     @property
     def unchecked_points(self) -> float:
-        return sum(c.max_points for c in self.checks if c.status != "pass" and not c.lost)
+        return sum(c.max_points for c in self.checks if c.status != Status.PASS and not c.lost)
 
     @property
     def checked_max(self) -> float:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from grader.base.budget import Room, give_back_freed_memory
 from grader.base.results import Report
+from grader.base.words import ErrorKind
 from grader.classrun.integrity import flag_shared_host_keys
 from grader.classrun.roster import Student
 from grader.engine.pack import Pack
@@ -108,7 +109,7 @@ def grade_roster(
                 student.student,
                 status="error",
                 error=error,
-                error_kind="internal",
+                error_kind=ErrorKind.INTERNAL,
                 person=dict(student.person),
             )
             return Grading(report)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from grader.base.errors import CommandTimeout, InputError
 from grader.base.results import PRIVATE_KEY_SHOWN, Report, RubricRef, cut_private_keys
+from grader.base.words import ErrorKind, Status
 from grader.classrun.batch import close_class
 from grader.engine.pack import Pack
 from grader.engine.rubric import Rubric, closest
@@ -91,8 +92,8 @@ def regrade_folder(
                 if report.view == "student":
                     new = student_view(new, rubric)
                 replayed += 1
-                needed_live += sum(c.error_kind == "needs_live_vm" for c in new.checks)
-                needed_secret += sum(c.error_kind == "needs_secret" for c in new.checks)
+                needed_live += sum(c.error_kind == ErrorKind.NEEDS_LIVE_VM for c in new.checks)
+                needed_secret += sum(c.error_kind == ErrorKind.NEEDS_SECRET for c in new.checks)
         if kept is not None:
             store.take_archive(new, path)
         store.save(new)
@@ -161,7 +162,7 @@ def _refused(report: Report, rubric: Rubric, why: str) -> Report:
         _carried_over(report, rubric),
         status="error",
         error=f"not regraded: {why}; grade this student again on the live VM",
-        error_kind="evidence_refused",
+        error_kind=ErrorKind.EVIDENCE_REFUSED,
         score=None,
         checks=(),
         evidence_sha256=None,
@@ -235,7 +236,7 @@ def show(directory: Path, who: str, check_id: str, max_lines: int | None) -> str
     ]
     if check.message:
         lines.append(f"  message: {check.message}")
-    if check.status != "pass" and check.hint:
+    if check.status != Status.PASS and check.hint:
         lines.append(f"  hint: {check.hint}")
     lines += [f"  note: {n}" for n in check.notes]
     lines += ["", f"Evidence ({len(check.evidence)} piece(s), in the order the check asked):"]

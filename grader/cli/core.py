@@ -100,7 +100,7 @@ def main(
         return int(e.code or 0)
     except KeyboardInterrupt:
         sys.stderr.write("grade: interrupted\n")
-        return 130
+        return ExitStatus.INTERRUPTED
     except BrokenPipeError:  # `grade book history S | head`: the reader had enough
         _quiet_stdout()
         return ExitStatus.OK

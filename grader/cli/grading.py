@@ -22,7 +22,7 @@ from grader.actions.grading import (
     grade_roster,
 )
 from grader.base.closest import closest
-from grader.base.errors import InputError
+from grader.base.errors import ExitStatus, InputError
 from grader.base.files import write_atomic
 from grader.cli.definition import Given, UsageError
 from grader.cli.progress import progress_for
@@ -301,4 +301,8 @@ def class_ending(done: Any, rubric: Rubric, color: bool) -> int:
         interrupted=done.result.interrupted,
         expected=done.expected,
     )
-    return 130 if done.result.interrupted else class_exit_status(done.result.reports)
+    return (
+        ExitStatus.INTERRUPTED
+        if done.result.interrupted
+        else class_exit_status(done.result.reports)
+    )

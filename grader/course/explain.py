@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grader.base.words import Status
 from grader.course.book import Explained, utc
 from grader.report.render.text import points
 
@@ -62,7 +63,7 @@ def explanation(gradebook: Any, explained: Explained) -> str:
         elif o.id in filled:
             where = f"  from the grading of {utc(filled[o.id].at)} (run {filled[o.id].run})"
             where += _late(filled[o.id])
-        word = "lost" if o.lost else ("pass" if o.status == "pass" else "NOT CHECKED")
+        word = "lost" if o.lost else ("pass" if o.status == Status.PASS else "NOT CHECKED")
         lines.append(
             f"    {o.id:<{width}}  {points(o.points):>4} / {points(o.max_points):<4} {word}{where}"
         )

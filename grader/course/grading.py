@@ -25,6 +25,7 @@ from typing import Any
 from grader.base.clock import now
 from grader.base.closest import closest
 from grader.base.errors import InputError
+from grader.base.words import ErrorKind
 from grader.classrun.regrade import regrade_folder
 from grader.classrun.roster import load_roster
 from grader.classrun.roster import shard as slice_of
@@ -252,7 +253,7 @@ def regrade_run(
     new = gradebook.book.record(
         lab.id, target, recorded, "regrade", regrade_of=run, rubric=pack.rubric
     )
-    refused = [r for r in result.reports if r.error_kind == "evidence_refused"]
+    refused = [r for r in result.reports if r.error_kind == ErrorKind.EVIDENCE_REFUSED]
     return RegradedRun(run, target, new, refused)
 
 

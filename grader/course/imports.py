@@ -42,6 +42,7 @@ from typing import Any
 
 from grader.base.errors import InputError
 from grader.base.results import Report
+from grader.base.words import ErrorKind, Status
 from grader.classrun.regrade import archive_of
 from grader.classrun.roster import id_problem, load_roster
 from grader.engine.pack import Pack, load_pack
@@ -56,7 +57,7 @@ STATUSES = ("pass", "fail", "error", "skipped")
 #: A replayed check that could not decide for want of a secret not given to the import: it
 #: neither confirms nor contradicts the report. (An archive of a grading with this rubric holds
 #: every answer its checks asked: a check that needs the live VM on replay was never graded.)
-UNDECIDED = ("needs_secret",)
+UNDECIDED = (ErrorKind.NEEDS_SECRET,)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def _numbers(report: Report, items: dict[str, float]) -> list[str]:
             continue
         elif not _finite(c.points) or not _finite(c.max_points) or c.max_points != worth:
             problems.append(f"{c.id}: out of {c.max_points!r}, but the rubric gives {worth:g}")
-        elif c.points != (worth if c.status == "pass" else 0):
+        elif c.points != (worth if c.status == Status.PASS else 0):
             problems.append(f"{c.id}: {c.points!r} point(s) for a check that ended {c.status}")
     if not problems and abs(sum(c.points for c in report.checks) - score) > 1e-6:
         problems.append(f"score {score:g} is not the sum of its checks' points")

@@ -28,6 +28,7 @@ from grader.base.clock import now as clock
 from grader.base.errors import CheckError, CommandTimeout, HostError
 from grader.base.outcomes import Failed, NeedsVariable, Skipped
 from grader.base.results import Outcome, Redactor, Report, RubricRef, redact
+from grader.base.words import ErrorKind
 from grader.engine.checkload import Check
 from grader.engine.fixtures import check_fixtures
 from grader.engine.identity import answered_elsewhere, identify
@@ -104,28 +105,28 @@ def run_check(
             outcome = Outcome("fail", message, cause=getattr(e, "cause", None))
         except NeedsVariable as e:
             message = str(getattr(e, "msg", "") or e) or "skipped"
-            outcome = Outcome("skipped", message, error_kind="needs_variable")
+            outcome = Outcome("skipped", message, error_kind=ErrorKind.NEEDS_VARIABLE)
         except Skipped as e:
             message = str(getattr(e, "msg", "") or e) or "skipped"
-            outcome = Outcome("skipped", message, error_kind="not_applicable")
+            outcome = Outcome("skipped", message, error_kind=ErrorKind.NOT_APPLICABLE)
         except HostError:
             raise  # the connection is gone: the host, not the check, failed
         except PermissionError as e:
-            outcome = Outcome("error", f"needs root: {e}", error_kind="needs_root")
+            outcome = Outcome("error", f"needs root: {e}", error_kind=ErrorKind.NEEDS_ROOT)
         except CommandTimeout as e:
-            outcome = Outcome("error", str(e), error_kind="timeout")
+            outcome = Outcome("error", str(e), error_kind=ErrorKind.TIMEOUT)
         except DeadlinePassed as e:
-            outcome = Outcome("error", str(e), error_kind="deadline")
+            outcome = Outcome("error", str(e), error_kind=ErrorKind.DEADLINE)
         except NeedsLiveVM as e:
-            outcome = Outcome("error", str(e), error_kind="needs_live_vm")
+            outcome = Outcome("error", str(e), error_kind=ErrorKind.NEEDS_LIVE_VM)
         except NeedsSecret as e:
-            outcome = Outcome("error", str(e), error_kind="needs_secret")
+            outcome = Outcome("error", str(e), error_kind=ErrorKind.NEEDS_SECRET)
         except CheckError as e:
             outcome = Outcome("error", str(e), error_kind=e.kind)
         except Exception as e:
             message = f"the check itself failed ({check.source}): {type(e).__name__}: {e}"
             outcome = _read_by_testinfra(e, seen) or Outcome(
-                "error", message, error_kind="check_crashed"
+                "error", message, error_kind=ErrorKind.CHECK_CRASHED
             )
         else:
             outcome = Outcome("pass")
@@ -158,7 +159,7 @@ def _read_by_testinfra(error: BaseException, seen: evidence.Seen) -> Outcome | N
         "error",
         f"testinfra could not read what the VM answered{answer} ({type(error).__name__}: "
         f"{error}), so this is not decided on it",
-        error_kind="unreadable",
+        error_kind=ErrorKind.UNREADABLE,
     )
 
 
@@ -190,7 +191,7 @@ def run_checks(
             why = "not checked: grading this host took longer than its time limit (--host-timeout)"
             if deadline is not None and deadline.cancel.is_set():
                 why = "not checked: the grading was interrupted"
-            verdicts[item.id] = NotRun(Outcome("error", why, error_kind="deadline"))
+            verdicts[item.id] = NotRun(Outcome("error", why, error_kind=ErrorKind.DEADLINE))
         else:
             verdicts[item.id] = run_check(checks[item.id], fixtures, mask)
     return {s.id: s.outcome for s in settle(rubric.items, verdicts)}
@@ -574,7 +575,9 @@ def _archive(
             ssh_password=target.password,
             command_timeout=options.command_timeout,
             cut_off=[
-                i for i, o in outcomes.items() if o.error_kind == "deadline" and not o.evidence
+                i
+                for i, o in outcomes.items()
+                if o.error_kind == ErrorKind.DEADLINE and not o.evidence
             ],
             source=outside.source,
         )

@@ -40,13 +40,14 @@ from typing import Protocol, Union
 
 from grader.base.evidence import Evidence
 from grader.base.results import LOST_DEPENDENCY, CheckResult, CheckStatus, Outcome, is_lost
+from grader.base.words import ErrorKind, Status
 from grader.engine.rubric import Item, Rubric
 
 #: The kind of "skipped" of a check a dependency not checked holds up (no lost mark)
-NOT_CHECKED_DEPENDENCY = "dependency_not_checked"
+NOT_CHECKED_DEPENDENCY = ErrorKind.DEPENDENCY_NOT_CHECKED
 #: The kind of "not checked" the book gives a check whose dependency an override passed, when
 #: its own verdict was never recorded
-OVERRIDDEN_DEPENDENCY = "dependency_overridden"
+OVERRIDDEN_DEPENDENCY = ErrorKind.DEPENDENCY_OVERRIDDEN
 NOT_ON_RECORD = (
     "not checked: an override passed what it depends on, and its own verdict was not recorded "
     "(override it too, or grade again)"
@@ -103,7 +104,7 @@ class OnRecord:
     def not_on_record(self) -> bool:
         """Skipped then for a lost dependency: its own verdict was never recorded (a skip of no
         kind is from a report made before kinds, when every skip was one)."""
-        return self.outcome.status == "skipped" and self.outcome.error_kind in (
+        return self.outcome.status == Status.SKIPPED and self.outcome.error_kind in (
             LOST_DEPENDENCY,
             None,
         )
@@ -135,7 +136,7 @@ class Settled:
 
     @property
     def checked(self) -> bool:
-        return self.status == "pass" or self.lost
+        return self.status == Status.PASS or self.lost
 
     @property
     def outcome(self) -> Outcome:
@@ -147,7 +148,7 @@ class Settled:
 
 def earned(points: float, status: str) -> float:
     """What a check worth ``points`` earns: all of them when it passed, else nothing."""
-    return points if status == "pass" else 0.0
+    return points if status == Status.PASS else 0.0
 
 
 def settle(
@@ -175,10 +176,10 @@ def settle(
 
 def _decided(item: Scorable, verdict: Verdict | None, settled: Mapping[str, Settled]) -> Outcome:
     if verdict is None:  # an item this grading's rubric has and its record lacks
-        return Outcome("error", "not in the recorded grading", error_kind="not_recorded")
+        return Outcome("error", "not in the recorded grading", error_kind=ErrorKind.NOT_RECORDED)
     if isinstance(verdict, NotRun):
         return verdict.outcome
-    blocked = [d for d in item.depends if d in settled and settled[d].status != "pass"]
+    blocked = [d for d in item.depends if d in settled and settled[d].status != Status.PASS]
     if blocked:
         return _held_up(verdict, blocked, [d for d in blocked if settled[d].lost])
     if isinstance(verdict, OnRecord):
@@ -198,7 +199,9 @@ def _held_up(verdict: Outcome | OnRecord, blocked: list[str], lost: list[str]) -
             return recorded if lost else _not_checked(recorded, NOT_CHECKED_DEPENDENCY)
         if not lost:
             return _not_checked(recorded, NOT_CHECKED_DEPENDENCY)
-    elif verdict.error_kind == "needs_variable":  # what it will need once they pass, said now
+    elif (
+        verdict.error_kind == ErrorKind.NEEDS_VARIABLE
+    ):  # what it will need once they pass, said now
         also = "; it will also " + verdict.message.replace("needs ", "need ", 1)
     return Outcome(
         "skipped",

@@ -23,6 +23,7 @@ import paramiko
 
 from grader.base.budget import SLICE
 from grader.base.errors import CommandTimeout, HostError, InputError
+from grader.base.words import ErrorKind
 from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed, Target
 
 #: Seconds a VM that greeted may take to accept the key (at least; --connect-timeout if longer)
@@ -157,7 +158,9 @@ class Session:
         room), and that wait is not the command's time."""
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
-            raise HostError("connection_lost", f"the SSH connection to {self.address} was lost")
+            raise HostError(
+                ErrorKind.CONNECTION_LOST, f"the SSH connection to {self.address} was lost"
+            )
         try:
             # opening a channel is the connection's part, not the command's: a VM busy with
             # a class's logins may take longer than a short --command-timeout to answer it
@@ -237,9 +240,11 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
             "timeout", f"{where}: no answer to the TCP connection within {timeout:g} s"
         ) from None
     except ConnectionRefusedError:
-        raise HostError("unreachable", f"{where}: connection refused (is sshd running?)") from None
+        raise HostError(
+            ErrorKind.UNREACHABLE, f"{where}: connection refused (is sshd running?)"
+        ) from None
     except OSError as e:
-        raise HostError("unreachable", f"{where}: {e.strerror or e}") from None
+        raise HostError(ErrorKind.UNREACHABLE, f"{where}: {e.strerror or e}") from None
 
     client = paramiko.SSHClient()
     policy = _VerifyPolicy(known_hosts)
@@ -288,7 +293,7 @@ def connect(target: Target, known_hosts: KnownHosts, timeout: float) -> Session:
                 f"{where}: no SSH greeting within {timeout:g} s "
                 f"(the port answers but it is not speaking SSH)",
             ) from None
-        raise HostError("unreachable", f"{where}: SSH failed: {message}") from None
+        raise HostError(ErrorKind.UNREACHABLE, f"{where}: SSH failed: {message}") from None
     transport = client.get_transport()
     assert transport is not None
     key = fingerprint(transport.get_remote_server_key())

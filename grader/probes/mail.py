@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from grader.base.errors import CheckError
+from grader.base.words import ErrorKind
 from grader.probes import Outside, Probe, too_long
 from grader.probes.net import Conversation, Exceeded
 
@@ -63,7 +64,7 @@ class TurnedAway(CheckError):
     """An SMTP server answered 421: it limits how many connections one client may make in a
     while, and this grading is past it. Not the student's mistake: the check is an error."""
 
-    kind = "turned_away"
+    kind = ErrorKind.TURNED_AWAY
 
     @classmethod
     def now(cls, own_machine: bool, port: int, said: str) -> TurnedAway:

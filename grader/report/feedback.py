@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grader.base.results import CheckResult, Report
+from grader.base.words import Status
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def fix_first(report: Report) -> list[FixFirst]:
 def _wrong(item: CheckResult) -> str:
     """An item as a cause, said as what is wrong: its title says what the lab asks for (a
     service "is enabled"), which under "Fix this first" reads as a fact."""
-    if item.status == "fail" and item.message:
+    if item.status == Status.FAIL and item.message:
         return item.message  # the check's own account of what it found
     return f"not done yet: {item.title}"
 

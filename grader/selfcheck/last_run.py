@@ -15,6 +15,7 @@ from pathlib import Path
 
 from grader.base.files import write_atomic
 from grader.base.results import Report
+from grader.base.words import Status
 
 
 def history_dir() -> Path:
@@ -101,11 +102,11 @@ class History:
                 sections.append((title, then, sum(c.points for c in mine), most))
         return Since(
             when,
-            tuple(i for i in ids if before[i] == "lost" and now[i].status == "pass"),
+            tuple(i for i in ids if before[i] == "lost" and now[i].status == Status.PASS),
             tuple(i for i in ids if before[i] != "lost" and now[i].lost),
             tuple(i for i in ids if before[i] == "lost" and now[i].lost),
             tuple(sections),
-            tuple(i for i in ids if not _checked(before[i]) and now[i].status == "pass"),
+            tuple(i for i in ids if not _checked(before[i]) and now[i].status == Status.PASS),
             tuple(i for i in ids if _checked(before[i]) and not _checked(state[i])),
         )
 

@@ -26,6 +26,7 @@ import paramiko
 
 from grader.base.errors import CommandTimeout, HostError
 from grader.base.proving import MutantsProved, MutantTried, ProofStopped
+from grader.base.words import ErrorKind
 from grader.sim.fleet import Fleet
 from grader.sim.mutants import BACKUPS, Mutant, Unresolved, derive, judge, withheld
 from grader.sim.pack import PackScenarios
@@ -47,7 +48,7 @@ def given(fleet: Fleet) -> list[str]:
 def verdicts(report: Mapping[str, Any]) -> dict[str, str]:
     """A check's status, a skip saying whether it is a lost mark ("skipped") or not."""
     return {
-        c["id"]: c["status"] if c["status"] != "skipped" or c["error_kind"] == "dependency"
+        c["id"]: c["status"] if c["status"] != "skipped" or c["error_kind"] == ErrorKind.DEPENDENCY
         else f"skipped ({c['error_kind']})"
         for c in report["checks"]
     }  # fmt: skip

@@ -7,7 +7,6 @@ header."""
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from datetime import timedelta
 from typing import Any
 
 from starlette.datastructures import ImmutableMultiDict
@@ -23,7 +22,7 @@ class _Token(Form):
         csrf = True
         csrf_class = SessionCSRF
         csrf_field_name = FIELD
-        csrf_time_limit = timedelta(days=1)
+        csrf_time_limit = None  # a token lasts as its session does (a day unused at most)
 
 
 def token(session: MutableMapping[str, Any], secret: bytes) -> str:

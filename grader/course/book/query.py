@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from grader.base.words import Status
 from grader.course.book.schema import (
     accepts,
     checks,
@@ -420,7 +421,7 @@ class Book(Store):
                 sa.select(runs.c.lab, checks.c.check_id, sa.func.min(reports.c.graded_at))
                 .join(reports, reports.c.id == checks.c.report_id)
                 .join(runs, runs.c.id == reports.c.run_id)
-                .where(reports.c.student == student, checks.c.status == "pass")
+                .where(reports.c.student == student, checks.c.status == Status.PASS.value)
                 .group_by(runs.c.lab, checks.c.check_id)
             )
             if lab:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from grader.base.results import Report
+from grader.base.words import Status
 from grader.report.render.safe import json_text
 from grader.report.render.text import looked_at
 
@@ -36,9 +37,9 @@ def results(report: Report) -> dict[str, Any]:
         numbers[check.section] = numbers.get(check.section, 0) + 1
         lines = [check.message] if check.message else []
         lines += [f"Note: {n}" for n in check.notes]
-        if check.hint and check.status in ("fail", "skipped"):
+        if check.hint and check.status in (Status.FAIL, Status.SKIPPED):
             lines.append(f"Hint: {check.hint}")
-        if check.status == "fail" and (sources := looked_at(check)):
+        if check.status == Status.FAIL and (sources := looked_at(check)):
             lines.append("Looked at: " + "; ".join(sources))
         tests.append(
             {
@@ -46,7 +47,7 @@ def results(report: Report) -> dict[str, Any]:
                 "number": f"{s}.{numbers[check.section]}",
                 "score": check.points,
                 "max_score": check.max_points,
-                "status": "passed" if check.status == "pass" else "failed",
+                "status": "passed" if check.status == Status.PASS else "failed",
                 "output": "\n".join(lines)[:OUTPUT_CHARS],
                 "visibility": "after_published" if check.visibility == "hidden" else "visible",
                 "tags": [check.id, check.status],

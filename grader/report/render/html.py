@@ -8,12 +8,14 @@ import functools
 import jinja2
 
 from grader.base.results import Report
+from grader.base.words import STATUS_WORDS, ErrorKind
 from grader.report.feedback import fix_first, numbered
 from grader.report.render.safe import printable
 from grader.report.render.text import not_checked, points
 
-LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "SKIP"}
-WORDS = {"pass": "passed", "fail": "failed", "error": "not checked", "skipped": "skipped"}
+#: Each status's column label, and its word in a count (the one table: grader.base.words)
+LABELS = {str(status): words.label for status, words in STATUS_WORDS.items()}
+WORDS = {str(status): words.counted for status, words in STATUS_WORDS.items()}
 
 
 @functools.cache
@@ -44,7 +46,7 @@ def render(report: Report, **_: object) -> str:
             counts=counts,
             causes=causes,
             grouped=numbered(causes),
-            need_root=[c.id for c in report.checks if c.error_kind == "needs_root"],
+            need_root=[c.id for c in report.checks if c.error_kind == ErrorKind.NEEDS_ROOT],
             labels=LABELS,
             words=WORDS,
             points=points,

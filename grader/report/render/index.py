@@ -16,6 +16,7 @@ from typing import Any
 
 from grader.base.files import safe_name
 from grader.base.results import Report
+from grader.base.words import Status
 from grader.engine.rubric import Rubric
 from grader.report.render.html import environment
 from grader.report.render.text import points
@@ -92,9 +93,9 @@ def pass_rates_of(
     rates, unchecked = {}, {}
     for item in rubric.items:
         results = [c for r in graded for c in r.checks if c.id == item.id]
-        checked = [c for c in results if c.status == "pass" or c.lost]
+        checked = [c for c in results if c.status == Status.PASS or c.lost]
         if checked:
-            rates[item.id] = sum(c.status == "pass" for c in checked) / len(checked)
+            rates[item.id] = sum(c.status == Status.PASS for c in checked) / len(checked)
         if len(checked) < len(results):
             unchecked[item.id] = len(results) - len(checked)
     return rates, unchecked

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from grader.base.results import Report
+from grader.base.words import Status
 from grader.report.render.safe import printable
 from grader.report.render.text import points
 
@@ -51,12 +52,12 @@ def render(reports: Report | Sequence[Report], **_: object) -> str:
             )
             detail = [f"points {points(check.points)}/{points(check.max_points)}"]
             detail += [f"note: {n}" for n in check.notes]
-            if check.hint and check.status != "pass":
+            if check.hint and check.status != Status.PASS:
                 detail.append(f"hint: {check.hint}")
             detail += [f"$ {e.source}\n{e.output}" for e in check.evidence]
             text = printable("\n".join(detail))[:EVIDENCE_CHARS]
-            if check.status in ("fail", "error"):
-                tag = "failure" if check.status == "fail" else "error"
+            if check.status in (Status.FAIL, Status.ERROR):
+                tag = "failure" if check.status == Status.FAIL else "error"
                 node = ET.SubElement(
                     case,
                     tag,
@@ -64,15 +65,15 @@ def render(reports: Report | Sequence[Report], **_: object) -> str:
                     type=check.error_kind or check.status,
                 )
                 node.text = text
-            elif check.status == "skipped":
+            elif check.status == Status.SKIPPED:
                 ET.SubElement(case, "skipped", message=printable(check.message))
             else:
                 ET.SubElement(case, "system-out").text = text
         suite.attrib.update(
             tests=str(len(report.checks)),
-            failures=str(sum(c.status == "fail" for c in report.checks)),
-            errors=str(sum(c.status == "error" for c in report.checks)),
-            skipped=str(sum(c.status == "skipped" for c in report.checks)),
+            failures=str(sum(c.status == Status.FAIL for c in report.checks)),
+            errors=str(sum(c.status == Status.ERROR for c in report.checks)),
+            skipped=str(sum(c.status == Status.SKIPPED for c in report.checks)),
         )
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from grader.base.errors import InputError
 from grader.base.results import Report
+from grader.base.words import Status
 from grader.report.render.summary_csv import cell
 from grader.report.render.text import points
 
@@ -57,7 +58,7 @@ def lost_marks(report: Report) -> str:
         return ""
     lost = [c for c in report.checks if c.lost and c.visibility != "hidden"]
     hidden = sum(c.max_points for c in report.checks if c.lost and c.visibility == "hidden")
-    unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
+    unchecked = [c for c in report.checks if c.status != Status.PASS and not c.lost]
     # messages shortened, then left out, before a lost mark's points would be cut off
     for room in (FEEDBACK_CHARS, 160, 0):
         parts = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from grader.base.results import Report
+from grader.base.words import Status
 from grader.report.feedback import fix_first, numbered
 from grader.report.render.html import LABELS
 from grader.report.render.safe import printable
@@ -80,7 +81,7 @@ def render(report: Report, **_: object) -> str:
                 f"| {LABELS[c.status]} | {escape(c.title)} `{c.id}` | "
                 f"{points(c.points)} / {points(c.max_points)} |"
             )
-    noted = [c for c in report.checks if c.status == "pass" and c.notes]
+    noted = [c for c in report.checks if c.status == Status.PASS and c.notes]
     if noted:
         out += ["", "## Notes"]
         out += [f"- {escape(c.title)}: {escape(n)}" for c in noted for n in c.notes]
@@ -99,7 +100,7 @@ def render(report: Report, **_: object) -> str:
             elif c.hint:
                 out += ["", f"> Hint: {escape(c.hint)}"]
             out += [line for n in c.notes for line in ("", f"Note: {escape(n)}")]
-            if c.status == "fail" and (sources := looked_at(c)):
+            if c.status == Status.FAIL and (sources := looked_at(c)):
                 out += [
                     "",
                     "Looked at: " + "; ".join(escape(s) for s in sources),

@@ -12,14 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.base.results import CheckResult, Report
+from grader.base.words import AGAIN, STATUS_WORDS, ErrorKind, Status
 from grader.report.feedback import fix_first, numbered
 
-_STATUS = {
-    "pass": ("PASS", "green"),
-    "fail": ("FAIL", "red"),
-    "error": ("ERROR", "yellow"),  # the grader's problem, not the student's
-    "skipped": ("SKIP", "dim"),
-}
+#: Each status's label and colour (the one table: grader.base.words)
+_STATUS = {str(status): (words.label, words.style) for status, words in STATUS_WORDS.items()}
 
 
 def points(value: float) -> str:
@@ -135,9 +132,9 @@ def _table(report: Report) -> Table:
 
 def _feedback(console: Console, report: Report, evidence: bool) -> None:
     lost = [c for c in report.checks if c.lost]
-    unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
+    unchecked = [c for c in report.checks if c.status != Status.PASS and not c.lost]
     counts = {
-        "passed": sum(c.status == "pass" for c in report.checks),
+        "passed": sum(c.status == Status.PASS for c in report.checks),
         "lost": len(lost),
         "not checked": len(unchecked),
     }
@@ -159,7 +156,7 @@ def _feedback(console: Console, report: Report, evidence: bool) -> None:
             f"{more} more check{'s are' if more > 1 else ' is'} marked by your "
             "instructor (not shown here, and not in this score)."
         )
-    need_root = [c.id for c in report.checks if c.error_kind == "needs_root"]
+    need_root = [c.id for c in report.checks if c.error_kind == ErrorKind.NEEDS_ROOT]
     if need_root:
         console.print(
             Text(
@@ -199,39 +196,20 @@ def _next_step(report: Report) -> Text:
     """What a student does next, said last: the first fix, what would make the rest
     checkable, or that nothing is left."""
     lost = [c for c in report.checks if c.lost]
-    unchecked = [c for c in report.checks if c.status != "pass" and not c.lost]
+    unchecked = [c for c in report.checks if c.status != Status.PASS and not c.lost]
     if lost:
         first = "item 1 under 'Fix this first'" if fix_first(report) else lost[0].id
         return Text(f"Next: fix {first}, then run the self-check again.", style="bold")
     if unchecked:
         said = [
             f"{c.id} {c.message}, or your instructor will check it"
-            if c.error_kind == "needs_variable"
-            else f"{c.id}: {_AGAIN.get(c.error_kind or '', c.message)}"
+            if c.error_kind == ErrorKind.NEEDS_VARIABLE
+            else f"{c.id}: {AGAIN.get(c.error_kind or '', c.message)}"
             for c in unchecked
         ]
         return Text("Nothing lost, not all checked yet: " + "; ".join(said), style="bold")
     shown = len(report.checks)
     return Text(f"Full marks: all {shown} checks shown here passed.", style="bold green")
-
-
-#: How a check not checked this time can be (the other kinds say so in their message)
-_AGAIN = {
-    "needs_root": "run the self-check as root",
-    "turned_away": "run the self-check again in a few minutes",
-    "busy": "run the self-check again in a few minutes",
-    "timeout": "run the self-check again",
-    "deadline": "run the self-check again",
-}
-
-
-def _word(status: str) -> str:
-    return {
-        "pass": "passed",
-        "fail": "failed",
-        "error": "could not be checked",
-        "skipped": "skipped",
-    }[status]
 
 
 #: testinfra's plumbing (file tests, sizes, finding a command): not what a mark was decided on
@@ -269,11 +247,11 @@ def _lost_line(check: CheckResult, fix_first: int | None = None, evidence: bool 
         line.append(f"\nSee 'Fix this first' {fix_first} above.", style="cyan")
     elif check.hint and check.lost:
         line.append(f"\nHint: {check.hint}", style="cyan")
-    if check.error_kind == "needs_root":
+    if check.error_kind == ErrorKind.NEEDS_ROOT:
         line.append("\nThe grader needs root to check this (sudo).", style="yellow")
-    elif check.status == "error":
+    elif check.status == Status.ERROR:
         line.append("\nThis is a problem of the grading, not of your VM.", style="yellow")
     sources = looked_at(check) if evidence else []
-    if check.status == "fail" and sources:
+    if check.status == Status.FAIL and sources:
         line.append(f"\nLooked at: {'; '.join(sources)}", style="dim")
     return line
