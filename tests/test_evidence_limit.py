@@ -11,7 +11,7 @@ import pytest
 
 from grader.base.budget import MIB, Deadline, Room
 from grader.engine.checkload import Check
-from grader.engine.runner import run_check
+from grader.engine.checkrun import run_check
 from grader.machine.backend import GraderBackend, answer_text, make_host
 from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed
 from grader.machine.local import LocalExecutor

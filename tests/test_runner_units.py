@@ -8,7 +8,7 @@ import stat
 
 from grader.base.files import write_atomic
 from grader.engine.checkload import Check
-from grader.engine.runner import MESSAGE_LIMIT, run_check
+from grader.engine.checkrun import MESSAGE_LIMIT, run_check
 
 
 def test_a_huge_message_is_clipped_to_a_sentence():

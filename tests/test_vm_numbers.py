@@ -18,8 +18,8 @@ from checks.support.inetd import entry_port, parse_inetd_conf, parse_services
 from checks.support.remote import mailbox
 from grader.base.numbers import number
 from grader.engine.checkload import Check
+from grader.engine.checkrun import run_check
 from grader.engine.lab import Lab, Paths
-from grader.engine.runner import run_check
 from grader.machine.backend import make_host
 from grader.machine.local import LocalExecutor
 from grader.machine.prefetch import batch_script, new_nonce, parse_batch
