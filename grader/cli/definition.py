@@ -657,7 +657,8 @@ def _subcommands(parser: Parser) -> None:
         help="Prove each check fails when it should: grade the pack's reference scenario (the "
         "lab done right: it must get full marks), then mutants of it, each one small change "
         "to what the checks read (a file removed, emptied, opened to all or made a link; a "
-        "line commented out; a YES/NO flipped; a daemon stopped). A check that no mutant "
+        "line commented out; a daemon stopped; and the kinds a pack gives for its files' "
+        "syntax, such as a setting flipped). A check that no mutant "
         "makes fail is named. Exit status 0 when every check is killed.",
     )  # fmt: skip
     proving.add_argument(
