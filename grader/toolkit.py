@@ -37,6 +37,7 @@ whole public pack API: a pack imports nothing else of the grader (tests/test_qua
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,10 +258,22 @@ def compare_views(host: Any, outside: Any, port: int) -> None:
 
 @dataclass(frozen=True)
 class Process:
+    """One process of the VM, as ``ps`` lists it (see ``processes``)."""
+
     pid: int
     ppid: int
-    comm: str
-    args: str
+    comm: str  # its command name (at most 15 characters: the kernel's), "sshd"
+    args: str  # its command line, or the title it gave itself ("sshd: /usr/sbin/sshd ...")
+    #: ps's STAT: the state letter (R running, S sleeping, D in a wait, T stopped, Z a zombie,
+    #: I idle ...) and its flags (s a session leader, + in the foreground ...); "" when the
+    #: grading that recorded it did not ask (a regrade of a grading made before it was asked)
+    state: str = ""
+
+    @property
+    def zombie(self) -> bool:
+        """It has ended and its parent has not reaped it (``[cron] <defunct>``): it runs no
+        more, and ``processes`` leaves it out unless asked."""
+        return self.state.startswith("Z")
 
 
 def output(host: Any, command: str, *args: str, about: str | None = None) -> str:
@@ -295,22 +308,62 @@ def _what(command: str, args: tuple[str, ...]) -> str:
     return command_in_words(command % args if args else command)
 
 
-def processes(host: Any) -> dict[int, Process]:
-    """Every process on the VM by pid: its parent, command name and arguments (``ps``). A
-    line that is not ``PID PPID COMM ARGS`` (in digits 0-9) is named: ``Unreadable``."""
-    command = "ps -e -ww -o pid=,ppid=,comm=,args="
-    what = command_in_words(command)
+#: The process list: ``ps``'s STAT column says which processes ended unreaped (zombies)
+_PS = "ps -e -ww -o pid=,ppid=,stat=,comm=,args="
+#: The process list graders asked before a Process had its state, as their evidence archives
+#: recorded it: a regrade of one of those reads it, and gives the verdict the grading gave
+_PS_RECORDED = "ps -e -ww -o pid=,ppid=,comm=,args="
+#: ps's STAT: a state letter and its flags (man ps, PROCESS STATE CODES)
+_STATE = re.compile(r"[DIRSTtWXZP][<NLsl+]*")
+
+
+def processes(host: Any, zombies: bool = False) -> dict[int, Process]:
+    """Every process running on the VM, by pid: its parent, command name, arguments and state
+    (``ps -e -o pid=,ppid=,stat=,comm=,args=``). A process that ended and that its parent has
+    not reaped (a zombie: ``[cron] <defunct>``) runs no more and is left out, unless
+    ``zombies``.
+
+    Returns: ``{pid: Process}``. Raises ``Unreadable`` (the check is an error, not a lost
+    mark) naming a line that is not ``PID PPID STAT COMM ARGS`` (ids in digits 0-9, a state
+    as ps writes one), and ``CheckError`` when ``ps`` fails.
+
+    Evidence: the ``ps`` command and what it printed.
+
+    The prover can mutate: a process a check found (stopped, where ``grade prove --mutants``
+    derives mutants from the process list)."""
+    try:
+        listed, with_state = output(host, _PS), True
+    except CheckError as e:
+        if e.kind != ErrorKind.NEEDS_LIVE_VM:
+            raise
+        try:  # an evidence archive of a grading that asked the process list without STAT
+            listed, with_state = output(host, _PS_RECORDED), False
+        except CheckError:
+            raise e from None
+    what = command_in_words(_PS if with_state else _PS_RECORDED)
+    expected = (
+        "PID PPID STAT COMM ARGS, the ids in digits 0-9"
+        if with_state
+        else ("PID PPID COMM ARGS, the ids in digits 0-9")
+    )
     table = {}
-    for n, line in enumerate(_lines(output(host, command), what), start=1):
-        fields = line.split(None, 3)
+    for n, line in enumerate(_lines(listed, what), start=1):
+        fields = line.split(None, 4 if with_state else 3)
         if not fields:
             continue
         pid = number(fields[0], LARGEST_PID)
         ppid = number(fields[1], LARGEST_PID) if len(fields) > 1 else None
+        state = ""
+        if with_state:
+            state = fields.pop(2) if len(fields) > 2 else ""
+            if not _STATE.fullmatch(state):
+                raise unreadable(what, n, line, expected)
         if pid is None or ppid is None:
-            raise unreadable(what, n, line, "PID PPID COMM ARGS, the ids in digits 0-9")
+            raise unreadable(what, n, line, expected)
         comm = fields[2] if len(fields) > 2 else ""
-        table[pid] = Process(pid, ppid, comm, fields[3] if len(fields) > 3 else "")
+        found = Process(pid, ppid, comm, fields[3] if len(fields) > 3 else "", state)
+        if zombies or not found.zombie:
+            table[pid] = found
     return table
 
 
