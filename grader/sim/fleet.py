@@ -208,6 +208,7 @@ class Fleet:
         return count
 
     def close(self) -> None:
+        """Stop every VM of the fleet and take its network down."""
         try:
             for vm in self.vms:
                 vm.close()

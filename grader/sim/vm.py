@@ -112,15 +112,19 @@ NET = int(_NET)
 DEFAULT = SimNet(f"198.18.{NET}", _prefix_of(f"198.18.{NET}"))
 PREFIX = DEFAULT.prefix  # no network's names start with another's
 BRIDGE = DEFAULT.bridge
-NETWORK = DEFAULT.network  # a /24 inside 198.18.0.0/15, the benchmarking range, never routed
+NETWORK = DEFAULT.network
+"""The first three numbers of the default simulator network's /24 ("198.18.0"), inside
+198.18.0.0/15, the benchmarking range, never routed (a fleet on another: ``Fleet(net=...)``)."""
 GATEWAY = DEFAULT.gateway
+"""The grading side's address on the default simulator network ("198.18.0.1")."""
 LOCK = DEFAULT.locks[0]
 #: What every simulated VM needs; a pack's scenarios name the daemons of their own lab.
 REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "sshd", "ssh-keygen", "nmap")
 
 
 class SimulatorError(RuntimeError):
-    pass
+    """A simulated VM could not be made, booted or run a script (the message says which and
+    what it printed)."""
 
 
 def missing_requirements(tools: tuple[str, ...] = ()) -> list[str]:
@@ -239,6 +243,8 @@ class VM:
         self.init_pid: int | None = None
 
     def boot(self, timeout: float = 30) -> None:
+        """Start the VM (its namespaces, its network, sshd) and wait until it has booted, at
+        most ``timeout`` seconds (``SimulatorError`` then, with what it printed)."""
         _run("ip", "netns", "add", self.netns)
         _run(
             "ip",
@@ -329,6 +335,7 @@ class VM:
         return result
 
     def close(self) -> None:
+        """Stop the VM and remove everything it had (its namespaces, its link, its files)."""
         if self._process is not None:
             if self.init_pid is not None:
                 with contextlib.suppress(ProcessLookupError):
