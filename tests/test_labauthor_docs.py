@@ -4,6 +4,7 @@ made of them), and the site builds with warnings as errors (``mkdocs build --str
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -58,13 +59,15 @@ def test_every_public_name_a_pack_may_use_has_a_docstring():
     assert _undocumented() == []
 
 
-@pytest.mark.skipif(shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None,
-                    reason="mkdocs is not installed (pip install -e .[docs])")  # fmt: skip
 def test_the_guide_builds_with_warnings_as_errors(tmp_path):
+    if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:
+        assert not os.environ.get("CI"), "CI builds the guide: mkdocs is in the test extra"
+        pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     run = subprocess.run(
         [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir",
          str(tmp_path / "site")],
         cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     reference = (tmp_path / "site" / "reference" / "toolkit" / "index.html").read_text()
