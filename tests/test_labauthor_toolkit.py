@@ -66,3 +66,24 @@ class _Recorded:
 def test_a_regrade_of_a_grading_recorded_without_states_reads_what_it_recorded():
     table = processes(_Recorded())
     assert sorted(table) == [1, 300] and table[300].state == ""  # as that grading read it
+
+
+def test_the_html_evidence_shows_the_command_a_check_asked(tmp_path):
+    """A safe read is headed by the file it read (and the lines it picked), not by the shell
+    line that reads it safely; a command a check ran is shown as it asked it."""
+    from grader.report.render.html import asked
+    from grader.toolkit import read_file, read_lines
+    from tests.test_vm_numbers import outcome_of
+
+    path = tmp_path / "motd"
+    path.write_text("Welcome\n")
+
+    def check(host):
+        read_file(host, str(path))
+        read_lines(host, str(path), "^Wel")
+        host.run("getent passwd root")
+
+    sources = [e.source for e in outcome_of(check).evidence]
+    shown = [asked(s) for s in sources]
+    assert shown == [f"read {path}", f"read {path}, the lines matching ^Wel", "getent passwd root"]
+    assert all("dd if=" in s for s in sources[:2])  # the report's JSON keeps the whole line
