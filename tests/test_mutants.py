@@ -122,25 +122,29 @@ def test_what_cuts_the_graders_way_in_is_withheld_and_live_only_what_can_be_undo
     assert all(m.path == "/etc/ftpusers" for k, m in made.items() if k.startswith("ftpusers:"))
     for path in (
         "/root/.ssh/authorized_keys",
-        "/home/ann/.ssh/authorized_keys",
+        "/root/.bashrc",
+        "/root",
         "/etc/shadow",
         "/etc/pam.d/sshd",
-        "/etc/ssh/sshd_config",
+        "/etc/ssh/ssh_host_ed25519_key",
         "/usr/sbin/sshd",
-        "/etc/sudoers",
+        "/etc/nsswitch.conf",
     ):
         assert "way in" in (withheld(Mutant("x", "x", ":", ":", path=path), live=True) or ""), path
-    for path in ("/etc/ftpusers", "/etc/motd", "/etc/shells.d/x", "/var/spool/mail/bob"):
+    # a root login with a key reads neither sudo's files nor another user's keys
+    for path in ("/etc/ftpusers", "/etc/motd", "/etc/shells.d/x", "/var/spool/mail/bob",
+                 "/etc/sudoers", "/etc/sudoers.d/bob", "/home/ann/.ssh/authorized_keys",
+                 "/root/notes.txt", "/usr/local/bin/tool"):  # fmt: skip
         assert withheld(Mutant("x", "x", ":", ":", path=path), live=True) is None, path
 
 
 def test_a_protected_path_written_another_way_is_still_withheld():
     for path in (
-        "/etc//ssh/sshd_config",
-        "/etc/ssh/../ssh/sshd_config",
+        "/etc//ssh/ssh_host_ed25519_key",
+        "/etc/ssh/../ssh/moduli",
         "/etc/./pam.d/sshd",
-        "//etc/ssh/sshd_config",
-        "/etc/ssh/./sshd_config",
+        "//etc/ssh/ssh_host_ed25519_key",
+        "/etc/ssh/./ssh_host_ed25519_key.pub",
         "/etc/motd/../shadow",
         "/root/.ssh//authorized_keys",
         "/root/x/../.ssh/authorized_keys",
@@ -148,18 +152,18 @@ def test_a_protected_path_written_another_way_is_still_withheld():
     ):
         why = withheld(Mutant("x", "x", ":", ":", path=path), live=True)
         assert "way in" in (why or ""), path
-    why = withheld(Mutant("x", "x", ":", ":", path="/etc/ssh/../ssh/sshd_config"), live=True)
-    assert "/etc/ssh/sshd_config" in (why or "")  # says what the path is
+    why = withheld(Mutant("x", "x", ":", ":", path="/etc/ssh/../ssh/moduli"), live=True)
+    assert "/etc/ssh/moduli" in (why or "")  # says what the path is
     # a relative path: where it leads depends on the login's folder
     assert "absolute" in (withheld(Mutant("x", "x", ":", ":", path=".ssh/x"), live=True) or "")
     assert withheld(Mutant("x", "x", ":", ":", path="/etc/ssh/../motd"), live=True) is None
 
 
 def test_a_path_is_resolved_on_the_vm_before_the_protected_path_test():
-    alt = Mutant("x", "x", ":", ":", path="/etc/alt/sshd_config")
-    on_the_vm = {"/etc/alt/sshd_config": "/etc/ssh/sshd_config", "/etc/motd": "/etc/motd"}
+    alt = Mutant("x", "x", ":", ":", path="/etc/alt/keys")
+    on_the_vm = {"/etc/alt/keys": "/etc/ssh/ssh_host_ed25519_key", "/etc/motd": "/etc/motd"}
     why = withheld(alt, live=True, resolve=on_the_vm.__getitem__)
-    assert "way in" in (why or "") and "/etc/ssh/sshd_config" in (why or "")
+    assert "way in" in (why or "") and "/etc/ssh/ssh_host_ed25519_key" in (why or "")
     motd = Mutant("x", "x", ":", ":", path="/etc/motd")
     assert withheld(motd, live=True, resolve=on_the_vm.__getitem__) is None
 

@@ -108,12 +108,14 @@ def test_the_kill_matrix_is_drawn_from_its_record_with_what_a_vm_wrote_escaped()
     )
     shown = json.loads(render("kill_matrix_json", PROVED))
     assert list(shown) == ["rubric", "reference", "mutants", "killed", "survivors",
-                           "not_proved", "gaps", "problems", "originals_kept"]  # fmt: skip
+                           "not_proved", "gaps", "equivalent", "problems", "allowed",
+                           "originals_kept"]  # fmt: skip
     assert shown["reference"] == "live:198.18.0.9"
     assert shown["not_proved"] == {"banner": "sshd, the way in"}
     assert shown["mutants"][2] == {
         "id": "port22:stopped", "description": "port22:stopped done\x1b[2J",
         "read_by": ["banner"], "changed": None, "error": None, "not_applied": "sshd, the way in",
+        "equivalent": None,
     }  # fmt: skip
 
 

@@ -670,6 +670,13 @@ def _subcommands(parser: Parser) -> None:
         "--max", dest="max_mutants", type=at_least(1, int), metavar="N",
         help="--mutants: grade at most N mutants (default: all).",
     )  # fmt: skip
+    proving.add_argument(
+        "--allow", action="append", metavar="PATH", default=[],
+        help="--mutants: let mutants change the files under PATH though the grader's own login "
+        "reads them (a throwaway VM's owner allowing more, e.g. /root/.ssh): each such change "
+        "is graded only while a second login still opens with it, and the proof's report "
+        "says what was allowed; repeat for more.",
+    )  # fmt: skip
     live = proving.add_argument_group(
         "live mode (--mutants on a VM of your own: never a student's)",
         "Prove the checks on a throwaway VM you prepared as the lab done right, instead of the "

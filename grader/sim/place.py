@@ -19,6 +19,7 @@ from grader.sim.fleet import Fleet
 from grader.sim.mutants import BACKUPS, Mutant, Unresolved
 from grader.sim.pack import PackScenarios
 from grader.sim.vm import VM
+from grader.sim.wayin import Login
 
 GRADE = [sys.executable, "-m", "grader"]  # this grader, whatever PATH holds
 
@@ -67,6 +68,33 @@ class Place:
     stuck: list[Mutant] = field(default_factory=list)
     #: each file a mutant changed there -> where the original is kept (the latest mutant's)
     originals: dict[str, str] = field(default_factory=dict)
+    #: what mutants kept in BACKUPS there (removed once the VM is the reference again)
+    backups: set[str] = field(default_factory=set)
+    login: Login = field(default_factory=Login)  # how the grader logs in there
+    #: opens a second login there and says why it did not (None: it did)
+    second_login: Callable[[], str | None] = lambda: None
+    #: the answers of the commands the checks ran, there, as the reference gives them
+    answers: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+
+
+def second_login(opened: Callable[[], Any]) -> Callable[[], str | None]:
+    """A second login with ``opened`` (a Session, or raising HostError), a command run in it:
+    None when it worked, else why not."""
+
+    def log_in() -> str | None:
+        try:
+            session = opened()
+        except HostError as e:
+            return str(e)
+        try:
+            done = session.exec(b"true", timeout=30)
+            return None if done.exit_status == 0 else f"`true` exited {done.exit_status}"
+        except (HostError, CommandTimeout, paramiko.SSHException, EOFError, OSError) as e:
+            return str(e) or type(e).__name__
+        finally:
+            session.close()
+
+    return log_in
 
 
 def vm_place(fleet: Fleet, pack: PackScenarios, vm: VM) -> Place:
@@ -74,17 +102,33 @@ def vm_place(fleet: Fleet, pack: PackScenarios, vm: VM) -> Place:
         done = vm.sh(script, check=False, timeout=120)
         return done.returncode, done.stdout, done.stderr
 
-    return Place(vm.name, sh, lambda only: grade_vm(fleet, pack, vm, only))
+    def opened() -> Any:
+        from grader.machine.execution import Target  # lazy: start-up
+        from grader.machine.ssh import KnownHosts, connect  # lazy: start-up
+
+        target = Target(vm.address, identity=fleet.identity)
+        return connect(target, KnownHosts(fleet.workdir / "kh"), 10)
+
+    return Place(vm.name, sh, lambda only: grade_vm(fleet, pack, vm, only),
+                 second_login=second_login(opened))  # fmt: skip
 
 
-def session_place(host: str, session: Any, argv: Sequence[str], env: Mapping[str, str]) -> Place:
+def session_place(
+    host: str,
+    session: Any,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    login: Login | None = None,
+    opened: Callable[[], Any] | None = None,
+) -> Place:
     """The live VM ``host``: the mutants' scripts run in the SSH ``session``
     (grader.machine.ssh.Session), each grading is ``grade`` with ``argv`` (its connecting
-    options, --format json) and ``env``."""
+    options, --format json) and ``env``; ``login``: how it logs in; ``opened``: a second
+    session, as the first was opened (raising HostError when it cannot be)."""
 
     def sh(script: str) -> tuple[int, str, str]:
         try:
-            done = session.exec(script.encode(), timeout=120)
+            done = session.exec(script.encode("utf-8", "surrogateescape"), timeout=120)
         except (HostError, CommandTimeout) as e:
             return 255, "", str(e)
         except (paramiko.SSHException, EOFError, OSError) as e:  # the connection lost meanwhile
@@ -105,7 +149,8 @@ def session_place(host: str, session: Any, argv: Sequence[str], env: Mapping[str
             place.failed.append(why)
         return report
 
-    place = Place(host, sh, grade)
+    checked = second_login(opened) if opened else (lambda: "no second login could be tried")
+    place = Place(host, sh, grade, login=login or Login(), second_login=checked)
     return place
 
 
