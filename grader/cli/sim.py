@@ -213,8 +213,10 @@ def prove_command(args: Given) -> int:
     as_json = args.fmt == "json"
     watch = Watch(Console(stderr=True) if as_json else console)
     if not args.mutants:
-        if args.only or args.max_mutants or args.allow:
-            raise InputError("--only, --max and --allow apply to grade prove --mutants")
+        if args.only or args.max_mutants:
+            raise InputError("--only and --max apply to grade prove --mutants")
+        if args.allow:
+            raise InputError("--allow applies to grade prove --mutants")
         proved = act.prove_pack(pack, watch)
         _render(console, "proof_json" if as_json else "proof", proved)
         return ExitStatus.NOT_ALL_PASSED if proved.problems else ExitStatus.OK
