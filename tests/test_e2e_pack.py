@@ -211,12 +211,12 @@ def test_the_readme_pack_is_proved_live_and_the_vm_ends_as_it_began(
     kept_back = {m["id"]: m["not_applied"] for m in matrix["mutants"] if m["not_applied"]}
     assert "way in" in kept_back["port22:stopped"]
     assert "way in" in kept_back["process:sshd:stopped"]
-    assert "cannot be undone" in kept_back["process:sendmail-mta:stopped"]  # its title rewritten
+    # sendmail rewrote its arguments (its title): it could not be started again as it was
+    assert any("cannot be undone" in why for m, why in kept_back.items() if "sendmail" in m)
 
     # the VM ends as it began: the same files, links, listeners, daemons and verdicts
     assert vm.sh(STATE).stdout == before
     assert _verdicts(grade(*connect, "--format", "json")) == verdicts
-    assert vm.sh("ls -A /root").stdout.split() == [".bashrc", ".profile", ".ssh"]
 
 
 def test_the_readme_pack_is_proved_on_the_simulator_and_a_weakened_check_is_named(tmp_path):

@@ -74,13 +74,13 @@ def _words(source: str) -> list[str] | None:
     words = []
     try:
         for word in lexer:
-            if word in ("|", ";", "&&", "||", "&", ">", "<", "(", ")", "2>&1"):
+            if word and all(c in "();<>|&" for c in word):  # a pipe, a list, a redirection
                 break
             words.append(word)
     except ValueError:
         return None
-    if words and words[-1] == "2":  # "... 2>&1" split as "2", ">&", "1"
-        words.pop()
+    if words and words[-1].isdigit() and not source.rstrip().endswith(words[-1]):
+        words.pop()  # "... 2>&1": the descriptor of a redirection
     return words
 
 
