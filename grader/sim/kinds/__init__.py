@@ -68,8 +68,10 @@ class Ground:
         return list(dict.fromkeys(a.asked.name for a in self.everything if a.asked.kind == kind))
 
 
-#: A kind of mutant: given what was asked and the reference VM, its mutants
 Kind = Callable[[Ground], Iterable[Mutant]]
+"""A kind of mutant of what a check asked: given a ``Ground`` (the thing asked, the commands
+that asked it and by which checks, the reference VM's facts), its ``Mutant`` each. A pack adds
+its own in its scenarios module: ``KINDS = {"user": [locked], ...}``."""
 
 
 def registry() -> dict[str, tuple[Kind, ...]]:
