@@ -486,3 +486,22 @@ def test_pams_sshd_stack_is_learned_with_its_includes():
     assert learned.why(Mutant("x", "x", ":", ":", path="/etc/pam.d/common-auth"))
     assert learned.why(Mutant("x", "x", ":", ":", path="/etc/pam.d/su")) is None
     assert learned.why(Mutant("x", "x", ":", ":", path="/etc/environment"))  # pam_env's
+
+
+def test_a_daemon_is_known_by_its_folder_and_arguments_as_the_vm_has_them(tmp_path):
+    """A daemon started again must start in its own folder (python3 -m http.server serves it):
+    the folder read of /proc, without the newline readlink ends it with."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    daemon = subprocess.Popen(["sleep", "300"], cwd=folder)
+    try:
+
+        def ask(script: str) -> tuple[int, str, str]:
+            done = _sh(script)
+            return done.returncode, done.stdout, done.stderr
+
+        found = [p for p in Facts(ask).processes() if p.pid == daemon.pid]
+        assert found and found[0].cwd == str(folder) and found[0].argv == ("sleep", "300")
+    finally:
+        daemon.kill()
+        daemon.wait()

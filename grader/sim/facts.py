@@ -199,7 +199,8 @@ class Facts:
             'cg=; [ -d /run/systemd/system ] && cg=$(grep -m1 "^0::" "$d/cgroup" 2>/dev/null); '
             'printf "%s %s %s %s %s %s %s %s %s\\n" "${d#/proc/}" "$2" "$4" "${uid:-0}" '
             '"$(b < "$d/comm")" "$(printf %s "$exe" | b)" "$(b < "$d/cmdline")" '
-            '"$(readlink "$d/cwd" 2>/dev/null | b)" "$(printf %s "$cg" | b)"; done; true'
+            '"$(printf %s "$(readlink "$d/cwd" 2>/dev/null)" | b)" "$(printf %s "$cg" | b)"; '
+            "done; true"
         )
         found = []
         for line in out.split("\n"):
