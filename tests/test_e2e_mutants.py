@@ -2,7 +2,7 @@
 the lab done right, derived from what the checks read; a check weakened to pass whatever the
 VM holds is named as a survivor, and the command fails.
 
-Each run boots its own VMs on a simulator network of its own (GRADER_SIM_NET=2), beside the
+Each run boots its own VMs on a simulator network of its own (--sim-network), beside the
 session's. The live proofs (`--host`) run on a VM of the session's, one of their own: a proof
 whose connection is lost while a mutant is applied leaves the original on the VM and says
 where; sshd's configuration, even reached through a symbolic link, is changed only while a
@@ -38,9 +38,12 @@ WEAKENED = '''    """root cannot use FTP."""
 
 
 def prove(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRADER_SIM_NET": "2", "GRADER_CACHE_DIR": str(tmp_path / "cache")}
+    """`grade prove --mutants` on a simulator network of its own beside the session's."""
+    net = int(os.environ.get("GRADER_SIM_NET") or 0)
+    env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
     return subprocess.run(
-        [sys.executable, "-m", "grader", "prove", "--mutants", *args],
+        [sys.executable, "-m", "grader", "prove", "--mutants", *args,
+         "--sim-network", f"198.19.{60 + net}.0/24"],
         env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 

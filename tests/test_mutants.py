@@ -505,3 +505,21 @@ def test_a_daemon_is_known_by_its_folder_and_arguments_as_the_vm_has_them(tmp_pa
     finally:
         daemon.kill()
         daemon.wait()
+
+
+def test_a_link_to_a_folder_removed_is_put_back_and_its_undo_says_so(tmp_path):
+    """Lab 6 reads /var/spool/mail, a link to ../mail on Debian: its undo compared the link's
+    folder with cmp, which fails on a folder, and the proof stopped there."""
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "spool").mkdir()
+    link = tmp_path / "spool" / "mail"
+    link.symlink_to("../mail")
+    from grader.sim.mutants import _File
+
+    removed = _File(str(link), ("c",), str(tmp_path / "root" / ".kept")).mutant(
+        "mail:removed", f"{link} removed", f"rm -f -- {link}"
+    )
+    assert _sh(removed.apply).returncode == 0 and not link.is_symlink()
+    undone = _sh(removed.undo or "")
+    assert undone.returncode == 0, undone.stderr
+    assert os.readlink(link) == "../mail"

@@ -218,11 +218,12 @@ _SAVE = (
     "&& cp -a -- {path} {backup}"
 )
 #: ... and puts it back, the backup kept, and says whether the file is the original again
-#: (where the VM has cmp: the final grading says so too)
+#: (a link: where it leads; a file, where the VM has cmp: the final grading says so too)
 _RESTORE = (
     "rm -rf -- {path}.grade-prove-new && cp -a -- {backup} {path}.grade-prove-new && "
     "{{ [ ! -d {path} ] || rm -rf -- {path}; }} && mv -f -- {path}.grade-prove-new {path} && "
-    "{{ ! command -v cmp >/dev/null || cmp -s -- {backup} {path}; }}"
+    '{{ if [ -L {backup} ]; then [ "$(readlink -- {backup})" = "$(readlink -- {path})" ]; '
+    "else ! command -v cmp >/dev/null || cmp -s -- {backup} {path}; fi; }}"
 )
 
 
