@@ -65,10 +65,11 @@ def prove_mutants(
     the pack's rubric, and the pack has its reference scenario, unless ``live``. ``allowed``:
     files or folders the VM's owner lets mutants change though a login reads them (--allow).
 
-    The mutants come in two rounds: those of what the checks asked by name (a file, a user, a
-    package, a service, a port), then, for the checks none of those made fail, those of what
-    their listings hold (every daemon stopped, or made to listen on loopback only) and of the
-    files their other commands read (learned with strace)."""
+    The mutants come in rounds, the cheaper first, each for the checks the rounds before left
+    alive: those of the files the checks read safely and the ports they talked to (and the
+    pack's own); those of what their commands asked by name (a file, a user, a package, a
+    service); then those of what their listings hold (every daemon stopped, or made to listen
+    on loopback only) and of the files their other commands read (learned with strace)."""
     proof = _Proof(pack, list(only), watch, live, tuple(allowed))
     try:
         with ExitStack() as stack:
@@ -80,8 +81,6 @@ def prove_mutants(
             login = proof.pool[0].login
             proof.way = way_in(login, facts.text, facts.entry, facts.groups_of, allowed)
             made = derive(first["checks"], facts.text, only, kinds=pack.line_kinds)
-            made += derive_asked(first["checks"], facts, only, own=pack.kinds,
-                                 line_kinds=pack.line_kinds)  # fmt: skip
             made += [m for m in pack.mutants if not only or set(only) & set(m.read_by)]
             made = list(unique(made).values())
             chosen = made[:limit] if limit else made
@@ -91,23 +90,28 @@ def prove_mutants(
                 len(chosen), len(chosen) - len(mutants),
             )  # fmt: skip
             proof.run(mutants)
-            left = judge(proof.reference, proof.graded, proof.errors).survivors(proof.checks)
-            room = None if limit is None else limit - len(chosen)
-            if left and (room is None or room > 0):
+            rounds = (
+                (False, "what their commands asked of users, groups, files, packages, services"),
+                (True, "what their lists of processes and sockets hold, the files their "
+                       "commands read"),
+            )  # fmt: skip
+            for listed, what in rounds:
+                left = judge(proof.reference, proof.graded, proof.errors).survivors(proof.checks)
+                room = None if limit is None else limit - len(chosen)
+                if not left or (room is not None and room <= 0):
+                    break
                 taken = {m.id for m in chosen}
-                more = [m for m in derive_asked(first["checks"], facts, left, listed=True,
+                more = [m for m in derive_asked(first["checks"], facts, left, listed=listed,
                                                 own=pack.kinds, line_kinds=pack.line_kinds)
                         if m.id not in taken]  # fmt: skip
                 more = more[:room] if room is not None else more
                 if more:
                     applied = proof.withhold(more)
+                    held = len(more) - len(applied)
                     watch.note(
                         f"{len(more)} more mutant(s) for the {len(left)} check(s) none made "
-                        "fail: what their lists of processes and sockets hold, the files "
-                        "their commands read"
-                        + (f" ({len(more) - len(applied)} not applied)." if len(applied) <
-                           len(more) else ".")
-                    )  # fmt: skip
+                        f"fail: {what}" + (f" ({held} not applied)." if held else ".")
+                    )
                     proof.run(applied)
                     chosen += more
             proof.finish()
