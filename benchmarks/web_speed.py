@@ -211,12 +211,16 @@ def main() -> int:
             reader.join(timeout=30)
             sampler.join(timeout=30)
         finally:
+            stopping = time.monotonic()
             os.killpg(serve.pid, signal.SIGTERM)
             try:
                 serve.wait(timeout=600)
             except subprocess.TimeoutExpired:
+                print("grade serve did not stop within 600 s of SIGTERM: killed", flush=True)
                 os.killpg(serve.pid, signal.SIGKILL)
                 serve.wait()
+            stop_s = time.monotonic() - stopping
+            print(f"grade serve stopped {stop_s:.1f} s after SIGTERM", flush=True)
         serve_mb = int(peak.read_text() or 0) / 1024 if peak.exists() else float("nan")
     not_done = [s for s in ids if states.get(s, {}).get("state") != "done"]
     wrong = [s for s, found in states.items() if found.get("mark") != 20]

@@ -89,7 +89,8 @@ def serving(course: Path, fleet, tmp: Path, *extra: str, command: str = "serve")
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
     env.pop("GRADER_NOW", None)
     process = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=interruptible)  # fmt: skip
+                               preexec_fn=interruptible, start_new_session=True)  # fmt: skip
+    stopped = True
     try:
         if command == "serve":
             deadline = time.monotonic() + 60
@@ -101,15 +102,17 @@ def serving(course: Path, fleet, tmp: Path, *extra: str, command: str = "serve")
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        if process.poll() is None:  # its whole group, as systemd stops a service
+            os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                process.kill()
+                stopped = False
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         if process.stderr:
             process.stderr.close()
+    assert stopped, f"grade {command} did not stop within 120 s of SIGTERM to its group"
 
 
 def link(course: Path, *who: str) -> str:

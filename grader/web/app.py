@@ -122,13 +122,17 @@ def graders(config: WebConfig, stop: Any) -> None:
     Event the server sets when it stops): the pages stay quick while a class is graded (one
     Python process would share its one interpreter lock between both). Ctrl-C reaches the
     server, which stops this after its gradings end; SIGTERM (systemd stops the whole group)
-    does the same here."""
+    does the same here. The handler only notes the signal: setting ``stop`` from it, in the
+    thread that waits on ``stop``, would wait for that thread to wake (multiprocessing's
+    Condition.notify), forever."""
+    termed: list[int] = []
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda number, _: termed.append(number))
     with open_course(config.where, Actor("web"), create=True) as course:
         workers = Workers(course, config)
         workers.start()
-        stop.wait()
+        while not termed and not stop.wait(0.5):
+            pass
         workers.join()
 
 
