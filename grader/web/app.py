@@ -113,6 +113,9 @@ class Workers:
             thread.join(timeout=self.config.connection.host_timeout + 60)
 
 
+#: How much lower the graders' process runs than the pages' (nice): on a machine the gradings
+#: keep busy, a page waits for them otherwise
+NICER = 10
 #: Loops taking requests at once: one slow VM holds its own class run, not every request
 LOOPS = 2
 
@@ -126,6 +129,7 @@ def graders(config: WebConfig, stop: Any) -> None:
     thread that waits on ``stop``, would wait for that thread to wake (multiprocessing's
     Condition.notify), forever."""
     termed: list[int] = []
+    os.nice(NICER)  # the pages first: a class's grading waits a moment for a page, not the reverse
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda number, _: termed.append(number))
     with open_course(config.where, Actor("web"), create=True) as course:
