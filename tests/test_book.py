@@ -138,7 +138,7 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
         ))  # fmt: skip
     old.close()
     new = Book(url)  # the course folder is the book's own folder
-    assert new.schema == SCHEMA == 9
+    assert new.schema == SCHEMA == 10
     with new.engine.connect() as connection:
         rows = connection.execute(sa.select(runs).order_by(runs.c.id)).all()
         kept = connection.execute(sa.select(reports)).one()

@@ -11,6 +11,7 @@ worker to start, since its lease ends. None is lost, none is recorded twice.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import threading
@@ -33,7 +34,7 @@ from grader.actions.common import Actor, CourseAt
 from grader.actions.grading import Connection
 from grader.actions.requests import work_one
 from grader.base.files import write_atomic
-from grader.web import api, pages
+from grader.web import api, lti, pages
 from grader.web.sessions import IDLE, BookStore
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class WebConfig:
     graders: int = 2  # workers grading what is asked for (0: this process grades nothing)
     connection: Connection = field(default_factory=Connection)
     poll: float = 1.0  # seconds a worker waits when the queue is empty
+    lms_every: float = 5.0  # seconds between two looks for marks to send to the LMS (0: none)
 
     @property
     def https(self) -> bool:
@@ -103,28 +105,61 @@ class Workers:
             thread.join(timeout=self.config.connection.host_timeout + 60)
 
 
+class Outbox(threading.Thread):
+    """The marks for the LMS: every ``lms_every`` seconds, what changed in the book is queued
+    and what is due is sent (grader.actions.lms); the whole course looked at once at start."""
+
+    def __init__(self, course: Gradebook, every: float) -> None:
+        super().__init__(name="lms-outbox", daemon=True)
+        self.course, self.every = course, every
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from grader.actions import lms  # lazy: only a course with an LMS sends marks
+
+        everything = True
+        while not self.stop.is_set():
+            try:
+                lms.feed(self.course.fresh(), everything=everything)
+                lms.push(self.course.fresh())
+                everything = False
+            except Exception as e:  # the book or the LMS unreachable for a moment: again soon
+                logging.getLogger("grader.lti").warning("sending marks to the LMS: %s", e)
+            self.stop.wait(self.every)
+
+    def join(self, timeout: float | None = None) -> None:
+        self.stop.set()
+        if self.is_alive():
+            super().join(timeout)
+
+
 def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     """The ASGI application serving the course ``config.where`` (or an open ``course``)."""
     opened: contextlib.ExitStack = contextlib.ExitStack()
     if course is None:
         course = opened.enter_context(open_course(config.where, Actor("web"), create=True))
     workers = Workers(course, config)
+    sender = Outbox(course, config.lms_every)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         workers.start()
+        if course.course.lti and config.lms_every > 0:
+            sender.start()
         try:
             yield
         finally:
             from anyio import to_thread  # lazy: only a stopping server waits so
 
             await to_thread.run_sync(workers.join)
+            await to_thread.run_sync(sender.join, 30.0)
             opened.close()
 
     static = StaticFiles(packages=[("grader.web", "static")])
     store = BookStore(course)
     app = Starlette(
-        routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", app=static, name="static")],
+        routes=[*pages.ROUTES, *api.ROUTES, *lti.ROUTES,
+                Mount("/static", app=static, name="static")],  # fmt: skip
         middleware=[
             Middleware(
                 SessionMiddleware, store=store, lifetime=IDLE, rolling=True,
@@ -141,6 +176,7 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     app.state.workers = workers
     app.state.secret = secret_of(course.course.folder).encode()
     app.state.store = store
+    app.state.public_url = config.public_url.rstrip("/")
     public = urlsplit(config.public_url).hostname or "127.0.0.1"
     hosts = TrustedHostMiddleware(app, allowed_hosts=[public, "127.0.0.1", "localhost", "[::1]"])
     return headers(limited(hosts))

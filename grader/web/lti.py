@@ -1,0 +1,161 @@
+"""The LTI 1.3 tool's addresses: its JWKS (``/lti/jwks``), the OIDC login initiation
+(``/lti/login``, GET or POST), the launch (``/lti/launch``, a form POST), the deep linking
+pick (``/lti/deep-link``) and staff's view of launches and scores (``/staff/lti``).
+
+The login and the launch come from the LMS (cross-site, no CSRF token of ours): what protects
+them is the launch's own checks (grader.actions.lti), and a cookie holding the login's state so
+that the launch is posted by the browser that began it. A launch opens the same session a
+sign-in link does: a new session id, the one before ended.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import anyio.from_thread
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starsessions import get_session_id, regenerate_session_id
+
+from grader.actions import lms, lti
+from grader.actions.common import Actor
+from grader.base.errors import InputError
+from grader.web.render import course_of, form_of, guarded, page, private, refusal
+
+if TYPE_CHECKING:
+    from grader.course.gradebook import Gradebook
+
+STATE_COOKIE = "lti_state"
+
+
+def _public(request: Request) -> str:
+    return str(request.app.state.public_url)
+
+
+def jwks(request: Request) -> Response:
+    found = lti.jwks(course_of(request))
+    response = Response(json.dumps(found), media_type="application/json")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _refused(request: Request, error: InputError, status: int = 403) -> Response:
+    template = "lti_unmatched.html.j2" if isinstance(error, lti.NotOnRoster) else "lti_refused.html.j2"
+    return private(page(request, template, status=status, message=str(error)))
+
+
+def login(request: Request) -> Response:
+    """The LMS's login initiation: a state and a nonce, and the browser sent to the LMS's
+    authorization address (the state kept in a cookie of this browser)."""
+    params = dict(request.query_params)
+    if request.method == "POST":
+        try:
+            params.update(form_of(request))
+        except InputError as e:
+            return _refused(request, e, 400)
+    made = lti.LoginRequest({k: v[:2000] for k, v in params.items()}, f"{_public(request)}/lti/launch")
+    try:
+        started = lti.login(course_of(request), made)
+    except InputError as e:
+        return _refused(request, e, 400)
+    response = RedirectResponse(started.redirect, status_code=302)
+    https = _public(request).startswith("https://")
+    # the launch comes back as a cross-site POST: over https the cookie must say SameSite=None
+    response.set_cookie(STATE_COOKIE, started.state, max_age=600, path="/lti/", httponly=True,
+                        secure=https, samesite="none" if https else "lax")  # fmt: skip
+    return private(response)
+
+
+def launch(request: Request) -> Response:
+    """The LMS posts the id_token here: checked, and the person signed in where they go."""
+    try:
+        form = form_of(request)
+    except InputError as e:
+        return _refused(request, e, 400)
+    if form.get("error"):  # the LMS says why it did not launch (its words, shown as text)
+        return _refused(request, InputError(f"The LMS did not launch: {form['error'][:200]} "
+                                            f"{form.get('error_description', '')[:300]}"), 400)
+    made = lti.LaunchRequest(form.get("id_token", ""), form.get("state", ""),
+                             request.cookies.get(STATE_COOKIE))  # fmt: skip
+    try:
+        launched = lti.launch(course_of(request), made)
+    except InputError as e:
+        response = _refused(request, e)
+        response.delete_cookie(STATE_COOKIE, path="/lti/")
+        return response
+    before = get_session_id(request)
+    request.session.clear()
+    regenerate_session_id(request)  # a new session id at sign-in: no session fixation
+    if before:
+        anyio.from_thread.run(request.app.state.store.remove, before)
+    actor = launched.actor
+    request.session["who"] = {"role": actor.role, "name": actor.name, "student": actor.student,
+                              "via": "lti"}  # fmt: skip
+    where = "/"
+    if launched.deep_linking is not None:
+        request.session["deep_linking"] = launched.deep_linking.__dict__
+        where = "/lti/deep-link"
+    elif launched.lab is not None and not actor.staff:
+        where = f"/labs/{launched.lab}"
+    response = RedirectResponse(where, status_code=303)
+    response.delete_cookie(STATE_COOKIE, path="/lti/")
+    return private(response)
+
+
+def _settings(request: Request) -> lti.DeepLinking | None:
+    found = request.session.get("deep_linking")
+    if not isinstance(found, dict):
+        return None
+    try:
+        return lti.DeepLinking(**found)
+    except TypeError:
+        return None
+
+
+@guarded(api=False)
+def deep_link_page(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("place labs in the LMS")
+    if _settings(request) is None:
+        return refusal(request, InputError("No deep link is under way: add the tool from the "
+                                           "LMS again."), api=False)  # fmt: skip
+    labs = [(lab, course.rubric(lab).title) for lab in course.course.labs]
+    return private(page(request, "lti_deep_link.html.j2", labs=labs))
+
+
+@guarded(api=False)
+def deep_link_pick(request: Request, actor: Actor, course: Gradebook) -> Response:
+    actor.must_be_staff("place labs in the LMS")
+    settings = _settings(request)
+    if settings is None:
+        return refusal(request, InputError("No deep link is under way: add the tool from the "
+                                           "LMS again."), api=False)  # fmt: skip
+    made = lti.deep_link(course, actor,
+                         lti.DeepLinkRequest(settings, form_of(request).get("lab", ""),
+                                             _public(request)))  # fmt: skip
+    request.session.pop("deep_linking", None)
+    response = private(page(request, "lti_deep_link_send.html.j2", form=made))
+    where = urlsplit(made.return_url)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"form-action {where.scheme}://{where.netloc}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
+
+
+@guarded(api=False)
+def staff_lti(request: Request, actor: Actor, course: Gradebook) -> Response:
+    found = lms.status(course, actor)
+    return private(page(request, "staff_lti.html.j2", found=found))
+
+
+ROUTES = [
+    Route("/lti/jwks", jwks),
+    Route("/lti/login", login, methods=["GET", "POST"]),
+    Route("/lti/launch", launch, methods=["POST"]),
+    Route("/lti/deep-link", deep_link_page),
+    Route("/lti/deep-link", deep_link_pick, methods=["POST"]),
+    Route("/staff/lti", staff_lti),
+]
