@@ -45,6 +45,7 @@ from grader.course.lti.launch import (
     role_of,
     roster_match,
     staff_name,
+    use,
     username_of,
     validate,
 )
@@ -120,7 +121,7 @@ def _launch(course: Gradebook, request: LaunchRequest) -> Launched:
     if not request.state or not hmac.compare_digest(cookie.encode(), request.state.encode()):
         raise Refused("This launch did not come back to the browser that began it: open it again "
                       "from the LMS.", "state not the one this browser's cookie holds")  # fmt: skip
-    launched = validate(course.book, course.course, request.id_token, request.state)
+    launched = validate(course.book, course.course, request.id_token)
     claims, platform = launched.claims, launched.platform
     role = role_of(claims)
     if role is None:
@@ -135,6 +136,7 @@ def _launch(course: Gradebook, request: LaunchRequest) -> Launched:
     if lab is not None and lab not in course.course.labs:
         raise Refused("This link is for a lab this course does not have.",
                       f"a launch for lab {lab!r}, not in course.toml")  # fmt: skip
+    use(course.book, launched, request.state)  # the last check: nothing is recorded before
     if role == "staff":
         name = staff_name(course.course, claims)
         if name is None:

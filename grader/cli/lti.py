@@ -22,6 +22,11 @@ def _say(text: str) -> None:
     sys.stdout.write(escaped(text) + "\n")
 
 
+def _mark(score: dict[str, Any]) -> str:
+    given = score.get("scoreGiven")
+    return f"{given:g}" if isinstance(given, (int, float)) else "(no mark)"
+
+
 def keys(args: Given) -> int:
     actor = Actor.here(args.by)
     with open_course(CourseAt(args.course, args.db), actor, create=True) as course:
@@ -52,10 +57,10 @@ def sync(course: Any, actor: Actor, request: lms.SyncRequest, args: Any) -> int:
     _say(f"{done.queued} mark(s) queued; {done.pushed.sent} sent, {done.pushed.refused} "
          f"refused by the LMS, {len(done.pending)} waiting.")  # fmt: skip
     for e in done.pending:
-        _say(f"  waiting: {e.student} {e.lab} {e.score.get('scoreGiven', '')} "
+        _say(f"  waiting: {e.student} {e.lab} {_mark(e.score)} "
              f"(tried {e.attempts} time(s); next {utc_text(e.next_try_at)}): {e.waiting or ''}")
     for e in done.refused:
-        _say(f"  refused: {e.student} {e.lab} {e.score.get('scoreGiven', '')}: {e.answer or ''}")
+        _say(f"  refused: {e.student} {e.lab} {_mark(e.score)}: {e.answer or ''}")
     for d in done.differences:
         if d.what == "lost":
             _say(f"  the LMS had lost {d.student} {d.lab} ({d.ours:g}): sent again")

@@ -129,6 +129,8 @@ class LtiPlatform:
 
 #: What ``match`` names besides a claim's path
 LTI_MATCHES = ("email", "sis_id", "username")
+#: The OpenID Connect claims a ``match`` may name bare (others are an LTI claim's URL)
+OIDC_CLAIMS = ("preferred_username", "nickname", "given_name", "family_name", "name")
 
 
 @dataclass(frozen=True)
@@ -307,14 +309,16 @@ def _lti(models: list[LtiModel], where: KeyLocator) -> tuple[LtiPlatform, ...]:
                     f"{where(('lti', n, key))}lti[{n}].{key}: {url} is not https: an LMS's "
                     "keys and tokens travel over TLS only (http is for this machine, in tests)"
                 )
-        path = m.match.split("#")
+        claim = m.match.split("#")[0]
         if m.match not in LTI_MATCHES and (
-            not all(path) or any(c.isspace() for c in m.match) or "." in path[0][:1]
-        ):
+            not all(m.match.split("#")) or any(c.isspace() for c in m.match)
+            or not (claim.startswith(("https://", "http://")) or claim in OIDC_CLAIMS)
+        ):  # fmt: skip
             raise InputError(
                 f"{where(('lti', n, 'match'))}lti[{n}].match: {m.match!r} is neither one of "
-                f"{', '.join(LTI_MATCHES)}{closest(m.match, LTI_MATCHES)} nor a claim's path "
-                "(CLAIM, or CLAIM#KEY for a key of an object claim)"
+                f"{', '.join(LTI_MATCHES)}{closest(m.match, (*LTI_MATCHES, *OIDC_CLAIMS))} nor "
+                "a claim's path (an LTI claim's URL, or an OpenID Connect claim's name, then "
+                "#KEY for a key of an object claim)"
             )
         found.append(
             LtiPlatform(m.issuer, m.client_id, tuple(m.deployment_ids), m.auth_login_url,

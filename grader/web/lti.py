@@ -82,10 +82,8 @@ def launch(request: Request) -> Response:
                              request.cookies.get(STATE_COOKIE))  # fmt: skip
     try:
         launched = lti.launch(course_of(request), made)
-    except InputError as e:
-        response = _refused(request, e)
-        response.delete_cookie(STATE_COOKIE, path="/lti/")
-        return response
+    except InputError as e:  # the state's cookie is kept: a refused launch used nothing up
+        return _refused(request, e)
     before = get_session_id(request)
     request.session.clear()
     regenerate_session_id(request)  # a new session id at sign-in: no session fixation

@@ -134,9 +134,8 @@ class Launch:
         return str(found).strip()[:200]
 
 
-def validate(book: Book, course: Course, id_token: str, state: str) -> Launch:
-    """The launch's id_token checked in full, its state and nonce used up; Refused else
-    (nothing is recorded but the state used, and only once every check has passed)."""
+def validate(book: Book, course: Course, id_token: str) -> Launch:
+    """The launch's id_token checked in full (its state and nonce: ``use``); Refused else."""
     def refuse(why: str, said: str = "This launch could not be verified.") -> Refused:
         return Refused(said, why)
 
@@ -201,12 +200,18 @@ def validate(book: Book, course: Course, id_token: str, state: str) -> Launch:
     if named:
         raise refuse(f"custom parameter {named[0]!r} names a role (roles come from the roles "
                      "claim only)", "This launch names a role in a custom parameter: refused.")
-    if not isinstance(claims.get("nonce"), str) or not store.use_login(
-        book, state, claims["nonce"], platform.issuer, platform.client_id
-    ):
-        raise refuse("state unknown, used, expired or not this nonce's (a replay?)",
-                     "This launch was used already or has expired: open it again from the LMS.")
     return Launch(platform, claims)
+
+
+def use(book: Book, launched: Launch, state: str) -> None:
+    """The launch's state and nonce used up (a second launch with either is refused): the
+    last check, after every other has passed and before anything is recorded."""
+    platform, nonce = launched.platform, launched.claims.get("nonce")
+    if not isinstance(nonce, str) or not store.use_login(
+        book, state, nonce, platform.issuer, platform.client_id
+    ):
+        raise Refused("This launch was used already or has expired: open it again from the LMS.",
+                      "state unknown, used, expired or not this nonce's (a replay?)")
 
 
 def _return_url(claims: dict[str, Any]) -> str | None:
