@@ -63,8 +63,11 @@ def private_pem() -> str:
 
 def public_pem(private: str) -> str:
     key = serialization.load_pem_private_key(private.encode(), password=None)
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 @dataclass
@@ -210,8 +213,10 @@ class Platform:
             for link, data in self.links.items()
         )
         add = f'<a href="/course/launch?{urlencode({"user": user, "deep": "1"})}">Add the tool</a>'
-        return HTMLResponse(f"<!DOCTYPE html><html lang=en><title>LMS course</title><main>"
-                            f"<h1>The LMS course</h1><ul>{items}</ul><p>{add}</p></main></html>")
+        return HTMLResponse(
+            f"<!DOCTYPE html><html lang=en><title>LMS course</title><main>"
+            f"<h1>The LMS course</h1><ul>{items}</ul><p>{add}</p></main></html>"
+        )
 
     def _initiate(self, request: Request) -> Response:
         """A user follows a link in the LMS: the OIDC login initiation, sent to the tool."""
@@ -259,8 +264,10 @@ class Platform:
                 elif user.custom:
                     self.set_custom_parameters_claim(user.custom)
                 lineitem = link.get("lineitem") if link else None
-                self.set_ags(f"{platform.url}/ags/lineitems",
-                             f"{platform.url}/ags/lineitems/{lineitem}" if lineitem else None)
+                self.set_ags(
+                    f"{platform.url}/ags/lineitems",
+                    f"{platform.url}/ags/lineitems/{lineitem}" if lineitem else None,
+                )
                 self.set_nrps(f"{platform.url}/nrps/members")
                 if hint.get("deep"):
                     self.set_dl(f"{platform.url}/deep-link-return", title="Add a lab",
@@ -343,8 +350,9 @@ class Platform:
         if self._expired(request):
             return JSONResponse({"error": "token expired"}, 401)
         service = await self._ags(request)
-        return self._answer(service.handle_resp(service.handle_get_lineitem,
-                                                line_item_id=request.path_params["id"]))
+        return self._answer(
+            service.handle_resp(service.handle_get_lineitem, line_item_id=request.path_params["id"])
+        )
 
     async def _scores(self, request: Request) -> Response:
         if self._expired(request):
@@ -353,15 +361,17 @@ class Platform:
         if body.get("userId") in self.quirks.refuse_scores_of:
             return JSONResponse({"error": "this user is not in the course"}, 400)
         service = await self._ags(request)
-        return self._answer(service.handle_resp(service.handle_update_score,
-                                                line_item_id=request.path_params["id"]))
+        return self._answer(
+            service.handle_resp(service.handle_update_score, line_item_id=request.path_params["id"])
+        )
 
     async def _results(self, request: Request) -> Response:
         if self._expired(request):
             return JSONResponse({"error": "token expired"}, 401)
         service = await self._ags(request)
-        return self._answer(service.handle_resp(service.handle_get_results,
-                                                line_item_id=request.path_params["id"]))
+        return self._answer(
+            service.handle_resp(service.handle_get_results, line_item_id=request.path_params["id"])
+        )
 
     async def _members(self, request: Request) -> Response:
         if self._expired(request):
@@ -497,5 +507,3 @@ class _Nrps(NamesRoleProvisioningService):
                 member["lis_person_sourcedid"] = user.sourcedid
             members.append(member)
         return {"content": members, "has_next": False, "next": None}
-
-

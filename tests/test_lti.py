@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import stat
 import time
@@ -209,14 +208,17 @@ def feed_and_push(folder: Path) -> lms.Pushed:
 @pytest.mark.parametrize(
     ("change", "said"),
     [
-        (lambda t: t.replace("client_id =", "clientid ="), r"lti\[0\]\.clientid: unknown key \(did you mean 'client_id'\?\)"),
+        (lambda t: t.replace("client_id =", "clientid ="),
+         r"lti\[0\]\.clientid: unknown key \(did you mean 'client_id'\?\)"),
         (lambda t: t.replace('key_set_url = "http://127.0.0.1', 'key_set_url = "http://lms.example'),
          r"lti\[0\]\.key_set_url: http://lms\.example\S* is not https"),
         (lambda t: t.replace('match = "email"', 'match = "emial"'),
-         r"lti\[0\]\.match: 'emial' is neither one of email, sis_id, username \(did you mean 'email'\?\)"),
+         r"lti\[0\]\.match: 'emial' is neither one of email, sis_id, username "
+         r"\(did you mean 'email'\?\)"),
         (lambda t: t.replace('client_id = "grader-tool-1"', 'client_id = "a\\u001b[2Jb"'),
          r"lti\[0\]\.client_id: holds a control character \(U\+001B\)"),
-        (lambda t: t + t[t.index("[[lti]]"):], r"lti\[1\]: \S+ with client_id 'grader-tool-1' is registered twice"),
+        (lambda t: t + t[t.index("[[lti]]"):],
+         r"lti\[1\]: \S+ with client_id 'grader-tool-1' is registered twice"),
     ],
 )  # fmt: skip
 def test_a_bad_lti_table_is_refused_by_file_line_and_key(folder, capsys, change, said):
@@ -228,7 +230,7 @@ def test_a_bad_lti_table_is_refused_by_file_line_and_key(folder, capsys, change,
     assert "Traceback" not in err
 
 
-# -- the tool's keys and registration ---------------------------------------------------------------
+# -- the tool's keys and registration --------------------------------------------------------------
 
 
 def test_the_private_key_stays_in_the_course_folder_and_rotation_keeps_the_old_one_published(
@@ -267,12 +269,14 @@ def test_lti_config_prints_what_each_lms_asks_for(folder, capsys):
     for line in (f"Tool URL   {public}/lti/launch", f"Public keyset   {public}/lti/jwks",
                  f"Initiate login URL   {public}/lti/login",
                  f"Redirection URI(s)   {public}/lti/launch"):  # fmt: skip
-        assert re.search(line.replace("   ", r"\s+").replace("(", r"\(").replace(")", r"\)"), moodle), moodle
+        assert re.search(
+            line.replace("   ", r"\s+").replace("(", r"\(").replace(")", r"\)"), moodle
+        ), moodle
     assert "IMS LTI Assignment and Grade Services" in moodle
     assert main(["serve", "lti-config", "--lms", "canvas", "--public-url", public,
                  "--course", str(folder)]) == 0  # fmt: skip
     canvas = capsys.readouterr().out
-    key = json.loads(canvas[canvas.index("{"):])
+    key = json.loads(canvas[canvas.index("{") :])
     assert key["oidc_initiation_url"] == f"{public}/lti/login"
     assert key["public_jwk_url"] == f"{public}/lti/jwks"
     assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in key["scopes"]
@@ -280,10 +284,12 @@ def test_lti_config_prints_what_each_lms_asks_for(folder, capsys):
                  "--course", str(folder)]) == 2  # fmt: skip
 
 
-# -- launches ----------------------------------------------------------------------------------------
+# -- launches --------------------------------------------------------------------------------------
 
 
-def test_a_student_launch_opens_a_session_on_the_lab_and_binds_their_lms_user(tool, platform, folder):
+def test_a_student_launch_opens_a_session_on_the_lab_and_binds_their_lms_user(
+    tool, platform, folder
+):
     link = place(tool, platform)
     amy = browser_of(tool)
     amy.cookies.set("grader_session", "planted-by-somebody", domain="127.0.0.1")
@@ -376,27 +382,45 @@ def _other_key() -> str:
 
 #: Each hostile id_token: made from the platform, the nonce and the state the tool asked for
 FORGED: dict[str, Callable[[Platform, str], str]] = {
-    "alg none": lambda p, n: jwt.encode(claims_for(p, n), None, algorithm="none",
-                                        headers={"kid": p.config().get_registration().get_kid()}),
-    "HS256 with the public key": lambda p, n: _hs256(claims_for(p, n), _public_pem(p),
-                                                     p.config().get_registration().get_kid()),
-    "an unknown key": lambda p, n: jwt.encode(claims_for(p, n), _other_key(), algorithm="RS256",
-                                              headers={"kid": "no-such-kid"}),
+    "alg none": lambda p, n: jwt.encode(
+        claims_for(p, n),
+        None,
+        algorithm="none",
+        headers={"kid": p.config().get_registration().get_kid()},
+    ),
+    "HS256 with the public key": lambda p, n: _hs256(
+        claims_for(p, n), _public_pem(p), p.config().get_registration().get_kid()
+    ),
+    "an unknown key": lambda p, n: jwt.encode(
+        claims_for(p, n), _other_key(), algorithm="RS256", headers={"kid": "no-such-kid"}
+    ),
     "another platform's key": lambda p, n: jwt.encode(
-        claims_for(p, n), _other_key(), algorithm="RS256",
-        headers={"kid": p.config().get_registration().get_kid()}),
-    "expired": lambda p, n: p.sign(claims_for(p, n, iat=int(time.time()) - 3600,
-                                              exp=int(time.time()) - 600)),
+        claims_for(p, n),
+        _other_key(),
+        algorithm="RS256",
+        headers={"kid": p.config().get_registration().get_kid()},
+    ),
+    "expired": lambda p, n: p.sign(
+        claims_for(p, n, iat=int(time.time()) - 3600, exp=int(time.time()) - 600)
+    ),
     "the wrong audience": lambda p, n: p.sign(claims_for(p, n, aud="another-tool", azp=None)),
     "the wrong azp": lambda p, n: p.sign(claims_for(p, n, aud=[p.client_id, "x"], azp="x")),
     "the wrong deployment": lambda p, n: p.sign(claims_for(p, n, **{DEPLOYMENT: "deployment-8"})),
     "another nonce": lambda p, n: p.sign(claims_for(p, n + "x")),
-    "a Learner claiming staff by a custom parameter": lambda p, n: p.sign(claims_for(
-        p, n, **{CUSTOM: {"lab": "basics", "role": "Instructor"}})),
+    "a Learner claiming staff by a custom parameter": lambda p, n: p.sign(
+        claims_for(p, n, **{CUSTOM: {"lab": "basics", "role": "Instructor"}})
+    ),
     "a lab not in the course": lambda p, n: p.sign(claims_for(p, n, **{CUSTOM: {"lab": "lab99"}})),
-    "a student's deep linking request": lambda p, n: p.sign(claims_for(p, n, **{
-        MESSAGE_TYPE: "LtiDeepLinkingRequest",
-        DEEP_LINKING: {"deep_link_return_url": f"{p.url}/deep-link-return"}})),
+    "a student's deep linking request": lambda p, n: p.sign(
+        claims_for(
+            p,
+            n,
+            **{
+                MESSAGE_TYPE: "LtiDeepLinkingRequest",
+                DEEP_LINKING: {"deep_link_return_url": f"{p.url}/deep-link-return"},
+            },
+        )
+    ),
     "another LTI version": lambda p, n: p.sign(claims_for(p, n, **{VERSION: "1.1"})),
     "no sub": lambda p, n: p.sign(claims_for(p, n, sub=None)),
 }
@@ -485,7 +509,9 @@ def scored(platform: Platform, lab: str = "basics") -> list[dict[str, Any]]:
     return platform.scores_of(lab)
 
 
-def test_a_grading_reaches_the_line_item_and_an_override_posts_the_new_score(tool, platform, folder):
+def test_a_grading_reaches_the_line_item_and_an_override_posts_the_new_score(
+    tool, platform, folder
+):
     link = place(tool, platform)
     amy = browser_of(tool)
     launch(amy, platform, "lms-amy-7f3a", link=link)
@@ -507,7 +533,9 @@ def test_a_grading_reaches_the_line_item_and_an_override_posts_the_new_score(too
     assert second["scoreGiven"] == 3.5 and second["timestamp"] > first["timestamp"]
     assert len(platform.items_of("basics")) == 1  # the deep link's line item, found by the launch
     # the student's page says when the mark last reached the LMS
-    assert "Your mark last reached the LMS 2026-11-30T10:00:00Z (3.5)" in amy.get("/labs/basics").text
+    assert (
+        "Your mark last reached the LMS 2026-11-30T10:00:00Z (3.5)" in amy.get("/labs/basics").text
+    )
 
 
 def test_an_incomplete_mark_arrives_as_pending(tool, platform, folder):
@@ -568,8 +596,11 @@ def test_line_items_are_bound_once_when_the_lms_ignores_the_deep_links_and_makes
     feed_and_push(folder)
     assert main(["book", "sync", "--course", str(folder)]) == 0
     assert platform.lineitem_posts == 1 and len(platform.items_of("basics")) == 1
-    assert sorted(s["userId"] for s in scored(platform)) == ["lms-amy-7f3a", "lms-amy-7f3a",
-                                                              "lms-ben-91c2"]
+    assert sorted(s["userId"] for s in scored(platform)) == [
+        "lms-amy-7f3a",
+        "lms-amy-7f3a",
+        "lms-ben-91c2",
+    ]
 
 
 def test_a_token_the_lms_calls_expired_is_replaced_once(tool, platform, folder):
@@ -626,8 +657,11 @@ def test_members_from_the_lms_beside_the_roster(tool, platform, folder, capsys):
     capsys.readouterr()
     assert main(["course", "members", "--from-lms", "--course", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"amy +Amy Adams <amy@uni\.example> \[learner, LMS id 1001\]  \(its LMS id "
-                     r"1001 differs from the one their launch gave \(lms-amy-7f3a\)", out), out
+    assert re.search(
+        r"amy +Amy Adams <amy@uni\.example> \[learner, LMS id 1001\]  \(its LMS id "
+        r"1001 differs from the one their launch gave \(lms-amy-7f3a\)",
+        out,
+    ), out
     assert re.search(r"- +Eve .* \(not on the roster \(email 'eve@elsewhere\.example'\)\)", out)
     assert "ben          Ben Baker <>" not in out  # no email: matched by nothing, said so
     assert "on the roster, not in the LMS course: ben, cat" in out

@@ -104,7 +104,7 @@ def push(course: Gradebook, limit: int = 100) -> Pushed:
             continue
         try:
             counts[_send(course, entry)] += 1
-        except Exception as e:  # noqa: BLE001 (our side: tried again, never lost)
+        except Exception as e:
             outbox.later(course.book, entry, f"{type(e).__name__}: {e}", tried=True)
             counts["waiting"] += 1
     return Pushed(**counts)
@@ -125,8 +125,11 @@ def _send(course: Gradebook, entry: outbox.Entry) -> str:
         return "waiting"
     platform = _platform(course, context)
     if platform is None or not context.lineitems_url:
-        why = ("the LMS is no longer in course.toml's [[lti]]" if platform is None else
-               "the LMS course offers no Assignment and Grade Services (no lineitems address)")
+        why = (
+            "the LMS is no longer in course.toml's [[lti]]"
+            if platform is None
+            else "the LMS course offers no Assignment and Grade Services (no lineitems address)"
+        )
         outbox.later(book, entry, why, tried=False)
         return "waiting"
     try:
@@ -342,8 +345,10 @@ def members(course: Gradebook, actor: Actor) -> list[Members]:
     actor.must_be_staff("read the LMS course's members")
     contexts = [c for c in store.all_contexts(course.book) if c.memberships_url]
     if not contexts:
-        raise NotFound("no LMS course with Names and Role Provisioning has launched the tool yet: "
-                       "open a lab from the LMS once (as staff or a student), then ask again")
+        raise NotFound(
+            "no LMS course with Names and Role Provisioning has launched the tool yet: "
+            "open a lab from the LMS once (as staff or a student), then ask again"
+        )
     people = course.people()
     found = []
     for context in contexts:
@@ -379,8 +384,11 @@ def _beside(
             elif student is None and not any(r.endswith("#Learner") for r in roles):
                 pass  # staff of the LMS course: not on the roster, and need not be
             elif student is None:
-                notes.append(f"not on the roster ({platform.match} "
-                             f"{value!r})" if value else f"not on the roster (no {platform.match})")
+                notes.append(
+                    f"not on the roster ({platform.match} {value!r})"
+                    if value
+                    else f"not on the roster (no {platform.match})"
+                )
         if student is not None:
             seen.add(student)
             ours = (people.get(student, {}).get("email") or

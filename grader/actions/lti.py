@@ -144,8 +144,10 @@ def _launch(course: Gradebook, request: LaunchRequest) -> Launched:
                      f"{list(course.course.staff)}")  # fmt: skip
             store.note_unmatched(course.book, platform.issuer, launched.sub, launched.name,
                                  "staff", claim)  # fmt: skip
-            raise NotOnRoster("You are staff in the LMS, but this course's staff list does not "
-                              "name you: ask its owner to add you to course.toml's staff.")
+            raise NotOnRoster(
+                "You are staff in the LMS, but this course's staff list does not "
+                "name you: ask its owner to add you to course.toml's staff."
+            )
         _context(course, launched)
         actor = Actor(name, "staff")
         if deep:
@@ -161,9 +163,10 @@ def _launch(course: Gradebook, request: LaunchRequest) -> Launched:
     if context is not None:
         store.launched_from(course.book, platform.issuer, launched.sub, context.id)
         line = claims.get(AGS) if isinstance(claims.get(AGS), dict) else {}
-        if lab is not None and isinstance(line, dict) and isinstance(line.get("lineitem"), str):
-            if store.lineitem_of(course.book, context.id, lab) is None:
-                store.bind_lineitem(course.book, context.id, lab, line["lineitem"], "launch")
+        given = line.get("lineitem") if isinstance(line, dict) else None
+        bound = lab is None or store.lineitem_of(course.book, context.id, lab) is not None
+        if isinstance(given, str) and lab is not None and not bound:  # the link's own
+            store.bind_lineitem(course.book, context.id, lab, given, "launch")
     outbox.now_again(course.book, student)  # scores that waited for their LMS user
     return Launched(Actor(student, "student", student), lab)
 
@@ -198,7 +201,9 @@ def _student(course: Gradebook, launched: Launch) -> str:
         if len(found) == 1:
             problem = store.bind(course.book, platform.issuer, sub, found[0], f"{label} = {value}")
             if problem is None:
-                log.info("LTI user %s of %s bound to %s by %s", sub, platform.issuer, found[0], label)
+                log.info(
+                    "LTI user %s of %s bound to %s by %s", sub, platform.issuer, found[0], label
+                )
                 return found[0]
         else:
             problem = f"{label} {value!r}: " + (
@@ -206,8 +211,10 @@ def _student(course: Gradebook, launched: Launch) -> str:
                 else f"{len(found)} students of the roster have it"
             )  # fmt: skip
     store.note_unmatched(course.book, platform.issuer, sub, launched.name, "student", problem)
-    raise NotOnRoster("The course's roster does not have you (or not yet): your staff have been "
-                      "told. Ask them to add you, then open the lab from the LMS again.")
+    raise NotOnRoster(
+        "The course's roster does not have you (or not yet): your staff have been "
+        "told. Ask them to add you, then open the lab from the LMS again."
+    )
 
 
 def _context(course: Gradebook, launched: Launch) -> store.Context | None:

@@ -57,16 +57,20 @@ def sync(course: Any, actor: Actor, request: lms.SyncRequest, args: Any) -> int:
     _say(f"{done.queued} mark(s) queued; {done.pushed.sent} sent, {done.pushed.refused} "
          f"refused by the LMS, {len(done.pending)} waiting.")  # fmt: skip
     for e in done.pending:
-        _say(f"  waiting: {e.student} {e.lab} {_mark(e.score)} "
-             f"(tried {e.attempts} time(s); next {utc_text(e.next_try_at)}): {e.waiting or ''}")
+        _say(
+            f"  waiting: {e.student} {e.lab} {_mark(e.score)} "
+            f"(tried {e.attempts} time(s); next {utc_text(e.next_try_at)}): {e.waiting or ''}"
+        )
     for e in done.refused:
         _say(f"  refused: {e.student} {e.lab} {_mark(e.score)}: {e.answer or ''}")
     for d in done.differences:
         if d.what == "lost":
             _say(f"  the LMS had lost {d.student} {d.lab} ({d.ours:g}): sent again")
         else:
-            _say(f"  the LMS holds {d.theirs:g} for {d.student} {d.lab}, the book {d.ours:g}"
-                 + (": sent again" if request.resend else " (--resend sends the book's)"))
+            _say(
+                f"  the LMS holds {d.theirs:g} for {d.student} {d.lab}, the book {d.ours:g}"
+                + (": sent again" if request.resend else " (--resend sends the book's)")
+            )
     for line in done.unread:
         _say(f"  results not read: {line}")
     if done.refused or done.unread:

@@ -320,11 +320,9 @@ def _lti(models: list[LtiModel], where: KeyLocator) -> tuple[LtiPlatform, ...]:
                 "a claim's path (an LTI claim's URL, or an OpenID Connect claim's name, then "
                 "#KEY for a key of an object claim)"
             )
-        found.append(
-            LtiPlatform(m.issuer, m.client_id, tuple(m.deployment_ids), m.auth_login_url,
-                        m.auth_token_url, m.key_set_url, m.match, at,
-                        m.auth_audience)  # fmt: skip
-        )
+        urls = (m.auth_login_url, m.auth_token_url, m.key_set_url)
+        found.append(LtiPlatform(m.issuer, m.client_id, tuple(m.deployment_ids), *urls, m.match,
+                                 at, m.auth_audience))  # fmt: skip
     return tuple(found)
 
 

@@ -159,7 +159,7 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     store = BookStore(course)
     app = Starlette(
         routes=[*pages.ROUTES, *api.ROUTES, *lti.ROUTES,
-                Mount("/static", app=static, name="static")],  # fmt: skip
+                Mount("/static", app=static, name="static")],
         middleware=[
             Middleware(
                 SessionMiddleware, store=store, lifetime=IDLE, rolling=True,

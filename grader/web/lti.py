@@ -43,7 +43,9 @@ def jwks(request: Request) -> Response:
 
 
 def _refused(request: Request, error: InputError, status: int = 403) -> Response:
-    template = "lti_unmatched.html.j2" if isinstance(error, lti.NotOnRoster) else "lti_refused.html.j2"
+    template = (
+        "lti_unmatched.html.j2" if isinstance(error, lti.NotOnRoster) else "lti_refused.html.j2"
+    )
     return private(page(request, template, status=status, message=str(error)))
 
 
@@ -56,7 +58,9 @@ def login(request: Request) -> Response:
             params.update(form_of(request))
         except InputError as e:
             return _refused(request, e, 400)
-    made = lti.LoginRequest({k: v[:2000] for k, v in params.items()}, f"{_public(request)}/lti/launch")
+    made = lti.LoginRequest(
+        {k: v[:2000] for k, v in params.items()}, f"{_public(request)}/lti/launch"
+    )
     try:
         started = lti.login(course_of(request), made)
     except InputError as e:
@@ -76,8 +80,14 @@ def launch(request: Request) -> Response:
     except InputError as e:
         return _refused(request, e, 400)
     if form.get("error"):  # the LMS says why it did not launch (its words, shown as text)
-        return _refused(request, InputError(f"The LMS did not launch: {form['error'][:200]} "
-                                            f"{form.get('error_description', '')[:300]}"), 400)
+        return _refused(
+            request,
+            InputError(
+                f"The LMS did not launch: {form['error'][:200]} "
+                f"{form.get('error_description', '')[:300]}"
+            ),
+            400,
+        )
     made = lti.LaunchRequest(form.get("id_token", ""), form.get("state", ""),
                              request.cookies.get(STATE_COOKIE))  # fmt: skip
     try:

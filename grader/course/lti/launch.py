@@ -23,9 +23,9 @@ from urllib.parse import urlencode
 import jwt
 
 from grader.base.errors import InputError
+from grader.course.book import Book
 from grader.course.config import Course, LtiPlatform
 from grader.course.lti import store
-from grader.course.book import Book
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE, VERSION = CLAIM + "message_type", CLAIM + "version"
@@ -136,6 +136,7 @@ class Launch:
 
 def validate(book: Book, course: Course, id_token: str) -> Launch:
     """The launch's id_token checked in full (its state and nonce: ``use``); Refused else."""
+
     def refuse(why: str, said: str = "This launch could not be verified.") -> Refused:
         return Refused(said, why)
 
@@ -163,8 +164,10 @@ def validate(book: Book, course: Course, id_token: str) -> Launch:
     try:
         key = key_client(platform.key_set_url).get_signing_key(kid)
     except jwt.PyJWKClientConnectionError as e:
-        raise refuse(f"the platform's key set could not be fetched: {e}",
-                     "The LMS's keys could not be fetched: try again in a minute.") from None
+        raise refuse(
+            f"the platform's key set could not be fetched: {e}",
+            "The LMS's keys could not be fetched: try again in a minute.",
+        ) from None
     except jwt.PyJWTError as e:
         raise refuse(f"kid {kid!r} is not a key of {platform.key_set_url}: {e}") from None
     try:
@@ -174,7 +177,9 @@ def validate(book: Book, course: Course, id_token: str) -> Launch:
             options={"require": ["exp", "iat", "iss", "aud", "sub", "nonce"]},
         )  # fmt: skip
     except jwt.ExpiredSignatureError:
-        raise refuse("id_token expired", "This launch has expired: open it again from the LMS.") from None
+        raise refuse(
+            "id_token expired", "This launch has expired: open it again from the LMS."
+        ) from None
     except jwt.PyJWTError as e:
         raise refuse(f"id_token refused: {type(e).__name__}: {e}") from None
     azp = claims.get("azp")
@@ -185,8 +190,10 @@ def validate(book: Book, course: Course, id_token: str) -> Launch:
     if claims.get(MESSAGE_TYPE) not in (RESOURCE, DEEP):
         raise refuse(f"message type {claims.get(MESSAGE_TYPE)!r}")
     if claims.get(DEPLOYMENT) not in platform.deployment_ids:
-        raise refuse(f"deployment {claims.get(DEPLOYMENT)!r} is not registered",
-                     "This LMS deployment is not one this course is registered with.")
+        raise refuse(
+            f"deployment {claims.get(DEPLOYMENT)!r} is not registered",
+            "This LMS deployment is not one this course is registered with.",
+        )
     if not isinstance(claims.get("sub"), str) or not claims["sub"] or len(claims["sub"]) > 255:
         raise refuse("no sub: an anonymous launch", "This launch names no user.")
     if claims[MESSAGE_TYPE] == RESOURCE and not isinstance(claims.get(RESOURCE_LINK), dict):
@@ -198,8 +205,10 @@ def validate(book: Book, course: Course, id_token: str) -> Launch:
         raise refuse("a custom claim that is not an object")
     named = sorted(k for k in custom if str(k).lower() in ROLE_PARAMETERS)
     if named:
-        raise refuse(f"custom parameter {named[0]!r} names a role (roles come from the roles "
-                     "claim only)", "This launch names a role in a custom parameter: refused.")
+        raise refuse(
+            f"custom parameter {named[0]!r} names a role (roles come from the roles claim only)",
+            "This launch names a role in a custom parameter: refused.",
+        )
     return Launch(platform, claims)
 
 
@@ -210,8 +219,10 @@ def use(book: Book, launched: Launch, state: str) -> None:
     if not isinstance(nonce, str) or not store.use_login(
         book, state, nonce, platform.issuer, platform.client_id
     ):
-        raise Refused("This launch was used already or has expired: open it again from the LMS.",
-                      "state unknown, used, expired or not this nonce's (a replay?)")
+        raise Refused(
+            "This launch was used already or has expired: open it again from the LMS.",
+            "state unknown, used, expired or not this nonce's (a replay?)",
+        )
 
 
 def _return_url(claims: dict[str, Any]) -> str | None:
@@ -257,6 +268,7 @@ def matched_value(platform: LtiPlatform, claims: dict[str, Any]) -> tuple[str, s
 
 def roster_match(platform: LtiPlatform, value: str, people: dict[str, dict[str, str]]) -> list[str]:
     """The students of the roster ``value`` names, by the platform's ``match``."""
+
     def cells(person: dict[str, str], *names: str) -> set[str]:
         return {person[n].strip().casefold() for n in names if person.get(n)}
 

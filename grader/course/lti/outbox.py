@@ -261,7 +261,8 @@ def changes(book: Book) -> tuple[dict[str, int], set[tuple[str, str]] | None, se
         touched: set[tuple[str, str]] = set()
         for r in connection.execute(
             sa.select(reports.c.student, runs.c.lab)
-            .join(runs, runs.c.id == reports.c.run_id).where(runs.c.id > seen["runs"])
+            .join(runs, runs.c.id == reports.c.run_id)
+            .where(runs.c.id > seen["runs"])
         ):
             touched.add((r.student, r.lab))
         for table, key in ((overrides, "overrides"), (accepts, "accepts")):
@@ -272,12 +273,15 @@ def changes(book: Book) -> tuple[dict[str, int], set[tuple[str, str]] | None, se
         for r in connection.execute(
             sa.select(reports.c.student, runs.c.lab)
             .join(runs, runs.c.id == reports.c.run_id)
-            .join(drops, drops.c.run_id == runs.c.id).where(drops.c.id > seen["drops"])
+            .join(drops, drops.c.run_id == runs.c.id)
+            .where(drops.c.id > seen["drops"])
         ):
             touched.add((r.student, r.lab))
         labs = {
             str(r.lab)
-            for r in connection.execute(sa.select(releases.c.lab).where(releases.c.id > seen["releases"]))
+            for r in connection.execute(
+                sa.select(releases.c.lab).where(releases.c.id > seen["releases"])
+            )
         }
     return marker, touched, labs
 

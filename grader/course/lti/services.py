@@ -59,7 +59,8 @@ def token(folder: Path, platform: LtiPlatform, scopes: tuple[str, ...], fresh: b
             return cached[0]
     moment = int(time.time())  # the LMS's clock, not the course's: a JWT lives in real time
     assertion = keys.sign(folder, {
-        "iss": platform.client_id, "sub": platform.client_id, "aud": platform.auth_audience or platform.auth_token_url,
+        "iss": platform.client_id, "sub": platform.client_id,
+        "aud": platform.auth_audience or platform.auth_token_url,
         "iat": moment, "exp": moment + 300, "jti": secrets.token_urlsafe(16),
     })  # fmt: skip
     form = urlencode({"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
@@ -68,7 +69,11 @@ def token(folder: Path, platform: LtiPlatform, scopes: tuple[str, ...], fresh: b
                             {"Content-Type": "application/x-www-form-urlencoded",
                              "Accept": "application/json"})  # fmt: skip
     found = _json(body)
-    if status != 200 or not isinstance(found, dict) or not isinstance(found.get("access_token"), str):
+    if (
+        status != 200
+        or not isinstance(found, dict)
+        or not isinstance(found.get("access_token"), str)
+    ):
         raise ServiceError(status, f"no access token: {_clip(body)}")
     lasts = found.get("expires_in", 3600)
     lasts = lasts if isinstance(lasts, int) and lasts > 0 else 3600
@@ -105,7 +110,9 @@ def call(
     raise ServiceError(401, "the LMS refused a new token too")
 
 
-def _http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+def _http(
+    method: str, url: str, data: bytes | None, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
     if not url.startswith(("https://", "http://")):
         raise ServiceError(0, f"not an http(s) address: {url[:200]!r}")
     request = urllib.request.Request(url, data=data, method=method, headers=headers)

@@ -130,9 +130,9 @@ class Binding:
 def binding_of(book: Book, student: str) -> Binding | None:
     """The student's LMS user whose launch was latest bound to an LMS course."""
     with book.engine.connect() as connection:
-        rows = connection.execute(
+        rows = list(connection.execute(
             sa.select(users).where(users.c.student == student).order_by(users.c.id.desc())
-        ).all()
+        ).all())  # fmt: skip
     rows.sort(key=lambda r: r.context is None)
     return (Binding(rows[0].issuer, rows[0].sub, rows[0].student, rows[0].matched_by,
                     rows[0].context) if rows else None)  # fmt: skip
@@ -174,8 +174,8 @@ class Unmatched:
 def unmatched_launches(book: Book) -> list[Unmatched]:
     with book.engine.connect() as connection:
         rows = connection.execute(sa.select(unmatched).order_by(unmatched.c.at.desc())).all()
-    return [Unmatched(r.issuer, r.sub, r.name or "", r.role, r.claim, parse_utc(r.at), r.count)
-            for r in rows]  # fmt: skip
+    return [Unmatched(r.issuer, r.sub, r.name or "", r.role, r.claim, parse_utc(r.at),
+                      int(r._mapping["count"])) for r in rows]  # fmt: skip
 
 
 # -- LMS courses and line items -----------------------------------------------------------------
@@ -205,8 +205,12 @@ def remember_context(
     title: str, lineitems_url: str | None, memberships_url: str | None, scopes: list[str],
 ) -> Context:  # fmt: skip
     """The LMS course a launch came from, with its services' addresses as the launch said."""
-    key = (contexts.c.issuer == issuer, contexts.c.client_id == client_id,
-           contexts.c.deployment_id == deployment_id, contexts.c.context_id == context_id)
+    key = (
+        contexts.c.issuer == issuer,
+        contexts.c.client_id == client_id,
+        contexts.c.deployment_id == deployment_id,
+        contexts.c.context_id == context_id,
+    )
     values = {"title": title, "seen_at": utc(now()), "scopes": json.dumps(scopes)}
     if lineitems_url:
         values["lineitems_url"] = lineitems_url
