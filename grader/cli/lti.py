@@ -42,7 +42,7 @@ def keys(args: Given) -> int:
 def config(args: Given) -> int:
     actor = Actor.here(args.by)
     public = (args.link_public_url or "http://127.0.0.1:8080").rstrip("/")
-    with open_course(CourseAt(args.course, args.db), actor, create=False) as course:
+    with open_course(CourseAt(args.course, args.db), actor, create=True) as course:
         found = lti.tool_config(course, actor, lti.ConfigRequest(args.lti_lms, public))
     sys.stdout.write(escaped(lti.config_text(found)) if found.json is None
                      else lti.config_text(found))  # fmt: skip
