@@ -44,6 +44,7 @@ from grader.course.lti.launch import (
     ROLES,
     VERSION,
 )
+from grader.web.lti import state_cookie
 from tests.lti_platform import INSTRUCTOR, LEARNER, Platform, User
 from tests.test_web import BASE, CHECKS, RUBRIC, START, at, browser_of, record, served
 
@@ -468,7 +469,9 @@ def test_a_replayed_launch_state_or_nonce_is_refused(tool, platform, folder, cap
     assert client.post("/lti/launch", data=posted).status_code == 303
     before = tables(folder)
     replay = browser_of(tool)
-    replay.cookies.set("lti_state", fields["state"], domain="127.0.0.1", path="/lti/")
+    replay.cookies.set(
+        state_cookie(fields["state"]), fields["state"], domain="127.0.0.1", path="/lti/"
+    )
     with caplog.at_level(logging.WARNING, logger="grader.lti"):
         again = replay.post("/lti/launch", data=posted)  # the same state and nonce
         assert again.status_code == 403 and "used already" in again.text

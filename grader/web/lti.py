@@ -10,8 +10,10 @@ sign-in link does: a new session id, the one before ended.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import anyio.from_thread
@@ -28,7 +30,15 @@ from grader.web.render import course_of, form_of, guarded, page, private, refusa
 if TYPE_CHECKING:
     from grader.course.gradebook import Gradebook
 
-STATE_COOKIE = "lti_state"
+
+def state_cookie(state: str) -> str:
+    """The cookie that holds a login's state: one a login, so that two launches begun in two
+    tabs at once each find their own."""
+    return "lti_state_" + hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+#: What a deep linking return address's host may be made of (it goes into a header)
+_NETLOC = re.compile(r"[A-Za-z0-9.:\[\]-]{1,300}")
 
 
 def _public(request: Request) -> str:
@@ -68,8 +78,9 @@ def login(request: Request) -> Response:
     response = RedirectResponse(started.redirect, status_code=302)
     https = _public(request).startswith("https://")
     # the launch comes back as a cross-site POST: over https the cookie must say SameSite=None
-    response.set_cookie(STATE_COOKIE, started.state, max_age=600, path="/lti/", httponly=True,
-                        secure=https, samesite="none" if https else "lax")  # fmt: skip
+    same_site: Literal["none", "lax"] = "none" if https else "lax"
+    response.set_cookie(state_cookie(started.state), started.state, max_age=600, path="/lti/",
+                        httponly=True, secure=https, samesite=same_site)  # fmt: skip
     return private(response)
 
 
@@ -88,8 +99,9 @@ def launch(request: Request) -> Response:
             ),
             400,
         )
-    made = lti.LaunchRequest(form.get("id_token", ""), form.get("state", ""),
-                             request.cookies.get(STATE_COOKIE))  # fmt: skip
+    state = form.get("state", "")
+    made = lti.LaunchRequest(form.get("id_token", ""), state,
+                             request.cookies.get(state_cookie(state)))  # fmt: skip
     try:
         launched = lti.launch(course_of(request), made)
     except InputError as e:  # the state's cookie is kept: a refused launch used nothing up
@@ -109,7 +121,7 @@ def launch(request: Request) -> Response:
     elif launched.lab is not None and not actor.staff:
         where = f"/labs/{launched.lab}"
     response = RedirectResponse(where, status_code=303)
-    response.delete_cookie(STATE_COOKIE, path="/lti/")
+    response.delete_cookie(state_cookie(state), path="/lti/")
     return private(response)
 
 
@@ -143,9 +155,12 @@ def deep_link_pick(request: Request, actor: Actor, course: Gradebook) -> Respons
     made = lti.deep_link(course, actor,
                          lti.DeepLinkRequest(settings, form_of(request).get("lab", ""),
                                              _public(request)))  # fmt: skip
+    where = urlsplit(made.return_url)
+    if where.scheme not in ("https", "http") or not _NETLOC.fullmatch(where.netloc):
+        return refusal(request, InputError("The LMS's return address is not one a form can "
+                                           "post to."), api=False)  # fmt: skip
     request.session.pop("deep_linking", None)
     response = private(page(request, "lti_deep_link_send.html.j2", form=made))
-    where = urlsplit(made.return_url)
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"form-action {where.scheme}://{where.netloc}; frame-ancestors 'none'; base-uri 'none'"
