@@ -666,18 +666,29 @@ def test_members_from_the_lms_beside_the_roster(tool, platform, folder, capsys):
         out,
     ), out
     assert re.search(r"- +Eve .* \(not on the roster \(email 'eve@elsewhere\.example'\)\)", out)
-    assert "ben          Ben Baker <>" not in out  # no email: matched by nothing, said so
-    assert "on the roster, not in the LMS course: ben, cat" in out
+    # no email: ben is found by his SIS id, and the LMS's lack of an email is said
+    assert re.search(
+        r"ben +Ben Baker <> \[learner, LMS id lms-ben-91c2\]  \(the LMS gives no "
+        r"email\)",
+        out,
+    ), out
+    assert "on the roster, not in the LMS course: cat" in out
     assert "\x1b" not in out
     assert main(["course", "members", "--course", str(folder)]) == 2
 
 
-def test_a_student_with_no_email_is_matched_by_their_sis_id(tool, platform, folder):
+@pytest.mark.parametrize("match", ["email", "sis_id"])
+def test_a_student_with_no_email_is_matched_by_their_sis_id(tool, platform, folder, match):
     toml = folder / "course.toml"
-    toml.write_text(toml.read_text().replace('match = "email"', 'match = "sis_id"'))
+    toml.write_text(toml.read_text().replace('match = "email"', f'match = "{match}"'))
     link = place(tool, platform)
     with served(folder, lms_every=0) as (app, _):
         ben = browser_of(app)
         answer = launch(ben, platform, "lms-ben-91c2", link=link)
         assert answer.status_code == 303
         assert me(ben)["student"] == "ben"
+    book = book_of(folder)
+    with book.engine.connect() as c:
+        [how] = c.execute(sa.text("SELECT matched_by FROM lti_users")).scalars()
+    book.close()
+    assert how.startswith("sis_id (lis person_sourcedid") and how.endswith("= s200")

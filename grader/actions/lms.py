@@ -375,8 +375,8 @@ def _beside(
         notes: list[str] = []
         student = by_sub.get(lms_id)
         if student is None:
-            value = _member_value(platform, m)
-            matches = roster_match(platform, value, people) if value else []
+            match, value = _member_value(platform, m)
+            matches = roster_match(match, value, people) if value else []
             student = matches[0] if len(matches) == 1 else None
             if student is not None and student in subs and subs[student] != lms_id:
                 notes.append(f"its LMS id {lms_id} differs from the one their launch gave "
@@ -402,8 +402,9 @@ def _beside(
     return Members(context.title or context.context_id, shown, missing)
 
 
-def _member_value(platform: LtiPlatform, member: dict[str, Any]) -> str | None:
-    """What identifies a member on the roster, as NRPS names it."""
+def _member_value(platform: LtiPlatform, member: dict[str, Any]) -> tuple[str, str | None]:
+    """What identifies a member on the roster, as NRPS names it (how it is matched, and the
+    value); a member without it (no email) by their SIS id, when NRPS gives one."""
     if platform.match == "email":
         found = member.get("email")
     elif platform.match == "sis_id":
@@ -412,4 +413,7 @@ def _member_value(platform: LtiPlatform, member: dict[str, Any]) -> str | None:
         found = member.get("ext_user_username") or member.get("preferred_username")
     else:
         found = member.get(platform.match.split("#")[-1])
-    return found if isinstance(found, str) and found else None
+    sis = member.get("lis_person_sourcedid")
+    if not (isinstance(found, str) and found) and isinstance(sis, str) and sis:
+        return "sis_id", sis
+    return platform.match, found if isinstance(found, str) and found else None

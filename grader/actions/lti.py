@@ -190,14 +190,14 @@ def _student(course: Gradebook, launched: Launch) -> str:
     bound = store.bound_student(course.book, platform.issuer, sub)
     if bound is not None and bound in course.roster:
         return bound
-    label, value = matched_value(platform, launched.claims)
+    match, label, value = matched_value(platform, launched.claims)
     problem = None
     if bound is not None:
         problem = f"bound to {bound!r}, who is no longer on the roster"
     elif value is None:
         problem = f"{label}: the LMS gave none"
     else:
-        found = roster_match(platform, value, course.people())
+        found = roster_match(match, value, course.people())
         if len(found) == 1:
             problem = store.bind(course.book, platform.issuer, sub, found[0], f"{label} = {value}")
             if problem is None:

@@ -255,19 +255,26 @@ def username_of(claims: dict[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def matched_value(platform: LtiPlatform, claims: dict[str, Any]) -> tuple[str, str | None]:
-    """What identifies the user on the roster the first time: (the claim's name, its value)."""
+def matched_value(platform: LtiPlatform, claims: dict[str, Any]) -> tuple[str, str, str | None]:
+    """What identifies the user on the roster the first time: (how it is matched: a
+    ``match``, the claim's name, its value). A launch without the claim ``match`` names (a
+    student the LMS gives no email) is matched by its SIS id, when it gives one."""
+    sis = claim_at(claims, LIS + "#person_sourcedid")
     if platform.match == "email":
-        return "email", claim_at(claims, "email")
-    if platform.match == "sis_id":
-        return "sis_id (lis person_sourcedid)", claim_at(claims, LIS + "#person_sourcedid")
-    if platform.match == "username":
-        return "username", username_of(claims)
-    return platform.match, claim_at(claims, platform.match)
+        found, label = claim_at(claims, "email"), "email"
+    elif platform.match == "sis_id":
+        return "sis_id", "sis_id (lis person_sourcedid)", sis
+    elif platform.match == "username":
+        found, label = username_of(claims), "username"
+    else:
+        found, label = claim_at(claims, platform.match), platform.match
+    if found is None and sis is not None:
+        return "sis_id", f"sis_id (lis person_sourcedid; the LMS gave no {label})", sis
+    return platform.match, label, found
 
 
-def roster_match(platform: LtiPlatform, value: str, people: dict[str, dict[str, str]]) -> list[str]:
-    """The students of the roster ``value`` names, by the platform's ``match``."""
+def roster_match(match: str, value: str, people: dict[str, dict[str, str]]) -> list[str]:
+    """The students of the roster ``value`` names, matched as ``match`` says."""
 
     def cells(person: dict[str, str], *names: str) -> set[str]:
         return {person[n].strip().casefold() for n in names if person.get(n)}
@@ -275,11 +282,11 @@ def roster_match(platform: LtiPlatform, value: str, people: dict[str, dict[str, 
     wanted = value.strip().casefold()
     found = []
     for student, person in people.items():
-        if platform.match == "email":
+        if match == "email":
             keys = cells(person, "email", "email address")
-        elif platform.match == "sis_id":
+        elif match == "sis_id":
             keys = {student.casefold()} | cells(person, "sis user id", "id number")
-        elif platform.match == "username":
+        elif match == "username":
             keys = {student.casefold()} | cells(person, "username", "sis login id")
         else:
             keys = {student.casefold()}
