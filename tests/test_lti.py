@@ -495,6 +495,34 @@ def test_a_launch_posted_by_another_browser_than_began_it_is_refused(tool, platf
     assert other.get("/api/me").status_code == 401
 
 
+def test_the_login_is_taken_by_post_as_by_get(tool, platform):
+    client = browser_of(tool)
+    answer = client.post(
+        "/lti/login",
+        data={
+            "iss": platform.issuer,
+            "login_hint": "lms-amy-7f3a",
+            "target_link_uri": f"{BASE}/lti/launch",
+        },
+    )
+    assert answer.status_code == 302
+    sent = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert answer.headers["location"].startswith(f"{platform.url}/auth?")
+    assert sent["redirect_uri"] == [f"{BASE}/lti/launch"] and sent["prompt"] == ["none"]
+    assert sent["client_id"] == [platform.client_id] and len(sent["nonce"][0]) >= 32
+
+
+def test_a_platform_that_rotates_its_key_is_followed_by_kid(tool, platform, monkeypatch):
+    from grader.course.lti import launch as launching
+    from tests.lti_platform import private_pem
+
+    monkeypatch.setattr(launching, "REFETCH_AFTER", 0.0)
+    monkeypatch.setattr(launching, "_clients", {})
+    assert launch(browser_of(tool), platform, "lms-amy-7f3a").status_code == 303
+    platform.private = private_pem()  # a new key, a new kid: the key set cached has it not
+    assert launch(browser_of(tool), platform, "lms-amy-7f3a").status_code == 303
+
+
 def test_a_login_for_an_unknown_platform_or_deployment_is_refused(tool, platform):
     client = browser_of(tool)
     for params in ({"iss": "https://evil.example", "login_hint": "x"},
@@ -539,6 +567,28 @@ def test_a_grading_reaches_the_line_item_and_an_override_posts_the_new_score(
     assert (
         "Your mark last reached the LMS 2026-11-30T10:00:00Z (3.5)" in amy.get("/labs/basics").text
     )
+
+
+def test_a_drop_and_a_withdrawn_override_post_the_mark_they_leave(tool, platform, folder):
+    link = place(tool, platform)
+    launch(browser_of(tool), platform, "lms-amy-7f3a", link=link)
+    record(folder, "amy", "basics", {**ALL_PASS, "sshd_runs": ("fail", "not running")})
+    best = record(folder, "amy", "basics", ALL_PASS, when=START + timedelta(hours=1))
+    feed_and_push(folder)
+    assert scored(platform)[-1]["scoreGiven"] == 3
+    assert main(["book", "drop", str(best), "--reason", "not amy's VM",
+                 "--course", str(folder)]) == 0  # fmt: skip
+    feed_and_push(folder)
+    assert scored(platform)[-1]["scoreGiven"] == 1
+    assert main(["book", "override", "amy", "basics", "--mark", "4", "--reason", "r",
+                 "--course", str(folder)]) == 0  # fmt: skip
+    feed_and_push(folder)
+    assert main(["book", "withdraw", "amy", "basics", "--reason", "too kind",
+                 "--course", str(folder)]) == 0  # fmt: skip
+    feed_and_push(folder)
+    assert [s["scoreGiven"] for s in scored(platform)] == [3, 1, 4, 1]
+    stamps = [s["timestamp"] for s in scored(platform)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 4  # each later than the one before
 
 
 def test_an_incomplete_mark_arrives_as_pending(tool, platform, folder):

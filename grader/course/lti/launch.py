@@ -100,16 +100,20 @@ def login(
     return platform.auth_login_url + joiner + urlencode(query), state
 
 
+#: Seconds between two fetches of a platform's key set for a kid it does not have (a token
+#: naming kids at random makes the tool fetch no more often than this)
+REFETCH_AFTER = 10.0
 _clients: dict[str, jwt.PyJWKClient] = {}
 _clients_lock = threading.Lock()
 
 
 def key_client(url: str) -> jwt.PyJWKClient:
     """The platform's JWKS client, one per address for the process: its key set cached five
-    minutes, fetched again (at most every 10 s) for a kid it does not have."""
+    minutes, fetched again (at most every REFETCH_AFTER seconds) for a kid it does not have."""
     with _clients_lock:
         if url not in _clients:
-            _clients[url] = jwt.PyJWKClient(url, lifespan=300, timeout=10, cooldown_duration=10)
+            _clients[url] = jwt.PyJWKClient(url, lifespan=300, timeout=10,
+                                            cooldown_duration=REFETCH_AFTER)  # fmt: skip
         return _clients[url]
 
 
