@@ -146,6 +146,11 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
         workers.start()
         if course.course.lti and config.lms_every > 0:
             sender.start()
+        if course.course.lti and not lti.keys_made(course):
+            logging.getLogger("grader.lti").warning(
+                "course.toml registers an LMS ([[lti]]) but the course has no LTI signing key: "
+                "make it with `grade serve lti-keys`"
+            )
         try:
             yield
         finally:

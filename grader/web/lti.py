@@ -41,6 +41,11 @@ def state_cookie(state: str) -> str:
 _NETLOC = re.compile(r"[A-Za-z0-9.:\[\]-]{1,300}")
 
 
+def keys_made(course: Gradebook) -> bool:
+    """Whether the course has its signing key (the JWKS publishes one)."""
+    return bool(lti.jwks(course)["keys"])
+
+
 def _public(request: Request) -> str:
     return str(request.app.state.public_url)
 
