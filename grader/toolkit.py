@@ -37,6 +37,7 @@ whole public pack API: a pack imports nothing else of the grader (tests/test_qua
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +80,9 @@ __all__ = [
     "unreadable",
 ]
 
-#: Bytes of a file, or of the lines asked for, read at most.
 READ_LIMIT = 4 * 1024 * 1024
+"""Bytes of a file (``read_file``), or of the lines asked for (``read_lines``), read at most:
+past it, what was read says so, and deciding on it as if whole is an error (``ReadInPart``)."""
 
 
 class ReadInPart(CheckError):
@@ -136,6 +138,8 @@ class Busy(CheckError):
 
 @dataclass(frozen=True)
 class Listener:
+    """A socket listening on the VM, as ``listeners`` finds it."""
+
     protocol: str  # tcp or udp
     address: str  # 0.0.0.0, ::, 127.0.0.1 ...
 
@@ -144,7 +148,16 @@ class Listener:
 
 
 def listeners(host: Any, port: int, protocols: tuple[str, ...] = ("tcp",)) -> list[Listener]:
-    """What listens on ``port`` on the VM, on any address, IPv4 or IPv6 (``ss -l``)."""
+    """What listens on ``port`` on the VM, on any address, IPv4 or IPv6 (``ss -l``, else
+    ``netstat``, as testinfra finds them).
+
+    Returns: a ``Listener`` (protocol, address) for each, ``[]`` when nothing listens there.
+    Raises ``Unreadable`` naming a line of the list that does not read.
+
+    Evidence: the command and what it printed.
+
+    The prover mutates: nothing it reads (a port a check asks from ``outside`` is stopped:
+    ``whatever listens on TCP port N stopped``)."""
     found = [
         Listener(protocol, address)
         for protocol, address, number in _listening(host)
@@ -227,12 +240,19 @@ def _read_netstat(lines: list[bytes], what: str) -> Any:
 
 
 def is_loopback(address: str) -> bool:
+    """Whether ``address`` is the VM's own loopback (127.0.0.0/8 or ::1): a daemon listening
+    there only is not reached from outside."""
     return address.startswith("127.") or address == "::1"
 
 
 def compare_views(host: Any, outside: Any, port: int) -> None:
     """Note it when the VM's own socket list and the port scan from outside disagree about a TCP
-    port: a firewall, a fake ``ss``, or a daemon that restarted in between."""
+    port: a firewall, a fake ``ss``, or a daemon that restarted in between. Returns nothing and
+    changes no verdict: the note is kept with the check.
+
+    Evidence: ``listeners``' command and the port scan (``outside.port_state``).
+
+    The prover mutates: the port, stopped (its listener killed)."""
     # only sockets that take the scan's address family: the scan goes to one address, and a
     # socket on [::] alone (IPv6-only) refuses IPv4 (ss shows a dual-stack one as *, both)
     family_v6 = ":" in outside.address
@@ -257,17 +277,40 @@ def compare_views(host: Any, outside: Any, port: int) -> None:
 
 @dataclass(frozen=True)
 class Process:
+    """One process of the VM, as ``ps`` lists it (see ``processes``)."""
+
     pid: int
     ppid: int
-    comm: str
-    args: str
+    comm: str  # its command name (at most 15 characters: the kernel's), "sshd"
+    args: str  # its command line, or the title it gave itself ("sshd: /usr/sbin/sshd ...")
+    #: ps's STAT: the state letter (R running, S sleeping, D in a wait, T stopped, Z a zombie,
+    #: I idle ...) and its flags (s a session leader, + in the foreground ...); "" when the
+    #: grading that recorded it did not ask (a regrade of a grading made before it was asked)
+    state: str = ""
+
+    @property
+    def zombie(self) -> bool:
+        """It has ended and its parent has not reaped it (``[cron] <defunct>``): it runs no
+        more, and ``processes`` leaves it out unless asked."""
+        return self.state.startswith("Z")
 
 
 def output(host: Any, command: str, *args: str, about: str | None = None) -> str:
-    """stdout of a command that must succeed. When it fails the check cannot judge: that is an
-    error of the grading, not a failure of the student's VM (PermissionError when the VM said
-    "Permission denied": the grader needs root there). ``about`` names what the command reads,
-    for the message a student sees (else the file a safe read is of, or the command)."""
+    """The standard output of a command that must succeed (``command`` with ``args`` put in,
+    quoted, as testinfra's ``host.run`` does: ``output(host, "getent passwd %s", user)``).
+
+    Returns: its standard output, as text. When the command fails the check cannot judge: that
+    is an error of the grading, not a failure of the student's VM, so it raises (the check is
+    ``error``): ``PermissionError`` when the VM said "Permission denied" (the grader needs root
+    there), else ``CheckError`` with its exit status and what it said. A check that decides
+    on the exit status (``visudo -c`` refusing a file) asks ``host.run`` instead and reads
+    ``rc``. ``about`` names what the command reads, for the message a student sees (else the
+    file a safe read is of, or the command).
+
+    Evidence: the command as asked and what it printed (the HTML report shows the command).
+
+    The prover mutates: what the command reads where it is also read with ``read_file`` or
+    ``read_lines``; the files a command reads on its own are not yet derived."""
     result = host.run(command, *args)
     if result.rc != 0:
         if "Permission denied" in result.stderr:
@@ -295,27 +338,75 @@ def _what(command: str, args: tuple[str, ...]) -> str:
     return command_in_words(command % args if args else command)
 
 
-def processes(host: Any) -> dict[int, Process]:
-    """Every process on the VM by pid: its parent, command name and arguments (``ps``). A
-    line that is not ``PID PPID COMM ARGS`` (in digits 0-9) is named: ``Unreadable``."""
-    command = "ps -e -ww -o pid=,ppid=,comm=,args="
-    what = command_in_words(command)
+#: The process list: ``ps``'s STAT column says which processes ended unreaped (zombies)
+_PS = "ps -e -ww -o pid=,ppid=,stat=,comm=,args="
+#: The process list graders asked before a Process had its state, as their evidence archives
+#: recorded it: a regrade of one of those reads it, and gives the verdict the grading gave
+_PS_RECORDED = "ps -e -ww -o pid=,ppid=,comm=,args="
+#: ps's STAT: a state letter and its flags (man ps, PROCESS STATE CODES)
+_STATE = re.compile(r"[DIRSTtWXZP][<NLsl+]*")
+
+
+def processes(host: Any, zombies: bool = False) -> dict[int, Process]:
+    """Every process running on the VM, by pid: its parent, command name, arguments and state
+    (``ps -e -o pid=,ppid=,stat=,comm=,args=``). A process that ended and that its parent has
+    not reaped (a zombie: ``[cron] <defunct>``) runs no more and is left out, unless
+    ``zombies``.
+
+    Returns: ``{pid: Process}``. Raises ``Unreadable`` (the check is an error, not a lost
+    mark) naming a line that is not ``PID PPID STAT COMM ARGS`` (ids in digits 0-9, a state
+    as ps writes one), and ``CheckError`` when ``ps`` fails.
+
+    Evidence: the ``ps`` command and what it printed.
+
+    The prover can mutate: a process a check found (stopped, where ``grade prove --mutants``
+    derives mutants from the process list)."""
+    try:
+        listed, with_state = output(host, _PS), True
+    except CheckError as e:
+        if e.kind != ErrorKind.NEEDS_LIVE_VM:
+            raise
+        try:  # an evidence archive of a grading that asked the process list without STAT
+            listed, with_state = output(host, _PS_RECORDED), False
+        except CheckError:
+            raise e from None
+    what = command_in_words(_PS if with_state else _PS_RECORDED)
+    expected = (
+        "PID PPID STAT COMM ARGS, the ids in digits 0-9"
+        if with_state
+        else ("PID PPID COMM ARGS, the ids in digits 0-9")
+    )
     table = {}
-    for n, line in enumerate(_lines(output(host, command), what), start=1):
-        fields = line.split(None, 3)
+    for n, line in enumerate(_lines(listed, what), start=1):
+        fields = line.split(None, 4 if with_state else 3)
         if not fields:
             continue
         pid = number(fields[0], LARGEST_PID)
         ppid = number(fields[1], LARGEST_PID) if len(fields) > 1 else None
+        state = ""
+        if with_state:
+            state = fields.pop(2) if len(fields) > 2 else ""
+            if not _STATE.fullmatch(state):
+                raise unreadable(what, n, line, expected)
         if pid is None or ppid is None:
-            raise unreadable(what, n, line, "PID PPID COMM ARGS, the ids in digits 0-9")
+            raise unreadable(what, n, line, expected)
         comm = fields[2] if len(fields) > 2 else ""
-        table[pid] = Process(pid, ppid, comm, fields[3] if len(fields) > 3 else "")
+        found = Process(pid, ppid, comm, fields[3] if len(fields) > 3 else "", state)
+        if zombies or not found.zombie:
+            table[pid] = found
     return table
 
 
 def listdir(host: Any, folder: str) -> list[str]:
-    """The names in a folder (hidden ones included)."""
+    """The names in ``folder`` on the VM, hidden ones included (``ls -1 -A``).
+
+    Returns: the names, in ``ls``'s order. Raises ``CheckError`` when the folder cannot be
+    listed (it does not exist: a check that allows that asks ``host.file(folder).exists``
+    first).
+
+    Evidence: the command and what it printed.
+
+    The prover mutates: a file of the folder that a check read with ``read_file``."""
     return [name for name in output(host, "ls -1 -A -- %s", folder).split("\n") if name]
 
 
@@ -324,6 +415,9 @@ def listdir(host: Any, folder: str) -> list[str]:
 
 @dataclass(frozen=True)
 class FileContent:
+    """A file as ``read_file`` read it: ``text`` when it is whole (else ``ReadInPart``),
+    ``part`` for finding something in what was read, whatever its size."""
+
     path: str
     data: bytes  # what was read: the whole file, or its first ``limit`` bytes
     size: int  # the file's size on the VM
@@ -347,6 +441,9 @@ class FileContent:
 
 @dataclass(frozen=True)
 class Lines:
+    """The lines of a file that ``read_lines`` picked: ``numbered`` when they were all read
+    (else ``ReadInPart``), ``found`` for what was read."""
+
     path: str
     found: tuple[tuple[int, str], ...]  # (line number, text) of the lines asked for
     complete: bool
@@ -397,8 +494,20 @@ def _checked(host: Any, command: str, path: str, *args: str) -> tuple[str, bytes
 
 
 def read_file(host: Any, path: str, limit: int = READ_LIMIT) -> FileContent | None:
-    """A regular file's content (its first ``limit`` bytes at most); None when it does not
-    exist. A symlink or anything but a regular file is refused (the check fails saying so)."""
+    """A regular file of the VM, read safely: never through a symbolic link, at most
+    ``limit`` bytes.
+
+    Returns: a ``FileContent`` (``.text``: the whole file, or ``ReadInPart``; ``.part``: what
+    was read), or None when the file does not exist. A symbolic link or anything but a
+    regular file is refused: the check fails saying so (``AssertionError``). A file the grader
+    may not read raises ``PermissionError`` (the check is ``error``, "needs root").
+
+    Evidence: the safe read (the HTML report shows ``read PATH``) and what it gave.
+
+    The prover mutates: the file removed, emptied, made world-readable and writable, replaced
+    by a symbolic link; each active line commented out (files of at most 60 such lines); a
+    mailbox's messages, one at a time; and the pack's own kinds of line mutant (``LINE_KINDS``:
+    a setting flipped)."""
     found = _checked(host, _READ_FILE, path, str(limit))
     if found is None:
         return None
@@ -412,7 +521,16 @@ def read_file(host: Any, path: str, limit: int = READ_LIMIT) -> FileContent | No
 def read_lines(host: Any, path: str, pattern: str, limit: int = READ_LIMIT) -> Lines | None:
     """The lines of a file that match ``pattern`` (a POSIX extended regular expression, as
     grep -E reads it), with their line numbers, picked on the VM: a check of a few settings
-    costs the same whatever the file's size. None when the file does not exist."""
+    costs the same whatever the file's size. Read as ``read_file`` reads, never through a
+    symbolic link.
+
+    Returns: a ``Lines`` (``.numbered``: (number, text) of each, or ``ReadInPart`` past
+    ``limit`` bytes of them), or None when the file does not exist.
+
+    Evidence: the safe read and the lines it gave.
+
+    The prover mutates: the file, as for ``read_file`` (its lines: every active one, not only
+    those that matched)."""
     found = _checked(host, _READ_LINES, path, pattern, str(limit + 1))
     if found is None:
         return None

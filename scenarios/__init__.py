@@ -165,8 +165,12 @@ def do_the_lab(
     # Exercise 1
     student.send_mail_from_file(vm)
     if hostile_strings:  # mail with hostile subjects instead of "Hello world"
-        for payload in PAYLOADS:
+        if start_sendmail:
+            student.wait_for_delivery(vm, bob=1, root=0)
+        for n, payload in enumerate(PAYLOADS, start=2):
             student.send_mail(vm, payload, body=payload)
+            if start_sendmail:  # one delivered before the next: bob's mailbox keeps their order
+                student.wait_for_delivery(vm, bob=n, root=0)
     else:
         student.send_hello_world(vm)
     # Exercise 3.3: SMTP by hand

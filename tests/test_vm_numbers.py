@@ -58,25 +58,25 @@ def outcome_of(function):
     return run_check(Check("c", function, ("host",), "A check.", "here:1"), {"host": host()})
 
 
-PS_GOOD = "    1     0 init /sbin/init\n  200     1 sshd sshd: /usr/sbin/sshd\n"
+PS_GOOD = "    1     0 Ss init /sbin/init\n  200     1 Ss sshd sshd: /usr/sbin/sshd\n"
 SS_HEAD = "Netid State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
 SS_GOOD = "tcp   LISTEN 0      128    0.0.0.0:22         0.0.0.0:*\n"
 
 
 @pytest.mark.parametrize("odd", ODD[:4])
 def test_a_process_list_line_that_does_not_read_is_named_never_a_crash(odd, tmp_path, monkeypatch):
-    fake_tools(tmp_path, monkeypatch, ps=PS_GOOD + f"  {odd}     1 named named -u bind\n")
+    fake_tools(tmp_path, monkeypatch, ps=PS_GOOD + f"  {odd}     1 S named named -u bind\n")
     with pytest.raises(Unreadable, match="line 3"):
         processes(host())
     outcome = outcome_of(lambda host: processes(host))
     assert (outcome.status, outcome.error_kind) == ("error", "unreadable")
     assert "line 3" in outcome.message and odd[:20] in outcome.message
-    fake_tools(tmp_path, monkeypatch, ps=PS_GOOD + f"  300     {odd} named named -u bind\n")
+    fake_tools(tmp_path, monkeypatch, ps=PS_GOOD + f"  300     {odd} S named named -u bind\n")
     assert outcome_of(lambda host: processes(host)).error_kind == "unreadable"
 
 
 def test_a_process_list_that_reads_is_read_as_before(tmp_path, monkeypatch):
-    fake_tools(tmp_path, monkeypatch, ps=PS_GOOD + "\n  300   200 named\n")
+    fake_tools(tmp_path, monkeypatch, ps=PS_GOOD + "\n  300   200 S named\n")
     table = processes(host())
     assert sorted(table) == [1, 200, 300]
     assert table[200].args == "sshd: /usr/sbin/sshd" and table[300].comm == "named"

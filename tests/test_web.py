@@ -316,7 +316,9 @@ def quick(folder: Path, **more: Any) -> Connection:
 def grade_next(folder: Path, **more: Any) -> queue.Request | None:
     """One turn of a worker of the web (as grade serve's threads take turns)."""
     with open_course(CourseAt(folder), Actor("web")) as course:
-        return work_one(course, "test-worker", quick(folder, **more), timedelta(minutes=5))
+        done = work_one(course, "test-worker", quick(folder, **more), timedelta(minutes=5))
+    assert len(done) <= 1  # one at a time unless asked for more
+    return done[0] if done else None
 
 
 def graded_hosts(folder: Path) -> set[tuple[str, str]]:
@@ -962,6 +964,34 @@ def test_the_days_limit_holds_and_what_was_not_graded_uses_none_up(web, monkeypa
     set_state(web.folder, answer.json()["request"], queue.NOT_GRADED)  # her VM was down
     again = ask(amy, "basics")
     assert again.status_code == 202 and again.json()["again"] is False
+
+
+def test_a_worker_grades_requests_of_one_lab_together_each_on_its_own_ask_time(web):
+    """grade serve's graders take up to their share of the waiting requests of one lab (one a
+    student, oldest first) and grade them as one class run; each report keeps when its own
+    student asked (lateness is judged by it), and a request of another lab waits its turn."""
+    clients = {name: web.signed_in("student", name) for name in ("amy", "ben", "cat")}
+    asked = {name: ask(clients[name], "basics").json()["request"] for name in ("amy", "ben")}
+    other = ask(clients["cat"], "later").json()["request"]
+    with open_course(CourseAt(web.folder), Actor("web")) as course:
+        done = work_one(course, "test-worker", quick(web.folder), timedelta(minutes=5), most=3)
+    assert sorted(r.id for r in done) == sorted(asked.values())
+    assert {r.state for r in done} == {queue.NOT_GRADED}  # nothing listens where they are
+    when = {r.student: r.asked_at for r in requests_of(web.folder)}
+    book = Book(f"sqlite:///{web.folder / 'gradebook.sqlite'}", root=web.folder)
+    try:
+        with book.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(reports.c.student, reports.c.run_id, reports.c.asked_at)
+            ).all()
+    finally:
+        book.close()
+    assert len({r.run_id for r in rows}) == 1  # one class run
+    assert {r.student: datetime.fromisoformat(r.asked_at) for r in rows} == {
+        s: when[s] for s in asked
+    }
+    [waiting] = [r for r in requests_of(web.folder) if r.id == other]
+    assert waiting.state == queue.QUEUED and waiting.attempts == 0
 
 
 def test_requests_sent_at_once_queue_one_grading(web, monkeypatch):

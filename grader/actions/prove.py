@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from grader.actions.grading import Connection, setup_of
 from grader.base.errors import HostError, InputError
 from grader.base.proving import MutantsProved, ProofStopped, ScenariosProved
 from grader.engine.rubric import Rubric, load_rubric
+from grader.engine.runner import TRANSIENT, Setup
 from grader.machine.ssh import connect
 from grader.sim import missing_requirements
 from grader.sim import proof as mutants_proof
@@ -130,6 +132,21 @@ def prove_mutants(
         session.close()
 
 
+def connected(setup: Setup) -> Any:
+    """An SSH session to the live VM, its connection retried as a grading's is: a failure
+    that passes (no answer yet from a VM still booting, refused, lost) is tried again after a
+    pause, ``setup.options.attempts`` times in all."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return connect(setup.target, setup.options.known_hosts, setup.options.connect_timeout)
+        except HostError as e:
+            if e.kind not in TRANSIENT or attempt >= setup.options.attempts:
+                raise
+            time.sleep(setup.options.retry_pause)
+
+
 def _live_place(live: LiveVM, pack: PackScenarios, rubric: Rubric) -> tuple[Place, Any]:
     """The live VM as the proof's place, and its SSH session: reached as a grading reaches a
     host (the key file checked, the known hosts, its new key accepted if asked); each grading
@@ -139,7 +156,7 @@ def _live_place(live: LiveVM, pack: PackScenarios, rubric: Rubric) -> tuple[Plac
         raise InputError("a live proof reaches its VM over SSH: a known-hosts file is needed")
     setup = setup_of(dataclasses.replace(connection, plans=None), rubric, live.host)
     assert setup.options.known_hosts is not None  # a known-hosts file: SSH
-    session = connect(setup.target, setup.options.known_hosts, setup.options.connect_timeout)
+    session = connected(setup)
     password = connection.password
     env = {**os.environ, **({PASSWORD_VAR: password} if password else {})}
     argv = [

@@ -180,60 +180,73 @@ def standing(course: Gradebook, actor: Actor, request_id: int) -> Standing:
 
 
 class _Phases:
-    """What a grading's progress tells, written to its request as phases."""
+    """What a grading's progress tells, written to each request as phases."""
 
-    def __init__(self, course: Gradebook, request: queue.Request, worker: str) -> None:
-        self.course, self.request, self.worker = course, request, worker
+    def __init__(self, course: Gradebook, taken: list[queue.Request], worker: str) -> None:
+        self.course, self.worker = course, worker
+        self.of = {r.student: r for r in taken}
 
     def started(self, student: Any) -> None:
-        queue.phase(self.course.book, self.request, self.worker, "checking")
+        found = self.of.get(student.student)
+        if found is not None:
+            queue.phase(self.course.book, found, self.worker, "checking")
 
     def finished(self, report: Any, reused: bool) -> None:
-        queue.phase(self.course.book, self.request, self.worker, "scoring")
+        found = self.of.get(report.student or "")
+        if found is not None:
+            queue.phase(self.course.book, found, self.worker, "scoring")
 
 
 def work_one(
-    course: Gradebook, worker: str, connection: Connection, lease: timedelta
-) -> queue.Request | None:
-    """Take the next request and grade it (recorded with the request marked done in one
-    transaction); None when none waits, or when the course's other gradings hold it (``course
-    due``): the requests wait for it untouched, and the worker waits a moment."""
+    course: Gradebook, worker: str, connection: Connection, lease: timedelta, most: int = 1
+) -> list[queue.Request]:
+    """Take the next requests (up to ``most`` of one lab, one a student) and grade them as one
+    class run, recorded with each request marked done in one transaction; none when none
+    waits, or when the course's other gradings hold it (``course due``): the requests wait
+    for it untouched, and the worker waits a moment."""
     if not queue.any_queued(course.book):
-        return None  # nothing to take: the course's lock is not asked for
+        return []  # nothing to take: the course's lock is not asked for
     try:
         with course_lock(course.book, "web requests", wait=0, batch=BATCH):
-            taken = queue.take(course.book, worker, lease)
-            if taken is None:
-                return None
+            taken = queue.take(course.book, worker, lease, most)
+            if not taken:
+                return []
             return _graded(course, worker, connection, taken)
     except CourseBusy:
-        return None
+        return []
 
 
 def _graded(
-    course: Gradebook, worker: str, connection: Connection, taken: queue.Request
-) -> queue.Request | None:
+    course: Gradebook, worker: str, connection: Connection, taken: list[queue.Request]
+) -> list[queue.Request]:
     @contextlib.contextmanager
     def watch(count: int) -> Iterator[_Phases]:
         yield _Phases(course, taken, worker)
 
+    def done(sql: Any, run: int) -> None:
+        for request in taken:
+            queue.finish(sql, request, worker, run)
+
+    first = taken[0]
     try:
-        setup = setup_of(connection, course.rubric(taken.lab))
+        setup = setup_of(connection, course.rubric(first.lab))
         recorded = grade_lab(
-            course.acting(taken.asked_by), taken.lab, [taken.student],
-            REQUEST if taken.counts else PRACTICE, setup, watch=watch,
-            asked_at=taken.asked_at,
-            also=lambda sql, run: queue.finish(sql, taken, worker, run),
+            course.acting(first.asked_by if len(taken) == 1 else "web requests"), first.lab,
+            [r.student for r in taken], REQUEST if first.counts else PRACTICE, setup,
+            watch=watch, asked_at={r.student: r.asked_at for r in taken}, also=done,
         )  # fmt: skip
-    except queue.LostRequest:
-        return queue.get(course.book, taken.id)
-    except Exception as e:  # our side could not grade it: tried again, a few times
-        queue.put_back(course.book, taken, worker, f"{type(e).__name__}: {e}", tried=True)
-        return queue.get(course.book, taken.id)
-    if recorded is None or recorded.run is None:  # interrupted: nothing was recorded
-        queue.put_back(course.book, taken, worker, "interrupted", tried=False)
+    except queue.LostRequest:  # nothing recorded: the others of the batch wait again, untried
+        for request in taken:
+            queue.put_back(course.book, request, worker, "another worker took one", tried=False)
+    except Exception as e:  # our side could not grade them: tried again, a few times
+        for request in taken:
+            queue.put_back(course.book, request, worker, f"{type(e).__name__}: {e}", tried=True)
+    else:
+        if recorded is None or recorded.run is None:  # interrupted: nothing was recorded
+            for request in taken:
+                queue.put_back(course.book, request, worker, "interrupted", tried=False)
     course.forget()
-    return queue.get(course.book, taken.id)
+    return [r for r in (queue.get(course.book, t.id) for t in taken) if r is not None]
 
 
 def ask_for_lab(course: Gradebook, actor: Actor, lab: str) -> list[Asked]:

@@ -22,7 +22,7 @@ from grader.sim import Fleet
 from grader.sim.pack import PackScenarios, chosen
 from grader.sim.proof import GRADE, given
 from grader.sim.prove import grade_class
-from grader.sim.vm import NET
+from grader.sim.vm import NET, SimNet
 from grader.sim.watch import SimWatch, boot
 
 __all__ = [
@@ -40,9 +40,15 @@ __all__ = [
 STATE = Path(f"/run/labsim/state{NET or ''}.json")  # what `up` left running, for `down`
 
 
-def down() -> int:
-    """Remove the VMs ``up`` left running (and the simulator's bridge); how many there were."""
-    return Fleet.take_down(STATE)
+def state_of(net: SimNet | None) -> Path:
+    """Where ``up`` on ``net`` says what it left running (the default network: ``STATE``)."""
+    return STATE if net is None else Path(f"/run/labsim/state-{net.prefix}.json")
+
+
+def down(net: SimNet | None = None) -> int:
+    """Remove the VMs ``up`` left running on ``net`` (and the simulator's bridge); how many
+    there were."""
+    return Fleet.take_down(state_of(net), net)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Running:
 
 def up(pack: PackScenarios, names: Sequence[str], watch: SimWatch | None = None) -> Running:
     """Boot the VMs of the scenarios ``names`` and leave them running."""
-    Fleet.take_down(STATE)
+    Fleet.take_down(state_of(pack.net), pack.net)
     fleet = pack.fleet().__enter__()
     try:
         vms = boot(fleet, names, watch or SimWatch())
@@ -71,7 +77,7 @@ def up(pack: PackScenarios, names: Sequence[str], watch: SimWatch | None = None)
         fleet.identity, fleet.workdir / "known_hosts", fleet.password,
         (*lab, *given(fleet)),
     )  # fmt: skip
-    fleet.keep_running(STATE)
+    fleet.keep_running(state_of(pack.net))
     return running
 
 

@@ -38,6 +38,7 @@ COMMANDS = {
     "bundle": "grader.cli.folders:bundle",
     "sim": "grader.cli.sim:sim",
     "prove": "grader.cli.sim:prove_command",
+    "new-lab": "grader.cli.labauthor:new_lab",
     "course": "grader.cli.course:course",
     "book": "grader.cli.book:book",
     "serve": "grader.cli.serve:serve",

@@ -413,6 +413,38 @@ def _color_option(group: Any) -> None:
     )
 
 
+def _sim_network_options(parser: argparse.ArgumentParser) -> None:
+    """Where the simulated VMs boot: a network and the prefix of its names (grader.sim.vm)."""
+    group = parser.add_argument_group("the simulator's network")
+    group.add_argument(
+        "--sim-network", metavar="CIDR",
+        help="The simulated VMs' network: a /24 inside 198.18.0.0/15, never routed (default: "
+        "198.18.0.0/24, or 198.18.N.0/24 with GRADER_SIM_NET=N). One simulator runs on a "
+        "network at a time.",
+    )  # fmt: skip
+    group.add_argument(
+        "--sim-prefix", metavar="NAME",
+        help="The prefix of the simulator's bridge, links and namespaces: four characters, a-z "
+        "then a-z or 0-9 (default: the network's own, lsim for 198.18.0.0/24).",
+    )  # fmt: skip
+
+
+def _new_lab_parser(sub: Callable[[str, str, str], argparse.ArgumentParser]) -> Any:
+    made = sub(
+        "new-lab",
+        "make a new lab pack that runs as made",
+        "Make a new lab pack in DIR, which grades, proves and checks its expected verdicts as "
+        "it is: rubric.toml (two sections, a dependency, hints, a variable, a path), checks/ "
+        "(a check from inside the VM, one from outside, one on its processes), scenarios.py "
+        "(the lab done right and the VM as handed out, for the simulator), expected.toml (the "
+        "verdicts expected of each VM) and handout.md. Then edit it: the lab author's guide "
+        "(docs/guide) takes it from there.",
+    )
+    made.add_argument("directory", type=Path, metavar="DIR", help="A new folder (or an empty one).")
+    made.add_argument("--title", metavar="T", help="The lab's title (default: from DIR's name).")
+    return made
+
+
 def _subcommands(parser: Parser) -> None:
     commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
 
@@ -636,6 +668,8 @@ def _subcommands(parser: Parser) -> None:
     _lab_options(simulated, "The lab whose scenarios to boot")
     simulated.add_argument("--show", metavar="SCENARIO", help="demo: show this VM's full report.")
     simulated.add_argument("--out", type=Path, metavar="DIR", help="Where reports go.")
+    _sim_network_options(simulated)
+    made = _new_lab_parser(sub)
     proving = sub(
         "prove",
         "do a lab's checks tell right from wrong? grade its scenarios (needs root), or mutants "
@@ -670,6 +704,14 @@ def _subcommands(parser: Parser) -> None:
         "--max", dest="max_mutants", type=at_least(1, int), metavar="N",
         help="--mutants: grade at most N mutants (default: all).",
     )  # fmt: skip
+    proving.add_argument(
+        "--expect", nargs="?", const=Path(), type=Path, metavar="FILE",
+        help="Grade each VM an expected-verdicts file names (default: the pack's "
+        "expected.toml): its [[vm]] tables, each a host (reached with the connection options "
+        "below) or a scenario (booted on the simulator), and the verdict expected of each "
+        "check. Say where a verdict differs; exit status 0 when none does, 1 otherwise.",
+    )  # fmt: skip
+    _sim_network_options(proving)
     live = proving.add_argument_group(
         "live mode (--mutants on a VM of your own: never a student's)",
         "Prove the checks on a throwaway VM you prepared as the lab done right, instead of the "
@@ -698,7 +740,7 @@ def _subcommands(parser: Parser) -> None:
     serve, worker = _serve_parsers(sub)
     parser.subcommands = dict(commands.choices)
     for each in (rubric, export, merge, regrade, show, labs, bundle, simulated, proving, course,
-                 book, serve, worker):  # fmt: skip
+                 book, serve, worker, made):  # fmt: skip
         _color_option(each)
         each.add_argument("--traceback", action="store_true", help="Show a grader bug's traceback.")
 

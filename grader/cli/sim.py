@@ -18,6 +18,7 @@ returns (the proofs' findings: grader.report.render.proof).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -37,13 +38,25 @@ from grader.cli.grading import connection_of
 from grader.engine.catalog import built_in_rubric, find
 from grader.report.render import render
 from grader.report.render.safe import escaped
+from grader.sim.vm import SimNet
 
 
 def pack_scenarios(args: Given, live: bool = False) -> act.PackScenarios:
-    """The scenarios of the pack --lab/--rubric names (see grader.actions.prove.pack_of)."""
+    """The scenarios of the pack --lab/--rubric names (see grader.actions.prove.pack_of), its
+    VMs on the network --sim-network and --sim-prefix give."""
     rubric = Path(args.rubric_path or (find(args.lab) if args.lab else None)
                   or built_in_rubric()).resolve()  # fmt: skip
-    return act.pack_of(rubric, live)
+    return dataclasses.replace(act.pack_of(rubric, live), net=sim_net(args))
+
+
+def sim_net(args: Given) -> SimNet | None:
+    """The simulator network of --sim-network and --sim-prefix (None: the default)."""
+    if args.sim_network is None and args.sim_prefix is None:
+        return None
+    try:
+        return SimNet.of(args.sim_network, args.sim_prefix)
+    except ValueError as e:
+        raise InputError(f"--sim-network/--sim-prefix: {e}") from None
 
 
 def _ready(console: Console, pack: act.PackScenarios) -> bool:
@@ -125,7 +138,7 @@ class Watch(sims.DemoWatch, act.ProofWatch):
 def sim(args: Given) -> int:
     console = Console()
     if args.action == "down":
-        count = sims.down()
+        count = sims.down(sim_net(args))
         console.print(f"Removed {count} simulated VM(s) and the simulator's bridge.")
         return ExitStatus.OK
     pack = pack_scenarios(args)
@@ -202,6 +215,13 @@ def _demo(console: Console, done: sims.Demo) -> None:
 
 def prove_command(args: Given) -> int:
     console = Console()
+    if args.expect is not None:  # the VMs of the pack's expected verdicts
+        # lazy: start-up (grade prove --expect's own command)
+        from grader.cli.labauthor import prove_expected
+
+        pack = pack_scenarios(args, live=True)
+        watch = Watch(Console(stderr=True) if args.fmt == "json" else console)
+        return prove_expected(args, pack, lambda: _ready(console, pack), watch)
     if args.host:  # live: a VM of the instructor's own, over SSH; no simulator
         if not args.mutants:
             raise InputError("--host applies to grade prove --mutants (live mode)")

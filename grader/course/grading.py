@@ -107,7 +107,7 @@ def grade_lab(
     batch: str | None = None,
     shard: tuple[int, int] | None = None,
     on_students: Callable[[Sequence[Any]], None] = lambda students: None,
-    asked_at: datetime | None = None,
+    asked_at: Mapping[str, datetime] | None = None,
     also: Callable[[Any, int], None] | None = None,
 ) -> Recorded | None:
     """Grade the lab's roster (or the students ``only``) now and record it; ``on_students``

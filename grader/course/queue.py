@@ -150,9 +150,11 @@ def recent_seconds(book: Book, count: int = 20) -> list[float]:
     return found
 
 
-def take(book: Book, worker: str, lease: timedelta) -> Request | None:
-    """The oldest queued request whose student has none being graded, now this worker's (its
-    lease runs ``lease``); a request whose lease ended is queued again first."""
+def take(book: Book, worker: str, lease: timedelta, most: int = 1) -> list[Request]:
+    """The oldest queued requests, now this worker's (their lease runs ``lease``): the oldest,
+    and up to ``most`` in all of the same lab (and counting alike), of students with none
+    being graded, one each, in asking order; a request whose lease ended is queued again
+    first. None queued: an empty list."""
     at = now()
     with book.engine.begin() as connection:
         connection.execute(
@@ -161,23 +163,28 @@ def take(book: Book, worker: str, lease: timedelta) -> Request | None:
             .values(state=QUEUED, worker=None, lease_until=None)
         )
         busy = sa.select(requests.c.student).where(requests.c.state == GRADING)
-        row = connection.execute(
+        rows = connection.execute(
             sa.select(requests)
             .where(requests.c.state == QUEUED, requests.c.student.not_in(busy))
             .order_by(requests.c.id)
-            .limit(1)
+            .limit(max(most, 1) * 4)
             .with_for_update(skip_locked=True)
-        ).first()
-        if row is None:
-            return None
-        phases = [*json.loads(row.phases), ["connecting", utc(at)]]
-        connection.execute(
-            sa.update(requests)
-            .where(requests.c.id == row.id)
-            .values(state=GRADING, worker=worker, lease_until=utc(at + lease),
-                    attempts=row.attempts + 1, phases=json.dumps(phases))
-        )  # fmt: skip
-    return get(book, int(row.id))
+        ).all()
+        chosen: list[Any] = []
+        for row in rows:
+            first = chosen[0] if chosen else row
+            same = (row.lab, bool(row.counts)) == (first.lab, bool(first.counts))
+            if same and row.student not in {c.student for c in chosen} and len(chosen) < most:
+                chosen.append(row)
+        for row in chosen:
+            phases = [*json.loads(row.phases), ["connecting", utc(at)]]
+            connection.execute(
+                sa.update(requests)
+                .where(requests.c.id == row.id)
+                .values(state=GRADING, worker=worker, lease_until=utc(at + lease),
+                        attempts=row.attempts + 1, phases=json.dumps(phases))
+            )  # fmt: skip
+    return [r for r in (get(book, int(row.id)) for row in chosen) if r is not None]
 
 
 def phase(book: Book, request: Request, worker: str, name: str) -> None:

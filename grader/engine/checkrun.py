@@ -8,6 +8,7 @@ import dataclasses
 import os
 import traceback
 from collections.abc import Mapping
+from typing import Any
 
 import testinfra
 
@@ -130,6 +131,7 @@ def run_checks(
     long; ``cut_off`` names checks to treat so (a replay of a grading whose deadline cut them
     off)."""
     verdicts: dict[str, Verdict] = {}
+    as_user = any(item.needs_root for item in rubric.items) and not _as_root(fixtures)
     for item in rubric.items:  # dependency order
         if item.id in cut_off or (deadline is not None and deadline.passed):
             why = "not checked: grading this host took longer than its time limit (--host-timeout)"
@@ -137,5 +139,29 @@ def run_checks(
                 why = "not checked: the grading was interrupted"
             verdicts[item.id] = NotRun(Outcome("error", why, error_kind=ErrorKind.DEADLINE))
         else:
-            verdicts[item.id] = run_check(checks[item.id], fixtures, mask)
+            outcome = run_check(checks[item.id], fixtures, mask)
+            if as_user and item.needs_root:  # what it was told as a user decides nothing
+                outcome = dataclasses.replace(
+                    outcome, status="error", message=NEEDS_ROOT, error_kind=ErrorKind.NEEDS_ROOT,
+                    cause=None,
+                )  # fmt: skip
+            verdicts[item.id] = outcome
     return {s.id: s.outcome for s in settle(rubric.items, verdicts)}
+
+
+#: What a check the rubric says needs root (``needs_root = true``) says when a user who is not
+#: root ran the grading (a self-check without sudo), whatever its commands answered
+NEEDS_ROOT = "not checked: run it with sudo (this check reads what only root may read)"
+
+
+def _as_root(fixtures: Mapping[str, object]) -> bool:
+    """Whether the checks' commands run as root on the machine graded: the machine's own
+    answer to ``id -u`` (asked once; recorded, so a regrade reads the same answer). An
+    answer that does not say (a regrade of a grading that never asked) is root's: the checks
+    decided then as they did."""
+    host: Any = fixtures.get("host")
+    try:
+        result = host.run("id -u")
+    except CheckError:  # no answer to go on (a regrade that never asked): as they decide
+        return True
+    return not (result.rc == 0 and result.stdout.strip() not in ("", "0"))

@@ -28,6 +28,10 @@ class Paths:
 
 @dataclass(frozen=True)
 class Lab:
+    """The ``lab`` fixture: the rubric's ``[paths]`` (``lab.paths.motd``) and its variables
+    as this grading resolved them (``lab.var("owner")``). Records nothing: a check's evidence
+    is what it asks the VM with what these say."""
+
     paths: Paths
     vars: Mapping[str, str] = field(default_factory=dict)
 

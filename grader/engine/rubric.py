@@ -41,6 +41,9 @@ class Item:
     depends: tuple[str, ...]
     visibility: Visibility
     hints: Mapping[str, str] = dataclasses.field(default_factory=dict)  # per system (below)
+    #: its check reads what only root may: graded by a user who is not root (a self-check
+    #: without sudo), it is not checked, whatever its commands answered
+    needs_root: bool = False
 
     def hint_for(self, system: Sequence[str]) -> str:
         return pick_hint(self.hint, self.hints, system)
@@ -91,6 +94,8 @@ class Rubric:
     hidden_items: int = 0  # items a student copy left out (counted in the student view)
     hidden_ids: tuple[str, ...] = ()  # their ids (checks without an item here, on purpose)
     notes: tuple[str, ...] = ()  # said by `grade rubric`: keys that are accepted, not used
+    #: said by `grade rubric`: what a student would read badly (a check with no docstring)
+    warnings: tuple[str, ...] = ()
     causes: Mapping[str, Cause] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -113,6 +118,7 @@ class Rubric:
             hidden_items=data["hidden_items"],
             hidden_ids=tuple(data["hidden_ids"]),
             notes=tuple(data["notes"]),
+            warnings=tuple(data.get("warnings", ())),
             causes={name: Cause(**spec) for name, spec in data.get("causes", {}).items()},
         )
 
@@ -216,6 +222,7 @@ def load_rubric(path: Path, text: str | None = None) -> Rubric:
                 depends=tuple(it.depends),
                 visibility=it.visibility,
                 hints=dict(it.hints),
+                needs_root=it.needs_root,
             )
     for si, section in enumerate(model.sections):
         for ii, it in enumerate(section.items):
@@ -305,7 +312,13 @@ def bind_checks(rubric: Rubric, checks: Mapping[str, Any]) -> Rubric:
             f'"{check.id}") or remove the check'
         )
     items = tuple(dataclasses.replace(i, title=checks[i.id].title) for i in rubric.items)
-    return dataclasses.replace(rubric, items=items)
+    warnings = tuple(
+        f"{checks[i.id].source}: check {i.id!r} has no docstring, so a student reads its id "
+        f"alone ({i.id!r}); its first line is the one text a student reads of what it checks"
+        for i in rubric.items
+        if not checks[i.id].doc.strip()
+    )
+    return dataclasses.replace(rubric, items=items, warnings=warnings)
 
 
 def _dependency_order(path: Path, items: Mapping[str, Item]) -> list[str]:

@@ -7,7 +7,7 @@ self-check bundle rebuilds from JSON on a lab VM's own Python.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -64,6 +64,8 @@ class ItemModel(_Model):
     hints: dict[Annotated[str, Field(pattern=_SYSTEM)], str] = {}
     depends: list[str] = []
     visibility: Visibility = "visible"
+    # the check reads what only root may: run by a user, it is "not checked: run it with sudo"
+    needs_root: bool = False
 
 
 class SectionModel(_Model):
@@ -95,13 +97,35 @@ _UNION_TAGS = frozenset({"str", "list[str]", "VarModel", "list[constrained-str]"
 def describe_validation_error(
     where: Callable[[Sequence[object]], str], data: Mapping[str, object], error: ValidationError
 ) -> str:
-    """The first problem of a rubric pydantic refused, as a person reads it: ``where`` gives
-    the file and line of a key path."""
-    # An unknown key is most often a misspelt one (and then a required key is "missing" too):
-    # name it first. Otherwise the most specific problem.
-    first = min(error.errors(), key=lambda e: (e["type"] != "extra_forbidden", -len(e["loc"])))
-    # pydantic names the member of a union it tried ("str", "VarSpec"): not part of the key
-    loc = tuple(p for p in first["loc"] if p not in _UNION_TAGS)
+    """Every problem of a rubric pydantic refused, as a person reads it, one a line: ``where``
+    gives the file and line of a key path. An unknown key (most often a misspelt one, and then
+    a required key is "missing" too) comes first, then the most specific problem."""
+    errors = sorted(error.errors(), key=lambda e: (e["type"] != "extra_forbidden", -len(e["loc"])))
+    located = [(e, tuple(p for p in e["loc"] if p not in _UNION_TAGS)) for e in errors]
+    shown: dict[str, list[str]] = {}  # key -> what is wrong with it (a union's members: each)
+    for first, loc in located:
+        # a member of a union that was not meant ("str" of a str | VarModel given a table)
+        # when another member's problem is deeper at the same key: that one says what is wrong
+        if (
+            first["loc"][-1:]
+            and first["loc"][-1] in _UNION_TAGS
+            and any(other[: len(loc)] == loc and len(other) > len(loc) for _, other in located)
+        ):
+            continue
+        key, message = _described(where, data, first, loc)
+        said = shown.setdefault(key, [])
+        if message not in said:
+            said.append(message)
+    return "\n".join(f"{key}: {', or '.join(said)}" for key, said in shown.items())
+
+
+def _described(
+    where: Callable[[Sequence[object]], str],
+    data: Mapping[str, object],
+    first: Any,
+    loc: tuple[object, ...],
+) -> tuple[str, str]:
+    """(file:line: key, what is wrong)"""
     key = _format_key(loc, data)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
@@ -109,9 +133,7 @@ def describe_validation_error(
         message = f"unknown key{closest(str(loc[-1]), allowed)}"
     elif first["type"] == "missing":
         message = "this key is required"
-    more = error.error_count() - 1
-    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    return f"{where(loc)}{key}: {message}{suffix}"
+    return f"{where(loc)}{key}", message
 
 
 def _allowed_keys(loc: Sequence[object]) -> list[str]:

@@ -48,6 +48,7 @@ from grader import __version__
 from grader.base.budget import DeadlinePassed
 from grader.base.errors import CheckError, CommandTimeout, InputError
 from grader.base.evidence import command_in_words
+from grader.base.words import ErrorKind
 from grader.evidence import holes
 from grader.machine.execution import COMMAND_OUTPUT_LIMIT, Completed
 from grader.probes import Outside, Registry, record_of
@@ -70,6 +71,8 @@ T = TypeVar("T")
 
 class NeedsLiveVM(CheckError):
     """A replayed check asked for something the VM was never asked when it was graded."""
+
+    kind = ErrorKind.NEEDS_LIVE_VM
 
 
 class ArchiveError(InputError):

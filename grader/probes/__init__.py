@@ -29,7 +29,6 @@ from grader.base import evidence
 from grader.base.budget import NEVER, Deadline
 from grader.base.errors import CheckError, InputError
 
-#: The built-in kinds of probe, by the name a check calls: "module:Class".
 BUILT_IN = {
     "port_state": "grader.probes.scan:PortState",
     "udp_port_state": "grader.probes.scan:UdpPortState",
@@ -39,6 +38,8 @@ BUILT_IN = {
     "http": "grader.probes.http:Http",
     "dns": "grader.probes.dns:Dns",
 }
+"""The built-in kinds of probe, by the name a check calls (``outside.http(...)``):
+"module:Class", imported on first use."""
 
 
 class Probe:
@@ -54,9 +55,12 @@ class Probe:
     Answer: ClassVar[type]
 
     def key(self, outside: Outside, *args: Any, **kwargs: Any) -> list[Any]:
+        """The memo key of a question (JSON values): the same key is asked once a host."""
         return [*args, *(f"{k}={v}" for k, v in sorted(kwargs.items()))]
 
     def ask(self, outside: Outside, *args: Any, **kwargs: Any) -> Any:
+        """Ask the VM, live and bounded (``Conversation``), and return the ``Answer``: a
+        refused or silent port is an answer, not an error."""
         raise NotImplementedError
 
     def shown(self, outside: Outside, answer: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
@@ -70,6 +74,7 @@ class Probe:
 
     @classmethod
     def rebuild(cls, record: Mapping[str, Any]) -> Any:
+        """The ``Answer`` from its record in an evidence archive (``grade regrade``)."""
         maker = getattr(cls.Answer, "from_record", None)
         return maker(record) if maker else cls.Answer(**record)
 
@@ -100,6 +105,7 @@ class Registry:
         return sorted(self._specs)
 
     def get(self, name: str) -> Probe:
+        """The kind of probe ``name``, made on first use."""
         with self._lock:
             if name not in self._made:
                 spec = self._specs.get(name)

@@ -12,6 +12,8 @@ from grader.probes import Outside, Probe
 
 @dataclass(frozen=True)
 class DnsAnswer:
+    """A DNS response: its rcode, whether the server is authoritative, the records as text."""
+
     ok: bool  # a DNS response came back (whatever its rcode)
     rcode: str  # NOERROR, NXDOMAIN, REFUSED, SERVFAIL ... ("" without a response)
     authoritative: bool = False  # the AA flag: the server answers from its own zone
@@ -41,7 +43,10 @@ def _exchange(address: str, port: int, wire: bytes, wait: float) -> bytes:
 class Dns(Probe):
     """``outside.dns(name, rtype="A", port=53)``: one query over UDP to the VM, no recursion
     asked; the answer's records as text (``www.lab. 300 IN A 198.18.0.10``). A VM where nothing
-    listens on the port says so at once (ICMP), not after the reply timeout."""
+    listens on the port says so at once (ICMP), not after the reply timeout.
+
+    Returns: a ``DnsAnswer``. Evidence: the question and the response. The prover mutates:
+    nothing (UDP ports are not stopped); a pack's own mutants change its zones."""
 
     name = "dns"
     Answer = DnsAnswer

@@ -18,6 +18,10 @@ HEADERS = ("content-type", "content-length", "location", "server", "last-modifie
 
 @dataclass(frozen=True)
 class HttpAnswer:
+    """An HTTP response: its status, reason, a few headers and the page (``body``, at most
+    ``BODY_LIMIT`` bytes: ``truncated`` says when it was longer), or why none came
+    (``text``)."""
+
     ok: bool  # an HTTP response came back (whatever its status)
     status: int | None
     reason: str
@@ -50,7 +54,14 @@ class _Connection(http.client.HTTPConnection):
 
 class Http(Probe):
     """``outside.http(path="/", host=None, port=80)``: GET ``path`` with ``Host: host`` (the
-    VM's address when not given) and read the status, a few headers and the page."""
+    VM's address when not given) and read the status, a few headers and the page.
+
+    Returns: an ``HttpAnswer``.
+
+    Evidence: ``GET http://ADDRESS:PORT/PATH (Host: ...)`` and the response.
+
+    The prover mutates: whatever listens on the port, stopped (on the simulator, a VM of its
+    own; never port 22, the grader's own way in)."""
 
     name = "http"
     Answer = HttpAnswer

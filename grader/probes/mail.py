@@ -24,6 +24,9 @@ from grader.probes.net import Conversation, Exceeded
 
 @dataclass(frozen=True)
 class Greeting:
+    """A server's greeting: whether one came (``ok``), its SMTP code, its text (or why none
+    came)."""
+
     ok: bool
     code: int | None  # SMTP reply code; None for POP3 or when nothing answered
     text: str  # the greeting line(s), or why there was none
@@ -32,6 +35,9 @@ class Greeting:
 
 @dataclass(frozen=True)
 class Pop3Answer:
+    """A POP3 login: whether it worked (``ok``), how many messages STAT counted, the server's
+    words (or why it did not work)."""
+
     ok: bool
     messages: int | None  # messages in the mailbox, from STAT
     text: str  # the server's answer, or why the login did not work
@@ -68,6 +74,7 @@ class TurnedAway(CheckError):
 
     @classmethod
     def now(cls, own_machine: bool, port: int, said: str) -> TurnedAway:
+        """The error for a 421 the server on ``port`` ``said`` now, in words a student reads."""
         when = datetime.now(timezone.utc).strftime("%H:%M UTC")
         who = (
             "on this VM it limits even the machine itself (a self-check connects from "
@@ -143,7 +150,14 @@ def _failed(
 
 
 class SmtpGreeting(Probe):
-    """``outside.smtp_greeting(port=25)``: connect, read the greeting, QUIT."""
+    """``outside.smtp_greeting(port=25)``: connect, read the greeting, QUIT.
+
+    Returns: a ``Greeting``; raises ``TurnedAway`` (an error, not a lost mark) on a 421.
+
+    Evidence: the address and port, and the greeting.
+
+    The prover mutates: whatever listens on the port, stopped (on the simulator, a VM of its
+    own; never port 22, the grader's own way in)."""
 
     name = "smtp_greeting"
     Answer = Greeting
@@ -180,7 +194,14 @@ class SmtpGreeting(Probe):
 
 
 class Pop3Greeting(Probe):
-    """``outside.pop3_greeting(port=110)``: connect, read the greeting, QUIT."""
+    """``outside.pop3_greeting(port=110)``: connect, read the greeting, QUIT.
+
+    Returns: a ``Greeting``.
+
+    Evidence: the address and port, and the greeting.
+
+    The prover mutates: whatever listens on the port, stopped (on the simulator, a VM of its
+    own; never port 22, the grader's own way in)."""
 
     name = "pop3_greeting"
     Answer = Greeting
@@ -211,7 +232,14 @@ class Pop3Greeting(Probe):
 
 class Pop3Login(Probe):
     """``outside.pop3_login(user, password, port=110)``: USER, PASS, STAT, QUIT. Read-only: no
-    message is retrieved or deleted."""
+    message is retrieved or deleted.
+
+    Returns: a ``Pop3Answer``.
+
+    Evidence: the login asked (the password masked) and the answer.
+
+    The prover mutates: whatever listens on the port, stopped (on the simulator, a VM of its
+    own; never port 22, the grader's own way in)."""
 
     name = "pop3_login"
     Answer = Pop3Answer

@@ -74,6 +74,8 @@ class Conversation:
         return Exceeded(self.why)
 
     def recv_into(self, buffer: Any, size: int = 0) -> int:
+        """As a socket's: into ``buffer``, within the deadline and the byte budget (past
+        either, ``OSError``: the probe's answer says the service went past its bounds)."""
         view = memoryview(buffer)
         wanted = min(size or len(view), len(view), self.limit - self.received)
         if wanted <= 0:
@@ -92,11 +94,13 @@ class Conversation:
             return count
 
     def recv(self, size: int) -> bytes:
+        """At most ``size`` bytes, as ``recv_into`` reads them."""
         buffer = bytearray(size)
         count = self.recv_into(buffer, size)
         return bytes(buffer[:count])
 
     def sendall(self, data: bytes) -> None:
+        """Send all of ``data`` within the deadline."""
         remaining = self._remaining()
         if remaining <= 0:
             raise self._expired()
@@ -104,10 +108,12 @@ class Conversation:
         self.sock.sendall(data)
 
     def send(self, data: bytes) -> int:
+        """Send all of ``data`` (as ``sendall``); its length."""
         self.sendall(data)
         return len(data)
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        """A file to read lines from (``readline(limit)``), bytes only, within the bounds."""
         if "b" not in mode or "w" in mode:
             raise ValueError(f"a Conversation reads bytes only, not {mode!r}")
         self._readers += 1
@@ -117,12 +123,15 @@ class Conversation:
         """The clients set their own per-read timeouts; the conversation's bounds rule."""
 
     def gettimeout(self) -> float:
+        """The seconds left before the deadline."""
         return max(self._remaining(), 0.0)
 
     def fileno(self) -> int:
+        """The socket's file descriptor."""
         return self.sock.fileno()
 
     def shutdown(self, how: int) -> None:
+        """Shut the socket down, as a socket's ``shutdown``."""
         self.sock.shutdown(how)
 
     def close(self) -> None:

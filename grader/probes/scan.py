@@ -18,14 +18,18 @@ from grader.probes import Outside, Probe
 
 @dataclass(frozen=True)
 class Scan:
+    """What a port scan found: how it scanned (``source``) and each port's state."""
+
     source: str  # how the ports were scanned, as the evidence shows it
     states: dict[str, str]  # port (as text: JSON keys are text) -> open, closed, filtered ...
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Scan:
+        """The scan as an evidence archive recorded it."""
         return cls(str(record["source"]), {str(k): str(v) for k, v in record["states"].items()})
 
     def state(self, port: int) -> str:
+        """The state of ``port`` ("unknown" when the scan did not cover it)."""
         return self.states.get(str(port), "unknown")
 
 
@@ -144,7 +148,14 @@ class ClassScan:
 
 class PortState(Probe):
     """``outside.port_state(port)``: nmap's state of a TCP port seen from the grading machine
-    (open, closed, filtered ...). One scan covers the rubric's [outside] ports."""
+    (open, closed, filtered ...). One scan covers the rubric's [outside] ports.
+
+    Returns: the state, as nmap words it ("open", "closed", "filtered" ...).
+
+    Evidence: the scan (``nmap -sS -Pn -p PORTS ADDRESS``) and the states it found.
+
+    The prover mutates: whatever listens on the port, stopped (on the simulator, a VM of its
+    own; never port 22, the grader's own way in)."""
 
     name = "port_state"
     Answer = Scan
@@ -190,7 +201,9 @@ class PortState(Probe):
 class UdpPortState(Probe):
     """``outside.udp_port_state(port)``: nmap's state of a UDP port (open, open|filtered,
     closed ...). Needs nmap and root on the grading machine; a DNS or other query that gets an
-    answer tells more than a UDP scan can."""
+    answer tells more than a UDP scan can.
+
+    Returns: the state, as nmap words it. Evidence: the scan and the states it found."""
 
     name = "udp_port_state"
     Answer = Scan

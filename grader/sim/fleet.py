@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from grader.sim.scenario import Scenario
-from grader.sim.vm import VM, Network
+from grader.sim.vm import VM, Network, SimNet
 
 PASSWORD = "Sim-lab-pw6"  # root's on every simulated VM, and its lab user's (the scenario's)
 PROJECT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,10 @@ class Fleet:
         scenarios: Mapping[str, Scenario] | None = None,
         grading_vars: Mapping[str, str] | None = None,
         workers: int = 8,
+        net: SimNet | None = None,
     ) -> None:
         self.scenarios = dict(scenarios or {})
+        self.net = net  # the simulator network (None: GRADER_SIM_NET's)
         self.workers = workers
         self.workdir = Path(tempfile.mkdtemp(prefix="labsim-"))
         self.identity = self.workdir / "id_grader"
@@ -63,7 +65,7 @@ class Fleet:
         self._installed: bytes | None = None  # the first VM's venv, as base64 of a .tar.gz
 
     def __enter__(self) -> Fleet:
-        self.network = Network()
+        self.network = Network(self.net)
         return self
 
     def __exit__(
@@ -96,6 +98,7 @@ class Fleet:
             password=self.password,
             host_key_file=host_key_file,
             machine_id=machine_id,
+            net=self.net,
         )
         self.vms.append(vm)
         return vm
@@ -191,11 +194,11 @@ class Fleet:
             self.network = None
 
     @staticmethod
-    def take_down(state: Path) -> int:
-        """Remove VMs left running by ``keep_running`` (and any other leftovers), once no
-        simulator run holds the network (never from under one that is running)."""
-        with Network.held():
-            Network.remove_leftovers()
+    def take_down(state: Path, net: SimNet | None = None) -> int:
+        """Remove VMs left running by ``keep_running`` (and any other leftovers) on ``net``,
+        once no simulator run holds the network (never from under one that is running)."""
+        with Network.held(net):
+            Network.remove_leftovers(net)
         count = 0
         if state.exists():
             found = json.loads(state.read_text())
@@ -205,6 +208,7 @@ class Fleet:
         return count
 
     def close(self) -> None:
+        """Stop every VM of the fleet and take its network down."""
         try:
             for vm in self.vms:
                 vm.close()

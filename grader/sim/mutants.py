@@ -39,8 +39,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: A file with more active lines than this gets no line mutants (it is generated, not edited)
 MAX_LINES = 60
+"""A file with more active lines than this gets no line mutants (it is generated, not
+edited)."""
 #: Where file mutants keep the originals (inside the VM): one copy per mutant, named after it,
 #: kept until the VM is graded again at the end of the proof and gives the reference's verdicts
 BACKUPS = "/root/.grade-prove"
@@ -65,6 +66,10 @@ _WAY_IN = re.compile(
 
 @dataclass(frozen=True)
 class Mutant:
+    """One small change a student could make to the VM done right, with its undo: derived
+    from what a grading's checks read, or one of a pack's own (``MUTANTS`` in its scenarios
+    module). ``grade prove --mutants`` applies each, grades, and undoes it."""
+
     id: str  # unique, short: "ftpusers:3:comment"
     description: str  # in words: "/etc/ftpusers line 3 (root) commented out"
     apply: str  # a shell script run inside the VM as root
@@ -222,11 +227,11 @@ class LineChange:
     script: Callable[[str], str]  # the shell that makes the change, given the path quoted
 
 
-#: A pack's own kind of line mutant, for its files' syntax: given every line of a file, the
-#: changes it makes of them (none: the file is not of its syntax). A change of a line that is
-#: not active (a commented-out one made present) comes before the lines commented out; one of an
-#: active line right after that line is commented out.
 LineKind = Callable[[Sequence[Line]], Iterable[LineChange]]
+"""A pack's own kind of line mutant, for its files' syntax: given every line of a file, the
+changes it makes of them (none: the file is not of its syntax). A change of a line that is not
+active (a commented-out one made present) comes before the lines commented out; one of an
+active line right after that line is commented out."""
 
 
 #: The shell that keeps a file mutant's original ({backup}, {path}: quoted), never over another

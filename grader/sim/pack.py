@@ -13,6 +13,7 @@ from grader.base.errors import InputError
 from grader.sim.fleet import Fleet
 from grader.sim.mutants import LineKind, Mutant
 from grader.sim.scenario import Scenario
+from grader.sim.vm import SimNet
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,11 @@ class PackScenarios:
     reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
     mutants: tuple[Mutant, ...] = ()  # the pack's own kinds, besides the derived ones
     line_kinds: tuple[LineKind, ...] = ()  # its own kinds of line mutant (its files' syntax)
+    net: SimNet | None = None  # the simulator network its VMs boot on (None: the default)
 
-    def fleet(self) -> Fleet:
-        return Fleet(self.scenarios, self.grading_vars)
+    def fleet(self, net: SimNet | None = None) -> Fleet:
+        """Its VMs' fleet, on ``net`` (None: the simulator network GRADER_SIM_NET gives)."""
+        return Fleet(self.scenarios, self.grading_vars, net=net or self.net)
 
 
 def load_scenarios(rubric: Path, live: bool = False) -> PackScenarios:

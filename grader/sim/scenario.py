@@ -11,6 +11,10 @@ from grader.sim.vm import VM
 
 @dataclass(frozen=True)
 class Scenario:
+    """A way a student may have done the lab: ``build`` makes a booted VM so (as root, with
+    ``vm.sh``), and ``expected`` says the status every check must give on it (pass, fail,
+    error, skipped), which ``grade prove`` holds the pack to."""
+
     name: str
     description: str
     build: Callable[[VM], None]

@@ -12,7 +12,7 @@ from typing import IO, Any
 from grader.sim.fleet import Fleet
 from grader.sim.mutants import Mutant
 from grader.sim.scenario import Scenario
-from grader.sim.vm import NETWORK, VM
+from grader.sim.vm import DEFAULT, VM
 
 
 class SimWatch:
@@ -77,5 +77,5 @@ def boot(
         watch.booted(vm, done, len(names), seconds)
 
     vms = fleet.boot(names, booted=booted)
-    watch.ready(len(vms), time.monotonic() - started, f"{NETWORK}.0/24")
+    watch.ready(len(vms), time.monotonic() - started, (fleet.net or DEFAULT).cidr)
     return vms

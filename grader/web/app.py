@@ -1,19 +1,24 @@
 """``grade serve``'s application: the course's pages and API behind the session, CSRF and
 security-header layers, and the workers that grade what is asked for.
 
-The workers are threads of the serve process (``--graders N``): each takes the next request
-from the book's queue and grades it. Stopped (Ctrl-C, SIGTERM), the server takes no more
-requests and waits for the gradings under way to end (each is bounded by the grading's time
-limit); a grading cut short records nothing, and its request is taken again by the next
-worker to start, since its lease ends. None is lost, none is recorded twice.
+The graders (``--graders N``: gradings at once) run in a process of their own, started with
+the server: they take the next requests of one lab from the book's queue and grade them as one
+class run. Stopped (Ctrl-C, SIGTERM), the server takes no more requests and waits for the
+gradings under way to end (each is bounded by the grading's time limit); a grading cut short
+records nothing, and its request is taken again by the next grader to start, since its lease
+ends. None is lost, none is recorded twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
+import multiprocessing
 import os
 import secrets
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -74,14 +79,19 @@ def secret_of(folder: Path) -> str:
 
 
 class Workers:
-    """The serve process's graders: threads taking requests from the queue."""
+    """Graders taking requests from the queue: a few loops (threads), each taking the next
+    requests of one lab, up to its share of ``graders``, and grading them as one class run
+    (as ``grade course run`` grades a class: its hosts at once)."""
 
     def __init__(self, course: Gradebook, config: WebConfig) -> None:
         self.course, self.config = course, config
         self.stop = threading.Event()
+        loops = min(max(config.graders, 0), LOOPS)
+        self.most = math.ceil(config.graders / loops) if loops else 0
+        self.connection = dataclasses.replace(config.connection, workers=max(self.most, 1))
         self.threads = [
             threading.Thread(target=self._work, args=(n,), name=f"grader-{n}", daemon=True)
-            for n in range(config.graders)
+            for n in range(loops)
         ]
 
     def start(self) -> None:
@@ -89,14 +99,14 @@ class Workers:
             thread.start()
 
     def _work(self, n: int) -> None:
-        name = f"serve {os.uname().nodename} pid {os.getpid()} #{n}"
+        name = f"{os.uname().nodename} pid {os.getpid()} #{n}"
         while not self.stop.is_set():
             try:
-                done = work_one(self.course.fresh(), name, self.config.connection,
-                                self.config.lease)  # fmt: skip
+                done = work_one(self.course.fresh(), name, self.connection, self.config.lease,
+                                self.most)  # fmt: skip
             except Exception:  # the book unreachable for a moment: try again shortly
-                done = None
-            if done is None:
+                done = []
+            if not done:
                 self.stop.wait(self.config.poll)
 
     def join(self) -> None:
@@ -133,17 +143,39 @@ class Outbox(threading.Thread):
             super().join(timeout)
 
 
+#: Loops taking requests at once: one slow VM holds its own class run, not every request
+LOOPS = 2
+
+
+def graders(config: WebConfig, stop: Any) -> None:
+    """The serve process's graders, in a process of their own (``stop``: a multiprocessing
+    Event the server sets when it stops): the pages stay quick while a class is graded (one
+    Python process would share its one interpreter lock between both). Ctrl-C reaches the
+    server, which stops this after its gradings end; SIGTERM (systemd stops the whole group)
+    does the same here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with open_course(config.where, Actor("web"), create=True) as course:
+        workers = Workers(course, config)
+        workers.start()
+        stop.wait()
+        workers.join()
+
+
 def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     """The ASGI application serving the course ``config.where`` (or an open ``course``)."""
     opened: contextlib.ExitStack = contextlib.ExitStack()
     if course is None:
         course = opened.enter_context(open_course(config.where, Actor("web"), create=True))
-    workers = Workers(course, config)
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    process = context.Process(target=graders, args=(config, stop), name="grader-graders")
     sender = Outbox(course, config.lms_every)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        workers.start()
+        if config.graders > 0:
+            process.start()
         if course.course.lti and config.lms_every > 0:
             sender.start()
         if course.course.lti and not lti.keys_made(course):
@@ -156,7 +188,11 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
         finally:
             from anyio import to_thread  # lazy: only a stopping server waits so
 
-            await to_thread.run_sync(workers.join)
+            if config.graders > 0:
+                stop.set()
+                await to_thread.run_sync(process.join, config.connection.host_timeout + 90)
+                if process.is_alive():
+                    process.terminate()
             await to_thread.run_sync(sender.join, 30.0)
             opened.close()
 
@@ -178,7 +214,6 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     app.router.redirect_slashes = False  # a redirect names no host the request gave
     app.state.course = course
     app.state.title = course.course.title
-    app.state.workers = workers
     app.state.secret = secret_of(course.course.folder).encode()
     app.state.store = store
     app.state.public_url = config.public_url.rstrip("/")

@@ -174,7 +174,7 @@ class Book(Store):
             originals = {
                 row.id: row
                 for row in connection.execute(
-                    sa.select(runs.c.id, runs.c.batch, runs.c.kind, runs.c.asked_at).where(
+                    sa.select(runs.c.id, runs.c.batch, runs.c.kind).where(
                         runs.c.id.in_(list(latest))
                     )
                 )
@@ -206,7 +206,7 @@ class Book(Store):
                 original, parse_utc(row.graded_at), row.status, row.max_score,
                 tuple(outcomes), spec, sha, row.run, row.report_path, originals[original].batch,
                 originals[original].kind,
-                parse_utc(originals[original].asked_at) if originals[original].asked_at else None,
+                parse_utc(row.asked_at) if row.asked_at else None,
             )  # fmt: skip
             gradings.append(grading)
         return gradings

@@ -35,8 +35,6 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         *([sa.Column("grader_version", sa.String(40))] if schema >= 2 else []),
         # the shards of one class grading share a batch (None: a run of its own)
         *([sa.Column("batch", sa.String(100))] if schema >= 3 else []),
-        # a student's request from the web: when they asked (lateness is judged by it)
-        *([sa.Column("asked_at", sa.String(32))] if schema >= 8 else []),
     )
     reports = sa.Table(
         "reports",
@@ -61,6 +59,8 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
             if schema >= 3
             else []
         ),
+        # a student's request from the web: when they asked (lateness is judged by it)
+        *([sa.Column("asked_at", sa.String(32))] if schema >= 8 else []),
     )
     checks = sa.Table(
         "checks",
@@ -466,7 +466,7 @@ def _schema_7(connection: sa.Connection, root: Path | None) -> None:
 def _schema_8(connection: sa.Connection, root: Path | None) -> None:
     """The course on the web: sign-in links, sessions, the queue of gradings asked for, labs
     released; when a request's student asked."""
-    connection.execute(sa.text("ALTER TABLE runs ADD COLUMN asked_at VARCHAR(32)"))
+    connection.execute(sa.text("ALTER TABLE reports ADD COLUMN asked_at VARCHAR(32)"))
     eighth = sa.MetaData()
     _define(eighth, 8)
     for name in ("sign_ins", "web_sessions", "requests", "releases"):

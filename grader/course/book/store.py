@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -149,15 +149,16 @@ class Store:
         rubric: Any = None,
         batch: str | None = None,
         trusted: dict[str, tuple[str, str]] | None = None,
-        asked_at: datetime | None = None,
+        asked_at: Mapping[str, datetime] | None = None,
         also: Callable[[sa.Connection, int], None] | None = None,
     ) -> int:
         """Record a run's folder (its reports as read), in one transaction; returns its id.
         ``rubric`` (grader.engine.rubric.Rubric): the lab's, kept so its gradings can be
         scored as it scored them (and replayed: its code is kept too). ``trusted``: the reports
         an import takes without a replay, by student: (why not, staff's reason). ``asked_at``:
-        when the student asked for this grading (a request from the web). ``also``: more to
-        write in the same transaction (given it and the run's id; raising undoes it all)."""
+        when each student asked for this grading (requests from the web), by student.
+        ``also``: more to write in the same transaction (given it and the run's id; raising
+        undoes it all)."""
 
         where = self.relative(folder)
         with self._begin() as connection:
@@ -178,7 +179,6 @@ class Store:
                 recorded_by=self.by,
                 grader_version=__version__,
                 batch=batch,
-                asked_at=utc(asked_at) if asked_at is not None else None,
             )
             for path, report in found:
                 evidence = archive_path(path)
@@ -198,6 +198,7 @@ class Store:
                     rubric_sha256=report.rubric.sha256,
                     evidence_sha256=report.evidence_sha256,
                     host=report.host,
+                    asked_at=_asked(asked_at, report.student),
                 )
                 shown = [
                     {"report_id": report_id, "kind": kind, "value": value}
@@ -469,6 +470,12 @@ class Store:
                 yield connection
         except sa.exc.SQLAlchemyError as e:
             raise InputError(f"gradebook {_shown(self.url)}: {_first_line(e)}") from None
+
+
+def _asked(asked_at: Mapping[str, datetime] | None, student: str | None) -> str | None:
+    """When ``student`` asked for this grading, as the book keeps it (None: nobody asked)."""
+    found = (asked_at or {}).get(student or "")
+    return utc(found) if found is not None else None
 
 
 def _insert(connection: sa.Connection, table: sa.Table, **values: Any) -> int:

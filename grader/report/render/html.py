@@ -4,6 +4,8 @@ string from the VM escaped (Jinja2 autoescape), so nothing in a mail subject eve
 from __future__ import annotations
 
 import functools
+import re
+import shlex
 
 import jinja2
 
@@ -16,6 +18,27 @@ from grader.report.render.text import not_checked, points
 #: Each status's column label, and its word in a count (the one table: grader.base.words)
 LABELS = {str(status): words.label for status, words in STATUS_WORDS.items()}
 WORDS = {str(status): words.counted for status, words in STATUS_WORDS.items()}
+
+
+#: The toolkit's safe read of a file (``p=PATH; if [ -L ...``), and the pattern of its lines
+_READ = re.compile(r"^p=('[^']*'|\S+); if \[ -L ")
+_PATTERN = re.compile(r"grep -n -a -E -e ('[^']*'|\S+)")
+
+
+def asked(source: str) -> str:
+    """What a check asked, as the evidence heads it: a safe read as ``read PATH`` (and the
+    pattern of the lines it picked), not the shell line that reads it safely; anything else
+    as it was asked. The JSON report and the evidence archive keep the whole line."""
+    read = _READ.match(source)
+    if read is None:
+        return source
+    try:
+        path = shlex.split(read.group(1))[0]
+        pattern = _PATTERN.search(source)
+        lines = f", the lines matching {shlex.split(pattern.group(1))[0]}" if pattern else ""
+    except ValueError:  # not quoted as the toolkit quotes: shown as it is
+        return source
+    return f"read {path}{lines}"
 
 
 @functools.cache
@@ -51,5 +74,6 @@ def render(report: Report, **_: object) -> str:
             words=WORDS,
             points=points,
             not_checked=not_checked(report),
+            asked=asked,
         )
     )

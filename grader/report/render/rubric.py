@@ -56,4 +56,6 @@ def render(rubric: Rubric, color: bool = False, width: int = 100, **_: object) -
         console.print(f"Cause {cause.id}: {cause.title}")
     for note in rubric.notes:
         console.print(Text(f"Note: {note}", style="yellow"))
+    for warning in rubric.warnings:
+        console.print(Text(f"Warning: {warning}", style="yellow"))
     return console.file.getvalue()  # type: ignore[attr-defined]
