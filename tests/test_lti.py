@@ -686,6 +686,30 @@ def test_a_score_the_lms_refuses_is_shown_to_staff_with_its_answer(tool, platfor
     assert "refused: amy basics 3: HTTP 400" in capsys.readouterr().out
 
 
+def test_a_grading_committed_after_a_later_one_was_seen_still_reaches_the_lms(
+    tool, platform, folder
+):
+    """On PostgreSQL two graders (the web's two loops, or grade worker) record their runs at
+    once: the run given the lower id may commit after the outbox has looked at the higher one.
+    Here that order is played on SQLite: amy's run is moved below the run the outbox saw."""
+    link = place(tool, platform)
+    launch(browser_of(tool), platform, "lms-amy-7f3a", link=link)
+    record(folder, "cat", "basics", ALL_PASS)  # run 1: seen by the outbox
+    feed_and_push(folder)
+    late = record(folder, "amy", "basics", ALL_PASS, when=START + timedelta(minutes=5))
+    book = book_of(folder)
+    try:
+        with book.engine.begin() as connection:
+            connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+            connection.execute(sa.text("UPDATE reports SET run_id = 0 WHERE run_id = :r"),
+                               {"r": late})  # fmt: skip
+            connection.execute(sa.text("UPDATE runs SET id = 0 WHERE id = :r"), {"r": late})
+    finally:
+        book.close()
+    assert feed_and_push(folder).sent == 1
+    assert [(s["userId"], s["scoreGiven"]) for s in scored(platform)] == [("lms-amy-7f3a", 3)]
+
+
 def test_sync_reads_the_results_back_and_sends_what_the_lms_lost(tool, platform, folder, capsys):
     link = place(tool, platform)
     launch(browser_of(tool), platform, "lms-amy-7f3a", link=link)

@@ -233,16 +233,36 @@ def _marker(connection: sa.Connection) -> dict[str, int]:
     def one(query: Any) -> int:
         return int(connection.execute(query).scalar() or 0)
 
-    return {
-        "runs": one(sa.select(sa.func.max(runs.c.id))),
-        "overrides": one(sa.select(sa.func.max(overrides.c.id))),
+    found = {
         "withdrawn": one(sa.select(sa.func.count(overrides.c.withdrawn_at))),
-        "drops": one(sa.select(sa.func.max(drops.c.id))),
         "undropped": one(sa.select(sa.func.count(drops.c.undone_at))),
-        "accepts": one(sa.select(sa.func.max(accepts.c.id))),
         "unaccepted": one(sa.select(sa.func.count(accepts.c.undone_at))),
-        "releases": one(sa.select(sa.func.max(releases.c.id))),
     }
+    for key, table in _ADDED.items():  # the newest id, and how many rows there are
+        found[key] = one(sa.select(sa.func.max(table.c.id)))
+        found[f"{key}_rows"] = one(sa.select(sa.func.count()).select_from(table))
+    return found
+
+
+#: The tables whose new rows change a mark (each row's id grows as rows are added)
+_ADDED = {"runs": runs, "overrides": overrides, "drops": drops, "accepts": accepts,
+          "releases": releases}  # fmt: skip
+
+
+def _only_above(connection: sa.Connection, marker: dict[str, int], seen: dict[str, Any]) -> bool:
+    """Whether every row added since ``seen`` has an id above the newest id seen then. Not so
+    on PostgreSQL when two recorders write at once: the row given the lower id may commit after
+    the outbox looked at the higher one (or a row was deleted): then every mark is looked at."""
+    for key, table in _ADDED.items():
+        before = seen.get(f"{key}_rows")
+        if not isinstance(before, int) or not isinstance(seen.get(key), int):
+            return False
+        above = connection.execute(
+            sa.select(sa.func.count()).select_from(table).where(table.c.id > seen[key])
+        ).scalar()
+        if marker[f"{key}_rows"] - before != int(above or 0):
+            return False
+    return True
 
 
 def changes(book: Book) -> tuple[dict[str, int], set[tuple[str, str]] | None, set[str]]:
@@ -258,6 +278,8 @@ def changes(book: Book) -> tuple[dict[str, int], set[tuple[str, str]] | None, se
             return marker, None, set()
         if marker == seen:
             return marker, set(), set()
+        if not _only_above(connection, marker, seen):
+            return marker, None, set()
         touched: set[tuple[str, str]] = set()
         for r in connection.execute(
             sa.select(reports.c.student, runs.c.lab)
