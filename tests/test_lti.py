@@ -317,6 +317,8 @@ def test_staff_place_a_lab_by_deep_link_with_its_line_item(tool, platform):
     assert item["type"] == "ltiResourceLink" and item["custom"] == {"lab": "basics"}
     assert item["lineItem"] == {"label": "basics: Lab 1: the basics", "scoreMaximum": 4.0,
                                 "resourceId": "basics", "tag": "grade"}  # fmt: skip
+    # opened in a window of its own (the tool's pages refuse frames): the platform is asked so
+    assert item["window"] == {"targetName": "_blank"}
     assert platform.items_of("basics")[0]["resourceLinkId"] == link
 
 

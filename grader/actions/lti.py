@@ -258,7 +258,7 @@ class DeepLinkForm:
 
 def deep_link(course: Gradebook, actor: Actor, request: DeepLinkRequest) -> DeepLinkForm:
     """The deep linking response placing a lab: a resource link to it, with its line item
-    (label, maximum points, the lab as its resourceId)."""
+    (label, maximum points, the lab as its resourceId), opened in a window of its own."""
     actor.must_be_staff("place labs in the LMS")
     lab = course.course.lab(request.lab).id
     rubric = course.rubric(lab)
@@ -268,6 +268,7 @@ def deep_link(course: Gradebook, actor: Actor, request: DeepLinkRequest) -> Deep
         "custom": {"lab": lab},
         "lineItem": {"label": title, "scoreMaximum": rubric.max_score, "resourceId": lab,
                      "tag": "grade"},
+        "window": {"targetName": "_blank"},  # a window of its own: the tool's pages refuse frames
     }  # fmt: skip
     moment = int(time.time())  # the LMS's clock
     settings = request.settings
