@@ -406,6 +406,9 @@ FORGED: dict[str, Callable[[Platform, str], str]] = {
     "expired": lambda p, n: p.sign(
         claims_for(p, n, iat=int(time.time()) - 3600, exp=int(time.time()) - 600)
     ),
+    "issued in the future": lambda p, n: p.sign(
+        claims_for(p, n, iat=int(time.time()) + 3600, exp=int(time.time()) + 4000)
+    ),
     "the wrong audience": lambda p, n: p.sign(claims_for(p, n, aud="another-tool", azp=None)),
     "the wrong azp": lambda p, n: p.sign(claims_for(p, n, aud=[p.client_id, "x"], azp="x")),
     "the wrong deployment": lambda p, n: p.sign(claims_for(p, n, **{DEPLOYMENT: "deployment-8"})),
