@@ -51,6 +51,7 @@ from tests.test_web import BASE, CHECKS, RUBRIC, START, at, browser_of, record, 
 DUE = "2026-12-02T12:00:00+00:00"
 ALL_PASS = {"sshd_runs": ("pass", "ok"), "hostname_file": ("pass", "ok"),
             "grader_only": ("fail", "hidden reason")}  # fmt: skip
+LIS_ROLES = "http://purl.imsglobal.org/vocab/lis/v2/"
 HOSTILE = "Eve <img src=x onerror=alert(1)> \x1b[31m\u202eevil"
 
 
@@ -343,6 +344,31 @@ def test_a_user_the_roster_lacks_gets_a_clear_page_and_staff_see_the_claim_as_te
     amy = browser_of(tool)
     launch(amy, platform, "lms-amy-7f3a", link=link)
     assert amy.get("/staff/lti").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("roles", "role"),
+    [
+        (["Learner"], "student"),  # the simple names LTI 1.3 lets a platform send
+        (["Instructor"], "staff"),
+        ([LIS_ROLES + "membership/Instructor#TeachingAssistant"], "staff"),
+        (["TeachingAssistant"], "staff"),
+        ([LIS_ROLES + "membership#Administrator"], "staff"),
+        ([LIS_ROLES + "membership#Mentor"], None),
+    ],
+)
+def test_roles_by_their_full_or_simple_names(tool, platform, roles, role):
+    link = place(tool, platform)
+    who = "lms-anna-0001" if role == "staff" else "lms-amy-7f3a"
+    platform.users[who].roles = roles
+    client = browser_of(tool)
+    answer = launch(client, platform, who, link=link)
+    if role is None:
+        assert answer.status_code == 403, answer.text
+        assert client.get("/api/me").status_code == 401
+    else:
+        assert answer.status_code == 303, answer.text
+        assert me(client)["role"] == role
 
 
 def test_staff_not_named_in_course_toml_are_not_let_in(tool, platform):

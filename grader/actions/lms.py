@@ -27,7 +27,7 @@ from grader.course import access
 from grader.course.config import LtiPlatform
 from grader.course.gradebook import Gradebook
 from grader.course.lti import outbox, services, store
-from grader.course.lti.launch import roster_match
+from grader.course.lti.launch import ROLES, role_of, roster_match
 
 log = logging.getLogger("grader.lti")
 
@@ -381,7 +381,7 @@ def _beside(
             if student is not None and student in subs and subs[student] != lms_id:
                 notes.append(f"its LMS id {lms_id} differs from the one their launch gave "
                              f"({subs[student]}): scores go to the launch's")  # fmt: skip
-            elif student is None and not any(r.endswith("#Learner") for r in roles):
+            elif student is None and role_of({ROLES: roles}) != "student":
                 pass  # staff of the LMS course: not on the roster, and need not be
             elif student is None:
                 notes.append(

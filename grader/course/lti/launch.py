@@ -45,6 +45,10 @@ STAFF_ROLES = {
     _LIS + "institution/person#Administrator", _LIS + "system/person#Administrator",
 }  # fmt: skip
 LEARNER = _LIS + "membership#Learner"
+#: The simple names of context roles LTI 1.3 lets a platform send instead (the roles claim is
+#: the platform's, signed: a name there is as trusted as a URI)
+SIMPLE_STAFF, SIMPLE_LEARNER = {"Instructor", "Administrator", "TeachingAssistant",
+                                "ContentDeveloper"}, "Learner"  # fmt: skip
 #: Custom parameters that would name a role: a launch carrying one is refused (a role comes
 #: from the roles claim, which the LMS sets, never from a parameter)
 ROLE_PARAMETERS = ("role", "roles", "lti_role", "staff", "is_staff", "instructor", "admin")
@@ -239,9 +243,9 @@ def role_of(claims: dict[str, Any]) -> str | None:
     """staff, student, or None (neither: a role the tool has no use for)."""
     roles = claims.get(ROLES) or []
     roles = [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
-    if any(r in STAFF_ROLES for r in roles):
+    if any(r in STAFF_ROLES or r in SIMPLE_STAFF for r in roles):
         return "staff"
-    return "student" if LEARNER in roles else None
+    return "student" if LEARNER in roles or SIMPLE_LEARNER in roles else None
 
 
 def claim_at(claims: dict[str, Any], path: str) -> str | None:
