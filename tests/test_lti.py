@@ -762,6 +762,7 @@ def test_members_from_the_lms_beside_the_roster(tool, platform, folder, capsys):
     platform.quirks.nrps_ids_differ = True
     link = place(tool, platform)
     launch(browser_of(tool), platform, "lms-amy-7f3a", link=link)
+    platform.users["lms-eve-6666"].roles = ["Learner"]  # a role's simple name, as LTI allows
     capsys.readouterr()
     assert main(["course", "members", "--from-lms", "--course", str(folder)]) == 0
     out = capsys.readouterr().out
@@ -770,7 +771,9 @@ def test_members_from_the_lms_beside_the_roster(tool, platform, folder, capsys):
         r"1001 differs from the one their launch gave \(lms-amy-7f3a\)",
         out,
     ), out
-    assert re.search(r"- +Eve .* \(not on the roster \(email 'eve@elsewhere\.example'\)\)", out)
+    assert re.search(r"- +Eve .* \[learner, .*\(not on the roster \(email "
+                     r"'eve@elsewhere\.example'\)\)", out), out  # fmt: skip
+    assert re.search(r"- +Anna Staff <anna@uni\.example> \[staff, LMS id", out), out
     # no email: ben is found by his SIS id, and the LMS's lack of an email is said
     assert re.search(
         r"ben +Ben Baker <> \[learner, LMS id lms-ben-91c2\]  \(the LMS gives no "

@@ -332,6 +332,12 @@ class Member:
     student: str | None  # the roster's student this member is (None: none)
     notes: list[str]  # what differs from the roster, or from the launch
 
+    @property
+    def kind(self) -> str:
+        """learner, staff, or other (by the roles' full or simple names, as a launch's)."""
+        return {"student": "learner", "staff": "staff"}.get(role_of({ROLES: self.roles}) or "",
+                                                           "other")  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Members:

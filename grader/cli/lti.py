@@ -89,8 +89,7 @@ def members(args: Given) -> int:
         for m in each.members:
             who = m.student or "-"
             notes = f"  ({'; '.join(m.notes)})" if m.notes else ""
-            kind = "staff" if not any(r.endswith("#Learner") for r in m.roles) else "learner"
-            _say(f"  {who:<12} {m.name} <{m.email}> [{kind}, LMS id {m.lms_id}]{notes}")
+            _say(f"  {who:<12} {m.name} <{m.email}> [{m.kind}, LMS id {m.lms_id}]{notes}")
         if each.missing:
             _say(f"  on the roster, not in the LMS course: {', '.join(each.missing)}")
     return ExitStatus.OK
