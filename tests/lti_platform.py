@@ -88,6 +88,7 @@ class Quirks:
     expired_before: float = 0.0  # a token issued before this time is "expired" (401)
     ignore_deep_link_lineitem: bool = False  # a deep link's line item is not made
     refuse_scores_of: set[str] = field(default_factory=set)  # userIds whose scores get 400
+    token_unavailable: bool = False  # its token address answers 503 (behind a proxy, down)
 
 
 class Platform:
@@ -289,6 +290,8 @@ class Platform:
 
     async def _token(self, request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
+        if self.quirks.token_unavailable:
+            return HTMLResponse("<h1>503 Service Unavailable</h1>", 503)
         try:
             answer = self.config().get_access_token(form)
         except Exception as e:  # the library's refusal: the tool's assertion was not good

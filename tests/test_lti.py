@@ -663,6 +663,22 @@ def test_the_lms_down_while_a_mark_changes_gets_the_score_once_it_is_up(
     assert [s["scoreGiven"] for s in scored(platform)] == [3]
 
 
+def test_a_token_address_that_answers_503_is_tried_again_not_taken_for_a_refusal(
+    tool, platform, folder, monkeypatch
+):
+    link = place(tool, platform)
+    launch(browser_of(tool), platform, "lms-amy-7f3a", link=link)
+    services.forget_tokens()
+    platform.quirks.token_unavailable = True
+    record(folder, "amy", "basics", ALL_PASS)
+    pushed = feed_and_push(folder)
+    assert (pushed.sent, pushed.refused, pushed.waiting) == (0, 0, 1)
+    platform.quirks.token_unavailable = False
+    at(START + timedelta(hours=1), monkeypatch)  # past the wait
+    assert feed_and_push(folder).sent == 1
+    assert [s["scoreGiven"] for s in scored(platform)] == [3]
+
+
 def test_line_items_are_bound_once_when_the_lms_ignores_the_deep_links_and_makes_one_per_ask(
     tool, platform, folder
 ):

@@ -68,6 +68,8 @@ def token(folder: Path, platform: LtiPlatform, scopes: tuple[str, ...], fresh: b
     status, _, body = _http("POST", platform.auth_token_url, form,
                             {"Content-Type": "application/x-www-form-urlencoded",
                              "Accept": "application/json"})  # fmt: skip
+    if status >= 500 or status == 429:  # the LMS down or busy: tried again, not a refusal
+        raise Unreachable(status, f"no access token: {_clip(body)}")
     found = _json(body)
     if (
         status != 200
