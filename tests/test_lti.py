@@ -733,6 +733,36 @@ def test_a_score_the_lms_refuses_is_shown_to_staff_with_its_answer(tool, platfor
     assert "refused: amy basics 3: HTTP 400" in capsys.readouterr().out
 
 
+def test_a_refused_score_is_sent_again_by_sync_resend_and_a_newer_mark_ends_the_refusal(
+    tool, platform, folder, capsys
+):
+    link = place(tool, platform)
+    launch(browser_of(tool), platform, "lms-amy-7f3a", link=link)
+    platform.quirks.refuse_scores_of = {"lms-amy-7f3a"}
+    record(folder, "amy", "basics", ALL_PASS)
+    assert feed_and_push(folder).refused == 1
+    platform.quirks.refuse_scores_of = set()  # staff put it right in the LMS
+    assert main(["book", "sync", "--no-read-back", "--course", str(folder)]) == 3  # as it was
+    capsys.readouterr()
+    assert main(["book", "sync", "--resend", "--no-read-back", "--course", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "refused:" not in out and "1 sent" in out, out
+    assert [s["scoreGiven"] for s in scored(platform)] == [3]
+    # refused again, then the mark changes and the new one is taken: the refusal is over
+    platform.quirks.refuse_scores_of = {"lms-amy-7f3a"}
+    assert main(["book", "override", "amy", "basics", "--mark", "2", "--reason", "r",
+                 "--course", str(folder)]) == 0  # fmt: skip
+    assert feed_and_push(folder).refused == 1
+    platform.quirks.refuse_scores_of = set()
+    assert main(["book", "override", "amy", "basics", "--mark", "2.5", "--reason", "r",
+                 "--course", str(folder)]) == 0  # fmt: skip
+    assert feed_and_push(folder).sent == 1
+    capsys.readouterr()
+    assert main(["book", "sync", "--no-read-back", "--course", str(folder)]) == 0
+    assert "refused:" not in capsys.readouterr().out
+    assert [s["scoreGiven"] for s in scored(platform)] == [3, 2.5]
+
+
 def test_a_grading_committed_after_a_later_one_was_seen_still_reaches_the_lms(
     tool, platform, folder
 ):

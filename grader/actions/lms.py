@@ -191,7 +191,7 @@ class Difference:
 
 @dataclass(frozen=True)
 class SyncRequest:
-    resend: bool = False  # send our score again where the LMS holds another
+    resend: bool = False  # send our score again where the LMS holds another, or refused it
     read_back: bool = True  # read the line items' results back
 
 
@@ -211,6 +211,9 @@ def sync(course: Gradebook, actor: Actor, request: SyncRequest) -> Synced:
     (and sent again with ``resend``)."""
     actor.must_be_staff("sync marks with the LMS")
     queued = feed(course, everything=True)
+    if request.resend:  # the scores the LMS refused, tried again (staff put the LMS right)
+        for entry in outbox.entries(course.book, (outbox.REFUSED,), limit=100_000):
+            outbox.put_again(course.book, entry)
     outbox.now_again(course.book)
     pushed = push(course, limit=100_000)
     differences: list[Difference] = []

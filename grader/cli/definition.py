@@ -1097,7 +1097,8 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
         "differently",
     )
     sync.add_argument("--resend", action="store_true", default=False,
-                      help="Send the book's mark where the LMS holds another.")  # fmt: skip
+                      help="Send the book's mark where the LMS holds another, or refused "
+                      "it (once the LMS is put right).")  # fmt: skip
     sync.add_argument("--no-read-back", dest="read_back", action="store_false", default=True,
                       help="Do not read the LMS's results back.")  # fmt: skip
     backup = action(

@@ -83,7 +83,7 @@ def latest(book: Book, student: str, lab: str) -> Entry | None:
 
 def put(book: Book, student: str, lab: str, score: dict[str, Any]) -> bool:
     """Queue ``score`` unless the last one queued for the student's lab is the same; an older
-    one still waiting is superseded. Whether it was queued."""
+    one still waiting, or refused, is superseded. Whether it was queued."""
     same = digest(score)
     moment = utc(now())
     with book.engine.begin() as connection:
@@ -103,7 +103,7 @@ def put(book: Book, student: str, lab: str, score: dict[str, Any]) -> bool:
         connection.execute(
             sa.update(outbox)
             .where(outbox.c.student == student, outbox.c.lab == lab,
-                   outbox.c.state == PENDING)
+                   outbox.c.state.in_((PENDING, REFUSED)))
             .values(state=SUPERSEDED)
         )  # fmt: skip
         connection.execute(
@@ -116,8 +116,8 @@ def put(book: Book, student: str, lab: str, score: dict[str, Any]) -> bool:
 
 
 def put_again(book: Book, entry: Entry) -> None:
-    """Queue a score sent before once more (the LMS lost it, or holds another), with a newer
-    time (the LMS keeps the newest)."""
+    """Queue a score sent (or refused) before once more (the LMS lost it, holds another, or
+    was put right), with a newer time (the LMS keeps the newest)."""
     score = {k: v for k, v in entry.score.items() if k != "userId"}
     score["timestamp"] = _stamp(now())
     moment = utc(now())
@@ -125,7 +125,7 @@ def put_again(book: Book, entry: Entry) -> None:
         connection.execute(
             sa.update(outbox)
             .where(outbox.c.student == entry.student, outbox.c.lab == entry.lab,
-                   outbox.c.state == PENDING)
+                   outbox.c.state.in_((PENDING, REFUSED)))
             .values(state=SUPERSEDED)
         )  # fmt: skip
         connection.execute(
