@@ -286,6 +286,30 @@ def test_lti_config_prints_what_each_lms_asks_for(folder, capsys):
                  "--course", str(folder)]) == 2  # fmt: skip
 
 
+def test_the_readme_shows_what_lti_config_prints_for_moodle_and_canvas(folder, capsys):
+    """The README's "From the LMS" prints each LMS's lti-config as the command prints it."""
+    toml = folder / "course.toml"
+    toml.write_text(toml.read_text().replace('title = "Systems 2026"',
+                                             'title = "Computer Systems 2026"'))  # fmt: skip
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    shown = {
+        which: block
+        for which, block in re.findall(
+            r"\$ grade serve lti-config --lms (\w+) --public-url https://grades\.example\.edu\n"
+            r"(.*?)\n *```",
+            readme,
+            re.S,
+        )
+    }
+    assert set(shown) == {"moodle", "canvas"}, list(shown)
+    for which, block in shown.items():
+        assert main(["serve", "lti-config", "--lms", which, "--public-url",
+                     "https://grades.example.edu", "--course", str(folder)]) == 0  # fmt: skip
+        printed = capsys.readouterr().out
+        indent = min(len(x) - len(x.lstrip()) for x in block.splitlines() if x.strip())
+        assert [x[indent:] for x in block.splitlines()] == printed.rstrip("\n").splitlines(), which
+
+
 # -- launches --------------------------------------------------------------------------------------
 
 
