@@ -263,6 +263,15 @@ def test_the_private_key_stays_in_the_course_folder_and_rotation_keeps_the_old_o
     assert body[:40] not in shown.replace("\n", "") and "PRIVATE" not in shown
 
 
+def test_two_rotations_in_one_second_keep_both_retired_keys_published(folder, tool):
+    client = browser_of(tool)
+    kids = [client.get("/lti/jwks").json()["keys"][0]["kid"]]
+    for _ in range(2):  # the clock stands still: the same second
+        assert main(["serve", "lti-keys", "--rotate", "--course", str(folder)]) == 0
+        kids.insert(0, keys.keys(folder)[0].kid)
+    assert [k["kid"] for k in client.get("/lti/jwks").json()["keys"]] == kids
+
+
 def test_lti_config_prints_what_each_lms_asks_for(folder, capsys):
     public = "https://grades.example.edu"
     assert main(["serve", "lti-config", "--lms", "moodle", "--public-url", public,

@@ -59,13 +59,27 @@ def keys(folder: Path) -> list[ToolKey]:
     found: list[ToolKey] = []
     if (where / CURRENT).is_file():
         found.append(ToolKey(_kid(_load(where / CURRENT)), where / CURRENT))
-    for path in sorted(where.glob("retired-*.pem"), reverse=True) if where.is_dir() else []:
+    retired = []
+    for path in where.glob("retired-*.pem") if where.is_dir() else []:
+        stamp, _, nth = path.stem.removeprefix("retired-").partition("-")
         try:
-            at = datetime.strptime(path.stem.removeprefix("retired-"), _STAMP)
+            at = datetime.strptime(stamp, _STAMP).replace(tzinfo=timezone.utc)
+            retired.append((at, int(nth or 0), path))
         except ValueError:
             continue
-        found.append(ToolKey(_kid(_load(path)), path, at.replace(tzinfo=timezone.utc)))
+    for at, _, path in sorted(retired, reverse=True):  # the latest retired first
+        found.append(ToolKey(_kid(_load(path)), path, at))
     return found
+
+
+def _retired_name(where: Path, moment: datetime) -> Path:
+    """A retired key's file: its time, and a number after it when that second has one."""
+    stamp = f"{moment.astimezone(timezone.utc):{_STAMP}}"
+    path, nth = where / f"retired-{stamp}.pem", 0
+    while path.exists():
+        nth += 1
+        path = where / f"retired-{stamp}-{nth}.pem"
+    return path
 
 
 def make(folder: Path, rotate: bool = False) -> tuple[ToolKey, list[Path]]:
@@ -77,7 +91,7 @@ def make(folder: Path, rotate: bool = False) -> tuple[ToolKey, list[Path]]:
     current = where / CURRENT
     moment = now()
     if current.exists() and rotate:
-        os.replace(current, where / f"retired-{moment.astimezone(timezone.utc):{_STAMP}}.pem")
+        os.replace(current, _retired_name(where, moment))
     if not current.exists():
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = private.private_bytes(
