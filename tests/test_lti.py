@@ -696,6 +696,19 @@ def test_the_lms_down_while_a_mark_changes_gets_the_score_once_it_is_up(
     assert [s["scoreGiven"] for s in scored(platform)] == [3]
 
 
+def test_the_server_sends_marks_by_itself_even_with_no_graders(platform, folder):
+    """grade serve --graders 0 (gradings by grade worker elsewhere) still sends the marks:
+    its outbox runs in the server's background process, beside the graders when it has any."""
+    with served(folder, lms_every=0.3) as (app, _):
+        link = place(app, platform)
+        launch(browser_of(app), platform, "lms-amy-7f3a", link=link)
+        record(folder, "amy", "basics", ALL_PASS)
+        deadline = time.monotonic() + 60
+        while not scored(platform) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert [s["scoreGiven"] for s in scored(platform)] == [3]
+
+
 def test_a_token_address_that_answers_503_is_tried_again_not_taken_for_a_refusal(
     tool, platform, folder, monkeypatch
 ):

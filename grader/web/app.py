@@ -7,6 +7,10 @@ class run. Stopped (Ctrl-C, SIGTERM), the server takes no more requests and wait
 gradings under way to end (each is bounded by the grading's time limit); a grading cut short
 records nothing, and its request is taken again by the next grader to start, since its lease
 ends. None is lost, none is recorded twice.
+
+A course registered with an LMS (course.toml's ``[[lti]]``) has its marks sent from the same
+process (the outbox, grader.actions.lms), even with no graders: looking at a whole class's
+marks is work the pages need not wait behind.
 """
 
 from __future__ import annotations
@@ -148,18 +152,28 @@ LOOPS = 2
 
 
 def graders(config: WebConfig, stop: Any) -> None:
-    """The serve process's graders, in a process of their own (``stop``: a multiprocessing
-    Event the server sets when it stops): the pages stay quick while a class is graded (one
-    Python process would share its one interpreter lock between both). Ctrl-C reaches the
+    """The serve process's graders (and the outbox of marks for the LMS), in a process of
+    their own (``stop``: a multiprocessing Event the server sets when it stops): the pages stay
+    quick while a class is graded (one Python process would share its one interpreter lock
+    between both). Ctrl-C reaches the
     server, which stops this after its gradings end; SIGTERM (systemd stops the whole group)
     does the same here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with open_course(config.where, Actor("web"), create=True) as course:
         workers = Workers(course, config)
+        sender = Outbox(course, config.lms_every)
         workers.start()
+        if sends(course, config):
+            sender.start()
         stop.wait()
         workers.join()
+        sender.join(30.0)
+
+
+def sends(course: Gradebook, config: WebConfig) -> bool:
+    """Whether the server sends marks to an LMS."""
+    return bool(course.course.lti) and config.lms_every > 0
 
 
 def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
@@ -170,14 +184,12 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     process = context.Process(target=graders, args=(config, stop), name="grader-graders")
-    sender = Outbox(course, config.lms_every)
+    background = config.graders > 0 or sends(course, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if config.graders > 0:
+        if background:
             process.start()
-        if course.course.lti and config.lms_every > 0:
-            sender.start()
         if course.course.lti and not lti.keys_made(course):
             logging.getLogger("grader.lti").warning(
                 "course.toml registers an LMS ([[lti]]) but the course has no LTI signing key: "
@@ -188,12 +200,11 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
         finally:
             from anyio import to_thread  # lazy: only a stopping server waits so
 
-            if config.graders > 0:
+            if background:
                 stop.set()
                 await to_thread.run_sync(process.join, config.connection.host_timeout + 90)
                 if process.is_alive():
                     process.terminate()
-            await to_thread.run_sync(sender.join, 30.0)
             opened.close()
 
     static = StaticFiles(packages=[("grader.web", "static")])
