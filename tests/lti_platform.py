@@ -167,6 +167,7 @@ class Platform:
             Route("/jwks", lambda r: JSONResponse(self.jwks())),
             Route("/course", self._course_page),
             Route("/course/launch", self._initiate),
+            Route("/course/add", self._add_page),
             Route("/auth", self._auth, methods=["GET", "POST"]),
             Route("/token", self._token, methods=["POST"]),
             Route("/ags/lineitems", self._lineitems, methods=["GET", "POST"]),
@@ -213,10 +214,20 @@ class Platform:
             f"{data['title']}</a></li>"
             for link, data in self.links.items()
         )
-        add = f'<a href="/course/launch?{urlencode({"user": user, "deep": "1"})}">Add the tool</a>'
+        add = f'<a href="/course/add?{urlencode({"user": user})}">Add the tool</a>'
         return HTMLResponse(
             f"<!DOCTYPE html><html lang=en><title>LMS course</title><main>"
             f"<h1>The LMS course</h1><ul>{items}</ul><p>{add}</p></main></html>"
+        )
+
+    def _add_page(self, request: Request) -> Response:
+        """Adding the tool: its deep linking picker in a frame of the LMS's page (as Moodle's
+        "Select content" and Canvas's assignment selection open it)."""
+        src = f"/course/launch?{urlencode({'user': request.query_params['user'], 'deep': '1'})}"
+        return HTMLResponse(
+            f"<!DOCTYPE html><html lang=en><title>Add the tool</title><main><h1>Add the tool"
+            f'</h1><iframe title="The tool" src="{src}" width="800" height="600"></iframe>'
+            f"</main></html>"
         )
 
     def _initiate(self, request: Request) -> Response:

@@ -177,23 +177,24 @@ def me(client: TestClient) -> dict[str, Any]:
 
 
 def place(tool: Any, platform: Platform, lab: str = "basics") -> str:
-    """Staff add the tool in the LMS and pick the lab: the deep linking response posted back to
-    the platform; the resource link it placed."""
+    """Staff add the tool in the LMS and pick the lab: the launch answers with the picker (a
+    form a lab, each posting its signed deep linking response to the LMS: nothing comes back
+    to the tool, so it works in the LMS's frame, where the tool has no cookie); the resource
+    link the platform placed."""
     anna = browser_of(tool)
     answer = launch(anna, platform, "lms-anna-0001", deep="1")
-    assert answer.status_code == 303 and answer.headers["location"] == "/lti/deep-link", answer.text
-    page = anna.get("/lti/deep-link")
-    assert page.status_code == 200 and f'value="{lab}"' in page.text
-    csrf = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
-    assert csrf is not None
-    sent = anna.post("/lti/deep-link", data={"csrftoken": csrf.group(1), "lab": lab})
-    assert sent.status_code == 200, sent.text
-    assert f"form-action {platform.url}" in sent.headers["content-security-policy"]
-    action = re.search(r'<form method="post" action="([^"]+)">', sent.text)
-    token = re.search(r'name="JWT" value="([^"]+)"', sent.text)
-    assert action is not None and token is not None
-    assert action.group(1) == f"{platform.url}/deep-link-return"
-    back = requests.post(action.group(1), data={"JWT": token.group(1)}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    policy = answer.headers["content-security-policy"]
+    assert f"form-action {platform.url};" in policy and f"frame-ancestors {platform.url};" in policy
+    assert "x-frame-options" not in answer.headers  # the LMS frames the picker
+    form = re.search(
+        r'<form method="post" action="([^"]+)">\s*<input type="hidden" name="JWT" '
+        rf'value="([^"]+)">\s*<button type="submit">Place {lab}: ',
+        answer.text,
+    )
+    assert form is not None, answer.text
+    assert form.group(1) == f"{platform.url}/deep-link-return"
+    back = requests.post(form.group(1), data={"JWT": form.group(2)}, timeout=10)
     assert back.status_code == 200, back.text
     return list(platform.links)[-1]
 
@@ -354,6 +355,13 @@ def test_staff_place_a_lab_by_deep_link_with_its_line_item(tool, platform):
     # opened in a window of its own (the tool's pages refuse frames): the platform is asked so
     assert item["window"] == {"targetName": "_blank"}
     assert platform.items_of("basics")[0]["resourceLinkId"] == link
+    # only the picker may be framed, and only by the LMS that asked for it
+    anna = browser_of(tool)
+    launch(anna, platform, "lms-anna-0001", link=link)
+    for path in ("/", "/staff/lti"):
+        answer = anna.get(path)
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+        assert answer.headers["x-frame-options"] == "DENY", path
 
 
 def test_a_user_the_roster_lacks_gets_a_clear_page_and_staff_see_the_claim_as_text(
@@ -483,6 +491,18 @@ FORGED: dict[str, Callable[[Platform, str], str]] = {
             **{
                 MESSAGE_TYPE: "LtiDeepLinkingRequest",
                 DEEP_LINKING: {"deep_link_return_url": f"{p.url}/deep-link-return"},
+            },
+        )
+    ),
+    "a deep link return address that is no address": lambda p, n: p.sign(
+        claims_for(
+            p,
+            n,
+            sub="lms-anna-0001",
+            **{
+                ROLES: [INSTRUCTOR],
+                MESSAGE_TYPE: "LtiDeepLinkingRequest",
+                DEEP_LINKING: {"deep_link_return_url": "https://lms.example; script-src *"},
             },
         )
     ),

@@ -41,6 +41,7 @@ from grader.course.lti.launch import (
     NotOnRoster,
     Refused,
     matched_value,
+    origin_of,
     return_url,
     role_of,
     roster_match,
@@ -241,47 +242,58 @@ def _context(course: Gradebook, launched: Launch) -> store.Context | None:
 
 
 @dataclass(frozen=True)
-class DeepLinkRequest:
-    settings: DeepLinking
+class DeepLinkForm:
+    """What the browser posts to the LMS to place a lab: the signed response, as field
+    ``JWT``."""
+
     lab: str
-    public_url: str
+    title: str
+    jwt: str
 
 
 @dataclass(frozen=True)
-class DeepLinkForm:
-    """What the browser posts back to the LMS: the signed response, as field ``JWT``."""
+class Picker:
+    """The labs staff may place, each a form posting straight to the LMS (``return_url``,
+    whose ``origin`` may frame the picker and receive its forms)."""
 
     return_url: str
-    jwt: str
-    title: str
+    origin: str
+    forms: list[DeepLinkForm]
 
 
-def deep_link(course: Gradebook, actor: Actor, request: DeepLinkRequest) -> DeepLinkForm:
-    """The deep linking response placing a lab: a resource link to it, with its line item
-    (label, maximum points, the lab as its resourceId), opened in a window of its own."""
+#: Seconds a picker's responses stay good (the LMS refuses them after)
+PICK_WITHIN = 600
+
+
+def picker(course: Gradebook, actor: Actor, settings: DeepLinking, public_url: str) -> Picker:
+    """The deep linking responses placing each lab: a resource link to it, with its line item
+    (label, maximum points, the lab as its resourceId), opened in a window of its own. They go
+    from the browser to the LMS, not back here: the picker works in the LMS's frame, where the
+    tool has no session."""
     actor.must_be_staff("place labs in the LMS")
-    lab = course.course.lab(request.lab).id
-    rubric = course.rubric(lab)
-    title = f"{lab}: {rubric.title}"
-    item = {
-        "type": "ltiResourceLink", "title": title, "url": f"{request.public_url}/lti/launch",
-        "custom": {"lab": lab},
-        "lineItem": {"label": title, "scoreMaximum": rubric.max_score, "resourceId": lab,
-                     "tag": "grade"},
-        "window": {"targetName": "_blank"},  # a window of its own: the tool's pages refuse frames
-    }  # fmt: skip
     moment = int(time.time())  # the LMS's clock
-    settings = request.settings
-    claims: dict[str, Any] = {
-        "iss": settings.client_id, "aud": settings.issuer, "iat": moment, "exp": moment + 300,
-        "nonce": secrets.token_urlsafe(16), DEPLOYMENT: settings.deployment_id,
-        MESSAGE_TYPE: "LtiDeepLinkingResponse", VERSION: "1.3.0",
-        "https://purl.imsglobal.org/spec/lti-dl/claim/content_items": [item],
-    }  # fmt: skip
-    if settings.data is not None:
-        claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"] = settings.data
-    log.info("LTI deep link: %s placed %s", actor.name, lab)
-    return DeepLinkForm(settings.return_url, keys.sign(course.course.folder, claims), title)
+    forms = []
+    for lab in course.course.labs:
+        rubric = course.rubric(lab)
+        title = f"{lab}: {rubric.title}"
+        item = {
+            "type": "ltiResourceLink", "title": title, "url": f"{public_url}/lti/launch",
+            "custom": {"lab": lab},
+            "lineItem": {"label": title, "scoreMaximum": rubric.max_score, "resourceId": lab,
+                         "tag": "grade"},
+            "window": {"targetName": "_blank"},  # a window of its own: the lab refuses frames
+        }  # fmt: skip
+        claims: dict[str, Any] = {
+            "iss": settings.client_id, "aud": settings.issuer, "iat": moment,
+            "exp": moment + PICK_WITHIN, "nonce": secrets.token_urlsafe(16),
+            DEPLOYMENT: settings.deployment_id, MESSAGE_TYPE: "LtiDeepLinkingResponse",
+            VERSION: "1.3.0", "https://purl.imsglobal.org/spec/lti-dl/claim/content_items": [item],
+        }  # fmt: skip
+        if settings.data is not None:
+            claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"] = settings.data
+        forms.append(DeepLinkForm(lab, title, keys.sign(course.course.folder, claims)))
+    log.info("LTI deep link: %s offered the labs to place in %s", actor.name, settings.issuer)
+    return Picker(settings.return_url, origin_of(settings.return_url), forms)
 
 
 # -- the tool's keys, and its registration with an LMS --------------------------------------------

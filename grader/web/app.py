@@ -299,7 +299,8 @@ class _TooLarge(Exception):
 
 
 def headers(app: Callable[..., Any]) -> Callable[..., Any]:
-    """``app`` with HEADERS on every HTTP response (a route's own policy kept)."""
+    """``app`` with HEADERS on every HTTP response (a route's own policy kept: one whose
+    frame-ancestors is not 'none' is not sent X-Frame-Options)."""
 
     async def with_headers(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -308,8 +309,12 @@ def headers(app: Callable[..., Any]) -> Callable[..., Any]:
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in HEADERS if k not in present]
+                given = {k.lower(): v for k, v in message.get("headers", [])}
+                extra = [(k, v) for k, v in HEADERS if k not in given]
+                policy = given.get(b"content-security-policy")
+                if policy is not None and b"frame-ancestors 'none'" not in policy:
+                    # a route that lets one origin frame it (the LTI picker): no DENY
+                    extra = [(k, v) for k, v in extra if k != b"x-frame-options"]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

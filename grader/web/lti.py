@@ -1,20 +1,24 @@
 """The LTI 1.3 tool's addresses: its JWKS (``/lti/jwks``), the OIDC login initiation
 (``/lti/login``, GET or POST), the launch (``/lti/launch``, a form POST), the deep linking
-pick (``/lti/deep-link``) and staff's view of launches and scores (``/staff/lti``).
+picker (the launch's answer to staff adding the tool) and staff's view of launches and scores
+(``/staff/lti``).
 
 The login and the launch come from the LMS (cross-site, no CSRF token of ours): what protects
 them is the launch's own checks (grader.actions.lti), and a cookie holding the login's state so
 that the launch is posted by the browser that began it. A launch opens the same session a
 sign-in link does: a new session id, the one before ended.
+
+Staff adding the tool (a deep linking request) get the picker as the launch's answer, no
+session: an LMS opens it in a frame of its page, where the tool's cookies may not be kept. Each
+lab is a form posting its signed response straight to the LMS; the picker alone may be framed,
+and only by the LMS that asked for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 import anyio.from_thread
 from starlette.requests import Request
@@ -25,7 +29,7 @@ from starsessions import get_session_id, regenerate_session_id
 from grader.actions import lms, lti
 from grader.actions.common import Actor
 from grader.base.errors import InputError
-from grader.web.render import course_of, form_of, guarded, page, private, refusal
+from grader.web.render import course_of, form_of, guarded, page, private
 
 if TYPE_CHECKING:
     from grader.course.gradebook import Gradebook
@@ -35,10 +39,6 @@ def state_cookie(state: str) -> str:
     """The cookie that holds a login's state: one a login, so that two launches begun in two
     tabs at once each find their own."""
     return "lti_state_" + hashlib.sha256(state.encode()).hexdigest()[:16]
-
-
-#: What a deep linking return address's host may be made of (it goes into a header)
-_NETLOC = re.compile(r"[A-Za-z0-9.:\[\]-]{1,300}")
 
 
 def keys_made(course: Gradebook) -> bool:
@@ -111,6 +111,8 @@ def launch(request: Request) -> Response:
         launched = lti.launch(course_of(request), made)
     except InputError as e:  # the state's cookie is kept: a refused launch used nothing up
         return _refused(request, e)
+    if launched.deep_linking is not None:
+        return _picker(request, launched.actor, launched.deep_linking, state)
     before = get_session_id(request)
     request.session.clear()
     regenerate_session_id(request)  # a new session id at sign-in: no session fixation
@@ -120,56 +122,22 @@ def launch(request: Request) -> Response:
     request.session["who"] = {"role": actor.role, "name": actor.name, "student": actor.student,
                               "via": "lti"}  # fmt: skip
     where = "/"
-    if launched.deep_linking is not None:
-        request.session["deep_linking"] = launched.deep_linking.__dict__
-        where = "/lti/deep-link"
-    elif launched.lab is not None and not actor.staff:
+    if launched.lab is not None and not actor.staff:
         where = f"/labs/{launched.lab}"
     response = RedirectResponse(where, status_code=303)
     response.delete_cookie(state_cookie(state), path="/lti/")
     return private(response)
 
 
-def _settings(request: Request) -> lti.DeepLinking | None:
-    found = request.session.get("deep_linking")
-    if not isinstance(found, dict):
-        return None
-    try:
-        return lti.DeepLinking(**found)
-    except TypeError:
-        return None
-
-
-@guarded(api=False)
-def deep_link_page(request: Request, actor: Actor, course: Gradebook) -> Response:
-    actor.must_be_staff("place labs in the LMS")
-    if _settings(request) is None:
-        return refusal(request, InputError("No deep link is under way: add the tool from the "
-                                           "LMS again."), api=False)  # fmt: skip
-    labs = [(lab, course.rubric(lab).title) for lab in course.course.labs]
-    return private(page(request, "lti_deep_link.html.j2", labs=labs))
-
-
-@guarded(api=False)
-def deep_link_pick(request: Request, actor: Actor, course: Gradebook) -> Response:
-    actor.must_be_staff("place labs in the LMS")
-    settings = _settings(request)
-    if settings is None:
-        return refusal(request, InputError("No deep link is under way: add the tool from the "
-                                           "LMS again."), api=False)  # fmt: skip
-    made = lti.deep_link(course, actor,
-                         lti.DeepLinkRequest(settings, form_of(request).get("lab", ""),
-                                             _public(request)))  # fmt: skip
-    where = urlsplit(made.return_url)
-    if where.scheme not in ("https", "http") or not _NETLOC.fullmatch(where.netloc):
-        return refusal(request, InputError("The LMS's return address is not one a form can "
-                                           "post to."), api=False)  # fmt: skip
-    request.session.pop("deep_linking", None)
-    response = private(page(request, "lti_deep_link_send.html.j2", form=made))
+def _picker(request: Request, actor: Actor, settings: lti.DeepLinking, state: str) -> Response:
+    """The labs to place, each a form to the LMS; framed by that LMS alone."""
+    found = lti.picker(course_of(request), actor, settings, _public(request))
+    response = private(page(request, "lti_deep_link.html.j2", picker=found))
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"form-action {where.scheme}://{where.netloc}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        f"form-action {found.origin}; frame-ancestors {found.origin}; base-uri 'none'"
     )
+    response.delete_cookie(state_cookie(state), path="/lti/")
     return response
 
 
@@ -183,7 +151,5 @@ ROUTES = [
     Route("/lti/jwks", jwks),
     Route("/lti/login", login, methods=["GET", "POST"]),
     Route("/lti/launch", launch, methods=["POST"]),
-    Route("/lti/deep-link", deep_link_page),
-    Route("/lti/deep-link", deep_link_pick, methods=["POST"]),
     Route("/staff/lti", staff_lti),
 ]

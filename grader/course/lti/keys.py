@@ -5,7 +5,7 @@ responses, its client assertions for a service token).
 
 One key signs (``tool.pem``). Rotation (``grade serve lti-keys --rotate``) makes a new one and
 keeps the one before as ``retired-<UTC time>.pem``: it stays in the JWKS for ``RETIRED_FOR``
-after (an LMS caches the JWKS; no token the tool signs lasts more than five minutes), and is
+after (an LMS caches the JWKS; no token the tool signs lasts more than ten minutes), and is
 deleted by the next ``grade serve lti-keys`` after that. JWTs are made by PyJWT (RS256 only).
 """
 

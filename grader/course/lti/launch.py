@@ -13,12 +13,13 @@ roster by the LMS user bound to them (``sub``) or, the first time, by the platfo
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 
@@ -233,10 +234,29 @@ def use(book: Book, launched: Launch, state: str) -> None:
         )
 
 
+#: What a deep linking return address's host may be made of (its origin goes into the
+#: picker's Content-Security-Policy: the form's action, and who may frame it)
+_NETLOC = re.compile(r"[A-Za-z0-9.:\[\]-]{1,300}")
+
+
 def _return_url(claims: dict[str, Any]) -> str | None:
     settings = claims.get(DEEP_LINKING)
     url = settings.get("deep_link_return_url") if isinstance(settings, dict) else None
-    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+    if not isinstance(url, str) or len(url) > 2000:
+        return None
+    try:
+        where = urlsplit(url)
+    except ValueError:
+        return None
+    if where.scheme not in ("https", "http") or not _NETLOC.fullmatch(where.netloc):
+        return None
+    return url
+
+
+def origin_of(url: str) -> str:
+    """A checked return address's origin (scheme://host[:port])."""
+    where = urlsplit(url)
+    return f"{where.scheme}://{where.netloc}"
 
 
 def role_of(claims: dict[str, Any]) -> str | None:
