@@ -70,7 +70,10 @@ def test_a_student_launches_from_the_lms_and_each_mark_reaches_its_line_item(
             staff.get_by_role("link", name="Add the tool").click()
             # the LMS opens the tool's picker in a frame of its page, as Moodle and Canvas do
             picker = staff.frame_locator("iframe[title='The tool']")
-            picker.get_by_role("button", name="Place basics: Lab 1: the basics").click()
+            button = picker.get_by_role("button", name="Place basics: Lab 1: the basics")
+            button.wait_for(timeout=30_000)
+            accessible(staff.frame(url=f"{site}/lti/launch"))
+            button.click()
             placed = picker.locator("h1")
             placed.filter(has_text="Placed").wait_for(timeout=30_000)
             assert "Placed: basics: Lab 1: the basics" in placed.inner_text()
