@@ -43,7 +43,7 @@ from typing import Any
 
 from grader.base.budget import EvidenceLimit, OutputLimit
 from grader.base.errors import CheckError
-from grader.base.evidence import command_in_words, note
+from grader.base.evidence import command_in_words, note, record
 from grader.base.numbers import number
 from grader.base.outcomes import fail, skip
 from grader.base.words import ErrorKind
@@ -76,6 +76,7 @@ __all__ = [
     "processes",
     "read_file",
     "read_lines",
+    "reads",
     "skip",
     "unreadable",
 ]
@@ -548,3 +549,13 @@ def read_lines(host: Any, path: str, pattern: str, limit: int = READ_LIMIT) -> L
             raise unreadable(what, n, raw, "NUMBER:LINE, in digits 0-9 (grep -n)")
         lines.append((value, text.decode("utf-8", errors="replace")))
     return Lines(path, tuple(lines), complete)
+
+
+def reads(host: Any, *paths: str) -> None:
+    """Say which files a command of the check reads (``visudo -c`` reads /etc/sudoers ...),
+    for ``grade prove --mutants`` on a VM without strace, where it cannot learn them itself.
+    Runs nothing on the VM; records one piece of evidence a file ("the check reads PATH"),
+    and the prover changes each file as one the check read directly (removed, emptied, its
+    lines commented out ...)."""
+    for path in paths:
+        record(f"the check reads {path}", "(declared by the check; nothing was run)")

@@ -2,10 +2,13 @@
 the lab done right, derived from what the checks read; a check weakened to pass whatever the
 VM holds is named as a survivor, and the command fails.
 
-Each run boots its own VMs on a simulator network of its own (GRADER_SIM_NET=2), beside the
+Each run boots its own VMs on a simulator network of its own (--sim-network), beside the
 session's. The live proofs (`--host`) run on a VM of the session's, one of their own: a proof
 whose connection is lost while a mutant is applied leaves the original on the VM and says
-where; a file reached through a symbolic link to sshd's folder is never changed."""
+where; sshd's configuration, even reached through a symbolic link, is changed only while a
+second login still opens with the change; what the grader's own login needs is changed only
+where the VM's owner allows it (--allow), and a change with which no second login opens is
+undone at once, through the open connection."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import pytest
 
 from grader.base.errors import ExitStatus
 from scenarios import SCENARIOS
-from tests.test_e2e_pack import readme_pack
+from tests.test_e2e_pack import DONE_RIGHT, readme_pack
 
 pytestmark = pytest.mark.vm
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,9 +38,12 @@ WEAKENED = '''    """root cannot use FTP."""
 
 
 def prove(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRADER_SIM_NET": "2", "GRADER_CACHE_DIR": str(tmp_path / "cache")}
+    """`grade prove --mutants` on a simulator network of its own beside the session's."""
+    net = int(os.environ.get("GRADER_SIM_NET") or 0)
+    env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
     return subprocess.run(
-        [sys.executable, "-m", "grader", "prove", "--mutants", *args],
+        [sys.executable, "-m", "grader", "prove", "--mutants", *args,
+         "--sim-network", f"198.19.{60 + net}.0/24"],
         env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
@@ -49,6 +55,9 @@ def test_every_check_of_lab6_is_killed_by_the_mutants_of_what_it_read(tmp_path):
     assert matrix["survivors"] == [] and matrix["problems"] == []
     assert all(matrix["killed"].values()) and len(matrix["killed"]) == 20
     assert not [m for m in matrix["mutants"] if m["error"] or m["not_applied"]]
+    # every check is killed by the first round (files read safely, ports, the pack's own): no
+    # mutant of what the checks' commands asked is needed, and the proof is as it was
+    assert len(matrix["mutants"]) == 86, [m["id"] for m in matrix["mutants"]]
     killers = {m["id"]: m for m in matrix["mutants"] if m["id"] in matrix["killed"][CHECK]}
     described = [m["description"] for m in killers.values()]
     assert "/etc/ftpusers removed" in described  # the file gone
@@ -90,8 +99,9 @@ MOTD = "Welcome to the VM of the tiny lab."
 def tiny_vm(fleet, tmp_path):
     """A VM of the test's own, prepared as the README's tiny lab done right, and its pack."""
     name = f"tiny-{tmp_path.name[-20:]}"
-    vm = fleet.boot([(name, SCENARIOS["untouched"])])[name]
-    vm.sh(f"rm -f /etc/motd && printf '%s\\n' {shlex.quote(MOTD)} > /etc/motd")
+    vm = fleet.boot([(name, SCENARIOS["complete"])])[name]
+    vm.sh(DONE_RIGHT)
+    assert vm.sh("cat /etc/motd").stdout == MOTD + "\n"
     yield vm, readme_pack(tmp_path / "tinylab")
     vm.close()
 
@@ -101,7 +111,7 @@ def test_a_live_proof_that_loses_its_vm_mid_mutant_keeps_the_original_there_and_
 ):
     vm, rubric = tiny_vm
     connect = ["--host", vm.address, "--rubric", str(rubric), "--identity", str(fleet.identity)]
-    assert grade(*connect, "--format", "json").report["score"] == 4  # the lab done right
+    assert grade(*connect, "--format", "json").report["score"] == 12  # the lab done right
     stop = threading.Event()
 
     def cut() -> None:
@@ -151,18 +161,18 @@ id = "alt_config"
 points = 1
 hint = "Keep sshd's configuration where /etc/alt leads."
 """
-ALT_CHECK = '''
+ALT_CHECK = """
 from grader.toolkit import read_file
 
 
 def test_alt_config(host):
-    """sshd's configuration is there, read through /etc/alt."""
+    \"""sshd's configuration is there, read through /etc/alt.\"""
     config = read_file(host, "/etc/alt/sshd_config")
     assert config is not None and config.text, "/etc/alt/sshd_config is missing or empty"
-'''
+"""
 
 
-def test_a_file_reached_through_a_symbolic_link_to_sshds_folder_is_never_changed_live(
+def test_sshds_configuration_even_through_a_link_is_changed_only_while_a_second_login_opens(
     grade, fleet, tiny_vm
 ):
     vm, rubric = tiny_vm
@@ -178,10 +188,58 @@ def test_a_file_reached_through_a_symbolic_link_to_sshds_folder_is_never_changed
     matrix = json.loads(run.stdout)
     mutants = {m["id"]: m for m in matrix["mutants"]}
     assert {"sshd_config:removed", "sshd_config:emptied"} <= set(mutants), run.stderr[-3000:]
-    for mutant in mutants.values():
-        assert "way in" in (mutant["not_applied"] or ""), mutant
-        assert "/etc/alt/sshd_config is /etc/ssh/sshd_config on the VM" in mutant["not_applied"]
-        assert mutant["changed"] is None and mutant["error"] is None
-    assert "way in" in matrix["not_proved"]["alt_config"]
+    # sshd reads its configuration when it starts, not at each login: a second login opened
+    # with each change, which was graded (and the check that reads it killed)
+    assert all(m["not_applied"] is None and m["error"] is None for m in mutants.values())
+    assert {"sshd_config:removed", "sshd_config:emptied"} <= set(matrix["killed"]["alt_config"])
     assert matrix["problems"] == [] and matrix["originals_kept"] == {}
-    assert vm.sh(state).stdout == before  # sshd's configuration untouched, no backup left
+    assert run.exit == ExitStatus.OK, run.stdout[-3000:] + run.stderr[-3000:]
+    assert vm.sh(state).stdout == before  # sshd's configuration as it was, no backup left
+
+
+KEYS_RUBRIC = """
+[[sections.items]]
+id = "key_kept"
+points = 1
+hint = "Keep root's authorized_keys."
+"""
+KEYS_CHECK = """
+from grader.toolkit import read_file
+
+
+def test_key_kept(host):
+    \"""root's authorized_keys holds a key.\"""
+    keys = read_file(host, "/root/.ssh/authorized_keys")
+    assert keys is not None and "ssh-" in keys.text, "root's authorized_keys holds no key"
+"""
+
+
+def test_the_logins_own_keys_change_only_where_allowed_and_a_change_that_shuts_the_door_is_undone_at_once(  # noqa: E501
+    grade, fleet, tiny_vm
+):
+    vm, rubric = tiny_vm
+    rubric.write_text(rubric.read_text() + KEYS_RUBRIC)
+    (rubric.parent / "checks" / "test_keys.py").write_text(KEYS_CHECK)
+    state = "sha256sum /root/.ssh/authorized_keys; stat -c '%a %U %s %Y' /root/.ssh/authorized_keys"
+    before = vm.sh(state).stdout
+    connect = ["--host", vm.address, "--rubric", str(rubric), "--identity", str(fleet.identity)]
+    held = json.loads(grade("prove", "--mutants", *connect, "--only", "key_kept",
+                            "--format", "json").stdout)  # fmt: skip
+    assert held["allowed"] == [] and "way in" in held["not_proved"]["key_kept"]
+    assert all("way in" in (m["not_applied"] or "") for m in held["mutants"])
+
+    run = grade("prove", "--mutants", *connect, "--only", "key_kept", "--allow", "/root/.ssh",
+                "--format", "json")  # fmt: skip
+    matrix = json.loads(run.stdout)
+    assert matrix["allowed"] == ["/root/.ssh"], run.stderr[-3000:]
+    mutants = {m["id"]: m for m in matrix["mutants"]}
+    # without its key, or with no key, no login opens: each such change undone at once
+    for shut in ("authorized_keys:removed", "authorized_keys:emptied",
+                 "authorized_keys:1:commented"):  # fmt: skip
+        assert "a second login did not open" in (mutants[shut]["not_applied"] or ""), shut
+        assert mutants[shut]["changed"] is None
+    assert matrix["problems"] == [], matrix["problems"]
+    assert vm.sh(state).stdout == before  # the keys as they were
+    assert grade(*connect, "--format", "json").report["score"] == 13  # and the door open
+    text = grade("prove", "--mutants", *connect, "--only", "key_kept", "--allow", "/root/.ssh")
+    assert "allowed by its owner (--allow): /root/.ssh" in text.stdout

@@ -13,6 +13,8 @@ from grader.base.errors import InputError
 from grader.base.proving import MutantsProved, MutantTried, ScenariosProved
 from grader.report.render import render
 from grader.sim import Line, LineChange, derive
+from grader.sim.facts import Facts
+from grader.sim.kinds import derive_asked
 from grader.sim.pack import load_scenarios
 
 READ = 'p=%s; if [ -L "$p" ]; then echo symlink; ... dd if="$p" iflag=nofollow ...'
@@ -108,12 +110,14 @@ def test_the_kill_matrix_is_drawn_from_its_record_with_what_a_vm_wrote_escaped()
     )
     shown = json.loads(render("kill_matrix_json", PROVED))
     assert list(shown) == ["rubric", "reference", "mutants", "killed", "survivors",
-                           "not_proved", "gaps", "problems", "originals_kept"]  # fmt: skip
+                           "not_proved", "gaps", "equivalent", "problems", "allowed",
+                           "originals_kept"]  # fmt: skip
     assert shown["reference"] == "live:198.18.0.9"
     assert shown["not_proved"] == {"banner": "sshd, the way in"}
     assert shown["mutants"][2] == {
         "id": "port22:stopped", "description": "port22:stopped done\x1b[2J",
         "read_by": ["banner"], "changed": None, "error": None, "not_applied": "sshd, the way in",
+        "equivalent": None,
     }  # fmt: skip
 
 
@@ -123,3 +127,28 @@ def test_a_scenarios_proof_is_drawn_from_its_record():
         "  x: fails in no scenario\n/p/rubric.toml: 1 problem(s) on 1 scenarios\n"
     )
     assert json.loads(render("proof_json", found))["problems"] == ["x: fails in no scenario"]
+
+
+def test_a_packs_own_kinds_of_what_a_check_asked_are_loaded_checked_and_used(tmp_path):
+    (tmp_path / "rubric.toml").write_text("")
+    scenarios = tmp_path / "scenarios.py"
+    scenarios.write_text("SCENARIOS = {}\nTOOLS = ()\nKINDS = {'users': [len]}\n")
+    with pytest.raises(InputError, match=r"scenarios\.py: KINDS: 'users' is none of read, "):
+        load_scenarios(tmp_path / "rubric.toml")
+    scenarios.write_text("SCENARIOS = {}\nTOOLS = ()\nKINDS = {'user': 'locked'}\n")
+    with pytest.raises(InputError, match=r"KINDS\['user'\] is a list of functions"):
+        load_scenarios(tmp_path / "rubric.toml")
+    scenarios.write_text(
+        "from grader.sim import Ground, Mutant\n\n"
+        "def locked(ground: Ground):\n"
+        "    name = ground.name\n"
+        "    yield Mutant(f'user:{name}:locked', f'{name} locked', f'passwd -l {name}',\n"
+        "                 f'passwd -u {name}', ground.read_by, touches=(f'user:{name}',))\n\n"
+        "SCENARIOS = {}\nTOOLS = ()\nKINDS = {'user': [locked]}\n"
+    )
+    pack = load_scenarios(tmp_path / "rubric.toml")
+    checks = [{"id": "bob", "evidence": [{"source": "id bob", "output": "[exit 0]\n"}]}]
+    facts = Facts(lambda script: (1, "", ""))  # a VM that has no bob in its files
+    made = {m.id: m for m in derive_asked(checks, facts, own=pack.kinds)}
+    assert made["user:bob:locked"].read_by == ("bob",)
+    assert made["user:bob:locked"].apply == "passwd -l bob"

@@ -30,6 +30,7 @@ from grader.sim.proof import PASSWORD_VAR, Place, session_place
 from grader.sim.prove import prove_scenarios
 from grader.sim.vm import VM
 from grader.sim.watch import ProofWatch, SimWatch
+from grader.sim.wayin import Login
 
 __all__ = [
     "VM",
@@ -93,6 +94,8 @@ class MutantsRequest:
     only: tuple[str, ...] = ()  # only the mutants of what these checks read; only they count
     limit: int | None = None  # grade at most this many mutants
     live: LiveVM | None = None
+    #: files or folders mutants may change though the grader's login reads them (--allow)
+    allowed: tuple[str, ...] = ()
 
 
 def check_mutants(pack: PackScenarios, only: tuple[str, ...], live: bool) -> Rubric:
@@ -120,14 +123,19 @@ def prove_mutants(
     any mutant (the live VM could not be reached, the reference did not get full marks)."""
     pack, live, watch = request.pack, request.live, watch or ProofWatch()
     rubric = check_mutants(pack, request.only, live is not None)
+    bad = [p for p in request.allowed if not p.startswith("/")]
+    if bad:
+        raise InputError(f"--allow {bad[0]}: a path on the VM is absolute (starts with /)")
     if live is None:
-        return mutants_proof.prove_mutants(pack, request.only, request.limit, watch)
+        return mutants_proof.prove_mutants(pack, request.only, request.limit, watch,
+                                           allowed=request.allowed)  # fmt: skip
     try:
         place, session = _live_place(live, pack, rubric)
     except HostError as e:
         return ProofStopped(f"{live.host} could not be reached: {e}", unreachable=True)
     try:
-        return mutants_proof.prove_mutants(pack, request.only, request.limit, watch, live=place)
+        return mutants_proof.prove_mutants(pack, request.only, request.limit, watch, live=place,
+                                           allowed=request.allowed)  # fmt: skip
     finally:
         session.close()
 
@@ -174,4 +182,11 @@ def _live_place(live: LiveVM, pack: PackScenarios, rubric: Rubric) -> tuple[Plac
         *[a for value in live.var_env for a in ("--var-env", value)],
         "--format", "json",
     ]  # fmt: skip
-    return session_place(live.host, session, argv, env), session
+    login = Login(str(connection.user), connection.sudo, connection.port)
+    options = setup.options
+
+    def opened() -> Any:  # a second login, as the first (sshd's configuration is tried with it)
+        assert options.known_hosts is not None
+        return connect(setup.target, options.known_hosts, options.connect_timeout)
+
+    return session_place(live.host, session, argv, env, login, opened), session

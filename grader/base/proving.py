@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -27,6 +27,8 @@ class MutantTried:
     changed: Mapping[str, str] | None  # check -> its new verdict (None: not graded with it)
     error: str | None  # why it was not graded (it could not be applied, the VM not graded)
     not_applied: str | None  # why it was withheld (None: it was applied)
+    #: why it was not graded though applied: no command the checks ran answered otherwise
+    equivalent: str | None = None
 
     @property
     def applied(self) -> bool:
@@ -48,6 +50,8 @@ class MutantsProved:
     problems: list[str]  # what went wrong on a VM (an undo that failed ...)
     originals_kept: dict[str, dict[str, str]]  # live VM -> file -> where its original is
     seconds: float  # how long the proof took
+    equivalent: list[str] = field(default_factory=list)  # mutants no command answered otherwise to
+    allowed: tuple[str, ...] = ()  # what --allow let mutants change though a login reads it
 
     @property
     def proved(self) -> bool:

@@ -705,6 +705,13 @@ def _subcommands(parser: Parser) -> None:
         help="--mutants: grade at most N mutants (default: all).",
     )  # fmt: skip
     proving.add_argument(
+        "--allow", action="append", metavar="PATH", default=[],
+        help="--mutants: let mutants change the files under PATH though the grader's own login "
+        "reads them (a throwaway VM's owner allowing more, e.g. /root/.ssh): each such change "
+        "is graded only while a second login still opens with it, and the proof's report "
+        "says what was allowed; repeat for more.",
+    )  # fmt: skip
+    proving.add_argument(
         "--expect", nargs="?", const=Path(), type=Path, metavar="FILE",
         help="Grade each VM an expected-verdicts file names (default: the pack's "
         "expected.toml): its [[vm]] tables, each a host (reached with the connection options "

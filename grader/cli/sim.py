@@ -235,6 +235,8 @@ def prove_command(args: Given) -> int:
     if not args.mutants:
         if args.only or args.max_mutants:
             raise InputError("--only and --max apply to grade prove --mutants")
+        if args.allow:
+            raise InputError("--allow applies to grade prove --mutants")
         proved = act.prove_pack(pack, watch)
         _render(console, "proof_json" if as_json else "proof", proved)
         return ExitStatus.NOT_ALL_PASSED if proved.problems else ExitStatus.OK
@@ -249,7 +251,8 @@ def prove_command(args: Given) -> int:
         )  # before the password is asked for
         live = act.LiveVM(args.host, connection_of(args), args.student,
                           tuple(args.variables), tuple(args.var_env))  # fmt: skip
-    done = act.prove_mutants(act.MutantsRequest(pack, only, args.max_mutants, live), watch)
+    allowed = tuple(args.allow or ())
+    done = act.prove_mutants(act.MutantsRequest(pack, only, args.max_mutants, live, allowed), watch)
     if isinstance(done, ProofStopped):
         _tell(watch.console, done.why)
         return ExitStatus.NOT_GRADED if done.unreachable else ExitStatus.NOT_ALL_PASSED

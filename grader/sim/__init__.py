@@ -13,7 +13,11 @@ running the lab's real daemons. A pack's ``scenarios.py`` (or ``scenarios/`` pac
   ``grade prove --mutants`` starts; ``MUTANTS`` (optional): mutants of the pack's own kinds,
   besides those derived from what its checks read; ``LINE_KINDS`` (optional): the pack's own
   kinds of line mutant, for its files' syntax (each a ``LineKind``: given a file's lines,
-  ``Line`` each, the changes it makes, ``LineChange`` each; see grader.sim.mutants).
+  ``Line`` each, the changes it makes, ``LineChange`` each; see grader.sim.mutants);
+  ``KINDS`` (optional): the pack's own kinds of mutant of what a check asked, by what was
+  asked ("user", "file", "service", "processes" ...: ``Asked``), each a ``Kind``: given a
+  ``Ground`` (what was asked, by which checks, and the reference VM), its ``Mutant`` each
+  (see grader.sim.kinds).
 
 ``grade sim up|down|demo`` and ``grade prove`` run them; the project's tests use the same.
 """
@@ -23,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from grader.sim.asked import Asked
 from grader.sim.fleet import Fleet
+from grader.sim.kinds import Ground, Kind
 from grader.sim.mutants import MAX_LINES, Line, LineChange, LineKind, Mutant, derive, described
 from grader.sim.scenario import Scenario, wait_for
 from grader.sim.vm import GATEWAY, NETWORK, VM, SimulatorError, missing_requirements
@@ -33,7 +39,10 @@ __all__ = [
     "MAX_LINES",
     "NETWORK",
     "VM",
+    "Asked",
     "Fleet",
+    "Ground",
+    "Kind",
     "Line",
     "LineChange",
     "LineKind",

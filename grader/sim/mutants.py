@@ -32,12 +32,15 @@ applies, on simulated VMs or over SSH.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from grader.sim.wayin import Unresolved as Unresolved
+from grader.sim.wayin import WayIn
+from grader.sim.wayin import normalised as normalised
 
 MAX_LINES = 60
 """A file with more active lines than this gets no line mutants (it is generated, not
@@ -54,14 +57,6 @@ _STOP = (
     '[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true; '
     "! ss -Hltn 'sport = :{port}' | grep -q LISTEN"
 )
-#: What the grader's own way in reads at each login (sshd's files, the accounts, PAM, sudo,
-#: the login's keys, the programs and libraries themselves): a mutant never changes them
-_WAY_IN = re.compile(
-    r"^/etc/(?:ssh|pam\.d|security|sudoers\.d)/"
-    r"|^/etc/(?:passwd|shadow|group|gshadow|nsswitch\.conf|sudoers|shells|hosts\.(?:allow|deny)"
-    r"|ld\.so\.[\w.]+)$"
-    r"|/\.ssh(?:/|$)|^/(?:s?bin|lib\w*|usr)/"
-)
 
 
 @dataclass(frozen=True)
@@ -77,51 +72,33 @@ class Mutant:
     read_by: tuple[str, ...] = ()  # the checks whose evidence it was derived from
     path: str = ""  # the file it changes, if it is a file mutant ("": something else)
     port: int = 0  # the TCP port whose listener it stops, if it stops one
-    backup: str = ""  # where on the VM it keeps the file as it was (a file mutant's)
+    backup: str = ""  # where on the VM it keeps what it changes as it was (file, or folder)
+    #: what of the grader's way in it may touch besides its path ("user:NAME", "group:NAME",
+    #: "member:USER:GROUP", "process:PROGRAM", "service:NAME", "port:N"): see grader.sim.wayin
+    touches: tuple[str, ...] = ()
+    #: the files it changes whose originals ``backup`` (a folder) keeps, each at its own path
+    #: inside it (a mutant of several files: the accounts, a package database)
+    kept: tuple[str, ...] = ()
+    #: the commands whose answers it should change: when none answers otherwise once it is
+    #: applied, it is equivalent (said so, and not graded)
+    watch: tuple[str, ...] = ()
 
 
-class Unresolved(Exception):
-    """A path whose real path on the VM could not be found (the message says why)."""
-
-
-def normalised(path: str) -> str:
-    """``path`` written plainly: repeated slashes one, ``.`` and ``..`` segments taken out
-    (``/etc//ssh``, ``/etc/ssh/../ssh``, ``/etc/./ssh`` are ``/etc/ssh``). As written, not as
-    the VM's symbolic links make it: see ``withheld``'s ``resolve``."""
-    return posixpath.normpath(re.sub("/+", "/", path))
-
-
-def withheld(mutant: Mutant, live: bool, resolve: Callable[[str], str] | None = None) -> str | None:
-    """Why ``mutant`` is not applied (None: it is). Never what cuts the grader's own way in,
-    its path tested written plainly and, with ``resolve`` (the path as the VM resolves it, its
+def withheld(
+    mutant: Mutant,
+    live: bool,
+    resolve: Callable[[str], str] | None = None,
+    way_in: WayIn | None = None,
+) -> str | None:
+    """Why ``mutant`` is not applied (None: it is). Never what cuts the grader's own way in
+    (``way_in``: derived from how it logs in; a root login with a key when not given), its
+    path tested written plainly and, with ``resolve`` (the path as the VM resolves it, its
     symbolic links followed: ``readlink -f``; raises Unresolved), as it really is there; a
     path that cannot be resolved is withheld. On a live VM, which must end as it started,
     never a mutant without an undo."""
-    if mutant.port == 22:
-        return "it would cut the grader's own way in (sshd)"
-    if mutant.path:
-        plain = normalised(mutant.path)
-        if not plain.startswith("/"):
-            return (
-                f"{mutant.path} is not an absolute path: where it leads depends on the "
-                "login's folder, which may be the grader's own way in"
-            )
-        shown = mutant.path if plain == mutant.path else f"{mutant.path}, that is {plain},"
-        if _WAY_IN.search(plain):
-            return f"it would cut the grader's own way in ({shown} is read at each login)"
-        if resolve is not None:
-            try:
-                real = resolve(mutant.path)
-            except Unresolved as e:
-                return (
-                    f"the real path of {mutant.path} on the VM could not be found ({e}): it "
-                    "may lead to a file the grader's own way in reads"
-                )
-            if _WAY_IN.search(normalised(real)):
-                return (
-                    f"it would cut the grader's own way in ({mutant.path} is {real} on the VM, "
-                    "read at each login)"
-                )
+    reason = (way_in or WayIn()).why(mutant, resolve)
+    if reason:
+        return reason
     if live and mutant.undo is None:
         return "it cannot be undone, and a live VM must end as it started"
     return None
@@ -241,18 +218,22 @@ _SAVE = (
     "&& cp -a -- {path} {backup}"
 )
 #: ... and puts it back, the backup kept, and says whether the file is the original again
-#: (where the VM has cmp: the final grading says so too)
+#: (a link: where it leads; a file, where the VM has cmp: the final grading says so too)
 _RESTORE = (
-    "rm -rf -- {path} && cp -a -- {backup} {path} && "
-    "{{ ! command -v cmp >/dev/null || cmp -s -- {backup} {path}; }}"
+    "rm -rf -- {path}.grade-prove-new && cp -a -- {backup} {path}.grade-prove-new && "
+    "{{ [ ! -d {path} ] || rm -rf -- {path}; }} && mv -f -- {path}.grade-prove-new {path} && "
+    '{{ if [ -L {backup} ]; then [ "$(readlink -- {backup})" = "$(readlink -- {path})" ]; '
+    "else ! command -v cmp >/dev/null || cmp -s -- {backup} {path}; fi; }}"
 )
 
 
-def backup_of(mutant_id: str, folder: str = BACKUPS) -> str:
-    """Where the mutant ``mutant_id`` keeps the original of its file: a name of its own in
-    ``folder``, made of its id (readable) and a digest of it (no two alike)."""
+def backup_of(mutant_id: str, folder: str = BACKUPS, path: str = "") -> str:
+    """Where the mutant ``mutant_id`` (of ``path``) keeps the original of what it changes: a
+    name of its own in ``folder``, made of its id (readable) and a digest of its id and path
+    (no two alike, even of two files of the same name)."""
     readable = re.sub(r"[^A-Za-z0-9_.-]", "_", mutant_id)[:60]
-    return f"{folder}/{readable}-{hashlib.sha256(mutant_id.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256(f"{mutant_id}\0{path}".encode() if path else mutant_id.encode())
+    return f"{folder}/{readable}-{digest.hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -262,6 +243,7 @@ class _File:
     path: str
     read_by: tuple[str, ...]
     folder: str
+    watch: tuple[str, ...] = ()  # the commands of the checks that read it (none: the toolkit's)
 
     @property
     def q(self) -> str:
@@ -277,10 +259,11 @@ class _File:
         description: str,
         change: str | Callable[[str], str],
         undo_first: str = "",
+        touches: tuple[str, ...] = (),
     ) -> Mutant:
         """``change``: the shell that makes the change (or makes it from the backup's path,
         quoted); ``undo_first``: what the undo does before the original is copied back."""
-        backup = backup_of(key, self.folder)
+        backup = backup_of(key, self.folder, self.path)
         quoted = {"folder": shlex.quote(self.folder), "backup": shlex.quote(backup),
                   "path": self.q}  # fmt: skip
         made = change(quoted["backup"]) if callable(change) else change
@@ -292,6 +275,8 @@ class _File:
             self.read_by,
             path=self.path,
             backup=backup,
+            touches=touches,
+            watch=self.watch,
         )
 
 
@@ -301,10 +286,11 @@ def _file_mutants(
     read_by: tuple[str, ...],
     folder: str = BACKUPS,
     kinds: Sequence[LineKind] = (),
+    watch: tuple[str, ...] = (),
 ) -> list[Mutant]:
     if text is None:  # not there (or not a regular file): nothing of it to change
         return []
-    file = _File(path, read_by, folder)
+    file = _File(path, read_by, folder, watch)
     q, name = file.q, file.name
     made = [
         file.mutant(f"{name}:removed", f"{path} removed", f"rm -f -- {q}"),
@@ -329,6 +315,11 @@ def _file_mutants(
     return made
 
 
+#: The account databases, whose lines are entries of the kind named (see grader.sim.wayin)
+_ENTRIES = {"/etc/passwd": "user", "/etc/shadow": "user", "/etc/group": "group",
+            "/etc/gshadow": "group"}  # fmt: skip
+
+
 def _line_mutants(file: _File, text: str, kinds: Sequence[LineKind]) -> list[Mutant]:
     """Each active line commented out, and the changes the pack's own ``kinds`` make of the
     lines (none for a file of more than MAX_LINES active lines)."""
@@ -340,11 +331,18 @@ def _line_mutants(file: _File, text: str, kinds: Sequence[LineKind]) -> list[Mut
     changes = [change for kind in kinds for change in kind(lines)]
     numbers = {line.number for line in active}
 
+    entries = _ENTRIES.get(normalised(path))  # an account database: a line is an entry
+
+    def touched(number: int) -> tuple[str, ...]:
+        first = lines[number - 1].text.split(":", 1)[0] if number <= len(lines) else ""
+        return (f"{entries}:{first}",) if entries and first else ()
+
     def made_of(change: LineChange) -> Mutant:
         return file.mutant(
             f"{name}:{change.number}:{change.kind}",
             f"{path} line {change.number} {change.says}",
             change.script(q),
+            touches=touched(change.number),
         )
 
     # what a check found absent, made present (a commented-out line back in) first
@@ -355,6 +353,7 @@ def _line_mutants(file: _File, text: str, kinds: Sequence[LineKind]) -> list[Mut
                 f"{name}:{line.number}:commented",
                 f"{path} line {line.number} commented out ({described(line.text)})",
                 f"sed -i '{line.number}s/^/#/' -- {q}",
+                touches=touched(line.number),
             )
         )
         made += [made_of(change) for change in changes if change.number == line.number]
@@ -415,10 +414,32 @@ def derive(
                 port=port,
             )
         )
-    unique: dict[str, Mutant] = {}
+    return list(unique(made).values())
+
+
+def unique(made: Iterable[Mutant], into: dict[str, Mutant] | None = None) -> dict[str, Mutant]:
+    """Each change once, by id (into ``into``): the same change made twice concerns the checks
+    of both; two changes of one id (of two files of the same name) get ids of their own."""
+    found = {} if into is None else into
     for mutant in made:
-        unique.setdefault(mutant.id, mutant)
-    return list(unique.values())
+        first = found.get(mutant.id)
+        if first is None:
+            found[mutant.id] = mutant
+        elif (first.apply, first.undo) == (mutant.apply, mutant.undo):
+            found[mutant.id] = replace(
+                first,
+                read_by=tuple(dict.fromkeys(first.read_by + mutant.read_by)),
+                watch=tuple(dict.fromkeys(first.watch + mutant.watch))
+                if first.watch and mutant.watch else (),
+            )  # fmt: skip
+        else:
+            key = f"{mutant.path}:{mutant.id.split(':', 1)[-1]}" if mutant.path else mutant.id
+            number = 1
+            while key in found:
+                number += 1
+                key = f"{key.rsplit('#', 1)[0]}#{number}"
+            found[key] = replace(mutant, id=key)
+    return found
 
 
 def judge(

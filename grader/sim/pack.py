@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from grader.base.errors import InputError
 from grader.sim.fleet import Fleet
@@ -27,6 +28,8 @@ class PackScenarios:
     reference: str = "complete"  # the scenario of the lab done right (mutants start from it)
     mutants: tuple[Mutant, ...] = ()  # the pack's own kinds, besides the derived ones
     line_kinds: tuple[LineKind, ...] = ()  # its own kinds of line mutant (its files' syntax)
+    #: its own kinds of mutant of what a check asked ("user", "file" ...: grader.sim.kinds)
+    kinds: Mapping[str, tuple[Callable[..., Any], ...]] = field(default_factory=dict)
     net: SimNet | None = None  # the simulator network its VMs boot on (None: the default)
 
     def fleet(self, net: SimNet | None = None) -> Fleet:
@@ -68,7 +71,24 @@ def load_scenarios(rubric: Path, live: bool = False) -> PackScenarios:
         raise InputError(f"{path}: LINE_KINDS holds functions (grader.sim.LineKind)")
     return PackScenarios(rubric, module.SCENARIOS, tuple(module.TOOLS),
                          dict(getattr(module, "GRADING_VARS", {})), reference, own,
-                         kinds)  # fmt: skip
+                         kinds, _own_kinds(path, getattr(module, "KINDS", {})))  # fmt: skip
+
+
+def _own_kinds(path: Path, given: Any) -> dict[str, tuple[Callable[..., Any], ...]]:
+    """A scenarios module's KINDS: {what was asked: [kind, ...]}, each kind a function."""
+    from grader.sim.asked import LISTED, NAMED  # lazy: start-up
+
+    known = (*NAMED, *LISTED)
+    if not isinstance(given, Mapping):
+        raise InputError(f"{path}: KINDS maps what a check asked to kinds (grader.sim.Kind)")
+    found = {}
+    for what, kinds in given.items():
+        if what not in known:
+            raise InputError(f"{path}: KINDS: {what!r} is none of {', '.join(known)}")
+        if not isinstance(kinds, (list, tuple)) or not all(callable(k) for k in kinds):
+            raise InputError(f"{path}: KINDS[{what!r}] is a list of functions (grader.sim.Kind)")
+        found[what] = tuple(kinds)
+    return found
 
 
 def chosen(pack: PackScenarios, names: Sequence[str]) -> list[str]:

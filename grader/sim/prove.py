@@ -18,7 +18,7 @@ from typing import IO, Any
 from grader.base.proving import ScenariosProved
 from grader.sim.fleet import Fleet
 from grader.sim.pack import PackScenarios
-from grader.sim.proof import GRADE, given
+from grader.sim.place import GRADE, given
 from grader.sim.vm import VM
 from grader.sim.watch import SimWatch, boot
 

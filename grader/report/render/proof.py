@@ -74,20 +74,38 @@ def kill_matrix(proved: MutantsProved, terminal: bool = False, width: int = 80, 
         )
         for gap in gaps[:8]:
             _said(console, f"  {tried[gap].description}")
+    same = [tried[m] for m in proved.equivalent]
+    if same:
+        console.print(
+            f"{len(same)} mutant(s) equivalent: no command the checks ran answered otherwise "
+            "with them (not graded), e.g.:",
+            markup=False,
+        )
+        for mutant in same[:8]:
+            _said(console, f"  {mutant.description}")
     kept_back = [m for m in proved.mutants if not m.applied]
     if kept_back:
         console.print(f"{len(kept_back)} mutant(s) not applied:", markup=False)
         for mutant in kept_back[:8]:
             _said(console, f"  {mutant.description}: {mutant.not_applied}")
+    if proved.allowed:
+        _said(console, "allowed by its owner (--allow): " + ", ".join(proved.allowed))
     for line in proved.problems:
         _said(console, f"  {line}")
     for check in proved.survivors:
         read = [m.description for m in applied if check in m.read_by][:2]
         if check in proved.not_proved:
+            why = proved.not_proved[check]
             _said(
                 console,
-                f"not proved: {check}: every mutant of what it reads was not applied "
-                f"({proved.not_proved[check][0]})",
+                f"not proved: {check}: "
+                + (
+                    f"no mutant applied made it fail, and {len(why)} of what it reads could "
+                    "not be applied"
+                    if read
+                    else "every mutant of what it reads was not applied"
+                )
+                + f" ({why[0]})",
             )
             continue
         _said(
@@ -126,6 +144,7 @@ def kill_matrix_json(proved: MutantsProved, **_: object) -> str:
                 "changed": m.changed,
                 "error": m.error,
                 "not_applied": m.not_applied,
+                "equivalent": m.equivalent,
             }
             for m in proved.mutants
         ],
@@ -133,7 +152,9 @@ def kill_matrix_json(proved: MutantsProved, **_: object) -> str:
         "survivors": proved.survivors,
         "not_proved": {c: why[0] for c, why in proved.not_proved.items()},
         "gaps": proved.gaps,
+        "equivalent": proved.equivalent,  # applied, and no command answered otherwise
         "problems": proved.problems,
+        "allowed": list(proved.allowed),  # what --allow let mutants change
         # on the live VM: file -> where its original is (kept when it did not come back)
         "originals_kept": proved.originals_kept,
     }
