@@ -138,7 +138,7 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
         ))  # fmt: skip
     old.close()
     new = Book(url)  # the course folder is the book's own folder
-    assert new.schema == SCHEMA == 9
+    assert new.schema == SCHEMA == 10
     with new.engine.connect() as connection:
         rows = connection.execute(sa.select(runs).order_by(runs.c.id)).all()
         kept = connection.execute(sa.select(reports)).one()
@@ -147,6 +147,38 @@ def test_a_book_of_the_first_schema_opens_migrated_with_its_data(tmp_path, monke
         ("/old/run", None), ("runs/lab6-run-1", None)
     ]  # fmt: skip
     assert (kept.report_path, kept.rubric_sha256) == ("runs/lab6-run-1/amy.json", "ab")
+    new.close()
+
+
+def test_a_book_of_schema_9_as_main_made_it_gets_the_lti_tables_and_keeps_its_data(tmp_path):
+    """A book made before the LMS (schema 9: the web's queue, reports' asked_at, questions)
+    opens migrated: the LTI tables made, what it held kept, the outbox's first look at it
+    one of every mark."""
+    from grader.course.lti import outbox
+
+    url = f"sqlite:///{tmp_path / 'nine.sqlite'}"
+    old = Book(url, upto=9)
+    with old.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO runs (lab, kind, folder, recorded_at, recorded_by) "
+            "VALUES ('lab6', 'run', 'runs/lab6-web-1', '2026-11-01T00:00:00Z', 'web')"
+        ))  # fmt: skip
+        connection.execute(sa.text(
+            "INSERT INTO reports (run_id, student, status, score, max_score, graded_at, "
+            "report_path, asked_at) VALUES (1, 'amy', 'graded', 1, 1, '2026-11-01T00:00:00Z', "
+            "'runs/lab6-web-1/amy.json', '2026-10-31T23:59:00Z')"
+        ))  # fmt: skip
+    old.close()
+    new = Book(url)
+    assert new.schema == SCHEMA == 10
+    with new.engine.connect() as connection:
+        names = set(sa.inspect(connection).get_table_names())
+        kept = connection.execute(sa.select(reports)).one()
+    assert {"lti_logins", "lti_users", "lti_contexts", "lti_lineitems", "lti_outbox",
+            "lti_unmatched"} <= names  # fmt: skip
+    assert (kept.student, kept.asked_at) == ("amy", "2026-10-31T23:59:00Z")
+    marker, touched, _ = outbox.changes(new)
+    assert touched is None and marker["runs"] == 1  # nothing seen yet: every mark looked at
     new.close()
 
 

@@ -27,6 +27,12 @@ from grader.report.render.summary_csv import cell
 
 
 def book(args: Namespace) -> int:
+    if args.book_command == "sync":
+        # lazy: optional (the LMS needs the web's libraries: PyJWT)
+        from grader.actions.lms import SyncRequest
+        from grader.cli.lti import sync
+
+        COMMANDS["sync"] = (sync, lambda a: SyncRequest(bool(a.resend), bool(a.read_back)))
     command, make = COMMANDS[args.book_command]
     request = make(args)  # the command line's own checks, before the course is opened
     actor = Actor.here(args.by)

@@ -45,6 +45,10 @@ def course(args: Given) -> int:
         )
     if args.course_command != "run" and args.course_students:
         raise UsageError("--student is for `grade course run`")
+    if args.course_command == "members":
+        from grader.cli.lti import members  # lazy: optional (the web's libraries: PyJWT)
+
+        return members(args)
     actor = Actor.here(args.by)
     if args.course_command == "shard-script":
         return _shard_script(args, actor)

@@ -875,6 +875,17 @@ def _course_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Arg
     )
     regrade.add_argument("lab_id", metavar="LAB", help="A lab id of course.toml.")
     _course_where(regrade)
+    members = action(
+        "members",
+        "the LMS course's members beside the roster (who is missing, whose email or id differ)",
+        "Read the members of the LMS course (LTI Names and Role Provisioning: course.toml's "
+        "[[lti]], and a launch from that LMS course first) and show them beside the roster: "
+        "each member's roster student, who is missing from either, whose email or LMS id "
+        "differ. The roster stays what it is (hosts come from it, not from the LMS).",
+    )
+    members.add_argument("--from-lms", dest="from_lms", action="store_true", default=False,
+                         help="From the LMS (required).")  # fmt: skip
+    _course_where(members)
     for each in (run, due, regrade):
         each.add_argument(
             "--no-wait",
@@ -943,6 +954,31 @@ def _serve_parsers(
     link.add_argument("--public-url", dest="link_public_url", metavar="URL",
                       help="The address people use (as grade serve's).")  # fmt: skip
     _course_where(link)
+    keys = links.add_parser(
+        "lti-keys", help="make the course's LTI 1.3 signing key (or a new one: --rotate)",
+        description="Make the RSA key the course signs with as an LTI 1.3 tool (its deep-link "
+        "responses, its requests for the LMS's services), in the course folder's lti-keys/ "
+        "(0600; it never leaves the folder). The tool publishes its public half at /lti/jwks. "
+        "--rotate makes a new one: the one before stays published for a day, then the next "
+        "lti-keys deletes it.",
+        formatter_class=_formatter, argument_default=argparse.SUPPRESS,
+    )  # fmt: skip
+    keys.add_argument("--rotate", action="store_true", default=False,
+                      help="A new key; the one before retired.")  # fmt: skip
+    _course_where(keys)
+    config = links.add_parser(
+        "lti-config", help="print what to paste into an LMS to register the course as a tool",
+        description="Print what to paste into the LMS (--lms) to register the course as an LTI "
+        "1.3 tool: the tool, login and redirect addresses, its public key set, the services "
+        "to enable (for Canvas, the developer key's JSON). The LMS then gives the values of "
+        "course.toml's [[lti]] table (see the README's \"From the LMS\").",
+        formatter_class=_formatter, argument_default=argparse.SUPPRESS,
+    )  # fmt: skip
+    config.add_argument("--lms", dest="lti_lms", choices=("moodle", "canvas", "brightspace"),
+                        required=True, help="The LMS.")  # fmt: skip
+    config.add_argument("--public-url", dest="link_public_url", metavar="URL",
+                        help="The address people use (as grade serve's).")  # fmt: skip
+    _course_where(config)
     worker = sub(
         "worker",
         "grade what is asked for on the web, from the book's queue (PostgreSQL)",
@@ -1061,6 +1097,17 @@ def _book_parsers(sub: Callable[..., argparse.ArgumentParser]) -> argparse.Argum
     release.add_argument("book_lab", metavar="LAB")
     page = action("page", "the course page: every lab's marks, who is missing what, late work")
     page.add_argument("--output", type=Path, metavar="FILE", help="Default: course.html.")
+    sync = action(
+        "sync",
+        "send every mark the LMS does not have yet (course.toml's [[lti]]), show what waits "
+        "or was refused, and read the LMS's results back to find marks it lost or holds "
+        "differently",
+    )
+    sync.add_argument("--resend", action="store_true", default=False,
+                      help="Send the book's mark where the LMS holds another, or refused "
+                      "it (once the LMS is put right).")  # fmt: skip
+    sync.add_argument("--no-read-back", dest="read_back", action="store_false", default=True,
+                      help="Do not read the LMS's results back.")  # fmt: skip
     backup = action(
         "backup",
         "a consistent copy of a SQLite gradebook, while it is in use (PostgreSQL: pg_dump)",

@@ -43,6 +43,15 @@ def _listen(text: str) -> tuple[str, int]:
 def serve(args: Given) -> int:
     if args.serve_command == "link":
         return _link(args)
+    if args.serve_command in ("lti-keys", "lti-config"):
+        try:
+            from grader.cli import lti  # lazy: optional (the web's libraries: PyJWT)
+        except ImportError as e:
+            raise UsageError(
+                f"grade serve {args.serve_command} needs the web's libraries "
+                f"({e.name} is missing): pip install 'lab-grader[web]'"
+            ) from None
+        return lti.keys(args) if args.serve_command == "lti-keys" else lti.config(args)
     host, port = _listen(args.listen or "127.0.0.1:8080")
     public = (args.public_url or f"http://{args.listen or '127.0.0.1:8080'}").rstrip("/")
     if not public.startswith(("http://", "https://")):

@@ -22,6 +22,8 @@
     # staff = ["anna", "ben"]: who may sign in to the web as staff (grade serve link --staff)
     # and per lab: feedback = "immediate" | "after_due" | "on_release" (what a student sees on
     # the web), requests = { every = "10m", per_day = 12, count = true } ("Grade my VM now")
+    # [[lti]]: an LMS the course is an LTI 1.3 tool of (issuer, client_id, deployment_ids,
+    # auth_login_url, auth_token_url, key_set_url, match): see grader.course.lti
 
 The course commands find it by walking up from the current folder (as git finds .git), or take
 ``--course PATH``. It is validated when loaded, like the rubric: the file, the line, the key and
@@ -55,6 +57,7 @@ from grader.course.schema import (
     FromEnvModel,
     LabModel,
     LateModel,
+    LtiModel,
     RequestsModel,
 )
 from grader.engine.rubric import KeyLocator
@@ -110,6 +113,27 @@ class CourseLab:
 
 
 @dataclass(frozen=True)
+class LtiPlatform:
+    """An LMS the course is registered with as an LTI 1.3 tool (a ``[[lti]]`` table)."""
+
+    issuer: str
+    client_id: str
+    deployment_ids: tuple[str, ...]
+    auth_login_url: str
+    auth_token_url: str
+    key_set_url: str
+    match: str = "email"  # email | sis_id | username | a claim's path (CLAIM or CLAIM#KEY)
+    where: str = ""  # "course.toml:30: "
+    auth_audience: str | None = None  # the token request's audience (default auth_token_url)
+
+
+#: What ``match`` names besides a claim's path
+LTI_MATCHES = ("email", "sis_id", "username")
+#: The OpenID Connect claims a ``match`` may name bare (others are an LTI claim's URL)
+OIDC_CLAIMS = ("preferred_username", "nickname", "given_name", "family_name", "name")
+
+
+@dataclass(frozen=True)
 class Course:
     path: Path  # course.toml
     title: str
@@ -119,6 +143,7 @@ class Course:
     db: str | None = None  # the gradebook's URL, when the course names it
     private: bool = True  # the book and runs/ for their owner only
     staff: tuple[str, ...] = ()  # who may sign in to the web as staff
+    lti: tuple[LtiPlatform, ...] = ()  # the LMSs the course is an LTI 1.3 tool of
 
     @property
     def folder(self) -> Path:
@@ -187,6 +212,8 @@ def load_course(path: Path) -> Course:
                 model_of = RequestsModel
             elif "vars" in loc:
                 model_of = FromEnvModel
+            elif loc[0] == "lti":
+                model_of = LtiModel
             elif len(loc) == 3:
                 model_of = LabModel
             message = f"unknown key{closest(str(loc[-1]), list(model_of.model_fields))}"
@@ -260,7 +287,43 @@ def load_course(path: Path) -> Course:
         db=model.db,
         private=model.private,
         staff=tuple(model.staff),
+        lti=_lti(model.lti, where),
     )
+
+
+def _lti(models: list[LtiModel], where: KeyLocator) -> tuple[LtiPlatform, ...]:
+    """The ``[[lti]]`` tables: one registration per issuer and client id; a key set, a token
+    and a login address over https (http only to this machine, for tests); ``match`` a known
+    name or a claim's path."""
+    found: list[LtiPlatform] = []
+    for n, m in enumerate(models):
+        at = where(("lti", n))
+        if any(p.issuer == m.issuer and p.client_id == m.client_id for p in found):
+            raise InputError(f"{at}lti[{n}]: {m.issuer} with client_id {m.client_id!r} is "
+                             "registered twice")  # fmt: skip
+        for key in ("issuer", "auth_login_url", "auth_token_url", "key_set_url"):
+            url = getattr(m, key)
+            host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+                raise InputError(
+                    f"{where(('lti', n, key))}lti[{n}].{key}: {url} is not https: an LMS's "
+                    "keys and tokens travel over TLS only (http is for this machine, in tests)"
+                )
+        claim = m.match.split("#")[0]
+        if m.match not in LTI_MATCHES and (
+            not all(m.match.split("#")) or any(c.isspace() for c in m.match)
+            or not (claim.startswith(("https://", "http://")) or claim in OIDC_CLAIMS)
+        ):  # fmt: skip
+            raise InputError(
+                f"{where(('lti', n, 'match'))}lti[{n}].match: {m.match!r} is neither one of "
+                f"{', '.join(LTI_MATCHES)}{closest(m.match, (*LTI_MATCHES, *OIDC_CLAIMS))} nor "
+                "a claim's path (an LTI claim's URL, or an OpenID Connect claim's name, then "
+                "#KEY for a key of an object claim)"
+            )
+        urls = (m.auth_login_url, m.auth_token_url, m.key_set_url)
+        found.append(LtiPlatform(m.issuer, m.client_id, tuple(m.deployment_ids), *urls, m.match,
+                                 at, m.auth_audience))  # fmt: skip
+    return tuple(found)
 
 
 #: What str.splitlines() breaks lines at but TOML does not, as TOML's escapes

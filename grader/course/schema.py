@@ -57,6 +57,24 @@ class LabModel(_Model):
     requests: RequestsModel = RequestsModel()
 
 
+class LtiModel(_Model):
+    """One LMS this course is registered with as an LTI 1.3 tool (``[[lti]]``)."""
+
+    issuer: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=300)]
+    client_id: Annotated[str, Field(min_length=1, max_length=300)]
+    deployment_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=300)]],
+                              Field(min_length=1)]  # fmt: skip
+    auth_login_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1000)]
+    auth_token_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1000)]
+    key_set_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1000)]
+    # the audience of the tool's token requests, where the LMS names one (Brightspace:
+    # https://api.brightspace.com/auth/token); default the token address
+    auth_audience: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    # how a launch's user is found on the roster the first time: "email", "sis_id",
+    # "username", or a claim's path (CLAIM or CLAIM#KEY, e.g. the custom claim's student_id)
+    match: Annotated[str, Field(min_length=1, max_length=300)] = "email"
+
+
 class CourseModel(_Model):
     title: Annotated[str, Field(min_length=1)]
     roster: Annotated[str, Field(min_length=1)]
@@ -69,3 +87,5 @@ class CourseModel(_Model):
     private: bool = True
     # who may sign in to the web as staff (grade serve link --staff NAME)
     staff: list[Annotated[str, Field(pattern=_NAME)]] = []
+    # the LMSs the course is an LTI 1.3 tool of (grade serve: sign-in, deep links, marks)
+    lti: list[LtiModel] = []

@@ -7,12 +7,17 @@ class run. Stopped (Ctrl-C, SIGTERM), the server takes no more requests and wait
 gradings under way to end (each is bounded by the grading's time limit); a grading cut short
 records nothing, and its request is taken again by the next grader to start, since its lease
 ends. None is lost, none is recorded twice.
+
+A course registered with an LMS (course.toml's ``[[lti]]``) has its marks sent from the same
+process (the outbox, grader.actions.lms), even with no graders: looking at a whole class's
+marks is work the pages need not wait behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import multiprocessing
 import os
@@ -38,7 +43,7 @@ from grader.actions.common import Actor, CourseAt
 from grader.actions.grading import Connection
 from grader.actions.requests import work_one
 from grader.base.files import write_atomic
-from grader.web import api, pages
+from grader.web import api, lti, pages
 from grader.web.sessions import IDLE, BookStore
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ class WebConfig:
     graders: int = 2  # workers grading what is asked for (0: this process grades nothing)
     connection: Connection = field(default_factory=Connection)
     poll: float = 1.0  # seconds a worker waits when the queue is empty
+    lms_every: float = 5.0  # seconds between two looks for marks to send to the LMS (0: none)
 
     @property
     def https(self) -> bool:
@@ -116,14 +122,45 @@ class Workers:
 #: How much lower the graders' process runs than the pages' (nice): on a machine the gradings
 #: keep busy, a page waits for them otherwise
 NICER = 10
+
+
+class Outbox(threading.Thread):
+    """The marks for the LMS: every ``lms_every`` seconds, what changed in the book is queued
+    and what is due is sent (grader.actions.lms); the whole course looked at once at start."""
+
+    def __init__(self, course: Gradebook, every: float) -> None:
+        super().__init__(name="lms-outbox", daemon=True)
+        self.course, self.every = course, every
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from grader.actions import lms  # lazy: only a course with an LMS sends marks
+
+        everything = True
+        while not self.stop.is_set():
+            try:
+                lms.feed(self.course.fresh(), everything=everything)
+                lms.push(self.course.fresh())
+                everything = False
+            except Exception as e:  # the book or the LMS unreachable for a moment: again soon
+                logging.getLogger("grader.lti").warning("sending marks to the LMS: %s", e)
+            self.stop.wait(self.every)
+
+    def join(self, timeout: float | None = None) -> None:
+        self.stop.set()
+        if self.is_alive():
+            super().join(timeout)
+
+
 #: Loops taking requests at once: one slow VM holds its own class run, not every request
 LOOPS = 2
 
 
 def graders(config: WebConfig, stop: Any) -> None:
-    """The serve process's graders, in a process of their own (``stop``: a multiprocessing
-    Event the server sets when it stops): the pages stay quick while a class is graded (one
-    Python process would share its one interpreter lock between both). Ctrl-C reaches the
+    """The serve process's graders (and the outbox of marks for the LMS), in a process of
+    their own (``stop``: a multiprocessing Event the server sets when it stops): the pages stay
+    quick while a class is graded (one Python process would share its one interpreter lock
+    between both). Ctrl-C reaches the
     server, which stops this after its gradings end; SIGTERM (systemd stops the whole group)
     does the same here. The handler only notes the signal: setting ``stop`` from it, in the
     thread that waits on ``stop``, would wait for that thread to wake (multiprocessing's
@@ -134,10 +171,19 @@ def graders(config: WebConfig, stop: Any) -> None:
     signal.signal(signal.SIGTERM, lambda number, _: termed.append(number))
     with open_course(config.where, Actor("web"), create=True) as course:
         workers = Workers(course, config)
+        sender = Outbox(course, config.lms_every)
         workers.start()
+        if sends(course, config):
+            sender.start()
         while not termed and not stop.wait(0.5):
             pass
         workers.join()
+        sender.join(30.0)
+
+
+def sends(course: Gradebook, config: WebConfig) -> bool:
+    """Whether the server sends marks to an LMS."""
+    return bool(course.course.lti) and config.lms_every > 0
 
 
 def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
@@ -148,17 +194,23 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     process = context.Process(target=graders, args=(config, stop), name="grader-graders")
+    background = config.graders > 0 or sends(course, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if config.graders > 0:
+        if background:
             process.start()
+        if course.course.lti and not lti.keys_made(course):
+            logging.getLogger("grader.lti").warning(
+                "course.toml registers an LMS ([[lti]]) but the course has no LTI signing key: "
+                "make it with `grade serve lti-keys`"
+            )
         try:
             yield
         finally:
             from anyio import to_thread  # lazy: only a stopping server waits so
 
-            if config.graders > 0:
+            if background:
                 stop.set()
                 await to_thread.run_sync(process.join, config.connection.host_timeout + 90)
                 if process.is_alive():
@@ -168,7 +220,8 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     static = StaticFiles(packages=[("grader.web", "static")])
     store = BookStore(course)
     app = Starlette(
-        routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", app=static, name="static")],
+        routes=[*pages.ROUTES, *api.ROUTES, *lti.ROUTES,
+                Mount("/static", app=static, name="static")],
         middleware=[
             Middleware(
                 SessionMiddleware, store=store, lifetime=IDLE, rolling=True,
@@ -184,6 +237,7 @@ def make_app(config: WebConfig, course: Gradebook | None = None) -> Any:
     app.state.title = course.course.title
     app.state.secret = secret_of(course.course.folder).encode()
     app.state.store = store
+    app.state.public_url = config.public_url.rstrip("/")
     public = urlsplit(config.public_url).hostname or "127.0.0.1"
     hosts = TrustedHostMiddleware(app, allowed_hosts=[public, "127.0.0.1", "localhost", "[::1]"])
     return headers(limited(hosts))
@@ -255,7 +309,8 @@ class _TooLarge(Exception):
 
 
 def headers(app: Callable[..., Any]) -> Callable[..., Any]:
-    """``app`` with HEADERS on every HTTP response (a route's own policy kept)."""
+    """``app`` with HEADERS on every HTTP response (a route's own policy kept: one whose
+    frame-ancestors is not 'none' is not sent X-Frame-Options)."""
 
     async def with_headers(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -264,8 +319,12 @@ def headers(app: Callable[..., Any]) -> Callable[..., Any]:
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in HEADERS if k not in present]
+                given = {k.lower(): v for k, v in message.get("headers", [])}
+                extra = [(k, v) for k, v in HEADERS if k not in given]
+                policy = given.get(b"content-security-policy")
+                if policy is not None and b"frame-ancestors 'none'" not in policy:
+                    # a route that lets one origin frame it (the LTI picker): no DENY
+                    extra = [(k, v) for k, v in extra if k != b"x-frame-options"]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

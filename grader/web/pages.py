@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starsessions import get_session_id, regenerate_session_id
 
-from grader.actions import access, book, student
+from grader.actions import access, book, lms, student
 from grader.actions import questions as asking_staff
 from grader.actions import requests as asking
 from grader.actions.common import Actor
@@ -105,8 +105,9 @@ def lab_page(request: Request, actor: Actor, course: Gradebook) -> Response:
     whose = actor.student or ""
     view = student.lab_view(course, actor, whose, lab)
     asked = asking_staff.theirs(course, actor, lab)
+    reached = lms.reached(course, actor, whose, lab)
     return private(page(request, "student_lab.html.j2", view=view, student_id=whose,
-                        questions=asked))  # fmt: skip
+                        questions=asked, lms=reached))  # fmt: skip
 
 
 @guarded(api=False)

@@ -205,7 +205,99 @@ def _define(md: sa.MetaData, schema: int) -> tuple[sa.Table, ...]:
         tables += _web(md)
     if schema >= 9:
         tables.append(_questions(md))
+    if schema >= 10:
+        tables += _lti(md)
     return tuple(tables)
+
+
+def _lti(md: sa.MetaData) -> list[sa.Table]:
+    """The course as an LTI 1.3 tool (schema 10): logins under way (their state and nonce,
+    used once), the LMS users bound to students, the LMS courses seen at launches (their
+    services' addresses), each lab's line item there, the outbox of scores, and the launches
+    of people the roster does not have."""
+    return [
+        sa.Table(
+            "lti_logins",  # an OIDC login initiated: its state (hashed) and nonce, used once
+            md,
+            sa.Column("state_sha256", sa.String(64), primary_key=True),
+            sa.Column("nonce", sa.String(100), nullable=False, unique=True),
+            sa.Column("issuer", sa.String(300), nullable=False),
+            sa.Column("client_id", sa.String(300), nullable=False),
+            sa.Column("made_at", sa.String(32), nullable=False),
+            sa.Column("expires_at", sa.String(32), nullable=False, index=True),
+            sa.Column("used_at", sa.String(32)),
+        ),
+        sa.Table(
+            "lti_users",  # an LMS user (issuer, sub) bound to a student at their first launch
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("issuer", sa.String(300), nullable=False),
+            sa.Column("sub", sa.String(300), nullable=False),
+            sa.Column("student", sa.String(200), nullable=False, index=True),
+            sa.Column("matched_by", sa.Text, nullable=False),  # the claim and its value
+            sa.Column("bound_at", sa.String(32), nullable=False),
+            sa.Column("context", sa.Integer),  # the LMS course of their latest launch
+            sa.UniqueConstraint("issuer", "sub"),
+            sa.UniqueConstraint("issuer", "student"),
+        ),
+        sa.Table(
+            "lti_contexts",  # an LMS course the tool was launched from, and its services
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("issuer", sa.String(300), nullable=False),
+            sa.Column("client_id", sa.String(300), nullable=False),
+            sa.Column("deployment_id", sa.String(300), nullable=False),
+            sa.Column("context_id", sa.String(300), nullable=False),
+            sa.Column("title", sa.Text),
+            sa.Column("lineitems_url", sa.Text),
+            sa.Column("memberships_url", sa.Text),
+            sa.Column("scopes", sa.Text, nullable=False),  # JSON: the AGS scopes offered
+            sa.Column("seen_at", sa.String(32), nullable=False),
+            sa.UniqueConstraint("issuer", "client_id", "deployment_id", "context_id"),
+        ),
+        sa.Table(
+            "lti_lineitems",  # a lab's line item in an LMS course, bound once
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("context", sa.Integer, sa.ForeignKey("lti_contexts.id"), nullable=False),
+            sa.Column("lab", sa.String(100), nullable=False),
+            sa.Column("url", sa.Text, nullable=False),
+            sa.Column("how", sa.String(20), nullable=False),  # launch | found | created
+            sa.Column("bound_at", sa.String(32), nullable=False),
+            sa.UniqueConstraint("context", "lab"),
+        ),
+        sa.Table(
+            "lti_outbox",  # each score for the LMS, kept until it is there (or refused)
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("student", sa.String(200), nullable=False, index=True),
+            sa.Column("lab", sa.String(100), nullable=False),
+            sa.Column("score", sa.Text, nullable=False),  # JSON: what the book says
+            sa.Column("digest", sa.String(64), nullable=False),
+            # pending | sending | sent | refused | superseded
+            sa.Column("state", sa.String(20), nullable=False, index=True),
+            sa.Column("attempts", sa.Integer, nullable=False),
+            sa.Column("next_try_at", sa.String(32), nullable=False),
+            sa.Column("lease_until", sa.String(32)),
+            sa.Column("made_at", sa.String(32), nullable=False),
+            sa.Column("sent_at", sa.String(32)),
+            sa.Column("waiting", sa.Text),  # why it is not sent yet (what staff read)
+            sa.Column("answer", sa.Text),  # the LMS's answer to a refused score
+        ),
+        sa.Table(
+            "lti_unmatched",  # launches of people the roster (or course.toml's staff) lacks
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("issuer", sa.String(300), nullable=False),
+            sa.Column("sub", sa.String(300), nullable=False),
+            sa.Column("name", sa.Text),
+            sa.Column("role", sa.String(10), nullable=False),
+            sa.Column("claim", sa.Text, nullable=False),  # what did not match, and its value
+            sa.Column("at", sa.String(32), nullable=False),
+            sa.Column("count", sa.Integer, nullable=False),
+            sa.UniqueConstraint("issuer", "sub"),
+        ),
+    ]
 
 
 def _questions(md: sa.MetaData) -> sa.Table:
@@ -388,10 +480,19 @@ def _schema_9(connection: sa.Connection, root: Path | None) -> None:
     ninth.tables["questions"].create(connection)
 
 
+def _schema_10(connection: sa.Connection, root: Path | None) -> None:
+    """The course as an LTI 1.3 tool: logins, LMS users bound to students, LMS courses, line
+    items, the outbox of scores, launches the roster could not match."""
+    tenth = sa.MetaData()
+    _define(tenth, 10)
+    for table in _lti(sa.MetaData()):
+        tenth.tables[table.name].create(connection)
+
+
 #: Schema versions in order: a book at version N is brought to the last by the ones after N
 MIGRATIONS: tuple[Callable[[sa.Connection, Path | None], None], ...] = (
     _schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6, _schema_7, _schema_8,
-    _schema_9,
+    _schema_9, _schema_10,
 )  # fmt: skip
 SCHEMA = len(MIGRATIONS)
 metadata = sa.MetaData()
