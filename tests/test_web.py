@@ -42,7 +42,7 @@ from grader.actions.requests import work_one
 from grader.base.results import CheckResult, Report, RubricRef
 from grader.cli import main
 from grader.course import queue
-from grader.course.book import Book, metadata, releases, reports
+from grader.course.book import Book, metadata, releases, reports, web_sessions
 from grader.course.book import requests as book_requests
 from grader.course.lock import course_lock
 from grader.evidence.signing import KEY_FILE, Key
@@ -443,6 +443,31 @@ def test_a_session_ends_after_a_day_without_use(web, monkeypatch):
     assert client.get("/api/me").status_code == 200
     at(START + timedelta(hours=71), monkeypatch)
     assert client.get("/api/me").status_code == 401
+
+
+def test_a_page_that_changes_nothing_writes_its_session_once_in_ten_minutes(web, monkeypatch):
+    """Each write waits for the book's writer (a class's gradings being recorded): an unchanged
+    session is written again only when its end was last pushed on ten minutes ago or more."""
+    client = web.signed_in("student", "amy")
+    client.get("/api/me")
+
+    def ends() -> set[str]:
+        book = Book(f"sqlite:///{web.folder / 'gradebook.sqlite'}", root=web.folder)
+        try:
+            with book.engine.connect() as connection:
+                return {str(r[0]) for r in connection.execute(sa.select(web_sessions.c.expires_at))}
+        finally:
+            book.close()
+
+    first = ends()
+    at(START + timedelta(minutes=5), monkeypatch)
+    assert client.get("/api/me").status_code == 200
+    assert ends() == first  # not written
+    at(START + timedelta(minutes=11), monkeypatch)
+    assert client.get("/api/me").status_code == 200
+    assert ends() != first  # pushed on
+    at(START + timedelta(minutes=11) + timedelta(days=1) - timedelta(minutes=1), monkeypatch)
+    assert client.get("/api/me").status_code == 200  # a day from its last write, not its first
 
 
 def test_signing_in_again_ends_the_session_it_replaces(web):
