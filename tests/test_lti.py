@@ -59,7 +59,7 @@ def course_toml(platform: Platform, match: str = "email") -> str:
     return f"""\
 title = "Systems 2026"
 roster = "class.csv"
-staff = ["anna"]
+staff = ["anna", "tara@uni.example"]
 
 [[labs]]
 id = "basics"
@@ -396,6 +396,10 @@ def test_a_user_the_roster_lacks_gets_a_clear_page_and_staff_see_the_claim_as_te
         (["TeachingAssistant"], "staff"),
         ([LIS_ROLES + "membership#Administrator"], "staff"),
         ([LIS_ROLES + "membership#Mentor"], None),
+        # a content developer (Canvas's "Designer") is not staff: a Learner who is one too
+        # is a student
+        ([LEARNER, LIS_ROLES + "membership#ContentDeveloper"], "student"),
+        (["Learner", "ContentDeveloper"], "student"),
     ],
 )
 def test_roles_by_their_full_or_simple_names(tool, platform, roles, role):
@@ -420,6 +424,81 @@ def test_staff_not_named_in_course_toml_are_not_let_in(tool, platform):
     answer = launch(zed, platform, "lms-zed-1", link=link)
     assert answer.status_code == 403 and "staff list does not name you" in answer.text
     assert zed.get("/api/me").status_code == 401
+
+
+def test_staff_are_known_by_lms_user_name_or_whole_email_never_an_emails_first_part(tool, platform):
+    """Any instructor of any LMS course under the deployment may choose an email: anna@
+    anywhere is not course.toml's anna."""
+    link = place(tool, platform)
+    platform.users["lms-mal-1"] = User("lms-mal-1", "Mallory", [INSTRUCTOR],
+                                       "anna@attacker.example", None, None)  # fmt: skip
+    mallory = browser_of(tool)
+    answer = launch(mallory, platform, "lms-mal-1", link=link)
+    assert answer.status_code == 403 and "staff list does not name you" in answer.text
+    assert mallory.get("/api/me").status_code == 401
+    # course.toml's staff "tara@uni.example": named by her whole email (and no LMS user name)
+    platform.users["lms-tara-1"] = User("lms-tara-1", "Tara", [INSTRUCTOR], "tara@uni.example",
+                                        None, None)  # fmt: skip
+    tara = browser_of(tool)
+    assert launch(tara, platform, "lms-tara-1", link=link).status_code == 303
+    assert me(tara)["role"] == "staff" and me(tara)["name"] == "tara@uni.example"
+
+
+class Redirecting:
+    """A service on loopback that answers every request with a redirect to another origin
+    (localhost, another name of the same machine), and notes each request and its token."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[tuple[str, str, str | None]] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                seen.append((self.command, self.path, self.headers.get("authorization")))
+                self.send_response(307)
+                port = self.server.server_address[1]
+                self.send_header("Location", f"http://localhost:{port}/landed{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_service_that_redirects_is_not_followed_with_the_token(tool, platform, folder):
+    """The token and the score go to the address the LMS gave, never where a redirect points."""
+    elsewhere = Redirecting()
+    try:
+        amy = browser_of(tool)
+        fields = begin(amy, platform, "lms-amy-7f3a")
+        claims = claims_for(platform, fields["nonce"], **{
+            CONTEXT: {"id": "course-redirecting"},
+            "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
+                "lineitems": f"{elsewhere.url}/li", "lineitem": f"{elsewhere.url}/li/1",
+                "scope": [services.SCORE, services.LINEITEM]},
+        })  # fmt: skip
+        answer = amy.post("/lti/launch", data={"id_token": platform.sign(claims),
+                                                "state": fields["state"]})  # fmt: skip
+        assert answer.status_code == 303, answer.text
+        record(folder, "amy", "basics", ALL_PASS)
+        pushed = feed_and_push(folder)
+        asked = [path for _, path, _ in elsewhere.seen]
+        assert "/li/1/scores" in asked, asked  # the LMS's address was asked, with its token
+        assert not [p for p in asked if p.startswith("/landed")], asked  # the redirect was not
+        assert pushed.sent == 0 and pushed.refused >= 1, pushed
+    finally:
+        elsewhere.server.shutdown()
+        elsewhere.server.server_close()
 
 
 # -- hostile launches: refused, nothing recorded, a page that says so, a log line ------------------

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+_STAFF = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(@[A-Za-z0-9][A-Za-z0-9.-]*)?$"
 
 
 class _Model(BaseModel):
@@ -85,7 +86,8 @@ class CourseModel(_Model):
     db: Annotated[str, Field(min_length=1)] | None = None
     # the book and runs/ readable by their owner only (marks, override reasons)
     private: bool = True
-    # who may sign in to the web as staff (grade serve link --staff NAME)
-    staff: list[Annotated[str, Field(pattern=_NAME)]] = []
+    # who may sign in to the web as staff (grade serve link --staff NAME): a name, or an email
+    # (an LMS's staff are known by their LMS user name or their whole email)
+    staff: list[Annotated[str, Field(pattern=_STAFF)]] = []
     # the LMSs the course is an LTI 1.3 tool of (grade serve: sign-in, deep links, marks)
     lti: list[LtiModel] = []

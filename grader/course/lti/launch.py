@@ -42,14 +42,13 @@ RESOURCE, DEEP = "LtiResourceLinkRequest", "LtiDeepLinkingRequest"
 _LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
 STAFF_ROLES = {
     _LIS + "membership#Instructor", _LIS + "membership#Administrator",
-    _LIS + "membership/Instructor#TeachingAssistant", _LIS + "membership#ContentDeveloper",
+    _LIS + "membership/Instructor#TeachingAssistant",
     _LIS + "institution/person#Administrator", _LIS + "system/person#Administrator",
 }  # fmt: skip
 LEARNER = _LIS + "membership#Learner"
 #: The simple names of context roles LTI 1.3 lets a platform send instead (the roles claim is
 #: the platform's, signed: a name there is as trusted as a URI)
-SIMPLE_STAFF, SIMPLE_LEARNER = {"Instructor", "Administrator", "TeachingAssistant",
-                                "ContentDeveloper"}, "Learner"  # fmt: skip
+SIMPLE_STAFF, SIMPLE_LEARNER = {"Instructor", "Administrator", "TeachingAssistant"}, "Learner"
 #: Custom parameters that would name a role: a launch carrying one is refused (a role comes
 #: from the roles claim, which the LMS sets, never from a parameter)
 ROLE_PARAMETERS = ("role", "roles", "lti_role", "staff", "is_staff", "instructor", "admin")
@@ -324,10 +323,11 @@ def roster_match(match: str, value: str, people: dict[str, dict[str, str]]) -> l
 
 
 def staff_name(course: Course, claims: dict[str, Any]) -> str | None:
-    """Which of course.toml's staff the LMS user is: their user name (or their email's local
-    part), when course.toml names it."""
-    email = claim_at(claims, "email") or ""
-    for name in (username_of(claims), email.split("@", 1)[0] if "@" in email else None):
+    """Which of course.toml's staff the LMS user is: their LMS user name, or their whole email,
+    when course.toml names it. Never an email's first part alone: anna@anywhere is not anna
+    (any instructor of any LMS course under the deployment could choose such an email)."""
+    email = claim_at(claims, "email")
+    for name in (username_of(claims), email):
         if name and name in course.staff:
             return name
     return None

@@ -6,7 +6,9 @@ posted, results read back); Names and Role Provisioning (the course's members).
 A token the LMS answers 401 to (one that has just expired by its clock) is dropped and a new
 one asked for, once. An LMS that cannot be reached, or answers 5xx or 429, is ``Unreachable``
 (the outbox tries again later); one that refuses (another 4xx) is ``ServiceError`` with its
-answer. Bodies are read up to a bound; every address comes from the launch or course.toml.
+answer. Bodies are read up to a bound; every address comes from the launch or course.toml, is
+https when the LMS's token address is, and no redirect or next page to another origin is
+followed with the token.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def call(
 ) -> tuple[int, dict[str, str], Any]:  # fmt: skip
     """One call of a service with a token (a 401: once again with a new token): its status,
     headers and JSON body."""
+    if urlsplit(url).scheme != "https" and urlsplit(platform.auth_token_url).scheme == "https":
+        raise ServiceError(0, f"the LMS's service address is not https: {url[:200]!r}")
     data = json.dumps(body).encode() if body is not None else None
     for attempt in (0, 1):
         headers = {"Authorization": f"Bearer {token(folder, platform, scopes, attempt == 1)}",
@@ -106,8 +110,8 @@ def call(
             continue
         if status >= 500 or status == 429:
             raise Unreachable(status, _clip(answer))
-        if status >= 400:
-            raise ServiceError(status, _clip(answer))
+        if status >= 400 or 300 <= status < 400:  # a redirect: not followed with the token
+            raise ServiceError(status, _clip(answer) or answer_headers.get("Location", ""))
         return status, answer_headers, _json(answer)
     raise ServiceError(401, "the LMS refused a new token too")
 
@@ -119,12 +123,24 @@ def _http(
         raise ServiceError(0, f"not an http(s) address: {url[:200]!r}")
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with _OPENER.open(request, timeout=TIMEOUT) as response:
             return response.status, dict(response.headers.items()), response.read(BODY_LIMIT)
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers.items()) if e.headers else {}, e.read(BODY_LIMIT)
+        with e:  # closed once read (a redirect's answer too)
+            return e.code, dict(e.headers.items()) if e.headers else {}, e.read(BODY_LIMIT)
     except (OSError, ValueError) as e:  # refused, reset, timed out, a bad address
         raise Unreachable(0, f"{type(e).__name__}: {e}") from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the LMS's answer, not followed: urllib would carry the token (and the
+    score) to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _json(body: bytes) -> Any:
@@ -161,8 +177,8 @@ def _pages(
         items = body.get(key) if key and isinstance(body, dict) else body
         found += [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
         following = _next(headers)
-        if following is None:
-            break
+        if following is None or urlsplit(following)[:2] != urlsplit(url)[:2]:
+            break  # the next page is the same service's (the token goes nowhere else)
         url = following
     return found
 
