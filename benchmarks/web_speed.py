@@ -114,10 +114,13 @@ def main() -> int:
         print("cannot run here: " + "; ".join(problems))
         return 2
     grade = str(Path(sys.executable).parent / "grade")
-    work = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    course = work / "course"
-    course.mkdir()
-    with Fleet(SCENARIOS, GRADING_VARS) as fleet:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-web-") as kept,
+        Fleet(SCENARIOS, GRADING_VARS) as fleet,
+    ):
+        work = Path(kept)  # the course, its book and the links: gone at the end
+        course = work / "course"
+        course.mkdir()
         started = time.monotonic()
         vms = fleet.boot([(f"w{n:03d}", SCENARIOS["complete"]) for n in range(args.vms)])
         print(f"booted {args.vms} VMs in {time.monotonic() - started:.1f} s", flush=True)
