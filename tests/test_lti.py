@@ -34,6 +34,7 @@ from grader.actions.common import Actor, CourseAt
 from grader.cli import main
 from grader.course.book import Book, metadata
 from grader.course.lti import keys, services
+from grader.course.lti import launch as launching
 from grader.course.lti.launch import (
     CONTEXT,
     CUSTOM,
@@ -113,6 +114,9 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform: Platform) 
     assert main(["serve", "lti-keys", "--course", str(course)]) == 0
     platform.tool_jwks = lambda: keys.jwks(course)
     services.forget_tokens()
+    # each test's platform has keys of its own, at a port an earlier test's may have had: the
+    # process's key-set clients (one per address, refetched at most every 10 s) start empty
+    monkeypatch.setattr(launching, "_clients", {})
     return course
 
 
@@ -676,7 +680,6 @@ def test_the_login_is_taken_by_post_as_by_get(tool, platform):
 
 
 def test_a_platform_that_rotates_its_key_is_followed_by_kid(tool, platform, monkeypatch):
-    from grader.course.lti import launch as launching
     from tests.lti_platform import private_pem
 
     monkeypatch.setattr(launching, "REFETCH_AFTER", 0.0)
