@@ -8,7 +8,7 @@ deployment known, the message type and the version.
 Who the launch is: staff (Instructor, TeachingAssistant, Administrator in the roles claim) or
 a student (Learner); a role never comes from a custom parameter. A student is found on the
 roster by the LMS user bound to them (``sub``) or, the first time, by the platform's ``match``
-(then bound); staff by their user name in course.toml's ``staff``.
+(then bound); staff by their LMS user name or whole email in course.toml's ``staff``.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def call(
             continue
         if status >= 500 or status == 429:
             raise Unreachable(status, _clip(answer))
-        if status >= 400 or 300 <= status < 400:  # a redirect: not followed with the token
+        if status >= 300:  # a refusal, or a redirect: not followed with the token
             raise ServiceError(status, _clip(answer) or answer_headers.get("Location", ""))
         return status, answer_headers, _json(answer)
     raise ServiceError(401, "the LMS refused a new token too")
